@@ -1,0 +1,63 @@
+//! Configuration: command-line flags, each with an environment variable.
+
+use clap::{Parser, ValueEnum};
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line (for log shippers).
+    Json,
+}
+
+/// The HEP FHIR server.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "hep-server", version, about = "FHIR R4 server for home exercise programs")]
+pub struct Config {
+    /// Address and port to listen on.
+    #[arg(long, env = "HEP_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: String,
+
+    /// Database: a PostgreSQL URL (`postgres://user:pass@host/db`) or an SQLite file path.
+    #[arg(long, env = "HEP_DATABASE_URL", default_value = "hep.db")]
+    pub database_url: String,
+
+    /// Public base URL of the FHIR endpoint (e.g. `https://hep.example.org/fhir`), used in
+    /// `Location` headers and Bundle links. Default: derived from each request's Host.
+    #[arg(long, env = "HEP_BASE_URL")]
+    pub base_url: Option<String>,
+
+    /// Log format.
+    #[arg(long, env = "HEP_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+
+    /// Largest request body accepted, in bytes (larger: 413).
+    #[arg(long, env = "HEP_MAX_BODY_BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Deepest nesting of JSON objects/arrays or XML elements accepted.
+    #[arg(long, env = "HEP_MAX_DEPTH", default_value_t = 64)]
+    pub max_depth: usize,
+
+    /// HTTP worker threads (default: one per core).
+    #[arg(long, env = "HEP_WORKERS")]
+    pub workers: Option<usize>,
+
+    /// Database connections in the pool.
+    #[arg(long, env = "HEP_DB_POOL_SIZE", default_value_t = 8)]
+    pub db_pool_size: u32,
+
+    /// Seconds to finish in-flight requests after SIGTERM/SIGINT.
+    #[arg(long, env = "HEP_SHUTDOWN_TIMEOUT", default_value_t = 30)]
+    pub shutdown_timeout: u64,
+}
+
+impl Config {
+    /// A configuration with every default, for the given database (tests, tools).
+    pub fn for_database(database_url: &str) -> Config {
+        let mut c = Config::parse_from(["hep-server"]);
+        c.database_url = database_url.to_string();
+        c
+    }
+}

@@ -1,0 +1,246 @@
+//! The database: connections, migrations and the SQL of the resource store.
+//!
+//! One code path for SQLite (the embedded default) and PostgreSQL: queries are written
+//! once against [`AnyConnection`]. SQLite writes go through one dedicated connection
+//! (SQLite has one writer at a time; serialising in-process avoids busy waits), reads
+//! through a pool. PostgreSQL uses one pool for both.
+
+pub mod schema;
+pub mod store;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use diesel::Connection;
+use diesel::connection::SimpleConnection;
+use diesel::r2d2::{self, ManageConnection};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
+
+/// A connection to either backend.
+#[derive(diesel::MultiConnection)]
+pub enum AnyConnection {
+    Postgresql(diesel::PgConnection),
+    Sqlite(diesel::SqliteConnection),
+}
+
+/// Which database the URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn of_url(url: &str) -> Backend {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        }
+    }
+}
+
+/// Errors of the database layer.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database error: {0}")]
+    Query(#[from] diesel::result::Error),
+    #[error("cannot connect to the database: {0}")]
+    Connection(String),
+    #[error("database migrations failed: {0}")]
+    Migration(String),
+}
+
+impl From<r2d2::PoolError> for DbError {
+    fn from(e: r2d2::PoolError) -> Self {
+        DbError::Connection(e.to_string())
+    }
+}
+
+/// Opens connections of the configured backend (never guessing from a failed attempt).
+#[derive(Debug, Clone)]
+struct Manager {
+    url: String,
+    backend: Backend,
+}
+
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+     PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; \
+     PRAGMA cache_size = -32768;";
+
+impl Manager {
+    fn open(&self) -> Result<AnyConnection, DbError> {
+        match self.backend {
+            Backend::Postgres => diesel::PgConnection::establish(&self.url)
+                .map(AnyConnection::Postgresql)
+                .map_err(|e| DbError::Connection(e.to_string())),
+            Backend::Sqlite => {
+                let path = self.url.strip_prefix("sqlite://").unwrap_or(&self.url);
+                let mut conn = diesel::SqliteConnection::establish(path)
+                    .map_err(|e| DbError::Connection(e.to_string()))?;
+                conn.batch_execute(SQLITE_PRAGMAS)?;
+                Ok(AnyConnection::Sqlite(conn))
+            }
+        }
+    }
+}
+
+impl ManageConnection for Manager {
+    type Connection = AnyConnection;
+    type Error = r2d2::Error;
+
+    fn connect(&self) -> Result<AnyConnection, r2d2::Error> {
+        self.open().map_err(|e| match e {
+            DbError::Query(q) => r2d2::Error::QueryError(q),
+            other => r2d2::Error::ConnectionError(diesel::ConnectionError::BadConnection(
+                other.to_string(),
+            )),
+        })
+    }
+
+    fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), r2d2::Error> {
+        conn.batch_execute("SELECT 1").map_err(r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, _conn: &mut AnyConnection) -> bool {
+        false
+    }
+}
+
+type Pool = r2d2::Pool<Manager>;
+
+/// The database handle shared by all workers.
+#[derive(Clone)]
+pub struct Db {
+    inner: Arc<DbInner>,
+}
+
+struct DbInner {
+    backend: Backend,
+    pool: Pool,
+    /// SQLite only: the one connection that writes.
+    writer: Option<Mutex<AnyConnection>>,
+}
+
+impl Db {
+    /// Connects, applies pending migrations and returns the handle.
+    pub fn open(url: &str, pool_size: u32) -> Result<Db, DbError> {
+        let backend = Backend::of_url(url);
+        let manager = Manager {
+            url: url.to_string(),
+            backend,
+        };
+        let writer = match backend {
+            Backend::Sqlite => {
+                let mut conn = manager.open()?;
+                run_migrations(&mut conn)?;
+                Some(Mutex::new(conn))
+            }
+            Backend::Postgres => None,
+        };
+        let pool = r2d2::Pool::builder()
+            .max_size(pool_size.max(1))
+            .connection_timeout(Duration::from_secs(10))
+            .build(manager)
+            .map_err(|e| DbError::Connection(e.to_string()))?;
+        if backend == Backend::Postgres {
+            let mut conn = pool.get()?;
+            run_migrations(&mut conn)?;
+        }
+        Ok(Db {
+            inner: Arc::new(DbInner {
+                backend,
+                pool,
+                writer,
+            }),
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.inner.backend
+    }
+
+    /// Runs `f` on a pooled connection (reads).
+    pub fn read<T>(
+        &self,
+        f: impl FnOnce(&mut AnyConnection) -> Result<T, DbError>,
+    ) -> Result<T, DbError> {
+        let mut conn = self.inner.pool.get()?;
+        f(&mut conn)
+    }
+
+    /// Runs `f` in one write transaction. On PostgreSQL a transaction that loses a race
+    /// (unique violation, serialization failure) is retried from the start; `f` re-reads
+    /// what it depends on, so a retry sees the winner's commit.
+    pub fn write<T, E>(&self, mut f: impl FnMut(&mut AnyConnection) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<DbError> + From<diesel::result::Error> + IsRetryable,
+    {
+        match &self.inner.writer {
+            Some(writer) => {
+                // A panic elsewhere cannot leave a half-written transaction: diesel rolls
+                // back on drop, so a poisoned lock is still safe to use.
+                let mut conn = writer.lock().unwrap_or_else(|p| p.into_inner());
+                conn.transaction(|c| f(c))
+            }
+            None => {
+                let mut conn = self.inner.pool.get().map_err(DbError::from)?;
+                let mut attempt = 0;
+                loop {
+                    attempt += 1;
+                    match conn.transaction(|c| f(c)) {
+                        Err(e) if e.is_retryable() && attempt < 8 => {
+                            std::thread::sleep(Duration::from_millis(2 * attempt));
+                            continue;
+                        }
+                        other => return other,
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Whether a failed transaction may succeed when run again.
+pub trait IsRetryable {
+    fn is_retryable(&self) -> bool;
+}
+
+/// Whether a diesel error is a lost race that a retry resolves.
+pub fn is_race(e: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    matches!(
+        e,
+        Error::DatabaseError(
+            DatabaseErrorKind::UniqueViolation | DatabaseErrorKind::SerializationFailure,
+            _
+        )
+    )
+}
+
+fn run_migrations(conn: &mut AnyConnection) -> Result<(), DbError> {
+    let result = match conn {
+        AnyConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|_| ()),
+        AnyConnection::Postgresql(c) => {
+            // Several server processes may start at once: one migrates, the others wait.
+            c.batch_execute("SELECT pg_advisory_lock(7243001)")?;
+            let r = c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|_| ());
+            c.batch_execute("SELECT pg_advisory_unlock(7243001)")?;
+            r
+        }
+    };
+    result.map_err(|e| DbError::Migration(e.to_string()))
+}
+
+/// Test support: a fresh, empty PostgreSQL schema on the server at `admin_url`, and the
+/// URL that makes a connection use it.
+pub fn create_test_schema(admin_url: &str, name: &str) -> Result<String, DbError> {
+    let mut conn = diesel::PgConnection::establish(admin_url)
+        .map_err(|e| DbError::Connection(e.to_string()))?;
+    conn.batch_execute(&format!("CREATE SCHEMA \"{name}\""))?;
+    let sep = if admin_url.contains('?') { '&' } else { '?' };
+    Ok(format!("{admin_url}{sep}options=-csearch_path%3D{name}"))
+}

@@ -1,0 +1,396 @@
+//! SQL of the versioned resource store. Every query names the tenant.
+
+use diesel::prelude::*;
+
+use super::AnyConnection;
+use super::schema::{conditional_keys, resource_versions, resources, search_tokens};
+
+/// The current state of a resource.
+#[derive(Debug, Clone, Queryable)]
+pub struct CurrentRow {
+    pub version: i64,
+    pub last_updated: i64,
+    pub deleted: bool,
+    pub body: Option<String>,
+}
+
+/// One stored version (history entry).
+#[derive(Debug, Clone, Queryable)]
+pub struct VersionRow {
+    pub seq: i64,
+    pub res_type: String,
+    pub res_id: String,
+    pub version: i64,
+    pub last_updated: i64,
+    pub method: String,
+    pub body: Option<String>,
+}
+
+/// A match of a search: id and current body.
+#[derive(Debug, Clone, Queryable)]
+pub struct MatchRow {
+    pub res_id: String,
+    pub version: i64,
+    pub last_updated: i64,
+    pub body: Option<String>,
+}
+
+/// The identity of a resource inside a tenant.
+#[derive(Debug, Clone, Copy)]
+pub struct Key<'a> {
+    pub tenant: &'a str,
+    pub res_type: &'a str,
+    pub res_id: &'a str,
+}
+
+/// A token search value to index.
+#[derive(Debug, Clone)]
+pub struct Token<'a> {
+    pub param: &'a str,
+    pub system: &'a str,
+    pub code: &'a str,
+}
+
+/// A new version to write.
+#[derive(Debug, Clone)]
+pub struct NewVersion<'a> {
+    pub key: Key<'a>,
+    /// The version this one replaces (`None` when the resource has no row yet).
+    pub previous: Option<i64>,
+    pub version: i64,
+    pub last_updated: i64,
+    pub method: &'a str,
+    /// Canonical JSON, `None` for a delete.
+    pub body: Option<&'a str>,
+    pub tokens: &'a [Token<'a>],
+}
+
+/// Outcome of [`write_version`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteResult {
+    Written,
+    /// Another transaction changed the resource first.
+    Conflict,
+}
+
+pub fn current(conn: &mut AnyConnection, key: Key<'_>) -> QueryResult<Option<CurrentRow>> {
+    resources::table
+        .filter(resources::tenant.eq(key.tenant))
+        .filter(resources::res_type.eq(key.res_type))
+        .filter(resources::res_id.eq(key.res_id))
+        .select((
+            resources::version,
+            resources::last_updated,
+            resources::deleted,
+            resources::body,
+        ))
+        .first(conn)
+        .optional()
+}
+
+/// Whether a live (not deleted) resource exists.
+pub fn exists(conn: &mut AnyConnection, key: Key<'_>) -> QueryResult<bool> {
+    let n: i64 = resources::table
+        .filter(resources::tenant.eq(key.tenant))
+        .filter(resources::res_type.eq(key.res_type))
+        .filter(resources::res_id.eq(key.res_id))
+        .filter(resources::deleted.eq(false))
+        .count()
+        .get_result(conn)?;
+    Ok(n > 0)
+}
+
+pub fn version(
+    conn: &mut AnyConnection,
+    key: Key<'_>,
+    version: i64,
+) -> QueryResult<Option<VersionRow>> {
+    resource_versions::table
+        .filter(resource_versions::tenant.eq(key.tenant))
+        .filter(resource_versions::res_type.eq(key.res_type))
+        .filter(resource_versions::res_id.eq(key.res_id))
+        .filter(resource_versions::version.eq(version))
+        .select(version_columns())
+        .first(conn)
+        .optional()
+}
+
+type VersionColumns = (
+    resource_versions::seq,
+    resource_versions::res_type,
+    resource_versions::res_id,
+    resource_versions::version,
+    resource_versions::last_updated,
+    resource_versions::method,
+    resource_versions::body,
+);
+
+fn version_columns() -> VersionColumns {
+    (
+        resource_versions::seq,
+        resource_versions::res_type,
+        resource_versions::res_id,
+        resource_versions::version,
+        resource_versions::last_updated,
+        resource_versions::method,
+        resource_versions::body,
+    )
+}
+
+/// Writes a new version: the current row, the history row and the search index.
+pub fn write_version(conn: &mut AnyConnection, v: &NewVersion<'_>) -> QueryResult<WriteResult> {
+    let k = v.key;
+    let deleted = v.body.is_none();
+    match v.previous {
+        None => {
+            diesel::insert_into(resources::table)
+                .values((
+                    resources::tenant.eq(k.tenant),
+                    resources::res_type.eq(k.res_type),
+                    resources::res_id.eq(k.res_id),
+                    resources::version.eq(v.version),
+                    resources::last_updated.eq(v.last_updated),
+                    resources::deleted.eq(deleted),
+                    resources::body.eq(v.body),
+                ))
+                .execute(conn)?;
+        }
+        Some(previous) => {
+            let n = diesel::update(
+                resources::table
+                    .filter(resources::tenant.eq(k.tenant))
+                    .filter(resources::res_type.eq(k.res_type))
+                    .filter(resources::res_id.eq(k.res_id))
+                    .filter(resources::version.eq(previous)),
+            )
+            .set((
+                resources::version.eq(v.version),
+                resources::last_updated.eq(v.last_updated),
+                resources::deleted.eq(deleted),
+                resources::body.eq(v.body),
+            ))
+            .execute(conn)?;
+            if n == 0 {
+                return Ok(WriteResult::Conflict);
+            }
+        }
+    }
+    diesel::insert_into(resource_versions::table)
+        .values((
+            resource_versions::tenant.eq(k.tenant),
+            resource_versions::res_type.eq(k.res_type),
+            resource_versions::res_id.eq(k.res_id),
+            resource_versions::version.eq(v.version),
+            resource_versions::last_updated.eq(v.last_updated),
+            resource_versions::method.eq(v.method),
+            resource_versions::body.eq(v.body),
+        ))
+        .execute(conn)?;
+    if v.previous.is_some() {
+        diesel::delete(
+            search_tokens::table
+                .filter(search_tokens::tenant.eq(k.tenant))
+                .filter(search_tokens::res_type.eq(k.res_type))
+                .filter(search_tokens::res_id.eq(k.res_id)),
+        )
+        .execute(conn)?;
+    }
+    if !deleted {
+        let mut tokens: Vec<&Token<'_>> = v.tokens.iter().collect();
+        tokens.sort_by_key(|t| (t.param, t.system, t.code));
+        tokens.dedup_by_key(|t| (t.param, t.system, t.code));
+        // One statement per row: multi-row VALUES is not available for both backends
+        // through one connection type; token counts per resource are small.
+        for t in tokens {
+            diesel::insert_into(search_tokens::table)
+                .values((
+                    search_tokens::tenant.eq(k.tenant),
+                    search_tokens::res_type.eq(k.res_type),
+                    search_tokens::res_id.eq(k.res_id),
+                    search_tokens::param.eq(t.param),
+                    search_tokens::system.eq(t.system),
+                    search_tokens::code.eq(t.code),
+                ))
+                .execute(conn)?;
+        }
+    }
+    if deleted {
+        diesel::delete(
+            conditional_keys::table
+                .filter(conditional_keys::tenant.eq(k.tenant))
+                .filter(conditional_keys::res_type.eq(k.res_type))
+                .filter(conditional_keys::res_id.eq(k.res_id)),
+        )
+        .execute(conn)?;
+    }
+    Ok(WriteResult::Written)
+}
+
+/// Claims `criteria` for a conditional create of `key`. A claim left by a resource that
+/// no longer matches is replaced; two concurrent claims of the same criteria cannot both
+/// commit (primary key), which makes conditional create race-free.
+pub fn claim_criteria(conn: &mut AnyConnection, key: Key<'_>, criteria: &str) -> QueryResult<()> {
+    diesel::delete(
+        conditional_keys::table
+            .filter(conditional_keys::tenant.eq(key.tenant))
+            .filter(conditional_keys::res_type.eq(key.res_type))
+            .filter(conditional_keys::criteria.eq(criteria)),
+    )
+    .execute(conn)?;
+    diesel::insert_into(conditional_keys::table)
+        .values((
+            conditional_keys::tenant.eq(key.tenant),
+            conditional_keys::res_type.eq(key.res_type),
+            conditional_keys::criteria.eq(criteria),
+            conditional_keys::res_id.eq(key.res_id),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Which history to read.
+#[derive(Debug, Clone, Copy)]
+pub struct HistoryQuery<'a> {
+    pub tenant: &'a str,
+    pub res_type: Option<&'a str>,
+    pub res_id: Option<&'a str>,
+    /// Only versions written at or after this instant (microseconds).
+    pub since: Option<i64>,
+    /// Paging cursor: only versions with a smaller commit sequence.
+    pub before_seq: Option<i64>,
+    pub limit: i64,
+}
+
+/// History, newest first.
+pub fn history(conn: &mut AnyConnection, q: HistoryQuery<'_>) -> QueryResult<Vec<VersionRow>> {
+    let mut query = resource_versions::table
+        .filter(resource_versions::tenant.eq(q.tenant))
+        .select(version_columns())
+        .order(resource_versions::seq.desc())
+        .limit(q.limit)
+        .into_boxed();
+    if let Some(t) = q.res_type {
+        query = query.filter(resource_versions::res_type.eq(t));
+    }
+    if let Some(id) = q.res_id {
+        query = query.filter(resource_versions::res_id.eq(id));
+    }
+    if let Some(since) = q.since {
+        query = query.filter(resource_versions::last_updated.ge(since));
+    }
+    if let Some(before) = q.before_seq {
+        query = query.filter(resource_versions::seq.lt(before));
+    }
+    query.load(conn)
+}
+
+/// One condition of a search, already validated against the supported parameters.
+#[derive(Debug, Clone)]
+pub enum Condition {
+    /// `_id` in any of these.
+    Id(Vec<String>),
+    /// A token parameter matching any of `(system, code)`; `system: None` matches any.
+    Token {
+        param: String,
+        any_of: Vec<(Option<String>, String)>,
+    },
+    /// `_lastUpdated` compared with an instant (microseconds).
+    LastUpdated { op: Comparison, value: i64 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Comparison {
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+/// A search over the current versions of one type, ordered by id, after `after_id`.
+#[derive(Debug, Clone)]
+pub struct SearchQuery<'a> {
+    pub tenant: &'a str,
+    pub res_type: &'a str,
+    pub conditions: &'a [Condition],
+    pub after_id: Option<&'a str>,
+    pub limit: i64,
+}
+
+type Boxed<'a> = resources::BoxedQuery<'a, super::MultiBackend>;
+
+fn filtered<'a>(q: &SearchQuery<'a>) -> Boxed<'a> {
+    let mut query = resources::table
+        .filter(resources::tenant.eq(q.tenant))
+        .filter(resources::res_type.eq(q.res_type))
+        .filter(resources::deleted.eq(false))
+        .into_boxed();
+    for c in q.conditions {
+        match c {
+            Condition::Id(ids) => query = query.filter(resources::res_id.eq_any(ids.clone())),
+            Condition::Token { param, any_of } => {
+                type Expr<'b> = Box<
+                    dyn BoxableExpression<
+                            resources::table,
+                            super::MultiBackend,
+                            SqlType = diesel::sql_types::Bool,
+                        > + 'b,
+                >;
+                let mut any: Option<Expr<'a>> = None;
+                for (system, code) in any_of {
+                    let sub = search_tokens::table
+                        .select(search_tokens::res_id)
+                        .filter(search_tokens::tenant.eq(q.tenant.to_string()))
+                        .filter(search_tokens::res_type.eq(q.res_type.to_string()))
+                        .filter(search_tokens::param.eq(param.clone()))
+                        .filter(search_tokens::code.eq(code.clone()));
+                    let one: Expr<'a> = match system {
+                        Some(s) => Box::new(
+                            resources::res_id
+                                .eq_any(sub.filter(search_tokens::system.eq(s.clone()))),
+                        ),
+                        None => Box::new(resources::res_id.eq_any(sub)),
+                    };
+                    any = Some(match any {
+                        None => one,
+                        Some(prev) => Box::new(prev.or(one)),
+                    });
+                }
+                if let Some(e) = any {
+                    query = query.filter(e);
+                }
+            }
+            Condition::LastUpdated { op, value } => {
+                let v = *value;
+                query = match op {
+                    Comparison::Lt => query.filter(resources::last_updated.lt(v)),
+                    Comparison::Le => query.filter(resources::last_updated.le(v)),
+                    Comparison::Gt => query.filter(resources::last_updated.gt(v)),
+                    Comparison::Ge => query.filter(resources::last_updated.ge(v)),
+                };
+            }
+        }
+    }
+    query
+}
+
+/// One page of matches.
+pub fn search(conn: &mut AnyConnection, q: &SearchQuery<'_>) -> QueryResult<Vec<MatchRow>> {
+    let mut query = filtered(q)
+        .select((
+            resources::res_id,
+            resources::version,
+            resources::last_updated,
+            resources::body,
+        ))
+        .order(resources::res_id.asc())
+        .limit(q.limit);
+    if let Some(after) = q.after_id {
+        query = query.filter(resources::res_id.gt(after));
+    }
+    query.load(conn)
+}
+
+/// The number of all matches.
+pub fn count(conn: &mut AnyConnection, q: &SearchQuery<'_>) -> QueryResult<i64> {
+    filtered(q).count().get_result(conn)
+}

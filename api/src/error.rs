@@ -1,0 +1,152 @@
+//! The one place where failures become FHIR OperationOutcome responses.
+
+use actix_web::HttpResponse;
+use actix_web::http::StatusCode;
+use fhir_mapping::{Format, Issue, IssueType, MappingError, operation_outcome, render_value};
+
+use crate::db::{DbError, IsRetryable, is_race};
+
+/// Every way a request can fail.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The content is not a valid FHIR resource (400).
+    #[error("invalid resource")]
+    Invalid(MappingError),
+    /// The request itself is malformed (400).
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("gone: {0}")]
+    Gone(String),
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("precondition failed: {0}")]
+    PreconditionFailed(String),
+    #[error("request body larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("unsupported media type: {0}")]
+    UnsupportedMediaType(String),
+    #[error("not acceptable: {0}")]
+    NotAcceptable(String),
+    /// A business rule or reference check failed (422).
+    #[error("unprocessable")]
+    Unprocessable(Vec<Issue>),
+    /// A failure of the server; the cause is logged, never sent.
+    #[error("internal error: {0}")]
+    Internal(String),
+    /// A transaction lost a race and may be retried.
+    #[error("transaction conflict")]
+    Retry,
+}
+
+impl From<DbError> for ApiError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::Query(q) => q.into(),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<diesel::result::Error> for ApiError {
+    fn from(e: diesel::result::Error) -> Self {
+        if is_race(&e) {
+            ApiError::Retry
+        } else {
+            ApiError::Internal(e.to_string())
+        }
+    }
+}
+
+impl IsRetryable for ApiError {
+    fn is_retryable(&self) -> bool {
+        matches!(self, ApiError::Retry)
+    }
+}
+
+impl From<MappingError> for ApiError {
+    fn from(e: MappingError) -> Self {
+        ApiError::Invalid(e)
+    }
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Invalid(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Gone(_) => StatusCode::GONE,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict(_) | ApiError::Retry => StatusCode::CONFLICT,
+            ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The issues sent to the client.
+    pub fn issues(&self) -> Vec<Issue> {
+        match self {
+            ApiError::Invalid(m) => m.issues.clone(),
+            ApiError::BadRequest(m) => vec![Issue::error(IssueType::Invalid, m.clone())],
+            ApiError::NotFound(m) => vec![Issue::error(IssueType::NotFound, m.clone())],
+            ApiError::Gone(m) => vec![Issue::error(IssueType::Deleted, m.clone())],
+            ApiError::MethodNotAllowed => vec![Issue::error(
+                IssueType::NotSupported,
+                "this interaction is not supported on this URL",
+            )],
+            ApiError::Conflict(m) => vec![Issue::error(IssueType::Conflict, m.clone())],
+            ApiError::Retry => vec![Issue::error(
+                IssueType::Conflict,
+                "the resource was changed concurrently; retry the request",
+            )],
+            ApiError::PreconditionFailed(m) => vec![Issue::error(IssueType::Conflict, m.clone())],
+            ApiError::PayloadTooLarge(limit) => vec![Issue::error(
+                IssueType::TooCostly,
+                format!("the request body is larger than the limit of {limit} bytes"),
+            )],
+            ApiError::UnsupportedMediaType(m) | ApiError::NotAcceptable(m) => {
+                vec![Issue::error(IssueType::NotSupported, m.clone())]
+            }
+            ApiError::Unprocessable(issues) => issues.clone(),
+            ApiError::Internal(_) => vec![Issue::error(
+                IssueType::Exception,
+                "the server could not complete the request",
+            )],
+        }
+    }
+
+    /// The OperationOutcome response, in `format` (JSON when the request's format is not
+    /// known or not acceptable).
+    pub fn to_response(&self, format: Format, pretty: bool) -> HttpResponse {
+        if let ApiError::Internal(cause) = self {
+            // Logged once here; the client only sees a generic message.
+            tracing::error!(error = %cause, "request failed");
+        }
+        let outcome = operation_outcome(&self.issues());
+        let mut builder = HttpResponse::build(self.status());
+        if matches!(self, ApiError::MethodNotAllowed) {
+            builder.insert_header(("Allow", "GET, POST, PUT, DELETE"));
+        }
+        match render_value(&outcome, format, pretty) {
+            Ok(bytes) => builder.content_type(content_type(format)).body(bytes),
+            Err(_) => builder
+                .content_type(content_type(Format::Json))
+                .body(outcome.to_string()),
+        }
+    }
+}
+
+/// The `Content-Type` of a FHIR response body.
+pub fn content_type(format: Format) -> &'static str {
+    match format {
+        Format::Json => "application/fhir+json; charset=utf-8",
+        Format::Xml => "application/fhir+xml; charset=utf-8",
+    }
+}

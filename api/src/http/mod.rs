@@ -1,0 +1,146 @@
+//! The HTTP surface: routes under `/fhir`, shared state, response helpers.
+
+pub mod negotiate;
+pub mod rest;
+
+use std::sync::Arc;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use domain::TenantId;
+use fhir_mapping::ParseLimits;
+
+use crate::clock::Clock;
+use crate::db::Db;
+use crate::error::{ApiError, content_type};
+use negotiate::Output;
+
+/// Everything a request handler needs.
+pub struct AppState {
+    pub db: Db,
+    pub clock: Arc<dyn Clock>,
+    pub tenant: TenantId,
+    pub base_url: Option<String>,
+    pub limits: ParseLimits,
+    pub max_body_bytes: usize,
+    /// The CapabilityStatement, built once at start from what the server implements.
+    pub capability: serde_json::Value,
+}
+
+impl AppState {
+    /// The FHIR base URL as clients reach it.
+    pub fn base_url(&self, req: &HttpRequest) -> String {
+        match &self.base_url {
+            Some(b) => b.trim_end_matches('/').to_string(),
+            None => {
+                let info = req.connection_info();
+                format!("{}://{}/fhir", info.scheme(), info.host())
+            }
+        }
+    }
+}
+
+/// Type-level and instance-level interactions, as routed below (listed in the
+/// CapabilityStatement; a test performs each one).
+pub const TYPE_INTERACTIONS: &[&str] = &[
+    "read",
+    "vread",
+    "update",
+    "delete",
+    "history-instance",
+    "history-type",
+    "create",
+    "search-type",
+];
+
+/// System-level interactions, as routed below.
+pub const SYSTEM_INTERACTIONS: &[&str] = &["history-system"];
+
+/// The routes.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    let not_allowed = || web::to(method_not_allowed);
+    cfg.service(
+        web::scope("/fhir")
+            .service(
+                web::resource("/metadata")
+                    .route(web::get().to(rest::metadata))
+                    .default_service(not_allowed()),
+            )
+            .service(
+                web::resource("/_history")
+                    .route(web::get().to(rest::history_system))
+                    .default_service(not_allowed()),
+            )
+            .service(
+                web::resource("/{type}")
+                    .route(web::get().to(rest::search))
+                    .route(web::post().to(rest::create))
+                    .route(web::put().to(rest::conditional_update))
+                    .default_service(not_allowed()),
+            )
+            .service(
+                web::resource("/{type}/_search")
+                    .route(web::post().to(rest::search_post))
+                    .default_service(not_allowed()),
+            )
+            .service(
+                web::resource("/{type}/_history")
+                    .route(web::get().to(rest::history_type))
+                    .default_service(not_allowed()),
+            )
+            .service(
+                web::resource("/{type}/{id}")
+                    .route(web::get().to(rest::read))
+                    .route(web::put().to(rest::update))
+                    .route(web::delete().to(rest::delete))
+                    .default_service(not_allowed()),
+            )
+            .service(
+                web::resource("/{type}/{id}/_history")
+                    .route(web::get().to(rest::history_instance))
+                    .default_service(not_allowed()),
+            )
+            .service(
+                web::resource("/{type}/{id}/_history/{vid}")
+                    .route(web::get().to(rest::vread))
+                    .default_service(not_allowed()),
+            ),
+    );
+}
+
+async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+    let out = negotiate::error_output(&req);
+    ApiError::MethodNotAllowed.to_response(out.format, out.pretty)
+}
+
+/// Answer for URLs that match no route.
+pub async fn not_found(req: HttpRequest) -> HttpResponse {
+    let out = negotiate::error_output(&req);
+    ApiError::NotFound("no such endpoint".into()).to_response(out.format, out.pretty)
+}
+
+/// Turns a handler result into the response, rendering errors as OperationOutcome in the
+/// request's format.
+pub fn finish(req: &HttpRequest, result: Result<HttpResponse, ApiError>) -> HttpResponse {
+    match result {
+        Ok(r) => r,
+        Err(e) => {
+            let out = negotiate::error_output(req);
+            e.to_response(out.format, out.pretty)
+        }
+    }
+}
+
+/// Renders FHIR JSON in the negotiated output.
+pub fn render(out: Output, json: &[u8]) -> Result<Vec<u8>, ApiError> {
+    fhir_mapping::render(json, out.format, out.pretty)
+        .map_err(|e| ApiError::Internal(format!("rendering failed: {e}")))
+}
+
+/// A response with a FHIR body in the negotiated output.
+pub fn fhir_response(status: StatusCode, out: Output, json: &[u8]) -> Result<HttpResponse, ApiError> {
+    let body = render(out, json)?;
+    Ok(HttpResponse::build(status)
+        .content_type(content_type(out.format))
+        .body(body))
+}

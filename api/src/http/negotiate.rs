@@ -1,0 +1,176 @@
+//! Content negotiation (`_format`, `Accept`, `Content-Type`), `_pretty`, `Prefer`, and
+//! reading request bodies within the size limit.
+
+use actix_web::HttpRequest;
+use actix_web::http::header;
+use actix_web::web;
+use fhir_mapping::Format;
+use futures_util::StreamExt;
+
+use crate::error::ApiError;
+
+/// The query string as ordered pairs (percent-decoded).
+pub fn query_pairs(req: &HttpRequest) -> Result<Vec<(String, String)>, ApiError> {
+    serde_urlencoded::from_str::<Vec<(String, String)>>(req.query_string())
+        .map_err(|_| ApiError::BadRequest("the query string is not valid form encoding".into()))
+}
+
+fn format_of_mime(mime: &str) -> Option<Format> {
+    let essence = mime.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    match essence.as_str() {
+        "application/fhir+json" | "application/json" | "application/json+fhir" | "json"
+        | "text/json" => Some(Format::Json),
+        "application/fhir+xml" | "application/xml" | "application/xml+fhir" | "xml"
+        | "text/xml" => Some(Format::Xml),
+        _ => None,
+    }
+}
+
+/// How the response should be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Output {
+    pub format: Format,
+    pub pretty: bool,
+}
+
+impl Default for Output {
+    fn default() -> Self {
+        Output {
+            format: Format::Json,
+            pretty: false,
+        }
+    }
+}
+
+/// The response format: `_format` wins over `Accept`; JSON when neither says.
+pub fn output(req: &HttpRequest, query: &[(String, String)]) -> Result<Output, ApiError> {
+    let pretty = match query.iter().find(|(k, _)| k == "_pretty").map(|(_, v)| v.as_str()) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => return Err(ApiError::BadRequest("_pretty must be true or false".into())),
+    };
+    if let Some((_, f)) = query.iter().find(|(k, _)| k == "_format") {
+        return format_of_mime(f)
+            .map(|format| Output { format, pretty })
+            .ok_or_else(|| ApiError::NotAcceptable(format!("unsupported _format `{f}`")));
+    }
+    let Some(accept) = req.headers().get(header::ACCEPT) else {
+        return Ok(Output {
+            format: Format::Json,
+            pretty,
+        });
+    };
+    let accept = accept.to_str().unwrap_or("");
+    // Take the first acceptable media range in order of quality.
+    let mut ranges: Vec<(f32, &str)> = accept
+        .split(',')
+        .map(|r| {
+            let mut parts = r.split(';');
+            let mime = parts.next().unwrap_or("").trim();
+            let q = parts
+                .filter_map(|p| p.trim().strip_prefix("q="))
+                .find_map(|q| q.parse::<f32>().ok())
+                .unwrap_or(1.0);
+            (q, mime)
+        })
+        .filter(|(q, _)| *q > 0.0)
+        .collect();
+    ranges.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap_or(std::cmp::Ordering::Equal));
+    for (_, mime) in ranges {
+        if let Some(format) = format_of_mime(mime) {
+            return Ok(Output { format, pretty });
+        }
+        if mime == "*/*" || mime == "application/*" || mime.is_empty() {
+            return Ok(Output {
+                format: Format::Json,
+                pretty,
+            });
+        }
+    }
+    Err(ApiError::NotAcceptable(
+        "this server answers application/fhir+json or application/fhir+xml".into(),
+    ))
+}
+
+/// The best output for an error response: the request's format when it has a valid one.
+pub fn error_output(req: &HttpRequest) -> Output {
+    query_pairs(req)
+        .ok()
+        .and_then(|q| output(req, &q).ok())
+        .unwrap_or_default()
+}
+
+/// The format of the request body, from `Content-Type`.
+pub fn input_format(req: &HttpRequest) -> Result<Format, ApiError> {
+    let ct = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| {
+            ApiError::UnsupportedMediaType(
+                "a Content-Type of application/fhir+json or application/fhir+xml is required"
+                    .into(),
+            )
+        })?;
+    let essence = ct.split(';').next().unwrap_or("").trim();
+    if essence == "json" || essence == "xml" {
+        return Err(ApiError::UnsupportedMediaType(format!("unsupported Content-Type `{ct}`")));
+    }
+    format_of_mime(ct)
+        .ok_or_else(|| ApiError::UnsupportedMediaType(format!("unsupported Content-Type `{ct}`")))
+}
+
+/// What the client asked to get back after a write (`Prefer: return=...`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Return {
+    Minimal,
+    Representation,
+    OperationOutcome,
+}
+
+/// The `Prefer` header's `return` preference (representation when absent).
+pub fn prefer_return(req: &HttpRequest) -> Return {
+    for value in req.headers().get_all("Prefer") {
+        for token in value.to_str().unwrap_or("").split([',', ';']) {
+            match token.trim() {
+                "return=minimal" => return Return::Minimal,
+                "return=representation" => return Return::Representation,
+                "return=OperationOutcome" => return Return::OperationOutcome,
+                _ => {}
+            }
+        }
+    }
+    Return::Representation
+}
+
+/// Reads the request body, refusing more than `limit` bytes (413) before reading them
+/// when `Content-Length` says so, and while reading otherwise.
+pub async fn read_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<web::Bytes, ApiError> {
+    if let Some(len) = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        if len > limit {
+            return Err(ApiError::PayloadTooLarge(limit));
+        }
+    }
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|_| ApiError::BadRequest("the request body could not be read".into()))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::PayloadTooLarge(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    if body.is_empty() {
+        return Err(ApiError::BadRequest("the request has no body".into()));
+    }
+    Ok(body.freeze())
+}

@@ -1,0 +1,633 @@
+//! Handlers of the RESTful interactions (R4 http.html).
+
+use actix_web::http::StatusCode;
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
+use domain::VersionId;
+use fhir_mapping::bundle::{Entry, EntryRequest, EntryResponse, Link, write_bundle};
+use fhir_mapping::resource_types::{is_storable, is_valid_id};
+use fhir_mapping::{Issue, ParsedResource, operation_outcome, parse_resource};
+
+use super::negotiate::{self, Output, Return};
+use super::{AppState, fhir_response, finish, render};
+use crate::clock::{http_date, instant_string, to_micros};
+use crate::db::store::{self, HistoryQuery, Key, SearchQuery, VersionRow};
+use crate::error::{ApiError, content_type};
+use crate::search::{self, DEFAULT_COUNT, MAX_COUNT};
+use crate::service::{self, WriteStatus, Written};
+
+type State = web::Data<AppState>;
+
+/// Runs blocking database work off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    web::block(f)
+        .await
+        .map_err(|e| ApiError::Internal(format!("blocking task failed: {e}")))?
+}
+
+fn resource_type(req: &HttpRequest) -> Result<String, ApiError> {
+    let t = req.match_info().get("type").unwrap_or_default();
+    if is_storable(t) {
+        Ok(t.to_string())
+    } else {
+        Err(ApiError::NotFound(format!("`{t}` is not a supported resource type")))
+    }
+}
+
+fn path_id(req: &HttpRequest) -> Result<String, ApiError> {
+    let id = req.match_info().get("id").unwrap_or_default();
+    if is_valid_id(id) {
+        Ok(id.to_string())
+    } else {
+        Err(ApiError::BadRequest(format!("`{id}` is not a valid resource id")))
+    }
+}
+
+/// Refuses query parameters an interaction does not support.
+fn only_params(query: &[(String, String)], allowed: &[&str]) -> Result<(), ApiError> {
+    match query.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
+        Some((k, _)) => Err(ApiError::BadRequest(format!(
+            "parameter `{k}` is not supported here"
+        ))),
+        None => Ok(()),
+    }
+}
+
+fn if_match(req: &HttpRequest) -> Result<Option<i64>, ApiError> {
+    match req.headers().get(header::IF_MATCH) {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|s| VersionId::parse_etag(s).ok())
+            .map(|v| Some(i64::from(v.get())))
+            .ok_or_else(|| ApiError::BadRequest("If-Match must be an entity tag like W/\"3\"".into())),
+    }
+}
+
+fn etag(version: i64) -> String {
+    format!("W/\"{version}\"")
+}
+
+fn with_version_headers(b: &mut HttpResponseBuilder, version: i64, last_updated: i64) {
+    b.insert_header((header::ETAG, etag(version)));
+    b.insert_header((header::LAST_MODIFIED, http_date(last_updated)));
+}
+
+/// Parses the body and checks it against the URL's type.
+fn parse_body(
+    state: &AppState,
+    req: &HttpRequest,
+    body: &[u8],
+    expected_type: &str,
+) -> Result<ParsedResource, ApiError> {
+    let format = negotiate::input_format(req)?;
+    let parsed = parse_resource(body, format, &state.limits)?;
+    if parsed.resource_type() != expected_type {
+        return Err(ApiError::BadRequest(format!(
+            "the body is a {} but the URL is for {expected_type}",
+            parsed.resource_type()
+        )));
+    }
+    Ok(parsed)
+}
+
+/// The answer to a write, honouring `Prefer: return=`.
+fn write_response(
+    req: &HttpRequest,
+    state: &AppState,
+    out: Output,
+    w: &Written,
+) -> Result<HttpResponse, ApiError> {
+    let status = match w.status {
+        WriteStatus::Created => StatusCode::CREATED,
+        _ => StatusCode::OK,
+    };
+    let mut b = HttpResponse::build(status);
+    with_version_headers(&mut b, w.version, w.last_updated);
+    if w.status == WriteStatus::Created {
+        b.insert_header((
+            header::LOCATION,
+            format!(
+                "{}/{}/{}/_history/{}",
+                state.base_url(req),
+                w.res_type,
+                w.id,
+                w.version
+            ),
+        ));
+    }
+    match negotiate::prefer_return(req) {
+        Return::Minimal => Ok(b.finish()),
+        Return::OperationOutcome => {
+            let message = match w.status {
+                WriteStatus::Created => "created",
+                WriteStatus::Existing => "a matching resource exists; nothing was created",
+                _ => "updated",
+            };
+            let oo = operation_outcome(&[Issue::information(format!(
+                "{}/{}: {message}",
+                w.res_type, w.id
+            ))]);
+            let bytes = serde_json::to_vec(&oo).map_err(|e| ApiError::Internal(e.to_string()))?;
+            Ok(b.content_type(content_type(out.format)).body(render(out, &bytes)?))
+        }
+        Return::Representation => match &w.body {
+            Some(json) => Ok(b
+                .content_type(content_type(out.format))
+                .body(render(out, json.as_bytes())?)),
+            None => Ok(b.finish()),
+        },
+    }
+}
+
+pub async fn metadata(req: HttpRequest, state: State) -> HttpResponse {
+    let result = async {
+        let query = negotiate::query_pairs(&req)?;
+        only_params(&query, &["_format", "_pretty", "mode"])?;
+        let out = negotiate::output(&req, &query)?;
+        let mut cs = state.capability.clone();
+        cs["implementation"]["url"] = state.base_url(&req).into();
+        let bytes = serde_json::to_vec(&cs).map_err(|e| ApiError::Internal(e.to_string()))?;
+        fhir_response(StatusCode::OK, out, &bytes)
+    }
+    .await;
+    finish(&req, result)
+}
+
+pub async fn create(req: HttpRequest, payload: web::Payload, state: State) -> HttpResponse {
+    let result = async {
+        let res_type = resource_type(&req)?;
+        let query = negotiate::query_pairs(&req)?;
+        only_params(&query, &["_format", "_pretty"])?;
+        let out = negotiate::output(&req, &query)?;
+        let body = negotiate::read_body(&req, payload, state.max_body_bytes).await?;
+        let parsed = parse_body(&state, &req, &body, &res_type)?;
+        let criteria = match req.headers().get("If-None-Exist") {
+            None => None,
+            Some(v) => {
+                let text = v
+                    .to_str()
+                    .map_err(|_| ApiError::BadRequest("If-None-Exist is not valid text".into()))?;
+                let text = text.split_once('?').map_or(text, |(_, q)| q);
+                let pairs: Vec<(String, String)> = serde_urlencoded::from_str(text)
+                    .map_err(|_| ApiError::BadRequest("If-None-Exist is not a query".into()))?;
+                Some(search::parse(&res_type, &pairs)?)
+            }
+        };
+        let id = uuid::Uuid::new_v4().to_string();
+        let now = to_micros(state.clock.now());
+        let st = state.clone();
+        let written = blocking(move || {
+            service::create(&st.db, st.tenant.as_str(), &parsed, &id, criteria.as_ref(), now)
+        })
+        .await?;
+        write_response(&req, &state, out, &written)
+    }
+    .await;
+    finish(&req, result)
+}
+
+pub async fn update(req: HttpRequest, payload: web::Payload, state: State) -> HttpResponse {
+    let result = async {
+        let res_type = resource_type(&req)?;
+        let id = path_id(&req)?;
+        let query = negotiate::query_pairs(&req)?;
+        only_params(&query, &["_format", "_pretty"])?;
+        let out = negotiate::output(&req, &query)?;
+        let if_match = if_match(&req)?;
+        let body = negotiate::read_body(&req, payload, state.max_body_bytes).await?;
+        let parsed = parse_body(&state, &req, &body, &res_type)?;
+        match parsed.id() {
+            None => {
+                return Err(ApiError::BadRequest(
+                    "the resource must have an id that matches the URL".into(),
+                ));
+            }
+            Some(body_id) if body_id != id => {
+                return Err(ApiError::BadRequest(format!(
+                    "the resource id `{body_id}` does not match the id `{id}` in the URL"
+                )));
+            }
+            Some(_) => {}
+        }
+        let now = to_micros(state.clock.now());
+        let st = state.clone();
+        let written = blocking(move || {
+            service::update(&st.db, st.tenant.as_str(), &parsed, &id, if_match, now)
+        })
+        .await?;
+        write_response(&req, &state, out, &written)
+    }
+    .await;
+    finish(&req, result)
+}
+
+pub async fn conditional_update(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: State,
+) -> HttpResponse {
+    let result = async {
+        let res_type = resource_type(&req)?;
+        let query = negotiate::query_pairs(&req)?;
+        let out = negotiate::output(&req, &query)?;
+        let criteria: Vec<(String, String)> = query
+            .iter()
+            .filter(|(k, _)| k != "_format" && k != "_pretty")
+            .cloned()
+            .collect();
+        let search = search::parse(&res_type, &criteria)?;
+        let if_match = if_match(&req)?;
+        let body = negotiate::read_body(&req, payload, state.max_body_bytes).await?;
+        let parsed = parse_body(&state, &req, &body, &res_type)?;
+        let new_id = uuid::Uuid::new_v4().to_string();
+        let now = to_micros(state.clock.now());
+        let st = state.clone();
+        let written = blocking(move || {
+            service::conditional_update(
+                &st.db,
+                st.tenant.as_str(),
+                &parsed,
+                &new_id,
+                &search,
+                if_match,
+                now,
+            )
+        })
+        .await?;
+        write_response(&req, &state, out, &written)
+    }
+    .await;
+    finish(&req, result)
+}
+
+pub async fn delete(req: HttpRequest, state: State) -> HttpResponse {
+    let result = async {
+        let res_type = resource_type(&req)?;
+        let id = path_id(&req)?;
+        let query = negotiate::query_pairs(&req)?;
+        only_params(&query, &["_format", "_pretty"])?;
+        let if_match = if_match(&req)?;
+        let now = to_micros(state.clock.now());
+        let st = state.clone();
+        let written = blocking(move || {
+            service::delete(&st.db, st.tenant.as_str(), &res_type, &id, if_match, now)
+        })
+        .await?;
+        let mut b = HttpResponse::NoContent();
+        b.insert_header((header::ETAG, etag(written.version)));
+        Ok(b.finish())
+    }
+    .await;
+    finish(&req, result)
+}
+
+pub async fn read(req: HttpRequest, state: State) -> HttpResponse {
+    let result = async {
+        let res_type = resource_type(&req)?;
+        let id = req.match_info().get("id").unwrap_or_default().to_string();
+        let query = negotiate::query_pairs(&req)?;
+        only_params(&query, &["_format", "_pretty"])?;
+        let out = negotiate::output(&req, &query)?;
+        if !is_valid_id(&id) {
+            return Err(ApiError::NotFound(format!("{res_type}/{id} does not exist")));
+        }
+        let st = state.clone();
+        let (t, i) = (res_type.clone(), id.clone());
+        let current = blocking(move || {
+            Ok(st.db.read(|conn| {
+                Ok(store::current(
+                    conn,
+                    Key {
+                        tenant: st.tenant.as_str(),
+                        res_type: &t,
+                        res_id: &i,
+                    },
+                )?)
+            })?)
+        })
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("{res_type}/{id} does not exist")))?;
+        let Some(body) = current.body.filter(|_| !current.deleted) else {
+            return Err(ApiError::Gone(format!(
+                "{res_type}/{id} was deleted (version {})",
+                current.version
+            )));
+        };
+        let mut b = HttpResponse::Ok();
+        with_version_headers(&mut b, current.version, current.last_updated);
+        b.content_type(content_type(out.format));
+        Ok(b.body(render_stored(out, body)?))
+    }
+    .await;
+    finish(&req, result)
+}
+
+/// Stored JSON is served as it is when no conversion is asked for.
+fn render_stored(out: Output, body: String) -> Result<Vec<u8>, ApiError> {
+    if out == Output::default() {
+        Ok(body.into_bytes())
+    } else {
+        render(out, body.as_bytes())
+    }
+}
+
+pub async fn vread(req: HttpRequest, state: State) -> HttpResponse {
+    let result = async {
+        let res_type = resource_type(&req)?;
+        let id = req.match_info().get("id").unwrap_or_default().to_string();
+        let vid = req.match_info().get("vid").unwrap_or_default().to_string();
+        let query = negotiate::query_pairs(&req)?;
+        only_params(&query, &["_format", "_pretty"])?;
+        let out = negotiate::output(&req, &query)?;
+        let not_found = || ApiError::NotFound(format!("{res_type}/{id}/_history/{vid} does not exist"));
+        let version = VersionId::parse(&vid).map_err(|_| not_found())?;
+        if !is_valid_id(&id) {
+            return Err(not_found());
+        }
+        let st = state.clone();
+        let (t, i) = (res_type.clone(), id.clone());
+        let row = blocking(move || {
+            Ok(st.db.read(|conn| {
+                Ok(store::version(
+                    conn,
+                    Key {
+                        tenant: st.tenant.as_str(),
+                        res_type: &t,
+                        res_id: &i,
+                    },
+                    i64::from(version.get()),
+                )?)
+            })?)
+        })
+        .await?
+        .ok_or_else(not_found)?;
+        let Some(body) = row.body else {
+            return Err(ApiError::Gone(format!(
+                "version {vid} of {res_type}/{id} is a deletion"
+            )));
+        };
+        let mut b = HttpResponse::Ok();
+        with_version_headers(&mut b, row.version, row.last_updated);
+        b.content_type(content_type(out.format));
+        Ok(b.body(render_stored(out, body)?))
+    }
+    .await;
+    finish(&req, result)
+}
+
+/// The URL of this request with other parameters (for Bundle links).
+fn link_url(base: &str, path: &str, params: &[(String, String)]) -> String {
+    if params.is_empty() {
+        format!("{base}{path}")
+    } else {
+        format!("{base}{path}?{}", search::normal_form(params))
+    }
+}
+
+async fn history(
+    req: HttpRequest,
+    state: State,
+    res_type: Option<String>,
+    id: Option<String>,
+) -> Result<HttpResponse, ApiError> {
+    let query = negotiate::query_pairs(&req)?;
+    only_params(&query, &["_format", "_pretty", "_count", "_since", "_cursor"])?;
+    let out = negotiate::output(&req, &query)?;
+    let get = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let count = match get("_count") {
+        Some(c) => c
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| ApiError::BadRequest("_count must be a positive whole number".into()))?
+            .min(MAX_COUNT),
+        None => DEFAULT_COUNT,
+    };
+    let since = match get("_since") {
+        Some(s) => Some(
+            s.parse::<jiff::Timestamp>()
+                .map_err(|_| ApiError::BadRequest("_since must be an instant with a time zone".into()))?
+                .as_microsecond(),
+        ),
+        None => None,
+    };
+    let cursor = match get("_cursor") {
+        Some(c) => Some(
+            c.parse::<i64>()
+                .map_err(|_| ApiError::BadRequest("invalid _cursor".into()))?,
+        ),
+        None => None,
+    };
+    let st = state.clone();
+    let (t, i) = (res_type.clone(), id.clone());
+    let rows: Vec<VersionRow> = blocking(move || {
+        Ok(st.db.read(|conn| {
+            Ok(store::history(
+                conn,
+                HistoryQuery {
+                    tenant: st.tenant.as_str(),
+                    res_type: t.as_deref(),
+                    res_id: i.as_deref(),
+                    since,
+                    before_seq: cursor,
+                    limit: count,
+                },
+            )?)
+        })?)
+    })
+    .await?;
+    if let (Some(t), Some(i)) = (&res_type, &id) {
+        if rows.is_empty() && cursor.is_none() && since.is_none() {
+            return Err(ApiError::NotFound(format!("{t}/{i} does not exist")));
+        }
+    }
+    let base = state.base_url(&req);
+    let path = match (&res_type, &id) {
+        (Some(t), Some(i)) => format!("/{t}/{i}/_history"),
+        (Some(t), None) => format!("/{t}/_history"),
+        _ => "/_history".to_string(),
+    };
+    let mut kept: Vec<(String, String)> = query
+        .iter()
+        .filter(|(k, _)| k == "_since" || k == "_count")
+        .cloned()
+        .collect();
+    let mut links = vec![Link {
+        relation: "self",
+        url: link_url(&base, &path, &query.iter().filter(|(k, _)| k != "_format" && k != "_pretty").cloned().collect::<Vec<_>>()),
+    }];
+    if rows.len() as i64 == count {
+        if let Some(last) = rows.last() {
+            kept.push(("_cursor".into(), last.seq.to_string()));
+            links.push(Link {
+                relation: "next",
+                url: link_url(&base, &path, &kept),
+            });
+        }
+    }
+    let entries: Vec<Entry<'_>> = rows
+        .iter()
+        .map(|r| {
+            let (method, url, status) = match r.method.as_str() {
+                "POST" => ("POST", r.res_type.clone(), "201 Created"),
+                "DELETE" => ("DELETE", format!("{}/{}", r.res_type, r.res_id), "204 No Content"),
+                _ if r.version == 1 => ("PUT", format!("{}/{}", r.res_type, r.res_id), "201 Created"),
+                _ => ("PUT", format!("{}/{}", r.res_type, r.res_id), "200 OK"),
+            };
+            Entry {
+                full_url: Some(format!("{base}/{}/{}", r.res_type, r.res_id)),
+                resource: r.body.as_deref().map(str::as_bytes),
+                request: Some(EntryRequest { method, url }),
+                response: Some(EntryResponse {
+                    status: status.into(),
+                    location: None,
+                    etag: Some(etag(r.version)),
+                    last_modified: Some(instant_string(r.last_updated)),
+                }),
+                ..Default::default()
+            }
+        })
+        .collect();
+    let bundle = write_bundle("history", None, None, None, &links, &entries);
+    fhir_response(StatusCode::OK, out, &bundle)
+}
+
+pub async fn history_system(req: HttpRequest, state: State) -> HttpResponse {
+    let r = history(req.clone(), state, None, None).await;
+    finish(&req, r)
+}
+
+pub async fn history_type(req: HttpRequest, state: State) -> HttpResponse {
+    let r = async {
+        let t = resource_type(&req)?;
+        history(req.clone(), state, Some(t), None).await
+    }
+    .await;
+    finish(&req, r)
+}
+
+pub async fn history_instance(req: HttpRequest, state: State) -> HttpResponse {
+    let r = async {
+        let t = resource_type(&req)?;
+        let id = path_id(&req)?;
+        history(req.clone(), state, Some(t), Some(id)).await
+    }
+    .await;
+    finish(&req, r)
+}
+
+async fn run_search(
+    req: &HttpRequest,
+    state: State,
+    query: Vec<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let res_type = resource_type(req)?;
+    let out = negotiate::output(req, &query)?;
+    let parsed = search::parse(&res_type, &query)?;
+    let count = parsed.count.unwrap_or(DEFAULT_COUNT);
+    if let Some(c) = &parsed.cursor {
+        if !is_valid_id(c) {
+            return Err(ApiError::BadRequest("invalid _cursor".into()));
+        }
+    }
+    let st = state.clone();
+    let t = res_type.clone();
+    let p = parsed.clone();
+    let (rows, total) = blocking(move || {
+        Ok(st.db.read(|conn| {
+            let q = SearchQuery {
+                tenant: st.tenant.as_str(),
+                res_type: &t,
+                conditions: &p.conditions,
+                after_id: p.cursor.as_deref(),
+                limit: count,
+            };
+            let rows = if count > 0 { store::search(conn, &q)? } else { Vec::new() };
+            let total = if p.total { Some(store::count(conn, &q_all(&q))?) } else { None };
+            Ok((rows, total))
+        })?)
+    })
+    .await?;
+    let base = state.base_url(req);
+    let path = format!("/{res_type}");
+    let mut applied = parsed.applied.clone();
+    applied.push(("_count".into(), count.to_string()));
+    let mut self_params = applied.clone();
+    if let Some(c) = &parsed.cursor {
+        self_params.push(("_cursor".into(), c.clone()));
+    }
+    let mut links = vec![Link {
+        relation: "self",
+        url: link_url(&base, &path, &self_params),
+    }];
+    if count > 0 && rows.len() as i64 == count {
+        if let Some(last) = rows.last() {
+            let mut next = applied.clone();
+            next.push(("_cursor".into(), last.res_id.clone()));
+            links.push(Link {
+                relation: "next",
+                url: link_url(&base, &path, &next),
+            });
+        }
+    }
+    let entries: Vec<Entry<'_>> = rows
+        .iter()
+        .map(|r| Entry {
+            full_url: Some(format!("{base}/{res_type}/{}", r.res_id)),
+            resource: r.body.as_deref().map(str::as_bytes),
+            search_mode: Some("match"),
+            ..Default::default()
+        })
+        .collect();
+    let total = total.map(|t| u64::try_from(t).unwrap_or(0));
+    let bundle = write_bundle("searchset", None, None, total, &links, &entries);
+    fhir_response(StatusCode::OK, out, &bundle)
+}
+
+/// The same search without the paging cursor (for the total).
+fn q_all<'a>(q: &SearchQuery<'a>) -> SearchQuery<'a> {
+    SearchQuery {
+        after_id: None,
+        ..q.clone()
+    }
+}
+
+pub async fn search(req: HttpRequest, state: State) -> HttpResponse {
+    let r = async {
+        let query = negotiate::query_pairs(&req)?;
+        run_search(&req, state, query).await
+    }
+    .await;
+    finish(&req, r)
+}
+
+pub async fn search_post(req: HttpRequest, payload: web::Payload, state: State) -> HttpResponse {
+    let r = async {
+        let ct = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !ct.starts_with("application/x-www-form-urlencoded") {
+            return Err(ApiError::UnsupportedMediaType(
+                "_search takes an application/x-www-form-urlencoded body".into(),
+            ));
+        }
+        let mut query = negotiate::query_pairs(&req)?;
+        let body = match negotiate::read_body(&req, payload, state.max_body_bytes).await {
+            Ok(b) => b,
+            Err(ApiError::BadRequest(_)) => web::Bytes::new(),
+            Err(e) => return Err(e),
+        };
+        let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
+            .map_err(|_| ApiError::BadRequest("the form body is not valid".into()))?;
+        query.extend(form);
+        run_search(&req, state, query).await
+    }
+    .await;
+    finish(&req, r)
+}

@@ -1,0 +1,12 @@
+//! The HEP FHIR server: HTTP (actix-web), SQL (diesel), configuration, logging.
+//! The only crate of the workspace that does IO.
+
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod http;
+pub mod search;
+pub mod server;
+pub mod service;
+pub mod telemetry;

@@ -1,0 +1,215 @@
+//! Parsing of search parameters into SQL conditions (strict: anything unsupported is a
+//! 400), and the normal form of search criteria used by conditional interactions.
+
+use fhir_mapping::search_params::{ParamType, find_param};
+use jiff::civil::{Date, DateTime};
+use jiff::{Timestamp, tz::TimeZone};
+
+use crate::db::store::{Comparison, Condition};
+use crate::error::ApiError;
+
+/// Parameters that control the result rather than select resources.
+const RESULT_PARAMS: &[&str] = &["_count", "_format", "_pretty", "_cursor", "_total"];
+
+/// A parsed search.
+#[derive(Debug, Clone, Default)]
+pub struct Search {
+    pub conditions: Vec<Condition>,
+    /// The selecting parameters as given, in normal form (sorted), for links and keys.
+    pub applied: Vec<(String, String)>,
+    pub count: Option<i64>,
+    pub cursor: Option<String>,
+    pub total: bool,
+}
+
+pub const DEFAULT_COUNT: i64 = 50;
+pub const MAX_COUNT: i64 = 1000;
+
+/// Parses the query pairs of a search of `resource_type`.
+pub fn parse(resource_type: &str, pairs: &[(String, String)]) -> Result<Search, ApiError> {
+    let mut search = Search {
+        total: true,
+        ..Search::default()
+    };
+    for (name, value) in pairs {
+        match name.as_str() {
+            "_count" => {
+                let n: i64 = value
+                    .parse()
+                    .ok()
+                    .filter(|n| *n >= 0)
+                    .ok_or_else(|| ApiError::BadRequest("_count must be a whole number".into()))?;
+                search.count = Some(n.min(MAX_COUNT));
+            }
+            "_cursor" => search.cursor = Some(value.clone()),
+            "_total" => match value.as_str() {
+                "accurate" | "estimate" => search.total = true,
+                "none" => search.total = false,
+                _ => {
+                    return Err(ApiError::BadRequest(
+                        "_total must be none, estimate or accurate".into(),
+                    ));
+                }
+            },
+            n if RESULT_PARAMS.contains(&n) => {}
+            _ => {
+                search.conditions.push(condition(resource_type, name, value)?);
+                search.applied.push((name.clone(), value.clone()));
+            }
+        }
+    }
+    search.applied.sort();
+    Ok(search)
+}
+
+fn condition(resource_type: &str, name: &str, value: &str) -> Result<Condition, ApiError> {
+    let (base, modifier) = match name.split_once(':') {
+        Some((b, m)) => (b, Some(m)),
+        None => (name, None),
+    };
+    let param = find_param(resource_type, base).ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "unknown or unsupported search parameter `{base}` for {resource_type}"
+        ))
+    })?;
+    if let Some(m) = modifier {
+        return Err(ApiError::BadRequest(format!(
+            "unsupported modifier `:{m}` on `{base}`"
+        )));
+    }
+    if value.is_empty() {
+        return Err(ApiError::BadRequest(format!("`{base}` needs a value")));
+    }
+    match (param.name, param.kind) {
+        ("_id", _) => Ok(Condition::Id(value.split(',').map(str::to_string).collect())),
+        (_, ParamType::Token) => {
+            let any_of = value
+                .split(',')
+                .map(|v| match v.split_once('|') {
+                    Some((system, code)) if !code.is_empty() => {
+                        Ok((Some(system.to_string()), code.to_string()))
+                    }
+                    Some(_) => Err(ApiError::BadRequest(format!(
+                        "`{base}` with `system|` and no code is not supported"
+                    ))),
+                    None => Ok((None, v.to_string())),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Condition::Token {
+                param: param.name.to_string(),
+                any_of,
+            })
+        }
+        ("_lastUpdated", ParamType::Date) => last_updated(value),
+        _ => Err(ApiError::BadRequest(format!(
+            "search parameter `{base}` is not supported"
+        ))),
+    }
+}
+
+/// `_lastUpdated` with a prefix and a (possibly partial) date, compared as ranges.
+fn last_updated(value: &str) -> Result<Condition, ApiError> {
+    let (prefix, date) = if value.len() > 2 && value.as_bytes()[..2].iter().all(u8::is_ascii_alphabetic)
+    {
+        value.split_at(2)
+    } else {
+        ("eq", value)
+    };
+    let (lo, hi) = date_range(date)
+        .ok_or_else(|| ApiError::BadRequest(format!("`{date}` is not a FHIR date or dateTime")))?;
+    let cond = |op, value| Condition::LastUpdated { op, value };
+    match prefix {
+        "ge" => Ok(cond(Comparison::Ge, lo)),
+        "gt" => Ok(cond(Comparison::Ge, hi)),
+        "le" => Ok(cond(Comparison::Lt, hi)),
+        "lt" => Ok(cond(Comparison::Lt, lo)),
+        "eq" => Err(ApiError::BadRequest(
+            "_lastUpdated=eq is not supported; use ge and lt together".into(),
+        )),
+        p => Err(ApiError::BadRequest(format!(
+            "unsupported date prefix `{p}` for _lastUpdated"
+        ))),
+    }
+}
+
+/// The instant range `[lo, hi)` in microseconds that a FHIR date/dateTime denotes
+/// (partial dates cover their whole year, month or day, in UTC).
+pub fn date_range(s: &str) -> Option<(i64, i64)> {
+    let micros = |t: Timestamp| t.as_microsecond();
+    let at_utc = |d: DateTime| d.to_zoned(TimeZone::UTC).ok().map(|z| z.timestamp());
+    match s.len() {
+        4 => {
+            let y: i16 = s.parse().ok()?;
+            let lo = Date::new(y, 1, 1).ok()?;
+            let hi = Date::new(y.checked_add(1)?, 1, 1).ok()?;
+            Some((micros(at_utc(lo.into())?), micros(at_utc(hi.into())?)))
+        }
+        7 => {
+            let lo: Date = format!("{s}-01").parse().ok()?;
+            let hi = lo.checked_add(jiff::Span::new().months(1)).ok()?;
+            Some((micros(at_utc(lo.into())?), micros(at_utc(hi.into())?)))
+        }
+        10 => {
+            let lo: Date = s.parse().ok()?;
+            let hi = lo.tomorrow().ok()?;
+            Some((micros(at_utc(lo.into())?), micros(at_utc(hi.into())?)))
+        }
+        _ => {
+            let t: Timestamp = s.parse().ok()?;
+            let lo = micros(t);
+            // A dateTime denotes the second (or finer unit) it names.
+            let precision = match s.find('.') {
+                Some(dot) => {
+                    let digits = s[dot + 1..].bytes().take_while(u8::is_ascii_digit).count();
+                    10i64.pow(6u32.saturating_sub(digits.min(6) as u32))
+                }
+                None => 1_000_000,
+            };
+            Some((lo, lo + precision))
+        }
+    }
+}
+
+/// The normal form of criteria (`a=1&b=2`, sorted, re-encoded) used as a claim key.
+pub fn normal_form(applied: &[(String, String)]) -> String {
+    serde_urlencoded::to_string(applied).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(s: &str) -> Vec<(String, String)> {
+        serde_urlencoded::from_str(s).unwrap_or_default()
+    }
+
+    #[test]
+    fn strict_on_unknown_parameters_and_modifiers() {
+        assert!(parse("Patient", &pairs("name=x")).is_err());
+        assert!(parse("Patient", &pairs("identifier:text=x")).is_err());
+        assert!(parse("Patient", &pairs("identifier=")).is_err());
+        assert!(parse("Patient", &pairs("identifier=s|1&_count=5")).is_ok());
+    }
+
+    #[test]
+    fn partial_dates_are_ranges() {
+        let (lo, hi) = date_range("2026-02").unwrap_or_default();
+        assert_eq!(hi - lo, 28 * 24 * 3600 * 1_000_000);
+        let (lo, hi) = date_range("2024").unwrap_or_default();
+        assert_eq!(hi - lo, 366 * 24 * 3600 * 1_000_000);
+        let (lo, hi) = date_range("2026-01-01T00:00:00Z").unwrap_or_default();
+        assert_eq!(hi - lo, 1_000_000);
+        let (lo, hi) = date_range("2026-01-01T00:00:00.123+01:00").unwrap_or_default();
+        assert_eq!(hi - lo, 1_000);
+        assert_eq!(lo, date_range("2025-12-31T23:00:00.123Z").unwrap_or_default().0);
+        assert!(date_range("2026-13").is_none());
+        assert!(date_range("yesterday").is_none());
+    }
+
+    #[test]
+    fn normal_form_is_order_independent() {
+        let a = parse("Patient", &pairs("identifier=b&_id=1")).map(|s| normal_form(&s.applied));
+        let b = parse("Patient", &pairs("_id=1&identifier=b")).map(|s| normal_form(&s.applied));
+        assert_eq!(a.ok(), b.ok());
+    }
+}

@@ -1,0 +1,84 @@
+//! Assembles and starts the HTTP server.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use domain::TenantId;
+use fhir_mapping::ParseLimits;
+use fhir_mapping::capability::{ServerDescription, capability_statement};
+use fhir_mapping::resource_types::{R4_RESOURCE_TYPES, is_storable};
+
+use crate::clock::{Clock, instant_string, to_micros};
+use crate::config::Config;
+use crate::db::{Db, DbError};
+use crate::http::{self, AppState};
+use crate::telemetry;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("cannot listen on {0}: {1}")]
+    Bind(String, std::io::Error),
+}
+
+fn capability(clock: &dyn Clock) -> serde_json::Value {
+    let types: Vec<&str> = R4_RESOURCE_TYPES
+        .iter()
+        .copied()
+        .filter(|t| is_storable(t))
+        .collect();
+    capability_statement(&ServerDescription {
+        software_name: "hep-server",
+        software_version: env!("CARGO_PKG_VERSION"),
+        base_url: "",
+        date: &instant_string(to_micros(clock.now())),
+        resource_types: &types,
+        type_interactions: http::TYPE_INTERACTIONS,
+        system_interactions: http::SYSTEM_INTERACTIONS,
+        formats: &["json", "xml", "application/fhir+json", "application/fhir+xml"],
+        conditional_create: true,
+        conditional_update: true,
+    })
+}
+
+/// Opens the database (applying migrations), binds and returns the server, not yet
+/// awaited, with the address it listens on (port 0 picks a free port).
+pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<(Server, SocketAddr), StartError> {
+    let db = Db::open(&config.database_url, config.db_pool_size)?;
+    let state = web::Data::new(AppState {
+        db,
+        capability: capability(clock.as_ref()),
+        clock,
+        tenant: TenantId::default_tenant(),
+        base_url: config.base_url.clone(),
+        limits: ParseLimits {
+            max_depth: config.max_depth,
+        },
+        max_body_bytes: config.max_body_bytes,
+    });
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .wrap(from_fn(telemetry::request_span))
+            .configure(http::routes)
+            .default_service(web::to(http::not_found))
+    })
+    .shutdown_timeout(config.shutdown_timeout);
+    if let Some(w) = config.workers {
+        server = server.workers(w.max(1));
+    }
+    let server = server
+        .bind(&config.bind)
+        .map_err(|e| StartError::Bind(config.bind.clone(), e))?;
+    let addr = server
+        .addrs()
+        .first()
+        .copied()
+        .ok_or_else(|| StartError::Bind(config.bind.clone(), std::io::Error::other("no address")))?;
+    Ok((server.run(), addr))
+}

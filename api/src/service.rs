@@ -1,0 +1,420 @@
+//! The FHIR interactions on the resource store: what create, update, delete and the
+//! conditional variants mean, each as one database transaction. Blocking: callers run
+//! these on the blocking pool.
+
+use fhir_mapping::references::{ReferenceTarget, classify_reference, find_references};
+use fhir_mapping::search_params::token_values;
+use fhir_mapping::{Issue, IssueType, ParsedResource};
+
+use crate::clock::instant_string;
+use crate::db::store::{self, Key, NewVersion, SearchQuery, Token, WriteResult};
+use crate::db::{AnyConnection, Db};
+use crate::error::ApiError;
+use crate::search::{Search, normal_form};
+
+/// What a write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteStatus {
+    /// A new resource (201).
+    Created,
+    /// A new version of an existing resource (200).
+    Updated,
+    /// A conditional create found its match; nothing was written (200).
+    Existing,
+    /// The resource is now deleted (a delete version was written).
+    Deleted,
+    /// Nothing to do (deleting what is already deleted).
+    Unchanged,
+}
+
+/// The result of a write: the version that is now current.
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub status: WriteStatus,
+    pub res_type: String,
+    pub id: String,
+    pub version: i64,
+    pub last_updated: i64,
+    /// Canonical JSON of the current version (`None` when deleted).
+    pub body: Option<String>,
+}
+
+/// Sets id and meta and serialises: the bytes to store.
+fn prepare(parsed: &ParsedResource, id: &str, version: i64, now: i64) -> Result<String, ApiError> {
+    let mut resource = parsed.clone();
+    resource.set_id(id);
+    resource.set_meta(&version.to_string(), &instant_string(now));
+    String::from_utf8(resource.to_json_bytes())
+        .map_err(|_| ApiError::Internal("serialised resource is not UTF-8".into()))
+}
+
+/// Every relative reference must resolve to a live resource of the same tenant.
+fn check_references(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    parsed: &ParsedResource,
+) -> Result<(), ApiError> {
+    let mut issues = Vec::new();
+    for found in find_references(parsed.resource_type(), parsed.json()) {
+        match classify_reference(&found.reference) {
+            ReferenceTarget::Local {
+                resource_type,
+                id,
+                version,
+            } => {
+                let key = Key {
+                    tenant,
+                    res_type: &resource_type,
+                    res_id: &id,
+                };
+                let ok = match version {
+                    None => store::exists(conn, key)?,
+                    Some(v) => match v.parse::<i64>() {
+                        Ok(v) => store::version(conn, key, v)?.is_some_and(|r| r.body.is_some()),
+                        Err(_) => false,
+                    },
+                };
+                if !ok {
+                    issues.push(
+                        Issue::error(
+                            IssueType::NotFound,
+                            format!("reference `{}` does not resolve on this server", found.reference),
+                        )
+                        .at(found.path),
+                    );
+                }
+            }
+            ReferenceTarget::Invalid(r) => issues.push(
+                Issue::error(IssueType::Value, format!("`{r}` is not a valid reference"))
+                    .at(found.path),
+            ),
+            ReferenceTarget::Contained(_) | ReferenceTarget::External(_) => {}
+        }
+    }
+    if issues.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Unprocessable(issues))
+    }
+}
+
+fn tokens_of(parsed: &ParsedResource) -> Vec<fhir_mapping::search_params::TokenValue> {
+    token_values(parsed.resource_type(), parsed.json())
+}
+
+/// Matches of `search` (at most two: enough to tell none, one and many apart).
+fn matches(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    res_type: &str,
+    search: &Search,
+) -> Result<Vec<store::MatchRow>, ApiError> {
+    if search.conditions.is_empty() {
+        return Err(ApiError::BadRequest(
+            "conditional interactions need at least one search parameter".into(),
+        ));
+    }
+    Ok(store::search(
+        conn,
+        &SearchQuery {
+            tenant,
+            res_type,
+            conditions: &search.conditions,
+            after_id: None,
+            limit: 2,
+        },
+    )?)
+}
+
+struct Insert<'a> {
+    tenant: &'a str,
+    parsed: &'a ParsedResource,
+    id: &'a str,
+    previous: Option<i64>,
+    now: i64,
+    method: &'static str,
+}
+
+fn insert(conn: &mut AnyConnection, i: Insert<'_>) -> Result<Written, ApiError> {
+    let version = i.previous.map_or(1, |p| p + 1);
+    let body = prepare(i.parsed, i.id, version, i.now)?;
+    check_references(conn, i.tenant, i.parsed)?;
+    let token_values = tokens_of(i.parsed);
+    let tokens: Vec<Token<'_>> = token_values
+        .iter()
+        .map(|t| Token {
+            param: t.param,
+            system: &t.system,
+            code: &t.code,
+        })
+        .collect();
+    let res_type = i.parsed.resource_type();
+    let result = store::write_version(
+        conn,
+        &NewVersion {
+            key: Key {
+                tenant: i.tenant,
+                res_type,
+                res_id: i.id,
+            },
+            previous: i.previous,
+            version,
+            last_updated: i.now,
+            method: i.method,
+            body: Some(&body),
+            tokens: &tokens,
+        },
+    )?;
+    if result == WriteResult::Conflict {
+        return Err(ApiError::Retry);
+    }
+    Ok(Written {
+        status: WriteStatus::Created,
+        res_type: res_type.to_string(),
+        id: i.id.to_string(),
+        version,
+        last_updated: i.now,
+        body: Some(body),
+    })
+}
+
+fn existing(res_type: &str, m: store::MatchRow) -> Written {
+    Written {
+        status: WriteStatus::Existing,
+        res_type: res_type.to_string(),
+        id: m.res_id,
+        version: m.version,
+        last_updated: m.last_updated,
+        body: m.body,
+    }
+}
+
+/// `POST [type]`, with `If-None-Exist` when `if_none_exist` is given.
+pub fn create(
+    db: &Db,
+    tenant: &str,
+    parsed: &ParsedResource,
+    id: &str,
+    if_none_exist: Option<&Search>,
+    now: i64,
+) -> Result<Written, ApiError> {
+    let res_type = parsed.resource_type();
+    db.write(|conn| {
+        if let Some(search) = if_none_exist {
+            let mut found = matches(conn, tenant, res_type, search)?;
+            match found.len() {
+                0 => {}
+                1 => return Ok(existing(res_type, found.remove(0))),
+                _ => {
+                    return Err(ApiError::PreconditionFailed(
+                        "the If-None-Exist criteria match more than one resource".into(),
+                    ));
+                }
+            }
+        }
+        let written = insert(
+            conn,
+            Insert {
+                tenant,
+                parsed,
+                id,
+                previous: None,
+                now,
+                method: "POST",
+            },
+        )?;
+        if let Some(search) = if_none_exist {
+            let key = Key {
+                tenant,
+                res_type,
+                res_id: id,
+            };
+            store::claim_criteria(conn, key, &normal_form(&search.applied))?;
+        }
+        Ok(written)
+    })
+}
+
+/// `PUT [type]/[id]` (update, or create with the client's id).
+pub fn update(
+    db: &Db,
+    tenant: &str,
+    parsed: &ParsedResource,
+    id: &str,
+    if_match: Option<i64>,
+    now: i64,
+) -> Result<Written, ApiError> {
+    db.write(|conn| update_in(conn, tenant, parsed, id, if_match, now))
+}
+
+fn update_in(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    parsed: &ParsedResource,
+    id: &str,
+    if_match: Option<i64>,
+    now: i64,
+) -> Result<Written, ApiError> {
+    let key = Key {
+        tenant,
+        res_type: parsed.resource_type(),
+        res_id: id,
+    };
+    let current = store::current(conn, key)?;
+    match (&current, if_match) {
+        (None, Some(_)) => {
+            return Err(ApiError::PreconditionFailed(
+                "If-Match was given but the resource does not exist".into(),
+            ));
+        }
+        (Some(c), Some(v)) if c.version != v => {
+            return Err(ApiError::PreconditionFailed(format!(
+                "If-Match names version {v} but the current version is {}",
+                c.version
+            )));
+        }
+        _ => {}
+    }
+    let mut written = insert(
+        conn,
+        Insert {
+            tenant,
+            parsed,
+            id,
+            previous: current.as_ref().map(|c| c.version),
+            now,
+            method: "PUT",
+        },
+    )?;
+    written.status = match current {
+        Some(c) if !c.deleted => WriteStatus::Updated,
+        _ => WriteStatus::Created,
+    };
+    Ok(written)
+}
+
+/// `PUT [type]?criteria`: update the one match, or create when there is none.
+pub fn conditional_update(
+    db: &Db,
+    tenant: &str,
+    parsed: &ParsedResource,
+    new_id: &str,
+    search: &Search,
+    if_match: Option<i64>,
+    now: i64,
+) -> Result<Written, ApiError> {
+    let res_type = parsed.resource_type();
+    db.write(|conn| {
+        let found = matches(conn, tenant, res_type, search)?;
+        match found.as_slice() {
+            [] => match parsed.id() {
+                Some(id) => {
+                    let key = Key {
+                        tenant,
+                        res_type,
+                        res_id: id,
+                    };
+                    if store::current(conn, key)?.is_some_and(|c| !c.deleted) {
+                        return Err(ApiError::Conflict(format!(
+                            "{res_type}/{id} exists but does not match the criteria"
+                        )));
+                    }
+                    update_in(conn, tenant, parsed, id, if_match, now)
+                }
+                None => {
+                    let written = insert(
+                        conn,
+                        Insert {
+                            tenant,
+                            parsed,
+                            id: new_id,
+                            previous: None,
+                            now,
+                            method: "PUT",
+                        },
+                    )?;
+                    let key = Key {
+                        tenant,
+                        res_type,
+                        res_id: new_id,
+                    };
+                    store::claim_criteria(conn, key, &normal_form(&search.applied))?;
+                    Ok(written)
+                }
+            },
+            [one] => {
+                if let Some(id) = parsed.id() {
+                    if id != one.res_id {
+                        return Err(ApiError::BadRequest(format!(
+                            "the resource id `{id}` differs from the id of the match `{}`",
+                            one.res_id
+                        )));
+                    }
+                }
+                update_in(conn, tenant, parsed, &one.res_id.clone(), if_match, now)
+            }
+            _ => Err(ApiError::PreconditionFailed(
+                "the criteria match more than one resource".into(),
+            )),
+        }
+    })
+}
+
+/// `DELETE [type]/[id]`.
+pub fn delete(
+    db: &Db,
+    tenant: &str,
+    res_type: &str,
+    id: &str,
+    if_match: Option<i64>,
+    now: i64,
+) -> Result<Written, ApiError> {
+    db.write(|conn| {
+        let key = Key {
+            tenant,
+            res_type,
+            res_id: id,
+        };
+        let current = store::current(conn, key)?
+            .ok_or_else(|| ApiError::NotFound(format!("{res_type}/{id} does not exist")))?;
+        if let Some(v) = if_match {
+            if v != current.version {
+                return Err(ApiError::PreconditionFailed(format!(
+                    "If-Match names version {v} but the current version is {}",
+                    current.version
+                )));
+            }
+        }
+        let mut written = Written {
+            status: WriteStatus::Unchanged,
+            res_type: res_type.to_string(),
+            id: id.to_string(),
+            version: current.version,
+            last_updated: current.last_updated,
+            body: None,
+        };
+        if current.deleted {
+            return Ok(written);
+        }
+        let version = current.version + 1;
+        let result = store::write_version(
+            conn,
+            &NewVersion {
+                key,
+                previous: Some(current.version),
+                version,
+                last_updated: now,
+                method: "DELETE",
+                body: None,
+                tokens: &[],
+            },
+        )?;
+        if result == WriteResult::Conflict {
+            return Err(ApiError::Retry);
+        }
+        written.status = WriteStatus::Deleted;
+        written.version = version;
+        written.last_updated = now;
+        Ok(written)
+    })
+}

@@ -1,0 +1,8 @@
+//! The home exercise program domain: concepts and rules, pure (no IO, no clock reads,
+//! no FHIR or database types).
+
+pub mod tenant;
+pub mod version;
+
+pub use tenant::TenantId;
+pub use version::VersionId;

@@ -1,0 +1,74 @@
+//! CapabilityStatement construction from a description of what the server implements.
+
+use serde_json::{Value, json};
+
+use crate::search_params::params_for;
+
+/// What the server implements for every stored resource type.
+#[derive(Debug, Clone)]
+pub struct ServerDescription<'a> {
+    pub software_name: &'a str,
+    pub software_version: &'a str,
+    pub base_url: &'a str,
+    /// The instant the statement describes (the server start), as a FHIR dateTime.
+    pub date: &'a str,
+    pub resource_types: &'a [&'a str],
+    /// Type-level and instance-level interaction codes (R4 `TypeRestfulInteraction`).
+    pub type_interactions: &'a [&'a str],
+    /// System-level interaction codes (R4 `SystemRestfulInteraction`).
+    pub system_interactions: &'a [&'a str],
+    pub formats: &'a [&'a str],
+    pub conditional_create: bool,
+    pub conditional_update: bool,
+}
+
+/// Builds the CapabilityStatement (kind `instance`).
+pub fn capability_statement(d: &ServerDescription<'_>) -> Value {
+    let resources: Vec<Value> = d
+        .resource_types
+        .iter()
+        .map(|t| {
+            let interactions: Vec<Value> = d
+                .type_interactions
+                .iter()
+                .map(|code| json!({ "code": code }))
+                .collect();
+            let params: Vec<Value> = params_for(t)
+                .iter()
+                .map(|p| json!({"name": p.name, "definition": p.definition, "type": p.kind.as_str()}))
+                .collect();
+            json!({
+                "type": t,
+                "interaction": interactions,
+                "versioning": "versioned-update",
+                "readHistory": true,
+                "updateCreate": true,
+                "conditionalCreate": d.conditional_create,
+                "conditionalUpdate": d.conditional_update,
+                "conditionalDelete": "not-supported",
+                "searchParam": params
+            })
+        })
+        .collect();
+    let system: Vec<Value> = d
+        .system_interactions
+        .iter()
+        .map(|code| json!({ "code": code }))
+        .collect();
+    json!({
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": d.date,
+        "publisher": "HEP FHIR backend",
+        "kind": "instance",
+        "software": { "name": d.software_name, "version": d.software_version },
+        "implementation": { "description": "Home exercise program FHIR server", "url": d.base_url },
+        "fhirVersion": "4.0.1",
+        "format": d.formats,
+        "rest": [{
+            "mode": "server",
+            "resource": resources,
+            "interaction": system
+        }]
+    })
+}

@@ -1,0 +1,472 @@
+//! Parsing and rendering of FHIR resources: the only place that calls fhirbolt's
+//! generic (de)serialisers. Every function here is non-generic, so that the large amount
+//! of code those instantiate is compiled once, in this crate.
+
+use fhirbolt::model::r4::Resource;
+use fhirbolt::serde::{DeserializationConfig, DeserializationMode};
+use serde_json::{Map, Value};
+
+use crate::error::MappingError;
+use crate::locate;
+use crate::outcome::{Issue, IssueType};
+use crate::resource_types::is_resource_type;
+
+/// A wire format of FHIR resources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    Xml,
+}
+
+impl Format {
+    pub fn mime(self) -> &'static str {
+        match self {
+            Format::Json => "application/fhir+json",
+            Format::Xml => "application/fhir+xml",
+        }
+    }
+}
+
+/// Limits applied while parsing untrusted input.
+#[derive(Debug, Clone, Copy)]
+pub struct ParseLimits {
+    /// Deepest nesting of objects/arrays (JSON) or elements (XML) accepted.
+    pub max_depth: usize,
+}
+
+impl Default for ParseLimits {
+    fn default() -> Self {
+        ParseLimits { max_depth: 64 }
+    }
+}
+
+fn strict() -> Option<DeserializationConfig> {
+    Some(DeserializationConfig {
+        mode: DeserializationMode::Strict,
+    })
+}
+
+/// A resource that passed structural validation against the R4 model, held as its
+/// canonical JSON object (elements in FHIR order).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParsedResource {
+    resource_type: String,
+    json: Map<String, Value>,
+}
+
+impl ParsedResource {
+    pub fn resource_type(&self) -> &str {
+        &self.resource_type
+    }
+
+    pub fn id(&self) -> Option<&str> {
+        self.json.get("id").and_then(Value::as_str)
+    }
+
+    pub fn json(&self) -> &Map<String, Value> {
+        &self.json
+    }
+
+    /// Sets the logical id (kept in canonical position, after `resourceType`).
+    pub fn set_id(&mut self, id: &str) {
+        self.json.shift_remove("id");
+        self.json.shift_insert(1, "id".into(), Value::String(id.into()));
+    }
+
+    /// Sets `meta.versionId` and `meta.lastUpdated`, keeping any other meta content.
+    pub fn set_meta(&mut self, version_id: &str, last_updated: &str) {
+        let mut meta = match self.json.shift_remove("meta") {
+            Some(Value::Object(m)) => m,
+            _ => Map::new(),
+        };
+        meta.shift_remove("versionId");
+        meta.shift_remove("lastUpdated");
+        let mut ordered = Map::new();
+        // Meta elements in canonical order: id, extension, versionId, lastUpdated, source, ...
+        for key in ["id", "extension"] {
+            if let Some(v) = meta.shift_remove(key) {
+                ordered.insert(key.into(), v);
+            }
+        }
+        ordered.insert("versionId".into(), Value::String(version_id.into()));
+        ordered.insert("lastUpdated".into(), Value::String(last_updated.into()));
+        ordered.extend(meta);
+        let pos = if self.json.contains_key("id") { 2 } else { 1 };
+        self.json.shift_insert(pos, "meta".into(), Value::Object(ordered));
+    }
+
+    /// The canonical compact JSON bytes.
+    pub fn to_json_bytes(&self) -> Vec<u8> {
+        // Serialising a map of JSON values cannot fail.
+        serde_json::to_vec(&self.json).unwrap_or_default()
+    }
+}
+
+/// Parses and structurally validates a resource in the given format.
+pub fn parse_resource(
+    body: &[u8],
+    format: Format,
+    limits: &ParseLimits,
+) -> Result<ParsedResource, MappingError> {
+    let resource = match format {
+        Format::Json => parse_json(body, limits)?,
+        Format::Xml => parse_xml(body, limits)?,
+    };
+    resource_to_json(resource)
+}
+
+fn resource_to_json(resource: Resource) -> Result<ParsedResource, MappingError> {
+    if matches!(resource, Resource::Invalid) {
+        return Err(MappingError::single(Issue::error(
+            IssueType::Structure,
+            "not a FHIR resource",
+        )));
+    }
+    match fhirbolt::json::to_json_value(resource, None) {
+        Ok(Value::Object(json)) => {
+            let resource_type = json
+                .get("resourceType")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            Ok(ParsedResource {
+                resource_type,
+                json,
+            })
+        }
+        Ok(_) => Err(MappingError::single(Issue::error(
+            IssueType::Structure,
+            "the resource is not a JSON object",
+        ))),
+        Err(e) => Err(MappingError::single(Issue::error(
+            IssueType::Structure,
+            format!("the resource cannot be represented: {e}"),
+        ))),
+    }
+}
+
+/// Checks JSON nesting depth without parsing (strings are skipped).
+fn check_json_depth(body: &[u8], max_depth: usize) -> Result<(), MappingError> {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    let (mut line, mut col) = (1u64, 0u64);
+    for &b in body {
+        col += 1;
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > max_depth {
+                    return Err(MappingError::single(
+                        Issue::error(
+                            IssueType::TooCostly,
+                            format!("the document is nested deeper than {max_depth} levels"),
+                        )
+                        .with_position(line, col),
+                    ));
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            b'\n' => {
+                line += 1;
+                col = 0;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn serde_message(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" at line ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}
+
+fn parse_json(body: &[u8], limits: &ParseLimits) -> Result<Resource, MappingError> {
+    check_json_depth(body, limits.max_depth)?;
+    match fhirbolt::json::from_slice::<Resource>(body, strict()) {
+        Ok(resource) => Ok(resource),
+        Err(e) => Err(json_error(body, &e)),
+    }
+}
+
+fn json_error(body: &[u8], e: &serde_json::Error) -> MappingError {
+    use serde_json::error::Category;
+    let (line, column) = (e.line() as u64, e.column() as u64);
+    match e.classify() {
+        Category::Syntax | Category::Eof | Category::Io => MappingError::single(
+            Issue::error(
+                IssueType::Structure,
+                format!("malformed JSON: {}", serde_message(e)),
+            )
+            .with_position(line, column),
+        ),
+        Category::Data => {
+            // Name the resource type problem precisely when that is the problem.
+            let value: Option<Value> = serde_json::from_slice(body).ok();
+            let resource_type = value
+                .as_ref()
+                .and_then(|v| v.get("resourceType"))
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            match (value.as_ref(), resource_type) {
+                (Some(v), _) if !v.is_object() => MappingError::single(Issue::error(
+                    IssueType::Structure,
+                    "a resource must be a JSON object",
+                )),
+                (_, None) => MappingError::single(
+                    Issue::error(IssueType::Required, "the resource has no `resourceType`")
+                        .at("resourceType"),
+                ),
+                (_, Some(t)) if !is_resource_type(&t) => MappingError::single(
+                    Issue::error(
+                        IssueType::NotSupported,
+                        format!("`{t}` is not an R4 resource type"),
+                    )
+                    .at("resourceType"),
+                ),
+                (Some(doc), Some(t)) => {
+                    let message = serde_message(e);
+                    let diagnostics = if message == "ParseBoolError" {
+                        "invalid boolean value (expected true or false)".to_string()
+                    } else {
+                        message.clone()
+                    };
+                    let mut issue = Issue::error(IssueType::Structure, diagnostics);
+                    if line > 0 {
+                        issue = issue.with_position(line, column);
+                    }
+                    if let Some(path) = locate::locate(doc, &t, &message) {
+                        issue = issue.at(path);
+                    }
+                    MappingError::single(issue)
+                }
+                (None, Some(_)) => MappingError::single(Issue::error(
+                    IssueType::Structure,
+                    serde_message(e),
+                )),
+            }
+        }
+    }
+}
+
+/// Checks XML well-formedness and nesting depth, with the position of the first problem.
+fn check_xml(body: &[u8], max_depth: usize) -> Result<(), MappingError> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_reader(body);
+    reader.config_mut().check_end_names = true;
+    let mut depth = 0usize;
+    let mut buf = Vec::new();
+    loop {
+        let position = reader.buffer_position() as usize;
+        match reader.read_event_into(&mut buf) {
+            Ok(Event::Start(_)) => {
+                depth += 1;
+                if depth > max_depth {
+                    let (line, col) = line_col(body, position);
+                    return Err(MappingError::single(
+                        Issue::error(
+                            IssueType::TooCostly,
+                            format!("the document is nested deeper than {max_depth} levels"),
+                        )
+                        .with_position(line, col),
+                    ));
+                }
+            }
+            Ok(Event::End(_)) => depth = depth.saturating_sub(1),
+            Ok(Event::DocType(_)) => {
+                let (line, col) = line_col(body, position);
+                return Err(MappingError::single(
+                    Issue::error(IssueType::Security, "DOCTYPE declarations are not accepted")
+                        .with_position(line, col),
+                ));
+            }
+            Ok(Event::Eof) => return Ok(()),
+            Ok(_) => {}
+            Err(e) => {
+                let (line, col) = line_col(body, reader.error_position() as usize);
+                return Err(MappingError::single(
+                    Issue::error(IssueType::Structure, format!("malformed XML: {e}"))
+                        .with_position(line, col),
+                ));
+            }
+        }
+        buf.clear();
+    }
+}
+
+fn line_col(body: &[u8], offset: usize) -> (u64, u64) {
+    let upto = &body[..offset.min(body.len())];
+    let line = upto.iter().filter(|b| **b == b'\n').count() as u64 + 1;
+    let col = match upto.iter().rposition(|b| *b == b'\n') {
+        Some(nl) => (upto.len() - nl) as u64,
+        None => upto.len() as u64 + 1,
+    };
+    (line, col)
+}
+
+fn parse_xml(body: &[u8], limits: &ParseLimits) -> Result<Resource, MappingError> {
+    check_xml(body, limits.max_depth)?;
+    fhirbolt::xml::from_slice::<Resource>(body, strict()).map_err(|e| {
+        let text = e.to_string();
+        let code = if text.contains("unknown") {
+            IssueType::Structure
+        } else {
+            IssueType::Invalid
+        };
+        MappingError::single(Issue::error(code, format!("invalid FHIR XML: {text}")))
+    })
+}
+
+/// Parses canonical JSON that this server wrote itself (stored resources).
+fn parse_stored(json: &[u8]) -> Result<Resource, MappingError> {
+    fhirbolt::json::from_slice::<Resource>(json, strict()).map_err(|e| {
+        MappingError::single(Issue::error(
+            IssueType::Exception,
+            format!("stored resource cannot be read: {}", serde_message(&e)),
+        ))
+    })
+}
+
+/// Renders JSON resource bytes (stored canonical JSON, or any JSON this server built)
+/// in the requested format.
+pub fn render(json: &[u8], format: Format, pretty: bool) -> Result<Vec<u8>, MappingError> {
+    match format {
+        Format::Json if !pretty => Ok(json.to_vec()),
+        Format::Json => {
+            let value: Value = serde_json::from_slice(json).map_err(|e| {
+                MappingError::single(Issue::error(IssueType::Exception, e.to_string()))
+            })?;
+            serde_json::to_vec_pretty(&value)
+                .map_err(|e| MappingError::single(Issue::error(IssueType::Exception, e.to_string())))
+        }
+        Format::Xml => {
+            let resource = parse_stored(json)?;
+            // fhirbolt writes the XML declaration itself.
+            fhirbolt::xml::to_vec(&resource, None)
+                .map_err(|e| MappingError::single(Issue::error(IssueType::Exception, e.to_string())))
+        }
+    }
+}
+
+/// Renders a JSON value (an OperationOutcome, a Bundle, a CapabilityStatement) in the
+/// requested format.
+pub fn render_value(value: &Value, format: Format, pretty: bool) -> Result<Vec<u8>, MappingError> {
+    match format {
+        Format::Json if pretty => serde_json::to_vec_pretty(value)
+            .map_err(|e| MappingError::single(Issue::error(IssueType::Exception, e.to_string()))),
+        _ => {
+            let bytes = serde_json::to_vec(value).map_err(|e| {
+                MappingError::single(Issue::error(IssueType::Exception, e.to_string()))
+            })?;
+            render(&bytes, format, pretty)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<ParsedResource, MappingError> {
+        parse_resource(s.as_bytes(), Format::Json, &ParseLimits::default())
+    }
+
+    #[test]
+    fn canonical_json_and_meta() {
+        let mut r = parse(r#"{"gender":"female","resourceType":"Patient","meta":{"source":"x","versionId":"9"}}"#)
+            .expect("valid");
+        assert_eq!(r.resource_type(), "Patient");
+        r.set_id("p1");
+        r.set_meta("1", "2026-01-01T00:00:00.000Z");
+        let s = String::from_utf8(r.to_json_bytes()).expect("utf8");
+        assert_eq!(
+            s,
+            r#"{"resourceType":"Patient","id":"p1","meta":{"versionId":"1","lastUpdated":"2026-01-01T00:00:00.000Z","source":"x"},"gender":"female"}"#
+        );
+    }
+
+    #[test]
+    fn unknown_element_is_located() {
+        let err = parse("{\"resourceType\":\"Patient\",\n\"name\":[{\"family\":\"A\",\"nickname\":\"B\"}]}")
+            .expect_err("invalid");
+        let issue = &err.issues[0];
+        assert_eq!(issue.expression.as_deref(), Some("Patient.name[0].nickname"));
+    }
+
+    #[test]
+    fn wrong_value_type_is_located() {
+        let err = parse(r#"{"resourceType":"Patient","birthDate":1990}"#).expect_err("invalid");
+        assert_eq!(err.issues[0].expression.as_deref(), Some("Patient.birthDate"));
+        let err = parse(r#"{"resourceType":"Patient","active":"yes"}"#).expect_err("invalid");
+        assert!(err.issues[0].diagnostics.contains("boolean"));
+    }
+
+    #[test]
+    fn malformed_json_has_position() {
+        let err = parse("{\"resourceType\":\"Patient\",\n  \"active\": tru }").expect_err("invalid");
+        assert!(err.issues[0].diagnostics.starts_with("malformed JSON"));
+        assert_eq!(err.issues[0].position.map(|p| p.0), Some(2));
+    }
+
+    #[test]
+    fn unknown_type_and_missing_type() {
+        let err = parse(r#"{"resourceType":"Foo"}"#).expect_err("invalid");
+        assert_eq!(err.issues[0].code, IssueType::NotSupported);
+        let err = parse(r#"{"id":"x"}"#).expect_err("invalid");
+        assert_eq!(err.issues[0].code, IssueType::Required);
+        let err = parse(r#"[1]"#).expect_err("invalid");
+        assert_eq!(err.issues[0].code, IssueType::Structure);
+    }
+
+    #[test]
+    fn depth_limit() {
+        let deep = format!(
+            r#"{{"resourceType":"Basic","extension":[{}]}}"#,
+            "{\"url\":\"x\",\"extension\":[".repeat(40) + &"]}".repeat(40)
+        );
+        let err = parse(&deep).expect_err("too deep");
+        assert_eq!(err.issues[0].code, IssueType::TooCostly);
+    }
+
+    #[test]
+    fn decimals_keep_precision_and_xml_round_trips() {
+        let r = parse(r#"{"resourceType":"Observation","status":"final","code":{"text":"w"},"valueQuantity":{"value":12.500,"unit":"kg"}}"#)
+            .expect("valid");
+        let json = r.to_json_bytes();
+        assert!(String::from_utf8_lossy(&json).contains("12.500"));
+        let xml = render(&json, Format::Xml, false).expect("xml");
+        let text = String::from_utf8_lossy(&xml);
+        assert!(text.contains("<Observation xmlns=\"http://hl7.org/fhir\">"), "{text}");
+        assert_eq!(text.matches("<?xml").count(), 1, "{text}");
+        assert!(text.contains("value=\"12.500\""));
+        let back = parse_resource(&xml, Format::Xml, &ParseLimits::default()).expect("xml parses");
+        assert_eq!(back, r);
+    }
+
+    #[test]
+    fn malformed_xml_has_position() {
+        let err = parse_resource(
+            b"<Patient xmlns=\"http://hl7.org/fhir\">\n<active value=\"true\">\n</Patient>",
+            Format::Xml,
+            &ParseLimits::default(),
+        )
+        .expect_err("invalid");
+        assert!(err.issues[0].diagnostics.starts_with("malformed XML"), "{:?}", err);
+        assert!(err.issues[0].position.is_some());
+    }
+}

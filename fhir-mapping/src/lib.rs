@@ -1,0 +1,16 @@
+//! FHIR R4 mapping: parsing and rendering with fhirbolt, references, search values,
+//! Bundles, OperationOutcome and CapabilityStatement construction. No IO.
+
+pub mod bundle;
+pub mod capability;
+pub mod codec;
+pub mod error;
+pub mod locate;
+pub mod outcome;
+pub mod references;
+pub mod resource_types;
+pub mod search_params;
+
+pub use codec::{Format, ParseLimits, ParsedResource, parse_resource, render, render_value};
+pub use error::MappingError;
+pub use outcome::{Issue, IssueType, Severity, operation_outcome};
