@@ -1,1 +1,12 @@
+//! Integration tests: the real server over HTTP on SQLite, or on PostgreSQL when
+//! `HEP_TEST_DATABASE_URL` is set.
 
+mod architecture;
+mod concurrency;
+mod conditional;
+mod crud;
+mod errors;
+mod formats;
+mod history;
+mod metadata;
+mod support;

@@ -1,0 +1,128 @@
+//! A real server on port 0 against a fresh database, and helpers to talk to it.
+
+use std::sync::Arc;
+
+use actix_web::dev::ServerHandle;
+use api::clock::{Clock, SystemClock};
+use api::config::Config;
+use reqwest::{Client, Response, StatusCode};
+use serde_json::Value;
+
+pub const FHIR_JSON: &str = "application/fhir+json";
+pub const FHIR_XML: &str = "application/fhir+xml";
+
+pub struct TestServer {
+    pub base: String,
+    pub client: Client,
+    handle: ServerHandle,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        // Stopping is asynchronous; the runtime finishes it or ends with the test.
+        drop(tokio::spawn(async move { handle.stop(false).await }));
+    }
+}
+
+/// The database for one test: a fresh PostgreSQL schema when `HEP_TEST_DATABASE_URL`
+/// names a server, else a fresh SQLite file.
+fn database_url(dir: &tempfile::TempDir) -> String {
+    match std::env::var("HEP_TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => {
+            let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+            api::db::create_test_schema(&url, &schema).expect("create test schema")
+        }
+        _ => dir.path().join("test.db").display().to_string(),
+    }
+}
+
+pub async fn start() -> TestServer {
+    start_with(|_| {}, Arc::new(SystemClock)).await
+}
+
+pub async fn start_with(adjust: impl FnOnce(&mut Config), clock: Arc<dyn Clock>) -> TestServer {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = Config::for_database(&database_url(&dir));
+    config.bind = "127.0.0.1:0".into();
+    config.workers = Some(2);
+    config.db_pool_size = 4;
+    config.shutdown_timeout = 1;
+    adjust(&mut config);
+    let (server, addr) = api::server::build(&config, clock).expect("server starts");
+    let handle = server.handle();
+    tokio::spawn(server);
+    TestServer {
+        base: format!("http://{addr}/fhir"),
+        client: Client::new(),
+        handle,
+        _dir: dir,
+    }
+}
+
+impl TestServer {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}/{}", self.base, path.trim_start_matches('/'))
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.client.get(self.url(path)).send().await.expect("GET")
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> Response {
+        self.client
+            .post(self.url(path))
+            .header("Content-Type", FHIR_JSON)
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    pub async fn put_json(&self, path: &str, body: &Value) -> Response {
+        self.client
+            .put(self.url(path))
+            .header("Content-Type", FHIR_JSON)
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("PUT")
+    }
+
+    /// Creates a resource and returns it as stored.
+    pub async fn create(&self, body: Value) -> Value {
+        let t = body["resourceType"].as_str().expect("resourceType").to_string();
+        let res = self.post_json(&t, &body).await;
+        assert_eq!(res.status(), StatusCode::CREATED, "create {t}");
+        res.json().await.expect("json")
+    }
+}
+
+pub async fn json(res: Response) -> Value {
+    res.json().await.expect("JSON body")
+}
+
+/// Asserts an OperationOutcome with the given status, returning its first issue.
+pub async fn outcome(res: Response, status: StatusCode) -> Value {
+    assert_eq!(res.status(), status);
+    let ct = res
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    assert!(ct.starts_with(FHIR_JSON), "content type {ct}");
+    let body: Value = res.json().await.expect("OperationOutcome JSON");
+    assert_eq!(body["resourceType"], "OperationOutcome", "{body}");
+    body["issue"][0].clone()
+}
+
+pub fn patient(mrn: &str) -> Value {
+    serde_json::json!({
+        "resourceType": "Patient",
+        "identifier": [{"system": "urn:test:mrn", "value": mrn}],
+        "name": [{"family": "Testperson", "given": ["Alex"]}],
+        "birthDate": "1970-01-01"
+    })
+}
