@@ -64,7 +64,13 @@ mod tests {
 
     #[test]
     fn formats_instants() {
-        assert_eq!(instant_string(1_700_000_000_123_456), "2023-11-14T22:13:20.123456Z");
-        assert_eq!(http_date(1_700_000_000_123_456), "Tue, 14 Nov 2023 22:13:20 GMT");
+        assert_eq!(
+            instant_string(1_700_000_000_123_456),
+            "2023-11-14T22:13:20.123456Z"
+        );
+        assert_eq!(
+            http_date(1_700_000_000_123_456),
+            "Tue, 14 Nov 2023 22:13:20 GMT"
+        );
     }
 }

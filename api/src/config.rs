@@ -13,7 +13,11 @@ pub enum LogFormat {
 
 /// The HEP FHIR server.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "hep-server", version, about = "FHIR R4 server for home exercise programs")]
+#[command(
+    name = "hep-server",
+    version,
+    about = "FHIR R4 server for home exercise programs"
+)]
 pub struct Config {
     /// Address and port to listen on.
     #[arg(long, env = "HEP_BIND", default_value = "127.0.0.1:8080")]

@@ -34,11 +34,10 @@ pub fn parse(resource_type: &str, pairs: &[(String, String)]) -> Result<Search, 
     for (name, value) in pairs {
         match name.as_str() {
             "_count" => {
-                let n: i64 = value
-                    .parse()
-                    .ok()
-                    .filter(|n| *n >= 0)
-                    .ok_or_else(|| ApiError::BadRequest("_count must be a whole number".into()))?;
+                let n: i64 =
+                    value.parse().ok().filter(|n| *n >= 0).ok_or_else(|| {
+                        ApiError::BadRequest("_count must be a whole number".into())
+                    })?;
                 search.count = Some(n.min(MAX_COUNT));
             }
             "_cursor" => search.cursor = Some(value.clone()),
@@ -53,7 +52,9 @@ pub fn parse(resource_type: &str, pairs: &[(String, String)]) -> Result<Search, 
             },
             n if RESULT_PARAMS.contains(&n) => {}
             _ => {
-                search.conditions.push(condition(resource_type, name, value)?);
+                search
+                    .conditions
+                    .push(condition(resource_type, name, value)?);
                 search.applied.push((name.clone(), value.clone()));
             }
         }
@@ -81,7 +82,9 @@ fn condition(resource_type: &str, name: &str, value: &str) -> Result<Condition, 
         return Err(ApiError::BadRequest(format!("`{base}` needs a value")));
     }
     match (param.name, param.kind) {
-        ("_id", _) => Ok(Condition::Id(value.split(',').map(str::to_string).collect())),
+        ("_id", _) => Ok(Condition::Id(
+            value.split(',').map(str::to_string).collect(),
+        )),
         (_, ParamType::Token) => {
             let any_of = value
                 .split(',')
@@ -109,12 +112,12 @@ fn condition(resource_type: &str, name: &str, value: &str) -> Result<Condition, 
 
 /// `_lastUpdated` with a prefix and a (possibly partial) date, compared as ranges.
 fn last_updated(value: &str) -> Result<Condition, ApiError> {
-    let (prefix, date) = if value.len() > 2 && value.as_bytes()[..2].iter().all(u8::is_ascii_alphabetic)
-    {
-        value.split_at(2)
-    } else {
-        ("eq", value)
-    };
+    let (prefix, date) =
+        if value.len() > 2 && value.as_bytes()[..2].iter().all(u8::is_ascii_alphabetic) {
+            value.split_at(2)
+        } else {
+            ("eq", value)
+        };
     let (lo, hi) = date_range(date)
         .ok_or_else(|| ApiError::BadRequest(format!("`{date}` is not a FHIR date or dateTime")))?;
     let cond = |op, value| Condition::LastUpdated { op, value };
@@ -201,7 +204,10 @@ mod tests {
         assert_eq!(hi - lo, 1_000_000);
         let (lo, hi) = date_range("2026-01-01T00:00:00.123+01:00").unwrap_or_default();
         assert_eq!(hi - lo, 1_000);
-        assert_eq!(lo, date_range("2025-12-31T23:00:00.123Z").unwrap_or_default().0);
+        assert_eq!(
+            lo,
+            date_range("2025-12-31T23:00:00.123Z").unwrap_or_default().0
+        );
         assert!(date_range("2026-13").is_none());
         assert!(date_range("yesterday").is_none());
     }

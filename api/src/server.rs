@@ -40,7 +40,12 @@ fn capability(clock: &dyn Clock) -> serde_json::Value {
         resource_types: &types,
         type_interactions: http::TYPE_INTERACTIONS,
         system_interactions: http::SYSTEM_INTERACTIONS,
-        formats: &["json", "xml", "application/fhir+json", "application/fhir+xml"],
+        formats: &[
+            "json",
+            "xml",
+            "application/fhir+json",
+            "application/fhir+xml",
+        ],
         conditional_create: true,
         conditional_update: true,
     })
@@ -75,10 +80,8 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<(Server, SocketAd
     let server = server
         .bind(&config.bind)
         .map_err(|e| StartError::Bind(config.bind.clone(), e))?;
-    let addr = server
-        .addrs()
-        .first()
-        .copied()
-        .ok_or_else(|| StartError::Bind(config.bind.clone(), std::io::Error::other("no address")))?;
+    let addr = server.addrs().first().copied().ok_or_else(|| {
+        StartError::Bind(config.bind.clone(), std::io::Error::other("no address"))
+    })?;
     Ok((server.run(), addr))
 }

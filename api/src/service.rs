@@ -78,7 +78,10 @@ fn check_references(
                     issues.push(
                         Issue::error(
                             IssueType::NotFound,
-                            format!("reference `{}` does not resolve on this server", found.reference),
+                            format!(
+                                "reference `{}` does not resolve on this server",
+                                found.reference
+                            ),
                         )
                         .at(found.path),
                     );
@@ -343,13 +346,13 @@ pub fn conditional_update(
                 }
             },
             [one] => {
-                if let Some(id) = parsed.id() {
-                    if id != one.res_id {
-                        return Err(ApiError::BadRequest(format!(
-                            "the resource id `{id}` differs from the id of the match `{}`",
-                            one.res_id
-                        )));
-                    }
+                if let Some(id) = parsed.id()
+                    && id != one.res_id
+                {
+                    return Err(ApiError::BadRequest(format!(
+                        "the resource id `{id}` differs from the id of the match `{}`",
+                        one.res_id
+                    )));
                 }
                 update_in(conn, tenant, parsed, &one.res_id.clone(), if_match, now)
             }
@@ -377,13 +380,13 @@ pub fn delete(
         };
         let current = store::current(conn, key)?
             .ok_or_else(|| ApiError::NotFound(format!("{res_type}/{id} does not exist")))?;
-        if let Some(v) = if_match {
-            if v != current.version {
-                return Err(ApiError::PreconditionFailed(format!(
-                    "If-Match names version {v} but the current version is {}",
-                    current.version
-                )));
-            }
+        if let Some(v) = if_match
+            && v != current.version
+        {
+            return Err(ApiError::PreconditionFailed(format!(
+                "If-Match names version {v} but the current version is {}",
+                current.version
+            )));
         }
         let mut written = Written {
             status: WriteStatus::Unchanged,

@@ -18,8 +18,7 @@ impl TenantId {
     pub fn parse(s: &str) -> Result<Self, InvalidTenant> {
         let ok = !s.is_empty()
             && s.len() <= 64
-            && s
-                .bytes()
+            && s.bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         if ok {
             Ok(TenantId(s.to_string()))

@@ -70,7 +70,12 @@ pub fn write_bundle(
     if let Some(id) = id {
         push_field(&mut out, &mut first, "id", &Value::String(id.into()));
     }
-    push_field(&mut out, &mut first, "type", &Value::String(bundle_type.into()));
+    push_field(
+        &mut out,
+        &mut first,
+        "type",
+        &Value::String(bundle_type.into()),
+    );
     if let Some(ts) = timestamp {
         push_field(&mut out, &mut first, "timestamp", &Value::String(ts.into()));
     }
@@ -191,7 +196,10 @@ mod tests {
         assert_eq!(v["entry"][0]["resource"]["id"], "1");
         assert_eq!(v["entry"][0]["response"]["etag"], "W/\"2\"");
         assert_eq!(v["entry"][1]["request"]["method"], "DELETE");
-        let keys: Vec<&String> = v.as_object().map(|o| o.keys().collect()).unwrap_or_default();
+        let keys: Vec<&String> = v
+            .as_object()
+            .map(|o| o.keys().collect())
+            .unwrap_or_default();
         assert_eq!(keys, ["resourceType", "type", "total", "link", "entry"]);
     }
 }

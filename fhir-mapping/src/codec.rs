@@ -70,7 +70,8 @@ impl ParsedResource {
     /// Sets the logical id (kept in canonical position, after `resourceType`).
     pub fn set_id(&mut self, id: &str) {
         self.json.shift_remove("id");
-        self.json.shift_insert(1, "id".into(), Value::String(id.into()));
+        self.json
+            .shift_insert(1, "id".into(), Value::String(id.into()));
     }
 
     /// Sets `meta.versionId` and `meta.lastUpdated`, keeping any other meta content.
@@ -92,7 +93,8 @@ impl ParsedResource {
         ordered.insert("lastUpdated".into(), Value::String(last_updated.into()));
         ordered.extend(meta);
         let pos = if self.json.contains_key("id") { 2 } else { 1 };
-        self.json.shift_insert(pos, "meta".into(), Value::Object(ordered));
+        self.json
+            .shift_insert(pos, "meta".into(), Value::Object(ordered));
     }
 
     /// The canonical compact JSON bytes.
@@ -255,10 +257,9 @@ fn json_error(body: &[u8], e: &serde_json::Error) -> MappingError {
                     }
                     MappingError::single(issue)
                 }
-                (None, Some(_)) => MappingError::single(Issue::error(
-                    IssueType::Structure,
-                    serde_message(e),
-                )),
+                (None, Some(_)) => {
+                    MappingError::single(Issue::error(IssueType::Structure, serde_message(e)))
+                }
             }
         }
     }
@@ -351,14 +352,16 @@ pub fn render(json: &[u8], format: Format, pretty: bool) -> Result<Vec<u8>, Mapp
             let value: Value = serde_json::from_slice(json).map_err(|e| {
                 MappingError::single(Issue::error(IssueType::Exception, e.to_string()))
             })?;
-            serde_json::to_vec_pretty(&value)
-                .map_err(|e| MappingError::single(Issue::error(IssueType::Exception, e.to_string())))
+            serde_json::to_vec_pretty(&value).map_err(|e| {
+                MappingError::single(Issue::error(IssueType::Exception, e.to_string()))
+            })
         }
         Format::Xml => {
             let resource = parse_stored(json)?;
             // fhirbolt writes the XML declaration itself.
-            fhirbolt::xml::to_vec(&resource, None)
-                .map_err(|e| MappingError::single(Issue::error(IssueType::Exception, e.to_string())))
+            fhirbolt::xml::to_vec(&resource, None).map_err(|e| {
+                MappingError::single(Issue::error(IssueType::Exception, e.to_string()))
+            })
         }
     }
 }
@@ -388,8 +391,10 @@ mod tests {
 
     #[test]
     fn canonical_json_and_meta() {
-        let mut r = parse(r#"{"gender":"female","resourceType":"Patient","meta":{"source":"x","versionId":"9"}}"#)
-            .expect("valid");
+        let mut r = parse(
+            r#"{"gender":"female","resourceType":"Patient","meta":{"source":"x","versionId":"9"}}"#,
+        )
+        .expect("valid");
         assert_eq!(r.resource_type(), "Patient");
         r.set_id("p1");
         r.set_meta("1", "2026-01-01T00:00:00.000Z");
@@ -402,23 +407,32 @@ mod tests {
 
     #[test]
     fn unknown_element_is_located() {
-        let err = parse("{\"resourceType\":\"Patient\",\n\"name\":[{\"family\":\"A\",\"nickname\":\"B\"}]}")
-            .expect_err("invalid");
+        let err = parse(
+            "{\"resourceType\":\"Patient\",\n\"name\":[{\"family\":\"A\",\"nickname\":\"B\"}]}",
+        )
+        .expect_err("invalid");
         let issue = &err.issues[0];
-        assert_eq!(issue.expression.as_deref(), Some("Patient.name[0].nickname"));
+        assert_eq!(
+            issue.expression.as_deref(),
+            Some("Patient.name[0].nickname")
+        );
     }
 
     #[test]
     fn wrong_value_type_is_located() {
         let err = parse(r#"{"resourceType":"Patient","birthDate":1990}"#).expect_err("invalid");
-        assert_eq!(err.issues[0].expression.as_deref(), Some("Patient.birthDate"));
+        assert_eq!(
+            err.issues[0].expression.as_deref(),
+            Some("Patient.birthDate")
+        );
         let err = parse(r#"{"resourceType":"Patient","active":"yes"}"#).expect_err("invalid");
         assert!(err.issues[0].diagnostics.contains("boolean"));
     }
 
     #[test]
     fn malformed_json_has_position() {
-        let err = parse("{\"resourceType\":\"Patient\",\n  \"active\": tru }").expect_err("invalid");
+        let err =
+            parse("{\"resourceType\":\"Patient\",\n  \"active\": tru }").expect_err("invalid");
         assert!(err.issues[0].diagnostics.starts_with("malformed JSON"));
         assert_eq!(err.issues[0].position.map(|p| p.0), Some(2));
     }
@@ -451,7 +465,10 @@ mod tests {
         assert!(String::from_utf8_lossy(&json).contains("12.500"));
         let xml = render(&json, Format::Xml, false).expect("xml");
         let text = String::from_utf8_lossy(&xml);
-        assert!(text.contains("<Observation xmlns=\"http://hl7.org/fhir\">"), "{text}");
+        assert!(
+            text.contains("<Observation xmlns=\"http://hl7.org/fhir\">"),
+            "{text}"
+        );
         assert_eq!(text.matches("<?xml").count(), 1, "{text}");
         assert!(text.contains("value=\"12.500\""));
         let back = parse_resource(&xml, Format::Xml, &ParseLimits::default()).expect("xml parses");
@@ -466,7 +483,11 @@ mod tests {
             &ParseLimits::default(),
         )
         .expect_err("invalid");
-        assert!(err.issues[0].diagnostics.starts_with("malformed XML"), "{:?}", err);
+        assert!(
+            err.issues[0].diagnostics.starts_with("malformed XML"),
+            "{:?}",
+            err
+        );
         assert!(err.issues[0].position.is_some());
     }
 }

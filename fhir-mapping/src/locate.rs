@@ -99,7 +99,10 @@ mod tests {
     fn unknown_field_in_its_context() {
         let doc = json!({"resourceType":"Patient","name":[{"family":"A"},{"given":["x"],"nickname":"B"}]});
         let msg = "unknown field `nickname`, expected one of `id`, `extension`, `use`, `text`, `family`, `given`, `prefix`, `suffix`, `period`";
-        assert_eq!(locate(&doc, "Patient", msg).as_deref(), Some("Patient.name[1].nickname"));
+        assert_eq!(
+            locate(&doc, "Patient", msg).as_deref(),
+            Some("Patient.name[1].nickname")
+        );
     }
 
     #[test]
@@ -107,14 +110,22 @@ mod tests {
         // `text` is valid in CodeableConcept but not in Coding.
         let doc = json!({"resourceType":"Observation","code":{"text":"ok","coding":[{"code":"1","text":"bad"}]}});
         let msg = "unknown field `text`, expected one of `id`, `extension`, `system`, `version`, `code`, `display`, `userSelected`";
-        assert_eq!(locate(&doc, "Observation", msg).as_deref(), Some("Observation.code.coding[0].text"));
+        assert_eq!(
+            locate(&doc, "Observation", msg).as_deref(),
+            Some("Observation.code.coding[0].text")
+        );
     }
 
     #[test]
     fn invalid_values() {
         let doc = json!({"resourceType":"Patient","name":[{"given":["x"]}],"birthDate":5});
         assert_eq!(
-            locate(&doc, "Patient", "invalid type: integer `5`, expected a string").as_deref(),
+            locate(
+                &doc,
+                "Patient",
+                "invalid type: integer `5`, expected a string"
+            )
+            .as_deref(),
             Some("Patient.birthDate")
         );
         let doc = json!({"resourceType":"Patient","gender":["x"]});

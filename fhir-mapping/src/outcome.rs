@@ -146,13 +146,7 @@ fn issue_json(issue: &Issue) -> Value {
     }
     // Canonical element order: extension first.
     let mut ordered = Map::new();
-    for key in [
-        "extension",
-        "severity",
-        "code",
-        "diagnostics",
-        "expression",
-    ] {
+    for key in ["extension", "severity", "code", "diagnostics", "expression"] {
         if let Some(v) = obj.remove(key) {
             ordered.insert(key.into(), v);
         }
@@ -166,9 +160,11 @@ mod tests {
 
     #[test]
     fn outcome_has_location_and_position() {
-        let oo = operation_outcome(&[Issue::error(IssueType::Structure, "unknown element `foo`")
-            .at("Patient.foo")
-            .with_position(3, 9)]);
+        let oo = operation_outcome(
+            &[Issue::error(IssueType::Structure, "unknown element `foo`")
+                .at("Patient.foo")
+                .with_position(3, 9)],
+        );
         assert_eq!(oo["resourceType"], "OperationOutcome");
         let issue = &oo["issue"][0];
         assert_eq!(issue["severity"], "error");
@@ -176,7 +172,13 @@ mod tests {
         assert_eq!(issue["expression"][0], "Patient.foo");
         assert_eq!(issue["extension"][0]["valueInteger"], 3);
         assert_eq!(issue["extension"][1]["valueInteger"], 9);
-        let keys: Vec<&String> = issue.as_object().map(|o| o.keys().collect()).unwrap_or_default();
-        assert_eq!(keys, ["extension", "severity", "code", "diagnostics", "expression"]);
+        let keys: Vec<&String> = issue
+            .as_object()
+            .map(|o| o.keys().collect())
+            .unwrap_or_default();
+        assert_eq!(
+            keys,
+            ["extension", "severity", "code", "diagnostics", "expression"]
+        );
     }
 }

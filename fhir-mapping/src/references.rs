@@ -123,16 +123,31 @@ mod tests {
         );
         assert!(matches!(
             classify_reference("Patient/1/_history/2"),
-            ReferenceTarget::Local { version: Some(_), .. }
+            ReferenceTarget::Local {
+                version: Some(_),
+                ..
+            }
         ));
-        assert!(matches!(classify_reference("#c1"), ReferenceTarget::Contained(_)));
+        assert!(matches!(
+            classify_reference("#c1"),
+            ReferenceTarget::Contained(_)
+        ));
         assert!(matches!(
             classify_reference("https://ehr.example.org/fhir/Patient/9"),
             ReferenceTarget::External(_)
         ));
-        assert!(matches!(classify_reference("urn:uuid:1234"), ReferenceTarget::External(_)));
-        assert!(matches!(classify_reference("Foo/1"), ReferenceTarget::Invalid(_)));
-        assert!(matches!(classify_reference("Patient/a_b"), ReferenceTarget::Invalid(_)));
+        assert!(matches!(
+            classify_reference("urn:uuid:1234"),
+            ReferenceTarget::External(_)
+        ));
+        assert!(matches!(
+            classify_reference("Foo/1"),
+            ReferenceTarget::Invalid(_)
+        ));
+        assert!(matches!(
+            classify_reference("Patient/a_b"),
+            ReferenceTarget::Invalid(_)
+        ));
         assert!(matches!(
             classify_reference("Patient?identifier=x|1"),
             ReferenceTarget::Invalid(_)

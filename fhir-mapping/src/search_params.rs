@@ -73,7 +73,9 @@ pub fn params_for(resource_type: &str) -> Vec<SearchParam> {
 
 /// Looks up one supported parameter by name.
 pub fn find_param(resource_type: &str, name: &str) -> Option<SearchParam> {
-    params_for(resource_type).into_iter().find(|p| p.name == name)
+    params_for(resource_type)
+        .into_iter()
+        .find(|p| p.name == name)
 }
 
 /// A token value to index: `(parameter, system, code)`.

@@ -3,7 +3,10 @@
 use std::path::Path;
 
 fn dependencies(krate: &str) -> Vec<String> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(krate).join("Cargo.toml");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(krate)
+        .join("Cargo.toml");
     let text = std::fs::read_to_string(&path).expect("manifest");
     let manifest: toml::Table = text.parse().expect("valid TOML");
     manifest
@@ -14,15 +17,30 @@ fn dependencies(krate: &str) -> Vec<String> {
 }
 
 const IO_CRATES: &[&str] = &[
-    "actix-web", "actix-rt", "tokio", "diesel", "diesel_migrations", "libsqlite3-sys", "pq-sys",
-    "reqwest", "tracing-subscriber", "clap", "uuid",
+    "actix-web",
+    "actix-rt",
+    "tokio",
+    "diesel",
+    "diesel_migrations",
+    "libsqlite3-sys",
+    "pq-sys",
+    "reqwest",
+    "tracing-subscriber",
+    "clap",
+    "uuid",
 ];
 
 #[test]
 fn domain_depends_on_nothing_of_ours_and_does_no_io() {
     let deps = dependencies("domain");
-    for forbidden in ["fhir-mapping", "api", "fhirbolt", "serde_json"].iter().chain(IO_CRATES) {
-        assert!(!deps.iter().any(|d| d == forbidden), "domain depends on {forbidden}");
+    for forbidden in ["fhir-mapping", "api", "fhirbolt", "serde_json"]
+        .iter()
+        .chain(IO_CRATES)
+    {
+        assert!(
+            !deps.iter().any(|d| d == forbidden),
+            "domain depends on {forbidden}"
+        );
     }
 }
 
@@ -31,7 +49,10 @@ fn fhir_mapping_depends_only_on_domain_and_does_no_io() {
     let deps = dependencies("fhir-mapping");
     assert!(deps.iter().any(|d| d == "domain"));
     for forbidden in ["api"].iter().chain(IO_CRATES) {
-        assert!(!deps.iter().any(|d| d == forbidden), "fhir-mapping depends on {forbidden}");
+        assert!(
+            !deps.iter().any(|d| d == forbidden),
+            "fhir-mapping depends on {forbidden}"
+        );
     }
 }
 

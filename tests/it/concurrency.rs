@@ -49,7 +49,10 @@ async fn concurrent_if_match_updates_lose_nothing() {
     let mut p = patient("counter");
     p["id"] = json!("counter");
     p["multipleBirthInteger"] = json!(0);
-    assert_eq!(s.put_json("Patient/counter", &p).await.status(), StatusCode::CREATED);
+    assert_eq!(
+        s.put_json("Patient/counter", &p).await.status(),
+        StatusCode::CREATED
+    );
     let workers = 8;
     let per_worker = 5;
     let mut tasks = Vec::new();
@@ -90,7 +93,10 @@ async fn concurrent_if_match_updates_lose_nothing() {
     assert_eq!(last["multipleBirthInteger"], total);
     assert_eq!(last["meta"]["versionId"], (total + 1).to_string());
     let history = json(s.get("Patient/counter/_history?_count=1000").await).await;
-    assert_eq!(history["entry"].as_array().map(Vec::len), Some(total as usize + 1));
+    assert_eq!(
+        history["entry"].as_array().map(Vec::len),
+        Some(total as usize + 1)
+    );
 }
 
 #[tokio::test]

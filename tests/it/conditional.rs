@@ -32,10 +32,22 @@ async fn if_none_exist() {
     // two matches
     s.create(patient("dup")).await;
     s.create(patient("dup")).await;
-    outcome(conditional_create(&s, "identifier=urn:test:mrn|dup", "dup").await, StatusCode::PRECONDITION_FAILED).await;
+    outcome(
+        conditional_create(&s, "identifier=urn:test:mrn|dup", "dup").await,
+        StatusCode::PRECONDITION_FAILED,
+    )
+    .await;
     // unsupported criteria
-    outcome(conditional_create(&s, "name=x", "x").await, StatusCode::BAD_REQUEST).await;
-    outcome(conditional_create(&s, "_count=1", "x").await, StatusCode::BAD_REQUEST).await;
+    outcome(
+        conditional_create(&s, "name=x", "x").await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    outcome(
+        conditional_create(&s, "_count=1", "x").await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -46,13 +58,25 @@ async fn if_none_exist_after_the_match_changed() {
     // the resource no longer matches: a new conditional create must create again
     let mut moved = first.clone();
     moved["identifier"][0]["value"] = json!("m2");
-    assert_eq!(s.put_json(&format!("Patient/{id}"), &moved).await.status(), StatusCode::OK);
+    assert_eq!(
+        s.put_json(&format!("Patient/{id}"), &moved).await.status(),
+        StatusCode::OK
+    );
     let res = conditional_create(&s, "identifier=urn:test:mrn|m1", "m1").await;
     assert_eq!(res.status(), StatusCode::CREATED);
     // and after a delete too
     let second = json(res).await;
-    s.client.delete(s.url(&format!("Patient/{}", second["id"].as_str().expect("id")))).send().await.expect("delete");
-    assert_eq!(conditional_create(&s, "identifier=urn:test:mrn|m1", "m1").await.status(), StatusCode::CREATED);
+    s.client
+        .delete(s.url(&format!("Patient/{}", second["id"].as_str().expect("id"))))
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(
+        conditional_create(&s, "identifier=urn:test:mrn|m1", "m1")
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
 }
 
 #[tokio::test]
@@ -75,9 +99,18 @@ async fn conditional_update_by_identifier() {
     // several matches
     s.create(patient("u2")).await;
     s.create(patient("u2")).await;
-    outcome(s.put_json("Patient?identifier=urn:test:mrn|u2", &patient("u2")).await, StatusCode::PRECONDITION_FAILED).await;
+    outcome(
+        s.put_json("Patient?identifier=urn:test:mrn|u2", &patient("u2"))
+            .await,
+        StatusCode::PRECONDITION_FAILED,
+    )
+    .await;
     // no criteria
-    outcome(s.put_json("Patient", &patient("u3")).await, StatusCode::BAD_REQUEST).await;
+    outcome(
+        s.put_json("Patient", &patient("u3")).await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -105,7 +138,14 @@ async fn search_by_id_identifier_and_last_updated() {
     let found = json(s.get("Patient?_lastUpdated=gt2999").await).await;
     assert_eq!(found["total"], 0);
     // POST _search
-    let res = s.client.post(s.url("Patient/_search")).header("Content-Type", "application/x-www-form-urlencoded").body("identifier=urn%3Atest%3Amrn%7Cs2").send().await.expect("post");
+    let res = s
+        .client
+        .post(s.url("Patient/_search"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body("identifier=urn%3Atest%3Amrn%7Cs2")
+        .send()
+        .await
+        .expect("post");
     let found = json(res).await;
     assert_eq!(found["total"], 1);
     assert_eq!(found["entry"][0]["resource"]["id"], b["id"]);

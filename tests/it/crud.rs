@@ -8,7 +8,10 @@ async fn create_read_update_delete() {
     let s = start().await;
     let res = s.post_json("Patient", &patient("100")).await;
     assert_eq!(res.status(), StatusCode::CREATED);
-    let location = res.headers()["location"].to_str().expect("location").to_string();
+    let location = res.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_string();
     assert_eq!(res.headers()["etag"], "W/\"1\"");
     assert!(res.headers().contains_key("last-modified"));
     let created_bytes = res.bytes().await.expect("body");
@@ -16,7 +19,11 @@ async fn create_read_update_delete() {
     let id = created["id"].as_str().expect("server id").to_string();
     assert_eq!(location, s.url(&format!("Patient/{id}/_history/1")));
     assert_eq!(created["meta"]["versionId"], "1");
-    assert!(created["meta"]["lastUpdated"].as_str().is_some_and(|t| t.ends_with('Z')));
+    assert!(
+        created["meta"]["lastUpdated"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z'))
+    );
 
     // read serves the stored bytes
     let res = s.get(&format!("Patient/{id}")).await;
@@ -43,19 +50,41 @@ async fn create_read_update_delete() {
     outcome(missing, StatusCode::NOT_FOUND).await;
 
     // delete, then read is 410 and vread of the deletion too
-    let res = s.client.delete(s.url(&format!("Patient/{id}"))).send().await.expect("delete");
+    let res = s
+        .client
+        .delete(s.url(&format!("Patient/{id}")))
+        .send()
+        .await
+        .expect("delete");
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     assert_eq!(res.headers()["etag"], "W/\"3\"");
     outcome(s.get(&format!("Patient/{id}")).await, StatusCode::GONE).await;
-    outcome(s.get(&format!("Patient/{id}/_history/3")).await, StatusCode::GONE).await;
+    outcome(
+        s.get(&format!("Patient/{id}/_history/3")).await,
+        StatusCode::GONE,
+    )
+    .await;
     // older versions stay readable
-    assert_eq!(s.get(&format!("Patient/{id}/_history/2")).await.status(), StatusCode::OK);
+    assert_eq!(
+        s.get(&format!("Patient/{id}/_history/2")).await.status(),
+        StatusCode::OK
+    );
     // deleting again changes nothing
-    let res = s.client.delete(s.url(&format!("Patient/{id}"))).send().await.expect("delete");
+    let res = s
+        .client
+        .delete(s.url(&format!("Patient/{id}")))
+        .send()
+        .await
+        .expect("delete");
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     assert_eq!(res.headers()["etag"], "W/\"3\"");
     // a resource that never existed
-    let res = s.client.delete(s.url("Patient/never")).send().await.expect("delete");
+    let res = s
+        .client
+        .delete(s.url("Patient/never"))
+        .send()
+        .await
+        .expect("delete");
     outcome(res, StatusCode::NOT_FOUND).await;
     outcome(s.get("Patient/never").await, StatusCode::NOT_FOUND).await;
 
@@ -85,7 +114,8 @@ async fn create_ignores_a_client_id_and_meta() {
     let s = start().await;
     let mut p = patient("300");
     p["id"] = json!("mine");
-    p["meta"] = json!({"versionId": "77", "lastUpdated": "2001-01-01T00:00:00Z", "source": "urn:ehr"});
+    p["meta"] =
+        json!({"versionId": "77", "lastUpdated": "2001-01-01T00:00:00Z", "source": "urn:ehr"});
     let created = s.create(p).await;
     assert_ne!(created["id"], "mine");
     assert_eq!(created["meta"]["versionId"], "1");
@@ -175,20 +205,52 @@ async fn references_must_resolve_in_the_same_store() {
                "subject": {"reference": subject},
                "performer": [{"reference": "https://other.example.org/fhir/Practitioner/1"}]})
     };
-    let ok = s.post_json("Observation", &obs(&format!("Patient/{pid}"))).await;
+    let ok = s
+        .post_json("Observation", &obs(&format!("Patient/{pid}")))
+        .await;
     assert_eq!(ok.status(), StatusCode::CREATED);
-    let versioned = s.post_json("Observation", &obs(&format!("Patient/{pid}/_history/1"))).await;
+    let versioned = s
+        .post_json("Observation", &obs(&format!("Patient/{pid}/_history/1")))
+        .await;
     assert_eq!(versioned.status(), StatusCode::CREATED);
-    let issue = outcome(s.post_json("Observation", &obs("Patient/missing")).await, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let issue = outcome(
+        s.post_json("Observation", &obs("Patient/missing")).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
     assert_eq!(issue["expression"][0], "Observation.subject.reference");
-    let issue = outcome(s.post_json("Observation", &obs(&format!("Patient/{pid}/_history/9"))).await, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let issue = outcome(
+        s.post_json("Observation", &obs(&format!("Patient/{pid}/_history/9")))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
     assert_eq!(issue["expression"][0], "Observation.subject.reference");
     // pointing at the wrong type is as unresolved as a missing id
-    let issue = outcome(s.post_json("Observation", &obs(&format!("Group/{pid}"))).await, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let issue = outcome(
+        s.post_json("Observation", &obs(&format!("Group/{pid}")))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
     assert_eq!(issue["code"], "not-found");
-    let issue = outcome(s.post_json("Observation", &obs("Patient?identifier=x")).await, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let issue = outcome(
+        s.post_json("Observation", &obs("Patient?identifier=x"))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
     assert_eq!(issue["code"], "value");
     // a deleted target no longer resolves
-    s.client.delete(s.url(&format!("Patient/{pid}"))).send().await.expect("delete");
-    outcome(s.post_json("Observation", &obs(&format!("Patient/{pid}"))).await, StatusCode::UNPROCESSABLE_ENTITY).await;
+    s.client
+        .delete(s.url(&format!("Patient/{pid}")))
+        .send()
+        .await
+        .expect("delete");
+    outcome(
+        s.post_json("Observation", &obs(&format!("Patient/{pid}")))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
 }

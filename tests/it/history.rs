@@ -14,8 +14,15 @@ async fn instance_history_newest_first_with_deletes() {
     let id = created["id"].as_str().expect("id").to_string();
     let mut v = created.clone();
     v["active"] = json!(true);
-    assert_eq!(s.put_json(&format!("Patient/{id}"), &v).await.status(), StatusCode::OK);
-    s.client.delete(s.url(&format!("Patient/{id}"))).send().await.expect("delete");
+    assert_eq!(
+        s.put_json(&format!("Patient/{id}"), &v).await.status(),
+        StatusCode::OK
+    );
+    s.client
+        .delete(s.url(&format!("Patient/{id}")))
+        .send()
+        .await
+        .expect("delete");
 
     let bundle = json(s.get(&format!("Patient/{id}/_history")).await).await;
     assert_eq!(bundle["type"], "history");
@@ -32,7 +39,11 @@ async fn instance_history_newest_first_with_deletes() {
     assert_eq!(e[2]["resource"]["meta"]["versionId"], "1");
     assert!(e[2].get("active").is_none());
     assert_eq!(e[2]["fullUrl"], s.url(&format!("Patient/{id}")).as_str());
-    outcome(s.get("Patient/unknown/_history").await, StatusCode::NOT_FOUND).await;
+    outcome(
+        s.get("Patient/unknown/_history").await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -43,18 +54,34 @@ async fn type_and_system_history_since_and_paging() {
         let p = s.create(patient(&format!("h{i}"))).await;
         ids.push(p["id"].as_str().expect("id").to_string());
     }
-    let practitioner = s.create(json!({"resourceType":"Practitioner","name":[{"family":"Therapist"}]})).await;
-    let t_after_patients = practitioner["meta"]["lastUpdated"].as_str().expect("ts").to_string();
+    let practitioner = s
+        .create(json!({"resourceType":"Practitioner","name":[{"family":"Therapist"}]}))
+        .await;
+    let t_after_patients = practitioner["meta"]["lastUpdated"]
+        .as_str()
+        .expect("ts")
+        .to_string();
 
     let types = json(s.get("Patient/_history").await).await;
     assert_eq!(entries(&types).len(), 5);
-    assert!(entries(&types).iter().all(|e| e["resource"]["resourceType"] == "Patient"));
+    assert!(
+        entries(&types)
+            .iter()
+            .all(|e| e["resource"]["resourceType"] == "Patient")
+    );
     let all = json(s.get("_history").await).await;
     let e = entries(&all);
     assert_eq!(e.len(), 6);
     assert_eq!(e[0]["resource"]["resourceType"], "Practitioner");
 
-    let since = json(s.get(&format!("_history?_since={}", t_after_patients.replace('+', "%2B"))).await).await;
+    let since = json(
+        s.get(&format!(
+            "_history?_since={}",
+            t_after_patients.replace('+', "%2B")
+        ))
+        .await,
+    )
+    .await;
     assert_eq!(entries(&since).len(), 1);
 
     // paging two at a time walks every version once, newest first
@@ -69,7 +96,10 @@ async fn type_and_system_history_since_and_paging() {
         if seen.len() == 2 {
             s.create(patient("late")).await;
         }
-        match page["link"].as_array().and_then(|l| l.iter().find(|l| l["relation"] == "next")) {
+        match page["link"]
+            .as_array()
+            .and_then(|l| l.iter().find(|l| l["relation"] == "next"))
+        {
             Some(next) => url = next["url"].as_str().expect("url").to_string(),
             None => break,
         }

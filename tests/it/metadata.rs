@@ -11,14 +11,34 @@ async fn capability_statement_describes_the_server() {
     assert_eq!(cs["fhirVersion"], "4.0.1");
     assert_eq!(cs["kind"], "instance");
     assert_eq!(cs["implementation"]["url"], s.base.as_str());
-    let formats: Vec<&str> = cs["format"].as_array().expect("format").iter().filter_map(Value::as_str).collect();
-    assert!(formats.contains(&"application/fhir+json") && formats.contains(&"application/fhir+xml"));
+    let formats: Vec<&str> = cs["format"]
+        .as_array()
+        .expect("format")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        formats.contains(&"application/fhir+json") && formats.contains(&"application/fhir+xml")
+    );
     let resources = cs["rest"][0]["resource"].as_array().expect("resources");
     assert_eq!(resources.len(), 144, "every storable R4 type");
-    let patient = resources.iter().find(|r| r["type"] == "Patient").expect("Patient");
-    let params: Vec<&str> = patient["searchParam"].as_array().expect("params").iter().filter_map(|p| p["name"].as_str()).collect();
+    let patient = resources
+        .iter()
+        .find(|r| r["type"] == "Patient")
+        .expect("Patient");
+    let params: Vec<&str> = patient["searchParam"]
+        .as_array()
+        .expect("params")
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
     assert_eq!(params, ["_id", "_lastUpdated", "identifier"]);
-    let xml = s.get("metadata?_format=xml").await.text().await.expect("xml");
+    let xml = s
+        .get("metadata?_format=xml")
+        .await
+        .text()
+        .await
+        .expect("xml");
     assert!(xml.contains("<CapabilityStatement xmlns=\"http://hl7.org/fhir\">"));
 }
 
@@ -52,13 +72,25 @@ async fn every_claimed_interaction_is_served() {
         let status = match code.as_str() {
             "read" => s.get(&format!("Patient/{id}")).await.status(),
             "vread" => s.get(&format!("Patient/{id}/_history/1")).await.status(),
-            "update" => s.put_json(&format!("Patient/{id}"), &created).await.status(),
+            "update" => s
+                .put_json(&format!("Patient/{id}"), &created)
+                .await
+                .status(),
             "history-instance" => s.get(&format!("Patient/{id}/_history")).await.status(),
             "history-type" => s.get("Patient/_history").await.status(),
             "history-system" => s.get("_history").await.status(),
-            "create" => s.post_json("Patient", &json!({"resourceType": "Patient"})).await.status(),
+            "create" => s
+                .post_json("Patient", &json!({"resourceType": "Patient"}))
+                .await
+                .status(),
             "search-type" => s.get("Patient?_id=x").await.status(),
-            "delete" => s.client.delete(s.url("Patient/to-delete")).send().await.expect("delete").status(),
+            "delete" => s
+                .client
+                .delete(s.url("Patient/to-delete"))
+                .send()
+                .await
+                .expect("delete")
+                .status(),
             other => panic!("the statement claims `{other}`, which this test does not know"),
         };
         assert!(

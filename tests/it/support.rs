@@ -92,7 +92,10 @@ impl TestServer {
 
     /// Creates a resource and returns it as stored.
     pub async fn create(&self, body: Value) -> Value {
-        let t = body["resourceType"].as_str().expect("resourceType").to_string();
+        let t = body["resourceType"]
+            .as_str()
+            .expect("resourceType")
+            .to_string();
         let res = self.post_json(&t, &body).await;
         assert_eq!(res.status(), StatusCode::CREATED, "create {t}");
         res.json().await.expect("json")

@@ -214,7 +214,8 @@ pub fn write_version(conn: &mut AnyConnection, v: &NewVersion<'_>) -> QueryResul
                 .execute(conn)?;
         }
     }
-    if deleted {
+    if v.previous.is_some() {
+        // The resource may no longer match the criteria it was created under.
         diesel::delete(
             conditional_keys::table
                 .filter(conditional_keys::tenant.eq(k.tenant))
@@ -226,17 +227,11 @@ pub fn write_version(conn: &mut AnyConnection, v: &NewVersion<'_>) -> QueryResul
     Ok(WriteResult::Written)
 }
 
-/// Claims `criteria` for a conditional create of `key`. A claim left by a resource that
-/// no longer matches is replaced; two concurrent claims of the same criteria cannot both
-/// commit (primary key), which makes conditional create race-free.
+/// Claims `criteria` for a conditional create of `key`. Two concurrent claims of the
+/// same criteria cannot both commit (primary key): the loser's transaction is retried and
+/// then finds the winner's resource. Claims are dropped when their resource changes, so a
+/// claim never outlives the match it stands for.
 pub fn claim_criteria(conn: &mut AnyConnection, key: Key<'_>, criteria: &str) -> QueryResult<()> {
-    diesel::delete(
-        conditional_keys::table
-            .filter(conditional_keys::tenant.eq(key.tenant))
-            .filter(conditional_keys::res_type.eq(key.res_type))
-            .filter(conditional_keys::criteria.eq(criteria)),
-    )
-    .execute(conn)?;
     diesel::insert_into(conditional_keys::table)
         .values((
             conditional_keys::tenant.eq(key.tenant),

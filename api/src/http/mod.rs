@@ -138,7 +138,11 @@ pub fn render(out: Output, json: &[u8]) -> Result<Vec<u8>, ApiError> {
 }
 
 /// A response with a FHIR body in the negotiated output.
-pub fn fhir_response(status: StatusCode, out: Output, json: &[u8]) -> Result<HttpResponse, ApiError> {
+pub fn fhir_response(
+    status: StatusCode,
+    out: Output,
+    json: &[u8],
+) -> Result<HttpResponse, ApiError> {
     let body = render(out, json)?;
     Ok(HttpResponse::build(status)
         .content_type(content_type(out.format))

@@ -16,11 +16,22 @@ pub fn query_pairs(req: &HttpRequest) -> Result<Vec<(String, String)>, ApiError>
 }
 
 fn format_of_mime(mime: &str) -> Option<Format> {
-    let essence = mime.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let essence = mime
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     match essence.as_str() {
-        "application/fhir+json" | "application/json" | "application/json+fhir" | "json"
+        "application/fhir+json"
+        | "application/json"
+        | "application/json+fhir"
+        | "json"
         | "text/json" => Some(Format::Json),
-        "application/fhir+xml" | "application/xml" | "application/xml+fhir" | "xml"
+        "application/fhir+xml"
+        | "application/xml"
+        | "application/xml+fhir"
+        | "xml"
         | "text/xml" => Some(Format::Xml),
         _ => None,
     }
@@ -44,7 +55,11 @@ impl Default for Output {
 
 /// The response format: `_format` wins over `Accept`; JSON when neither says.
 pub fn output(req: &HttpRequest, query: &[(String, String)]) -> Result<Output, ApiError> {
-    let pretty = match query.iter().find(|(k, _)| k == "_pretty").map(|(_, v)| v.as_str()) {
+    let pretty = match query
+        .iter()
+        .find(|(k, _)| k == "_pretty")
+        .map(|(_, v)| v.as_str())
+    {
         None | Some("false") => false,
         Some("true") => true,
         Some(_) => return Err(ApiError::BadRequest("_pretty must be true or false".into())),
@@ -114,7 +129,9 @@ pub fn input_format(req: &HttpRequest) -> Result<Format, ApiError> {
         })?;
     let essence = ct.split(';').next().unwrap_or("").trim();
     if essence == "json" || essence == "xml" {
-        return Err(ApiError::UnsupportedMediaType(format!("unsupported Content-Type `{ct}`")));
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "unsupported Content-Type `{ct}`"
+        )));
     }
     format_of_mime(ct)
         .ok_or_else(|| ApiError::UnsupportedMediaType(format!("unsupported Content-Type `{ct}`")))
@@ -155,10 +172,9 @@ pub async fn read_body(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok())
+        && len > limit
     {
-        if len > limit {
-            return Err(ApiError::PayloadTooLarge(limit));
-        }
+        return Err(ApiError::PayloadTooLarge(limit));
     }
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {

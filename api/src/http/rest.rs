@@ -32,7 +32,9 @@ fn resource_type(req: &HttpRequest) -> Result<String, ApiError> {
     if is_storable(t) {
         Ok(t.to_string())
     } else {
-        Err(ApiError::NotFound(format!("`{t}` is not a supported resource type")))
+        Err(ApiError::NotFound(format!(
+            "`{t}` is not a supported resource type"
+        )))
     }
 }
 
@@ -41,7 +43,9 @@ fn path_id(req: &HttpRequest) -> Result<String, ApiError> {
     if is_valid_id(id) {
         Ok(id.to_string())
     } else {
-        Err(ApiError::BadRequest(format!("`{id}` is not a valid resource id")))
+        Err(ApiError::BadRequest(format!(
+            "`{id}` is not a valid resource id"
+        )))
     }
 }
 
@@ -63,7 +67,9 @@ fn if_match(req: &HttpRequest) -> Result<Option<i64>, ApiError> {
             .ok()
             .and_then(|s| VersionId::parse_etag(s).ok())
             .map(|v| Some(i64::from(v.get())))
-            .ok_or_else(|| ApiError::BadRequest("If-Match must be an entity tag like W/\"3\"".into())),
+            .ok_or_else(|| {
+                ApiError::BadRequest("If-Match must be an entity tag like W/\"3\"".into())
+            }),
     }
 }
 
@@ -132,7 +138,8 @@ fn write_response(
                 w.res_type, w.id
             ))]);
             let bytes = serde_json::to_vec(&oo).map_err(|e| ApiError::Internal(e.to_string()))?;
-            Ok(b.content_type(content_type(out.format)).body(render(out, &bytes)?))
+            Ok(b.content_type(content_type(out.format))
+                .body(render(out, &bytes)?))
         }
         Return::Representation => match &w.body {
             Some(json) => Ok(b
@@ -181,7 +188,14 @@ pub async fn create(req: HttpRequest, payload: web::Payload, state: State) -> Ht
         let now = to_micros(state.clock.now());
         let st = state.clone();
         let written = blocking(move || {
-            service::create(&st.db, st.tenant.as_str(), &parsed, &id, criteria.as_ref(), now)
+            service::create(
+                &st.db,
+                st.tenant.as_str(),
+                &parsed,
+                &id,
+                criteria.as_ref(),
+                now,
+            )
         })
         .await?;
         write_response(&req, &state, out, &written)
@@ -293,7 +307,9 @@ pub async fn read(req: HttpRequest, state: State) -> HttpResponse {
         only_params(&query, &["_format", "_pretty"])?;
         let out = negotiate::output(&req, &query)?;
         if !is_valid_id(&id) {
-            return Err(ApiError::NotFound(format!("{res_type}/{id} does not exist")));
+            return Err(ApiError::NotFound(format!(
+                "{res_type}/{id} does not exist"
+            )));
         }
         let st = state.clone();
         let (t, i) = (res_type.clone(), id.clone());
@@ -343,7 +359,8 @@ pub async fn vread(req: HttpRequest, state: State) -> HttpResponse {
         let query = negotiate::query_pairs(&req)?;
         only_params(&query, &["_format", "_pretty"])?;
         let out = negotiate::output(&req, &query)?;
-        let not_found = || ApiError::NotFound(format!("{res_type}/{id}/_history/{vid} does not exist"));
+        let not_found =
+            || ApiError::NotFound(format!("{res_type}/{id}/_history/{vid} does not exist"));
         let version = VersionId::parse(&vid).map_err(|_| not_found())?;
         if !is_valid_id(&id) {
             return Err(not_found());
@@ -395,9 +412,17 @@ async fn history(
     id: Option<String>,
 ) -> Result<HttpResponse, ApiError> {
     let query = negotiate::query_pairs(&req)?;
-    only_params(&query, &["_format", "_pretty", "_count", "_since", "_cursor"])?;
+    only_params(
+        &query,
+        &["_format", "_pretty", "_count", "_since", "_cursor"],
+    )?;
     let out = negotiate::output(&req, &query)?;
-    let get = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let get = |name: &str| {
+        query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
     let count = match get("_count") {
         Some(c) => c
             .parse::<i64>()
@@ -410,7 +435,9 @@ async fn history(
     let since = match get("_since") {
         Some(s) => Some(
             s.parse::<jiff::Timestamp>()
-                .map_err(|_| ApiError::BadRequest("_since must be an instant with a time zone".into()))?
+                .map_err(|_| {
+                    ApiError::BadRequest("_since must be an instant with a time zone".into())
+                })?
                 .as_microsecond(),
         ),
         None => None,
@@ -440,10 +467,12 @@ async fn history(
         })?)
     })
     .await?;
-    if let (Some(t), Some(i)) = (&res_type, &id) {
-        if rows.is_empty() && cursor.is_none() && since.is_none() {
-            return Err(ApiError::NotFound(format!("{t}/{i} does not exist")));
-        }
+    if let (Some(t), Some(i)) = (&res_type, &id)
+        && rows.is_empty()
+        && cursor.is_none()
+        && since.is_none()
+    {
+        return Err(ApiError::NotFound(format!("{t}/{i} does not exist")));
     }
     let base = state.base_url(&req);
     let path = match (&res_type, &id) {
@@ -458,24 +487,38 @@ async fn history(
         .collect();
     let mut links = vec![Link {
         relation: "self",
-        url: link_url(&base, &path, &query.iter().filter(|(k, _)| k != "_format" && k != "_pretty").cloned().collect::<Vec<_>>()),
+        url: link_url(
+            &base,
+            &path,
+            &query
+                .iter()
+                .filter(|(k, _)| k != "_format" && k != "_pretty")
+                .cloned()
+                .collect::<Vec<_>>(),
+        ),
     }];
-    if rows.len() as i64 == count {
-        if let Some(last) = rows.last() {
-            kept.push(("_cursor".into(), last.seq.to_string()));
-            links.push(Link {
-                relation: "next",
-                url: link_url(&base, &path, &kept),
-            });
-        }
+    if rows.len() as i64 == count
+        && let Some(last) = rows.last()
+    {
+        kept.push(("_cursor".into(), last.seq.to_string()));
+        links.push(Link {
+            relation: "next",
+            url: link_url(&base, &path, &kept),
+        });
     }
     let entries: Vec<Entry<'_>> = rows
         .iter()
         .map(|r| {
             let (method, url, status) = match r.method.as_str() {
                 "POST" => ("POST", r.res_type.clone(), "201 Created"),
-                "DELETE" => ("DELETE", format!("{}/{}", r.res_type, r.res_id), "204 No Content"),
-                _ if r.version == 1 => ("PUT", format!("{}/{}", r.res_type, r.res_id), "201 Created"),
+                "DELETE" => (
+                    "DELETE",
+                    format!("{}/{}", r.res_type, r.res_id),
+                    "204 No Content",
+                ),
+                _ if r.version == 1 => {
+                    ("PUT", format!("{}/{}", r.res_type, r.res_id), "201 Created")
+                }
                 _ => ("PUT", format!("{}/{}", r.res_type, r.res_id), "200 OK"),
             };
             Entry {
@@ -529,10 +572,10 @@ async fn run_search(
     let out = negotiate::output(req, &query)?;
     let parsed = search::parse(&res_type, &query)?;
     let count = parsed.count.unwrap_or(DEFAULT_COUNT);
-    if let Some(c) = &parsed.cursor {
-        if !is_valid_id(c) {
-            return Err(ApiError::BadRequest("invalid _cursor".into()));
-        }
+    if let Some(c) = &parsed.cursor
+        && !is_valid_id(c)
+    {
+        return Err(ApiError::BadRequest("invalid _cursor".into()));
     }
     let st = state.clone();
     let t = res_type.clone();
@@ -546,8 +589,16 @@ async fn run_search(
                 after_id: p.cursor.as_deref(),
                 limit: count,
             };
-            let rows = if count > 0 { store::search(conn, &q)? } else { Vec::new() };
-            let total = if p.total { Some(store::count(conn, &q_all(&q))?) } else { None };
+            let rows = if count > 0 {
+                store::search(conn, &q)?
+            } else {
+                Vec::new()
+            };
+            let total = if p.total {
+                Some(store::count(conn, &q_all(&q))?)
+            } else {
+                None
+            };
             Ok((rows, total))
         })?)
     })
@@ -564,15 +615,16 @@ async fn run_search(
         relation: "self",
         url: link_url(&base, &path, &self_params),
     }];
-    if count > 0 && rows.len() as i64 == count {
-        if let Some(last) = rows.last() {
-            let mut next = applied.clone();
-            next.push(("_cursor".into(), last.res_id.clone()));
-            links.push(Link {
-                relation: "next",
-                url: link_url(&base, &path, &next),
-            });
-        }
+    if count > 0
+        && rows.len() as i64 == count
+        && let Some(last) = rows.last()
+    {
+        let mut next = applied.clone();
+        next.push(("_cursor".into(), last.res_id.clone()));
+        links.push(Link {
+            relation: "next",
+            url: link_url(&base, &path, &next),
+        });
     }
     let entries: Vec<Entry<'_>> = rows
         .iter()

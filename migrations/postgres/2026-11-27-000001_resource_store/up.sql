@@ -39,7 +39,8 @@ CREATE TABLE search_tokens (
 );
 CREATE INDEX search_tokens_value ON search_tokens (tenant, res_type, param, code, system);
 
--- Claims that make conditional creates race-free: one row per (type, search criteria).
+-- Claims that make conditional creates race-free: one row per (type, search criteria),
+-- removed when the claiming resource changes (it may no longer match).
 CREATE TABLE conditional_keys (
     tenant   TEXT NOT NULL,
     res_type TEXT NOT NULL,
@@ -47,3 +48,4 @@ CREATE TABLE conditional_keys (
     res_id   TEXT NOT NULL,
     PRIMARY KEY (tenant, res_type, criteria)
 );
+CREATE INDEX conditional_keys_resource ON conditional_keys (tenant, res_type, res_id);
