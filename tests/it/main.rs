@@ -8,5 +8,6 @@ mod crud;
 mod errors;
 mod formats;
 mod history;
+mod logging;
 mod metadata;
 mod support;
