@@ -491,3 +491,27 @@ mod tests {
         assert!(err.issues[0].position.is_some());
     }
 }
+
+#[cfg(test)]
+mod fixture_tests {
+    use super::*;
+
+    const CAREPLAN: &[u8] = include_bytes!("../tests/fixtures/careplan-hep.json");
+
+    #[test]
+    fn hep_careplan_round_trips_through_json_and_xml() {
+        let limits = ParseLimits::default();
+        let parsed = parse_resource(CAREPLAN, Format::Json, &limits).expect("fixture is valid");
+        let json = parsed.to_json_bytes();
+        let again = parse_resource(&json, Format::Json, &limits).expect("canonical JSON parses");
+        assert_eq!(again, parsed);
+        let xml = render(&json, Format::Xml, false).expect("renders as XML");
+        let from_xml = parse_resource(&xml, Format::Xml, &limits).expect("XML parses");
+        assert_eq!(from_xml, parsed);
+        // what the input said is what is stored: same JSON value
+        let input: Value = serde_json::from_slice(CAREPLAN).expect("json");
+        let stored: Value = serde_json::from_slice(&json).expect("json");
+        assert_eq!(input, stored);
+        assert!(String::from_utf8_lossy(&json).contains("\"valueDecimal\":0.50"));
+    }
+}
