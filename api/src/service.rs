@@ -195,15 +195,16 @@ fn existing(res_type: &str, m: store::MatchRow) -> Written {
 /// `POST [type]`, with `If-None-Exist` when `if_none_exist` is given.
 pub fn create(
     db: &Db,
-    tenant: &str,
-    parsed: &ParsedResource,
-    id: &str,
-    if_none_exist: Option<&Search>,
+    tenant: String,
+    parsed: ParsedResource,
+    id: String,
+    if_none_exist: Option<Search>,
     now: i64,
 ) -> Result<Written, ApiError> {
-    let res_type = parsed.resource_type();
-    db.write(|conn| {
-        if let Some(search) = if_none_exist {
+    db.write(move |conn| {
+        let (tenant, parsed, id) = (tenant.as_str(), &parsed, id.as_str());
+        let res_type = parsed.resource_type();
+        if let Some(search) = &if_none_exist {
             let mut found = matches(conn, tenant, res_type, search)?;
             match found.len() {
                 0 => {}
@@ -226,7 +227,7 @@ pub fn create(
                 method: "POST",
             },
         )?;
-        if let Some(search) = if_none_exist {
+        if let Some(search) = &if_none_exist {
             let key = Key {
                 tenant,
                 res_type,
@@ -241,13 +242,13 @@ pub fn create(
 /// `PUT [type]/[id]` (update, or create with the client's id).
 pub fn update(
     db: &Db,
-    tenant: &str,
-    parsed: &ParsedResource,
-    id: &str,
+    tenant: String,
+    parsed: ParsedResource,
+    id: String,
     if_match: Option<i64>,
     now: i64,
 ) -> Result<Written, ApiError> {
-    db.write(|conn| update_in(conn, tenant, parsed, id, if_match, now))
+    db.write(move |conn| update_in(conn, &tenant, &parsed, &id, if_match, now))
 }
 
 fn update_in(
@@ -299,15 +300,16 @@ fn update_in(
 /// `PUT [type]?criteria`: update the one match, or create when there is none.
 pub fn conditional_update(
     db: &Db,
-    tenant: &str,
-    parsed: &ParsedResource,
-    new_id: &str,
-    search: &Search,
+    tenant: String,
+    parsed: ParsedResource,
+    new_id: String,
+    search: Search,
     if_match: Option<i64>,
     now: i64,
 ) -> Result<Written, ApiError> {
-    let res_type = parsed.resource_type();
-    db.write(|conn| {
+    db.write(move |conn| {
+        let (tenant, parsed, new_id, search) = (tenant.as_str(), &parsed, new_id.as_str(), &search);
+        let res_type = parsed.resource_type();
         let found = matches(conn, tenant, res_type, search)?;
         match found.as_slice() {
             [] => match parsed.id() {
@@ -366,13 +368,14 @@ pub fn conditional_update(
 /// `DELETE [type]/[id]`.
 pub fn delete(
     db: &Db,
-    tenant: &str,
-    res_type: &str,
-    id: &str,
+    tenant: String,
+    res_type: String,
+    id: String,
     if_match: Option<i64>,
     now: i64,
 ) -> Result<Written, ApiError> {
-    db.write(|conn| {
+    db.write(move |conn| {
+        let (tenant, res_type, id) = (tenant.as_str(), res_type.as_str(), id.as_str());
         let key = Key {
             tenant,
             res_type,

@@ -7,8 +7,9 @@
 
 pub mod schema;
 pub mod store;
+mod writer;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::Connection;
@@ -122,8 +123,8 @@ pub struct Db {
 struct DbInner {
     backend: Backend,
     pool: Pool,
-    /// SQLite only: the one connection that writes.
-    writer: Option<Mutex<AnyConnection>>,
+    /// SQLite only: the thread that owns the one writing connection (group commit).
+    writer: Option<writer::Writer>,
 }
 
 impl Db {
@@ -138,7 +139,7 @@ impl Db {
             Backend::Sqlite => {
                 let mut conn = manager.open()?;
                 run_migrations(&mut conn)?;
-                Some(Mutex::new(conn))
+                Some(writer::Writer::start(conn)?)
             }
             Backend::Postgres => None,
         };
@@ -173,20 +174,20 @@ impl Db {
         f(&mut conn)
     }
 
-    /// Runs `f` in one write transaction. On PostgreSQL a transaction that loses a race
-    /// (unique violation, serialization failure) is retried from the start; `f` re-reads
-    /// what it depends on, so a retry sees the winner's commit.
-    pub fn write<T, E>(&self, mut f: impl FnMut(&mut AnyConnection) -> Result<T, E>) -> Result<T, E>
+    /// Runs `f` in one write transaction and returns once it is durable.
+    ///
+    /// SQLite: `f` joins the next group commit of the writer thread (in a savepoint of
+    /// its own). PostgreSQL: a transaction on a pooled connection; one that loses a race
+    /// (unique violation, serialization failure) is retried from the start, and `f`
+    /// re-reads what it depends on, so a retry sees the winner's commit.
+    pub fn write<T, E, F>(&self, mut f: F) -> Result<T, E>
     where
-        E: From<DbError> + From<diesel::result::Error> + IsRetryable,
+        T: Send + 'static,
+        E: From<DbError> + From<diesel::result::Error> + IsRetryable + Send + 'static,
+        F: FnMut(&mut AnyConnection) -> Result<T, E> + Send + 'static,
     {
         match &self.inner.writer {
-            Some(writer) => {
-                // A panic elsewhere cannot leave a half-written transaction: diesel rolls
-                // back on drop, so a poisoned lock is still safe to use.
-                let mut conn = writer.lock().unwrap_or_else(|p| p.into_inner());
-                conn.transaction(|c| f(c))
-            }
+            Some(writer) => writer.write(f),
             None => {
                 let mut conn = self.inner.pool.get().map_err(DbError::from)?;
                 let mut attempt = 0;

@@ -188,14 +188,7 @@ pub async fn create(req: HttpRequest, payload: web::Payload, state: State) -> Ht
         let now = to_micros(state.clock.now());
         let st = state.clone();
         let written = blocking(move || {
-            service::create(
-                &st.db,
-                st.tenant.as_str(),
-                &parsed,
-                &id,
-                criteria.as_ref(),
-                now,
-            )
+            service::create(&st.db, st.tenant.to_string(), parsed, id, criteria, now)
         })
         .await?;
         write_response(&req, &state, out, &written)
@@ -230,7 +223,7 @@ pub async fn update(req: HttpRequest, payload: web::Payload, state: State) -> Ht
         let now = to_micros(state.clock.now());
         let st = state.clone();
         let written = blocking(move || {
-            service::update(&st.db, st.tenant.as_str(), &parsed, &id, if_match, now)
+            service::update(&st.db, st.tenant.to_string(), parsed, id, if_match, now)
         })
         .await?;
         write_response(&req, &state, out, &written)
@@ -263,10 +256,10 @@ pub async fn conditional_update(
         let written = blocking(move || {
             service::conditional_update(
                 &st.db,
-                st.tenant.as_str(),
-                &parsed,
-                &new_id,
-                &search,
+                st.tenant.to_string(),
+                parsed,
+                new_id,
+                search,
                 if_match,
                 now,
             )
@@ -288,7 +281,7 @@ pub async fn delete(req: HttpRequest, state: State) -> HttpResponse {
         let now = to_micros(state.clock.now());
         let st = state.clone();
         let written = blocking(move || {
-            service::delete(&st.db, st.tenant.as_str(), &res_type, &id, if_match, now)
+            service::delete(&st.db, st.tenant.to_string(), res_type, id, if_match, now)
         })
         .await?;
         let mut b = HttpResponse::NoContent();
