@@ -16,7 +16,9 @@ fn codec(c: &mut Criterion) {
     let stored = parse_resource(CAREPLAN, Format::Json, &limits)
         .map(|r| r.to_json_bytes())
         .unwrap_or_default();
-    g.bench_function("render xml", |b| b.iter(|| render(&stored, Format::Xml, false).map(|x| x.len())));
+    g.bench_function("render xml", |b| {
+        b.iter(|| render(&stored, Format::Xml, false).map(|x| x.len()))
+    });
     g.bench_function("render pretty json", |b| {
         b.iter(|| render(&stored, Format::Json, true).map(|x| x.len()))
     });

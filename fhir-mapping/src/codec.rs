@@ -110,11 +110,22 @@ pub fn parse_resource(
     format: Format,
     limits: &ParseLimits,
 ) -> Result<ParsedResource, MappingError> {
-    let resource = match format {
-        Format::Json => parse_json(body, limits)?,
-        Format::Xml => parse_xml(body, limits)?,
-    };
-    resource_to_json(resource)
+    // fhirbolt is not maintained any more and has panicked on hostile input (invalid
+    // UTF-8 in an XML namespace): a panic while reading a document is a refusal of the
+    // document, never a failure of the server.
+    let parsed = std::panic::catch_unwind(|| {
+        let resource = match format {
+            Format::Json => parse_json(body, limits)?,
+            Format::Xml => parse_xml(body, limits)?,
+        };
+        resource_to_json(resource)
+    });
+    parsed.unwrap_or_else(|_| {
+        Err(MappingError::single(Issue::error(
+            IssueType::Structure,
+            "the document could not be read as a FHIR resource",
+        )))
+    })
 }
 
 fn resource_to_json(resource: Resource) -> Result<ParsedResource, MappingError> {
@@ -268,6 +279,13 @@ fn json_error(body: &[u8], e: &serde_json::Error) -> MappingError {
 /// Checks XML well-formedness and nesting depth, with the position of the first problem.
 fn check_xml(body: &[u8], max_depth: usize) -> Result<(), MappingError> {
     use quick_xml::events::Event;
+    if let Err(e) = std::str::from_utf8(body) {
+        let (line, col) = line_col(body, e.valid_up_to());
+        return Err(MappingError::single(
+            Issue::error(IssueType::Structure, "the document is not valid UTF-8")
+                .with_position(line, col),
+        ));
+    }
     let mut reader = quick_xml::Reader::from_reader(body);
     reader.config_mut().check_end_names = true;
     let mut depth = 0usize;

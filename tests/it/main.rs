@@ -10,4 +10,5 @@ mod formats;
 mod history;
 mod logging;
 mod metadata;
+mod robustness;
 mod support;

@@ -70,7 +70,7 @@ struct Manager {
 
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
      PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; \
-     PRAGMA cache_size = -32768;";
+     PRAGMA cache_size = -8192;";
 
 impl Manager {
     fn open(&self) -> Result<AnyConnection, DbError> {
@@ -107,8 +107,8 @@ impl ManageConnection for Manager {
             .map_err(r2d2::Error::QueryError)
     }
 
-    fn has_broken(&self, _conn: &mut AnyConnection) -> bool {
-        false
+    fn has_broken(&self, conn: &mut AnyConnection) -> bool {
+        diesel::r2d2::R2D2Connection::is_broken(conn)
     }
 }
 
@@ -145,6 +145,9 @@ impl Db {
         };
         let pool = r2d2::Pool::builder()
             .max_size(pool_size.max(1))
+            // Checking each connection on checkout costs a round trip per request;
+            // broken connections surface as query errors instead.
+            .test_on_check_out(false)
             .connection_timeout(Duration::from_secs(10))
             .build(manager)
             .map_err(|e| DbError::Connection(e.to_string()))?;

@@ -6,7 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use domain::VersionId;
 use fhir_mapping::bundle::{Entry, EntryRequest, EntryResponse, Link, write_bundle};
 use fhir_mapping::resource_types::{is_storable, is_valid_id};
-use fhir_mapping::{Issue, ParsedResource, operation_outcome, parse_resource};
+use fhir_mapping::{Format, Issue, ParseLimits, ParsedResource, operation_outcome, parse_resource};
 
 use super::negotiate::{self, Output, Return};
 use super::{AppState, fhir_response, finish, render};
@@ -82,15 +82,15 @@ fn with_version_headers(b: &mut HttpResponseBuilder, version: i64, last_updated:
     b.insert_header((header::LAST_MODIFIED, http_date(last_updated)));
 }
 
-/// Parses the body and checks it against the URL's type.
+/// Parses the body and checks it against the URL's type (CPU work: run it off the
+/// async workers, with the database work).
 fn parse_body(
-    state: &AppState,
-    req: &HttpRequest,
+    limits: &ParseLimits,
     body: &[u8],
+    format: Format,
     expected_type: &str,
 ) -> Result<ParsedResource, ApiError> {
-    let format = negotiate::input_format(req)?;
-    let parsed = parse_resource(body, format, &state.limits)?;
+    let parsed = parse_resource(body, format, limits)?;
     if parsed.resource_type() != expected_type {
         return Err(ApiError::BadRequest(format!(
             "the body is a {} but the URL is for {expected_type}",
@@ -170,8 +170,8 @@ pub async fn create(req: HttpRequest, payload: web::Payload, state: State) -> Ht
         let query = negotiate::query_pairs(&req)?;
         only_params(&query, &["_format", "_pretty"])?;
         let out = negotiate::output(&req, &query)?;
+        let format = negotiate::input_format(&req)?;
         let body = negotiate::read_body(&req, payload, state.max_body_bytes).await?;
-        let parsed = parse_body(&state, &req, &body, &res_type)?;
         let criteria = match req.headers().get("If-None-Exist") {
             None => None,
             Some(v) => {
@@ -188,6 +188,7 @@ pub async fn create(req: HttpRequest, payload: web::Payload, state: State) -> Ht
         let now = to_micros(state.clock.now());
         let st = state.clone();
         let written = blocking(move || {
+            let parsed = parse_body(&st.limits, &body, format, &res_type)?;
             service::create(&st.db, st.tenant.to_string(), parsed, id, criteria, now)
         })
         .await?;
@@ -205,24 +206,25 @@ pub async fn update(req: HttpRequest, payload: web::Payload, state: State) -> Ht
         only_params(&query, &["_format", "_pretty"])?;
         let out = negotiate::output(&req, &query)?;
         let if_match = if_match(&req)?;
+        let format = negotiate::input_format(&req)?;
         let body = negotiate::read_body(&req, payload, state.max_body_bytes).await?;
-        let parsed = parse_body(&state, &req, &body, &res_type)?;
-        match parsed.id() {
-            None => {
-                return Err(ApiError::BadRequest(
-                    "the resource must have an id that matches the URL".into(),
-                ));
-            }
-            Some(body_id) if body_id != id => {
-                return Err(ApiError::BadRequest(format!(
-                    "the resource id `{body_id}` does not match the id `{id}` in the URL"
-                )));
-            }
-            Some(_) => {}
-        }
         let now = to_micros(state.clock.now());
         let st = state.clone();
         let written = blocking(move || {
+            let parsed = parse_body(&st.limits, &body, format, &res_type)?;
+            match parsed.id() {
+                None => {
+                    return Err(ApiError::BadRequest(
+                        "the resource must have an id that matches the URL".into(),
+                    ));
+                }
+                Some(body_id) if body_id != id => {
+                    return Err(ApiError::BadRequest(format!(
+                        "the resource id `{body_id}` does not match the id `{id}` in the URL"
+                    )));
+                }
+                Some(_) => {}
+            }
             service::update(&st.db, st.tenant.to_string(), parsed, id, if_match, now)
         })
         .await?;
@@ -248,12 +250,13 @@ pub async fn conditional_update(
             .collect();
         let search = search::parse(&res_type, &criteria)?;
         let if_match = if_match(&req)?;
+        let format = negotiate::input_format(&req)?;
         let body = negotiate::read_body(&req, payload, state.max_body_bytes).await?;
-        let parsed = parse_body(&state, &req, &body, &res_type)?;
         let new_id = uuid::Uuid::new_v4().to_string();
         let now = to_micros(state.clock.now());
         let st = state.clone();
         let written = blocking(move || {
+            let parsed = parse_body(&st.limits, &body, format, &res_type)?;
             service::conditional_update(
                 &st.db,
                 st.tenant.to_string(),
