@@ -2,6 +2,8 @@
 //! generic (de)serialisers. Every function here is non-generic, so that the large amount
 //! of code those instantiate is compiled once, in this crate.
 
+use fhirbolt::FhirReleases;
+use fhirbolt::element::Element;
 use fhirbolt::model::r4::Resource;
 use fhirbolt::serde::{DeserializationConfig, DeserializationMode};
 use serde_json::{Map, Value};
@@ -39,6 +41,9 @@ impl Default for ParseLimits {
         ParseLimits { max_depth: 64 }
     }
 }
+
+/// fhirbolt's generic element tree, typed by R4 metadata.
+type R4Element = Element<{ FhirReleases::R4 }>;
 
 fn strict() -> Option<DeserializationConfig> {
     Some(DeserializationConfig {
@@ -114,11 +119,11 @@ pub fn parse_resource(
     // UTF-8 in an XML namespace): a panic while reading a document is a refusal of the
     // document, never a failure of the server.
     let parsed = std::panic::catch_unwind(|| {
-        let resource = match format {
+        let element = match format {
             Format::Json => parse_json(body, limits)?,
             Format::Xml => parse_xml(body, limits)?,
         };
-        resource_to_json(resource)
+        element_to_json(element)
     });
     parsed.unwrap_or_else(|_| {
         Err(MappingError::single(Issue::error(
@@ -128,14 +133,8 @@ pub fn parse_resource(
     })
 }
 
-fn resource_to_json(resource: Resource) -> Result<ParsedResource, MappingError> {
-    if matches!(resource, Resource::Invalid) {
-        return Err(MappingError::single(Issue::error(
-            IssueType::Structure,
-            "not a FHIR resource",
-        )));
-    }
-    match fhirbolt::json::to_json_value(resource, None) {
+fn element_to_json(element: R4Element) -> Result<ParsedResource, MappingError> {
+    match fhirbolt::json::to_json_value(element, None) {
         Ok(Value::Object(json)) => {
             let resource_type = json
                 .get("resourceType")
@@ -155,6 +154,19 @@ fn resource_to_json(resource: Resource) -> Result<ParsedResource, MappingError> 
             IssueType::Structure,
             format!("the resource cannot be represented: {e}"),
         ))),
+    }
+}
+
+/// Validates JSON against the R4 structs (required elements, choice types, resource
+/// types, value types, unknown elements); the typed value itself is not kept.
+fn validate_typed(json: &[u8]) -> Result<(), MappingError> {
+    match fhirbolt::json::from_slice::<Resource>(json, strict()) {
+        Ok(Resource::Invalid) => Err(MappingError::single(Issue::error(
+            IssueType::Structure,
+            "not a FHIR resource",
+        ))),
+        Ok(_) => Ok(()),
+        Err(e) => Err(json_error(json, &e)),
     }
 }
 
@@ -209,11 +221,38 @@ fn serde_message(e: &serde_json::Error) -> String {
     }
 }
 
-fn parse_json(body: &[u8], limits: &ParseLimits) -> Result<Resource, MappingError> {
+/// JSON: validated by the typed R4 reader, then read as elements, whose serialisation
+/// gives the canonical JSON (elements in FHIR order). Only one typed (de)serialiser is
+/// instantiated in the whole server: the build cost of fhirbolt is paid once.
+fn parse_json(body: &[u8], limits: &ParseLimits) -> Result<R4Element, MappingError> {
     check_json_depth(body, limits.max_depth)?;
-    match fhirbolt::json::from_slice::<Resource>(body, strict()) {
-        Ok(resource) => Ok(resource),
-        Err(e) => Err(json_error(body, &e)),
+    validate_typed(body)?;
+    match fhirbolt::json::from_slice::<R4Element>(body, strict()) {
+        Ok(element) => Ok(element),
+        // The element reader needs `resourceType` first (in every resource, contained
+        // ones included), which JSON does not promise: put it first and read again.
+        Err(_) => {
+            let mut value: Value =
+                serde_json::from_slice(body).map_err(|e| json_error(body, &e))?;
+            resource_type_first(&mut value);
+            let bytes = serde_json::to_vec(&value).map_err(|e| json_error(body, &e))?;
+            fhirbolt::json::from_slice::<R4Element>(&bytes, strict())
+                .map_err(|e| json_error(&bytes, &e))
+        }
+    }
+}
+
+/// Moves `resourceType` to the front of every object that has one.
+fn resource_type_first(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            if let Some(t) = map.shift_remove("resourceType") {
+                map.shift_insert(0, "resourceType".into(), t);
+            }
+            map.values_mut().for_each(resource_type_first);
+        }
+        Value::Array(items) => items.iter_mut().for_each(resource_type_first),
+        _ => {}
     }
 }
 
@@ -338,9 +377,12 @@ fn line_col(body: &[u8], offset: usize) -> (u64, u64) {
     (line, col)
 }
 
-fn parse_xml(body: &[u8], limits: &ParseLimits) -> Result<Resource, MappingError> {
+/// XML is read as elements (fhirbolt's tree typed by FHIR metadata: far less generated
+/// code than the R4 structs); their JSON is validated by the same typed reader as any
+/// JSON body.
+fn parse_xml(body: &[u8], limits: &ParseLimits) -> Result<R4Element, MappingError> {
     check_xml(body, limits.max_depth)?;
-    fhirbolt::xml::from_slice::<Resource>(body, strict()).map_err(|e| {
+    let element = fhirbolt::xml::from_slice::<R4Element>(body, strict()).map_err(|e| {
         let text = e.to_string();
         let code = if text.contains("unknown") {
             IssueType::Structure
@@ -348,12 +390,17 @@ fn parse_xml(body: &[u8], limits: &ParseLimits) -> Result<Resource, MappingError
             IssueType::Invalid
         };
         MappingError::single(Issue::error(code, format!("invalid FHIR XML: {text}")))
-    })
+    })?;
+    let json = fhirbolt::json::to_vec(&element, None).map_err(|e| {
+        MappingError::single(Issue::error(IssueType::Invalid, format!("invalid FHIR XML: {e}")))
+    })?;
+    validate_typed(&json)?;
+    Ok(element)
 }
 
-/// Parses canonical JSON that this server wrote itself (stored resources).
-fn parse_stored(json: &[u8]) -> Result<Resource, MappingError> {
-    fhirbolt::json::from_slice::<Resource>(json, strict()).map_err(|e| {
+/// Reads canonical JSON that this server wrote itself (stored resources) as elements.
+fn parse_stored(json: &[u8]) -> Result<R4Element, MappingError> {
+    fhirbolt::json::from_slice::<R4Element>(json, strict()).map_err(|e| {
         MappingError::single(Issue::error(
             IssueType::Exception,
             format!("stored resource cannot be read: {}", serde_message(&e)),
@@ -375,9 +422,9 @@ pub fn render(json: &[u8], format: Format, pretty: bool) -> Result<Vec<u8>, Mapp
             })
         }
         Format::Xml => {
-            let resource = parse_stored(json)?;
+            let element = parse_stored(json)?;
             // fhirbolt writes the XML declaration itself.
-            fhirbolt::xml::to_vec(&resource, None).map_err(|e| {
+            fhirbolt::xml::to_vec(&element, None).map_err(|e| {
                 MappingError::single(Issue::error(IssueType::Exception, e.to_string()))
             })
         }
@@ -410,7 +457,7 @@ mod tests {
     #[test]
     fn canonical_json_and_meta() {
         let mut r = parse(
-            r#"{"gender":"female","resourceType":"Patient","meta":{"source":"x","versionId":"9"}}"#,
+            r#"{"gender":"female","resourceType":"Patient","meta":{"source":"x","versionId":"9"},"contained":[{"active":true,"resourceType":"Patient"}]}"#,
         )
         .expect("valid");
         assert_eq!(r.resource_type(), "Patient");
@@ -419,7 +466,7 @@ mod tests {
         let s = String::from_utf8(r.to_json_bytes()).expect("utf8");
         assert_eq!(
             s,
-            r#"{"resourceType":"Patient","id":"p1","meta":{"versionId":"1","lastUpdated":"2026-01-01T00:00:00.000Z","source":"x"},"gender":"female"}"#
+            r#"{"resourceType":"Patient","id":"p1","meta":{"versionId":"1","lastUpdated":"2026-01-01T00:00:00.000Z","source":"x"},"contained":[{"resourceType":"Patient","active":true}],"gender":"female"}"#
         );
     }
 
