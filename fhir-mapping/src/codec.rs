@@ -392,7 +392,10 @@ fn parse_xml(body: &[u8], limits: &ParseLimits) -> Result<R4Element, MappingErro
         MappingError::single(Issue::error(code, format!("invalid FHIR XML: {text}")))
     })?;
     let json = fhirbolt::json::to_vec(&element, None).map_err(|e| {
-        MappingError::single(Issue::error(IssueType::Invalid, format!("invalid FHIR XML: {e}")))
+        MappingError::single(Issue::error(
+            IssueType::Invalid,
+            format!("invalid FHIR XML: {e}"),
+        ))
     })?;
     validate_typed(&json)?;
     Ok(element)

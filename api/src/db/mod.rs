@@ -5,6 +5,7 @@
 //! (SQLite has one writer at a time; serialising in-process avoids busy waits), reads
 //! through a pool. PostgreSQL uses one pool for both.
 
+mod readers;
 pub mod schema;
 pub mod store;
 mod writer;
@@ -122,7 +123,9 @@ pub struct Db {
 
 struct DbInner {
     backend: Backend,
-    pool: Pool,
+    /// PostgreSQL only: connections for write transactions.
+    pool: Option<Pool>,
+    readers: readers::Readers,
     /// SQLite only: the thread that owns the one writing connection (group commit).
     writer: Option<writer::Writer>,
 }
@@ -143,22 +146,28 @@ impl Db {
             }
             Backend::Postgres => None,
         };
-        let pool = r2d2::Pool::builder()
-            .max_size(pool_size.max(1))
-            // Checking each connection on checkout costs a round trip per request;
-            // broken connections surface as query errors instead.
-            .test_on_check_out(false)
-            .connection_timeout(Duration::from_secs(10))
-            .build(manager)
-            .map_err(|e| DbError::Connection(e.to_string()))?;
-        if backend == Backend::Postgres {
-            let mut conn = pool.get()?;
-            run_migrations(&mut conn)?;
-        }
+        let readers = readers::Readers::start(&manager, pool_size)?;
+        let pool = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => {
+                let pool = r2d2::Pool::builder()
+                    .max_size(pool_size.max(1))
+                    // Checking each connection on checkout costs a round trip per
+                    // request; broken connections are detected after use instead.
+                    .test_on_check_out(false)
+                    .connection_timeout(Duration::from_secs(10))
+                    .build(manager)
+                    .map_err(|e| DbError::Connection(e.to_string()))?;
+                let mut conn = pool.get()?;
+                run_migrations(&mut conn)?;
+                Some(pool)
+            }
+        };
         Ok(Db {
             inner: Arc::new(DbInner {
                 backend,
                 pool,
+                readers,
                 writer,
             }),
         })
@@ -168,13 +177,13 @@ impl Db {
         self.inner.backend
     }
 
-    /// Runs `f` on a pooled connection (reads).
-    pub fn read<T>(
-        &self,
-        f: impl FnOnce(&mut AnyConnection) -> Result<T, DbError>,
-    ) -> Result<T, DbError> {
-        let mut conn = self.inner.pool.get()?;
-        f(&mut conn)
+    /// Runs `f` (reads) on one of the dedicated reader threads.
+    pub async fn read<T, F>(&self, f: F) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut AnyConnection) -> Result<T, DbError> + Send + 'static,
+    {
+        self.inner.readers.run(f).await
     }
 
     /// Runs `f` in one write transaction and returns once it is durable.
@@ -192,7 +201,11 @@ impl Db {
         match &self.inner.writer {
             Some(writer) => writer.write(f),
             None => {
-                let mut conn = self.inner.pool.get().map_err(DbError::from)?;
+                let pool =
+                    self.inner.pool.as_ref().ok_or_else(|| {
+                        DbError::Connection("no connection pool for writes".into())
+                    })?;
+                let mut conn = pool.get().map_err(DbError::from)?;
                 let mut attempt = 0;
                 loop {
                     attempt += 1;

@@ -73,8 +73,20 @@ pub enum WriteResult {
     Conflict,
 }
 
+/// Runs one diesel query on the concrete connection of either backend, so that each
+/// backend keeps its prepared statement in its cache (through the connection enum the
+/// statement is prepared again on every call). For the hottest queries only.
+macro_rules! on_backend {
+    ($conn:expr, $c:ident => $body:expr) => {
+        match $conn {
+            AnyConnection::Sqlite($c) => $body,
+            AnyConnection::Postgresql($c) => $body,
+        }
+    };
+}
+
 pub fn current(conn: &mut AnyConnection, key: Key<'_>) -> QueryResult<Option<CurrentRow>> {
-    resources::table
+    on_backend!(conn, c => resources::table
         .filter(resources::tenant.eq(key.tenant))
         .filter(resources::res_type.eq(key.res_type))
         .filter(resources::res_id.eq(key.res_id))
@@ -84,19 +96,19 @@ pub fn current(conn: &mut AnyConnection, key: Key<'_>) -> QueryResult<Option<Cur
             resources::deleted,
             resources::body,
         ))
-        .first(conn)
-        .optional()
+        .first(c)
+        .optional())
 }
 
 /// Whether a live (not deleted) resource exists.
 pub fn exists(conn: &mut AnyConnection, key: Key<'_>) -> QueryResult<bool> {
-    let n: i64 = resources::table
+    let n: i64 = on_backend!(conn, c => resources::table
         .filter(resources::tenant.eq(key.tenant))
         .filter(resources::res_type.eq(key.res_type))
         .filter(resources::res_id.eq(key.res_id))
         .filter(resources::deleted.eq(false))
         .count()
-        .get_result(conn)?;
+        .get_result(c))?;
     Ok(n > 0)
 }
 

@@ -309,8 +309,9 @@ pub async fn read(req: HttpRequest, state: State) -> HttpResponse {
         }
         let st = state.clone();
         let (t, i) = (res_type.clone(), id.clone());
-        let current = blocking(move || {
-            Ok(st.db.read(|conn| {
+        let current = state
+            .db
+            .read(move |conn| {
                 Ok(store::current(
                     conn,
                     Key {
@@ -319,10 +320,9 @@ pub async fn read(req: HttpRequest, state: State) -> HttpResponse {
                         res_id: &i,
                     },
                 )?)
-            })?)
-        })
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("{res_type}/{id} does not exist")))?;
+            })
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("{res_type}/{id} does not exist")))?;
         let Some(body) = current.body.filter(|_| !current.deleted) else {
             return Err(ApiError::Gone(format!(
                 "{res_type}/{id} was deleted (version {})",
@@ -363,8 +363,9 @@ pub async fn vread(req: HttpRequest, state: State) -> HttpResponse {
         }
         let st = state.clone();
         let (t, i) = (res_type.clone(), id.clone());
-        let row = blocking(move || {
-            Ok(st.db.read(|conn| {
+        let row = state
+            .db
+            .read(move |conn| {
                 Ok(store::version(
                     conn,
                     Key {
@@ -374,10 +375,9 @@ pub async fn vread(req: HttpRequest, state: State) -> HttpResponse {
                     },
                     i64::from(version.get()),
                 )?)
-            })?)
-        })
-        .await?
-        .ok_or_else(not_found)?;
+            })
+            .await?
+            .ok_or_else(not_found)?;
         let Some(body) = row.body else {
             return Err(ApiError::Gone(format!(
                 "version {vid} of {res_type}/{id} is a deletion"
@@ -447,8 +447,9 @@ async fn history(
     };
     let st = state.clone();
     let (t, i) = (res_type.clone(), id.clone());
-    let rows: Vec<VersionRow> = blocking(move || {
-        Ok(st.db.read(|conn| {
+    let rows: Vec<VersionRow> = state
+        .db
+        .read(move |conn| {
             Ok(store::history(
                 conn,
                 HistoryQuery {
@@ -460,9 +461,8 @@ async fn history(
                     limit: count,
                 },
             )?)
-        })?)
-    })
-    .await?;
+        })
+        .await?;
     if let (Some(t), Some(i)) = (&res_type, &id)
         && rows.is_empty()
         && cursor.is_none()
@@ -576,8 +576,9 @@ async fn run_search(
     let st = state.clone();
     let t = res_type.clone();
     let p = parsed.clone();
-    let (rows, total) = blocking(move || {
-        Ok(st.db.read(|conn| {
+    let (rows, total) = state
+        .db
+        .read(move |conn| {
             let q = SearchQuery {
                 tenant: st.tenant.as_str(),
                 res_type: &t,
@@ -596,9 +597,8 @@ async fn run_search(
                 None
             };
             Ok((rows, total))
-        })?)
-    })
-    .await?;
+        })
+        .await?;
     let base = state.base_url(req);
     let path = format!("/{res_type}");
     let mut applied = parsed.applied.clone();
