@@ -48,8 +48,8 @@ pub struct Config {
     #[arg(long, env = "HEP_WORKERS")]
     pub workers: Option<usize>,
 
-    /// Database connections in the pool.
-    #[arg(long, env = "HEP_DB_POOL_SIZE", default_value_t = 8)]
+    /// Database connections for reads (one thread each), and for writes on PostgreSQL.
+    #[arg(long, env = "HEP_DB_POOL_SIZE", default_value_t = 4)]
     pub db_pool_size: u32,
 
     /// Seconds to finish in-flight requests after SIGTERM/SIGINT.
