@@ -117,14 +117,14 @@ pub fn version(
     key: Key<'_>,
     version: i64,
 ) -> QueryResult<Option<VersionRow>> {
-    resource_versions::table
+    on_backend!(conn, c => resource_versions::table
         .filter(resource_versions::tenant.eq(key.tenant))
         .filter(resource_versions::res_type.eq(key.res_type))
         .filter(resource_versions::res_id.eq(key.res_id))
         .filter(resource_versions::version.eq(version))
         .select(version_columns())
-        .first(conn)
-        .optional()
+        .first(c)
+        .optional())
 }
 
 type VersionColumns = (
@@ -155,7 +155,7 @@ pub fn write_version(conn: &mut AnyConnection, v: &NewVersion<'_>) -> QueryResul
     let deleted = v.body.is_none();
     match v.previous {
         None => {
-            diesel::insert_into(resources::table)
+            on_backend!(conn, c => diesel::insert_into(resources::table)
                 .values((
                     resources::tenant.eq(k.tenant),
                     resources::res_type.eq(k.res_type),
@@ -165,10 +165,10 @@ pub fn write_version(conn: &mut AnyConnection, v: &NewVersion<'_>) -> QueryResul
                     resources::deleted.eq(deleted),
                     resources::body.eq(v.body),
                 ))
-                .execute(conn)?;
+                .execute(c))?;
         }
         Some(previous) => {
-            let n = diesel::update(
+            let n = on_backend!(conn, c => diesel::update(
                 resources::table
                     .filter(resources::tenant.eq(k.tenant))
                     .filter(resources::res_type.eq(k.res_type))
@@ -181,13 +181,29 @@ pub fn write_version(conn: &mut AnyConnection, v: &NewVersion<'_>) -> QueryResul
                 resources::deleted.eq(deleted),
                 resources::body.eq(v.body),
             ))
-            .execute(conn)?;
+            .execute(c))?;
             if n == 0 {
                 return Ok(WriteResult::Conflict);
             }
+            // The old version's index rows go; and the resource may no longer match the
+            // criteria it was created under, so its conditional-create claims go too.
+            on_backend!(conn, c => diesel::delete(
+                search_tokens::table
+                    .filter(search_tokens::tenant.eq(k.tenant))
+                    .filter(search_tokens::res_type.eq(k.res_type))
+                    .filter(search_tokens::res_id.eq(k.res_id)),
+            )
+            .execute(c))?;
+            on_backend!(conn, c => diesel::delete(
+                conditional_keys::table
+                    .filter(conditional_keys::tenant.eq(k.tenant))
+                    .filter(conditional_keys::res_type.eq(k.res_type))
+                    .filter(conditional_keys::res_id.eq(k.res_id)),
+            )
+            .execute(c))?;
         }
     }
-    diesel::insert_into(resource_versions::table)
+    on_backend!(conn, c => diesel::insert_into(resource_versions::table)
         .values((
             resource_versions::tenant.eq(k.tenant),
             resource_versions::res_type.eq(k.res_type),
@@ -197,24 +213,15 @@ pub fn write_version(conn: &mut AnyConnection, v: &NewVersion<'_>) -> QueryResul
             resource_versions::method.eq(v.method),
             resource_versions::body.eq(v.body),
         ))
-        .execute(conn)?;
-    if v.previous.is_some() {
-        diesel::delete(
-            search_tokens::table
-                .filter(search_tokens::tenant.eq(k.tenant))
-                .filter(search_tokens::res_type.eq(k.res_type))
-                .filter(search_tokens::res_id.eq(k.res_id)),
-        )
-        .execute(conn)?;
-    }
+        .execute(c))?;
     if !deleted {
         let mut tokens: Vec<&Token<'_>> = v.tokens.iter().collect();
         tokens.sort_by_key(|t| (t.param, t.system, t.code));
         tokens.dedup_by_key(|t| (t.param, t.system, t.code));
-        // One statement per row: multi-row VALUES is not available for both backends
-        // through one connection type; token counts per resource are small.
+        // One statement per row (a prepared statement reused): token counts per resource
+        // are small.
         for t in tokens {
-            diesel::insert_into(search_tokens::table)
+            on_backend!(conn, c => diesel::insert_into(search_tokens::table)
                 .values((
                     search_tokens::tenant.eq(k.tenant),
                     search_tokens::res_type.eq(k.res_type),
@@ -223,18 +230,8 @@ pub fn write_version(conn: &mut AnyConnection, v: &NewVersion<'_>) -> QueryResul
                     search_tokens::system.eq(t.system),
                     search_tokens::code.eq(t.code),
                 ))
-                .execute(conn)?;
+                .execute(c))?;
         }
-    }
-    if v.previous.is_some() {
-        // The resource may no longer match the criteria it was created under.
-        diesel::delete(
-            conditional_keys::table
-                .filter(conditional_keys::tenant.eq(k.tenant))
-                .filter(conditional_keys::res_type.eq(k.res_type))
-                .filter(conditional_keys::res_id.eq(k.res_id)),
-        )
-        .execute(conn)?;
     }
     Ok(WriteResult::Written)
 }
