@@ -1,6 +1,7 @@
 //! The home exercise program domain: concepts and rules, pure (no IO, no clock reads,
 //! no FHIR or database types).
 
+pub mod dose;
 pub mod tenant;
 pub mod version;
 
