@@ -134,7 +134,10 @@ impl WeightUnit {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Load {
     /// Tenths of the unit (2.5 kg is 25), so the value is exact.
-    Weight { tenths: u32, unit: WeightUnit },
+    Weight {
+        tenths: u32,
+        unit: WeightUnit,
+    },
     Resistance(String),
 }
 
@@ -357,7 +360,10 @@ impl fmt::Display for Dose {
             None => parts.push(plural(sets, "set", "sets")),
         }
         if let Some(h) = self.hold {
-            parts.push(format!("hold {}", plural(u32::from(h.get()), "second", "seconds")));
+            parts.push(format!(
+                "hold {}",
+                plural(u32::from(h.get()), "second", "seconds")
+            ));
         }
         if let Some(r) = self.rest {
             parts.push(format!(
@@ -407,7 +413,10 @@ mod tests {
         assert!(Tempo::parse("3-1").is_err());
         assert!(Tempo::parse("0-0-0").is_err());
         assert!(Tempo::parse("11-0-1").is_err());
-        assert_eq!(Tempo::parse(" 3-1-3 ").map(|t| t.to_string()), Ok("3-1-3".into()));
+        assert_eq!(
+            Tempo::parse(" 3-1-3 ").map(|t| t.to_string()),
+            Ok("3-1-3".into())
+        );
         assert_eq!(Dose::new(DoseParts::default()), Err(DoseError::Empty));
     }
 
@@ -420,7 +429,10 @@ mod tests {
             side: Some(Side::Left),
             ..Default::default()
         });
-        assert_eq!(d.to_string(), "3 sets of 10 repetitions, hold 5 seconds, left side");
+        assert_eq!(
+            d.to_string(),
+            "3 sets of 10 repetitions, hold 5 seconds, left side"
+        );
         assert_eq!(d.prescribed_volume(), 30);
 
         let d = dose(DoseParts {
