@@ -145,10 +145,10 @@ impl Schedule {
             Duration::Weeks(w) if !(1..=104).contains(&w) => return Err(ScheduleError::Weeks),
             _ => {}
         }
-        if let Some(c) = p.count {
-            if !(1..=10_000).contains(&c) {
-                return Err(ScheduleError::Count);
-            }
+        if let Some(c) = p.count
+            && !(1..=10_000).contains(&c)
+        {
+            return Err(ScheduleError::Count);
         }
         Ok(Schedule {
             per_day: p.per_day,
@@ -222,10 +222,10 @@ impl Schedule {
         while day <= last {
             if self.days.includes(day.weekday()) {
                 for slot in 0..self.per_day {
-                    if let Some(limit) = self.count {
-                        if produced >= limit {
-                            return out;
-                        }
+                    if let Some(limit) = self.count
+                        && produced >= limit
+                    {
+                        return out;
                     }
                     produced += 1;
                     let Some(occ) = self.occurrence(tz, day, slot) else {
