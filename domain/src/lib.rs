@@ -2,6 +2,7 @@
 //! no FHIR or database types).
 
 pub mod dose;
+pub mod program;
 pub mod schedule;
 pub mod tenant;
 pub mod version;
