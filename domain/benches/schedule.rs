@@ -21,10 +21,21 @@ fn expansion(c: &mut Criterion) {
             .ok()
         })
         .collect();
-    let from = date(2026, 9, 1).to_zoned(tz.clone()).map(|z| z.timestamp()).unwrap_or_default();
-    let to = date(2026, 12, 31).to_zoned(tz.clone()).map(|z| z.timestamp()).unwrap_or_default();
+    let from = date(2026, 9, 1)
+        .to_zoned(tz.clone())
+        .map(|z| z.timestamp())
+        .unwrap_or_default();
+    let to = date(2026, 12, 31)
+        .to_zoned(tz.clone())
+        .map(|z| z.timestamp())
+        .unwrap_or_default();
     c.bench_function("expand 12 weeks x 10 exercises (840 occurrences)", |b| {
-        b.iter(|| schedules.iter().map(|s| s.expand(&tz, from, to).len()).sum::<usize>())
+        b.iter(|| {
+            schedules
+                .iter()
+                .map(|s| s.expand(&tz, from, to).len())
+                .sum::<usize>()
+        })
     });
 }
 

@@ -3,16 +3,6 @@ use serde_json::json;
 
 use crate::support::*;
 
-async fn post_raw(s: &TestServer, path: &str, content_type: &str, body: &str) -> reqwest::Response {
-    s.client
-        .post(s.url(path))
-        .header("Content-Type", content_type)
-        .body(body.to_string())
-        .send()
-        .await
-        .expect("POST")
-}
-
 fn extension(issue: &serde_json::Value, suffix: &str) -> Option<i64> {
     issue["extension"]
         .as_array()?
@@ -24,13 +14,13 @@ fn extension(issue: &serde_json::Value, suffix: &str) -> Option<i64> {
 #[tokio::test]
 async fn malformed_json_reports_line_and_column() {
     let s = start().await;
-    let res = post_raw(
-        &s,
-        "Patient",
-        FHIR_JSON,
-        "{\"resourceType\": \"Patient\",\n  \"active\": tx,\n  \"gender\": \"male\"\n}",
-    )
-    .await;
+    let res = s
+        .post_raw(
+            "Patient",
+            FHIR_JSON,
+            "{\"resourceType\": \"Patient\",\n  \"active\": tx,\n  \"gender\": \"male\"\n}",
+        )
+        .await;
     let issue = outcome(res, StatusCode::BAD_REQUEST).await;
     assert_eq!(issue["code"], "structure");
     assert_eq!(extension(&issue, "issue-line"), Some(2));
@@ -42,7 +32,7 @@ async fn malformed_xml_reports_line_and_column() {
     let s = start().await;
     let body = "<Patient xmlns=\"http://hl7.org/fhir\">\n  <active value=\"true\">\n</Patient>";
     let issue = outcome(
-        post_raw(&s, "Patient", FHIR_XML, body).await,
+        s.post_raw("Patient", FHIR_XML, body).await,
         StatusCode::BAD_REQUEST,
     )
     .await;
@@ -54,7 +44,7 @@ async fn xml_doctype_is_refused() {
     let s = start().await;
     let body = "<?xml version=\"1.0\"?><!DOCTYPE x [<!ENTITY e \"boom\">]><Patient xmlns=\"http://hl7.org/fhir\"/>";
     let issue = outcome(
-        post_raw(&s, "Patient", FHIR_XML, body).await,
+        s.post_raw("Patient", FHIR_XML, body).await,
         StatusCode::BAD_REQUEST,
     )
     .await;
@@ -65,13 +55,14 @@ async fn xml_doctype_is_refused() {
 async fn resource_type_problems() {
     let s = start().await;
     let issue = outcome(
-        post_raw(&s, "Patient", FHIR_JSON, r#"{"resourceType":"Foo"}"#).await,
+        s.post_raw("Patient", FHIR_JSON, r#"{"resourceType":"Foo"}"#)
+            .await,
         StatusCode::BAD_REQUEST,
     )
     .await;
     assert_eq!(issue["expression"][0], "resourceType");
     let issue = outcome(
-        post_raw(&s, "Patient", FHIR_JSON, r#"{"active":true}"#).await,
+        s.post_raw("Patient", FHIR_JSON, r#"{"active":true}"#).await,
         StatusCode::BAD_REQUEST,
     )
     .await;
@@ -159,14 +150,14 @@ async fn body_size_and_depth_limits() {
         "{\"url\":\"urn:x\",\"extension\":[".repeat(25) + &"]}".repeat(25)
     );
     let issue = outcome(
-        post_raw(&s, "Basic", FHIR_JSON, &deep).await,
+        s.post_raw("Basic", FHIR_JSON, &deep).await,
         StatusCode::BAD_REQUEST,
     )
     .await;
     assert_eq!(issue["code"], "too-costly");
     // an empty body
     outcome(
-        post_raw(&s, "Patient", FHIR_JSON, "").await,
+        s.post_raw("Patient", FHIR_JSON, "").await,
         StatusCode::BAD_REQUEST,
     )
     .await;

@@ -70,14 +70,18 @@ impl TestServer {
         self.client.get(self.url(path)).send().await.expect("GET")
     }
 
-    pub async fn post_json(&self, path: &str, body: &Value) -> Response {
+    pub async fn post_raw(&self, path: &str, content_type: &str, body: &str) -> Response {
         self.client
             .post(self.url(path))
-            .header("Content-Type", FHIR_JSON)
+            .header("Content-Type", content_type)
             .body(body.to_string())
             .send()
             .await
             .expect("POST")
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> Response {
+        self.post_raw(path, FHIR_JSON, &body.to_string()).await
     }
 
     pub async fn put_json(&self, path: &str, body: &Value) -> Response {
