@@ -82,7 +82,8 @@ impl Days {
     }
 }
 
-/// How long the program lasts.
+/// How long the program lasts. `Weeks` is a way to say it: a schedule keeps it as the
+/// last day (`Until`), so that a schedule read back from FHIR equals the one written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Duration {
     /// Through this date (inclusive).
@@ -150,12 +151,20 @@ impl Schedule {
         {
             return Err(ScheduleError::Count);
         }
+        let duration = match p.duration {
+            Duration::Weeks(w) => Duration::Until(
+                p.start
+                    .checked_add((i64::from(w) * 7 - 1).days())
+                    .map_err(|_| ScheduleError::Weeks)?,
+            ),
+            other => other,
+        };
         Ok(Schedule {
             per_day: p.per_day,
             days: p.days,
             times,
             start: p.start,
-            duration: p.duration,
+            duration,
             count: p.count,
         })
     }
@@ -188,9 +197,16 @@ impl Schedule {
     pub fn last_day(&self) -> Option<Date> {
         match self.duration {
             Duration::Until(d) => Some(d),
-            Duration::Weeks(w) => self.start.checked_add((i64::from(w) * 7 - 1).days()).ok(),
-            Duration::Open => None,
+            // Normalised to `Until` by `new`.
+            Duration::Weeks(_) | Duration::Open => None,
         }
+    }
+
+    /// The length in whole weeks, when the program lasts whole weeks.
+    pub fn weeks(&self) -> Option<i64> {
+        let last = self.last_day()?;
+        let days = i64::from(self.start.until(last).ok()?.get_days()) + 1;
+        (days % 7 == 0).then_some(days / 7)
     }
 
     /// The occurrences due from `from` (inclusive) to `to` (exclusive), in order, for a
@@ -321,11 +337,11 @@ impl fmt::Display for Schedule {
                 s.push_str(&format!(", on {}", list(&names)));
             }
         }
-        match self.duration {
-            Duration::Weeks(1) => s.push_str(" for 1 week"),
-            Duration::Weeks(w) => s.push_str(&format!(" for {w} weeks")),
-            Duration::Until(d) => s.push_str(&format!(" from {} to {d}", self.start)),
-            Duration::Open => s.push_str(&format!(" from {}", self.start)),
+        match (self.weeks(), self.last_day()) {
+            (Some(1), _) => s.push_str(" for 1 week"),
+            (Some(w), _) => s.push_str(&format!(" for {w} weeks")),
+            (None, Some(d)) => s.push_str(&format!(" from {} to {d}", self.start)),
+            (None, None) => s.push_str(&format!(" from {}", self.start)),
         }
         if let Some(c) = self.count {
             s.push_str(&format!(", {c} times in all"));
