@@ -5,6 +5,7 @@ pub mod bundle;
 pub mod capability;
 pub mod codec;
 pub mod error;
+pub mod hep;
 pub mod locate;
 pub mod outcome;
 pub mod references;
