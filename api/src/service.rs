@@ -40,8 +40,19 @@ pub struct Written {
 }
 
 /// Sets id and meta and serialises: the bytes to store.
-fn prepare(parsed: &ParsedResource, id: &str, version: i64, now: i64) -> Result<String, ApiError> {
+fn prepare(
+    parsed: &ParsedResource,
+    current: Option<&str>,
+    id: &str,
+    version: i64,
+    now: i64,
+) -> Result<String, ApiError> {
     let mut resource = parsed.clone();
+    let current: Option<serde_json::Map<String, serde_json::Value>> =
+        current.and_then(|c| serde_json::from_str(c).ok());
+    let resource_type = resource.resource_type().to_string();
+    fhir_mapping::hep::apply_rules(&resource_type, resource.json_mut(), current.as_ref())
+        .map_err(ApiError::Unprocessable)?;
     resource.set_id(id);
     resource.set_meta(&version.to_string(), &instant_string(now));
     String::from_utf8(resource.to_json_bytes())
@@ -134,13 +145,15 @@ struct Insert<'a> {
     parsed: &'a ParsedResource,
     id: &'a str,
     previous: Option<i64>,
+    /// The stored body of the version replaced (an update of a live resource).
+    current: Option<&'a str>,
     now: i64,
     method: &'static str,
 }
 
 fn insert(conn: &mut AnyConnection, i: Insert<'_>) -> Result<Written, ApiError> {
     let version = i.previous.map_or(1, |p| p + 1);
-    let body = prepare(i.parsed, i.id, version, i.now)?;
+    let body = prepare(i.parsed, i.current, i.id, version, i.now)?;
     check_references(conn, i.tenant, i.parsed)?;
     let token_values = tokens_of(i.parsed);
     let tokens: Vec<Token<'_>> = token_values
@@ -223,6 +236,7 @@ pub fn create(
                 parsed,
                 id,
                 previous: None,
+                current: None,
                 now,
                 method: "POST",
             },
@@ -286,6 +300,10 @@ fn update_in(
             parsed,
             id,
             previous: current.as_ref().map(|c| c.version),
+            current: current
+                .as_ref()
+                .filter(|c| !c.deleted)
+                .and_then(|c| c.body.as_deref()),
             now,
             method: "PUT",
         },
@@ -334,6 +352,7 @@ pub fn conditional_update(
                             parsed,
                             id: new_id,
                             previous: None,
+                            current: None,
                             now,
                             method: "PUT",
                         },

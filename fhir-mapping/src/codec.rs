@@ -72,6 +72,12 @@ impl ParsedResource {
         &self.json
     }
 
+    /// For the server's own additions (generated narrative and instructions). The
+    /// resource type cannot change through it.
+    pub fn json_mut(&mut self) -> &mut Map<String, Value> {
+        &mut self.json
+    }
+
     /// Sets the logical id (kept in canonical position, after `resourceType`).
     pub fn set_id(&mut self, id: &str) {
         self.json.shift_remove("id");
@@ -170,11 +176,13 @@ fn validate_typed(json: &[u8]) -> Result<(), MappingError> {
     }
 }
 
-/// Checks JSON nesting depth without parsing (strings are skipped).
+/// Checks JSON nesting depth, and that no object or array is empty (FHIR JSON has no
+/// empty elements), without parsing: strings are skipped.
 fn check_json_depth(body: &[u8], max_depth: usize) -> Result<(), MappingError> {
     let mut depth = 0usize;
     let mut in_string = false;
     let mut escaped = false;
+    let mut prev = 0u8;
     let (mut line, mut col) = (1u64, 0u64);
     for &b in body {
         col += 1;
@@ -185,6 +193,7 @@ fn check_json_depth(body: &[u8], max_depth: usize) -> Result<(), MappingError> {
                 escaped = true;
             } else if b == b'"' {
                 in_string = false;
+                prev = b;
             }
             continue;
         }
@@ -202,12 +211,26 @@ fn check_json_depth(body: &[u8], max_depth: usize) -> Result<(), MappingError> {
                     ));
                 }
             }
-            b'}' | b']' => depth = depth.saturating_sub(1),
+            b'}' | b']' => {
+                if (b == b'}' && prev == b'{') || (b == b']' && prev == b'[') {
+                    return Err(MappingError::single(
+                        Issue::error(
+                            IssueType::Structure,
+                            "empty objects and arrays are not allowed in FHIR JSON: leave the element out",
+                        )
+                        .with_position(line, col),
+                    ));
+                }
+                depth = depth.saturating_sub(1)
+            }
             b'\n' => {
                 line += 1;
                 col = 0;
             }
             _ => {}
+        }
+        if !b.is_ascii_whitespace() {
+            prev = b;
         }
     }
     Ok(())
@@ -513,6 +536,21 @@ mod tests {
         assert_eq!(err.issues[0].code, IssueType::Required);
         let err = parse(r#"[1]"#).expect_err("invalid");
         assert_eq!(err.issues[0].code, IssueType::Structure);
+    }
+
+    #[test]
+    fn empty_elements_are_refused() {
+        for doc in [
+            r#"{"resourceType":"Patient","meta":{}}"#,
+            r#"{"resourceType":"Patient","name":[ ]}"#,
+            "{\"resourceType\":\"Patient\",\n\"name\":[{\n}]}",
+        ] {
+            let err = parse(doc).expect_err("empty element");
+            assert_eq!(err.issues[0].code, IssueType::Structure, "{doc}");
+            assert!(err.issues[0].position.is_some());
+        }
+        // braces inside strings are text
+        assert!(parse(r#"{"resourceType":"Patient","name":[{"text":"{} []"}]}"#).is_ok());
     }
 
     #[test]

@@ -10,5 +10,6 @@ mod formats;
 mod history;
 mod logging;
 mod metadata;
+mod prescriptions;
 mod robustness;
 mod support;

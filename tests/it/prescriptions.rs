@@ -1,0 +1,163 @@
+//! Exercise prescriptions (ServiceRequest with the project's profile) through REST:
+//! validated with every problem located, the dose mirrored into words by the server,
+//! never edited once active.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+const BASE: &str = "https://hep-fhir.org/fhir";
+
+fn prescription(patient: &str, sets: u32, status: &str) -> Value {
+    json!({
+        "resourceType": "ServiceRequest",
+        "meta": {"profile": [format!("{BASE}/StructureDefinition/hep-exercise-prescription")]},
+        "extension": [{"url": format!("{BASE}/StructureDefinition/exercise-dosage"), "extension": [
+            {"url": "sets", "valuePositiveInt": sets},
+            {"url": "repetitions", "valuePositiveInt": 10},
+            {"url": "hold", "valueDuration": {"value": 5, "unit": "s", "system": "http://unitsofmeasure.org", "code": "s"}},
+            {"url": "side", "valueCoding": {"system": format!("{BASE}/CodeSystem/exercise-side"), "code": "left"}}
+        ]}],
+        "instantiatesCanonical": [format!("{BASE}/ActivityDefinition/quad-sets|1.0.0")],
+        "status": status,
+        "intent": "order",
+        "category": [{"coding": [{"system": "http://snomed.info/sct", "code": "229065009"}]}],
+        "code": {"text": "Quadriceps sets"},
+        "subject": {"reference": format!("Patient/{patient}")},
+        "occurrenceTiming": {"repeat": {"boundsPeriod": {"start": "2026-11-02", "end": "2026-12-13"},
+            "frequency": 2, "period": 1, "periodUnit": "d"}},
+        "performer": [{"reference": format!("Patient/{patient}")}]
+    })
+}
+
+#[tokio::test]
+async fn the_server_writes_the_dose_in_words() {
+    let s = start().await;
+    let p = s.create(patient("rx1")).await;
+    let pid = p["id"].as_str().expect("id");
+    let created = s.create(prescription(pid, 3, "active")).await;
+    assert_eq!(
+        created["patientInstruction"],
+        "Quadriceps sets: 3 sets of 10 repetitions, hold 5 seconds, left side, twice a day, every day for 6 weeks."
+    );
+    assert_eq!(created["text"]["status"], "generated");
+    assert_eq!(
+        created["occurrenceTiming"]["code"]["text"],
+        "twice a day, every day for 6 weeks"
+    );
+    // a client's own instruction text is replaced by the server's
+    let mut other = prescription(pid, 2, "draft");
+    other["patientInstruction"] = json!("do lots");
+    let created = s.create(other).await;
+    assert!(
+        created["patientInstruction"]
+            .as_str()
+            .is_some_and(|t| t.contains("2 sets of 10"))
+    );
+}
+
+#[tokio::test]
+async fn every_problem_is_reported_at_once() {
+    let s = start().await;
+    let p = s.create(patient("rx2")).await;
+    let pid = p["id"].as_str().expect("id");
+    let mut bad = prescription(pid, 0, "active");
+    bad["intent"] = json!("proposal");
+    bad["occurrenceTiming"]["repeat"]["frequency"] = json!(12);
+    let res = s.post_json("ServiceRequest", &bad).await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let oo = json(res).await;
+    let at: Vec<&str> = oo["issue"]
+        .as_array()
+        .expect("issues")
+        .iter()
+        .filter_map(|i| i["expression"][0].as_str())
+        .collect();
+    assert_eq!(
+        at,
+        [
+            "ServiceRequest.intent",
+            "ServiceRequest.extension[0].extension[0]",
+            "ServiceRequest.occurrenceTiming.repeat"
+        ]
+    );
+    // a ServiceRequest that does not claim the profile is stored as any resource
+    let mut plain = bad.clone();
+    if let Some(o) = plain.as_object_mut() {
+        o.remove("meta");
+        o.remove("extension");
+    }
+    plain["intent"] = json!("order");
+    assert_eq!(
+        s.post_json("ServiceRequest", &plain).await.status(),
+        StatusCode::CREATED
+    );
+}
+
+#[tokio::test]
+async fn active_prescriptions_change_status_but_not_dose() {
+    let s = start().await;
+    let p = s.create(patient("rx3")).await;
+    let pid = p["id"].as_str().expect("id").to_string();
+    // a draft may be edited
+    let draft = s.create(prescription(&pid, 3, "draft")).await;
+    let id = draft["id"].as_str().expect("id").to_string();
+    let mut edit = prescription(&pid, 4, "draft");
+    edit["id"] = json!(id);
+    let res = s.put_json(&format!("ServiceRequest/{id}"), &edit).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    // activate
+    let mut active = prescription(&pid, 4, "active");
+    active["id"] = json!(id);
+    assert_eq!(
+        s.put_json(&format!("ServiceRequest/{id}"), &active)
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    // the dose of an active prescription is not edited
+    let mut changed = prescription(&pid, 5, "active");
+    changed["id"] = json!(id);
+    let res = s.put_json(&format!("ServiceRequest/{id}"), &changed).await;
+    let issue = outcome(res, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(issue["code"], "business-rule");
+    // its status follows the lifecycle
+    let mut held = prescription(&pid, 4, "on-hold");
+    held["id"] = json!(id);
+    assert_eq!(
+        s.put_json(&format!("ServiceRequest/{id}"), &held)
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let mut back_to_draft = prescription(&pid, 4, "draft");
+    back_to_draft["id"] = json!(id);
+    let issue = outcome(
+        s.put_json(&format!("ServiceRequest/{id}"), &back_to_draft)
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(issue["code"], "business-rule");
+    // the change of dose is a new prescription that replaces the old one
+    let mut revoked = prescription(&pid, 4, "revoked");
+    revoked["id"] = json!(id);
+    assert_eq!(
+        s.put_json(&format!("ServiceRequest/{id}"), &revoked)
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let mut replacement = prescription(&pid, 5, "active");
+    replacement["replaces"] = json!([{"reference": format!("ServiceRequest/{id}")}]);
+    let new = s.create(replacement).await;
+    assert!(
+        new["patientInstruction"]
+            .as_str()
+            .is_some_and(|t| t.contains("5 sets"))
+    );
+    // both versions of the old one remain in its history
+    let history = json(s.get(&format!("ServiceRequest/{id}/_history")).await).await;
+    assert_eq!(history["entry"].as_array().map(Vec::len), Some(5));
+}
