@@ -31,17 +31,14 @@ pub fn apply_rules(
 ) -> Result<(), Vec<Issue>> {
     if resource_type == "ServiceRequest" && prescription::claims_profile(json) {
         let view = prescription::read(json)?;
-        if let Some(before) = current.filter(|c| prescription::claims_profile(c)) {
-            if let Ok(old) = prescription::read(before) {
-                old.prescription
-                    .check_update(&view.prescription)
-                    .map_err(|e| {
-                        vec![
-                            Issue::error(IssueType::BusinessRule, e.to_string())
-                                .at("ServiceRequest"),
-                        ]
-                    })?;
-            }
+        if let Some(before) = current.filter(|c| prescription::claims_profile(c))
+            && let Ok(old) = prescription::read(before)
+        {
+            old.prescription
+                .check_update(&view.prescription)
+                .map_err(|e| {
+                    vec![Issue::error(IssueType::BusinessRule, e.to_string()).at("ServiceRequest")]
+                })?;
         }
         prescription::apply_generated(json, &view);
     }
