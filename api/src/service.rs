@@ -12,6 +12,8 @@ use crate::db::{AnyConnection, Db};
 use crate::error::ApiError;
 use crate::search::{Search, normal_form};
 
+type JsonObject = serde_json::Map<String, serde_json::Value>;
+
 /// What a write did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteStatus {
@@ -40,19 +42,49 @@ pub struct Written {
 }
 
 /// Sets id and meta and serialises: the bytes to store.
-fn prepare(
-    parsed: &ParsedResource,
-    current: Option<&str>,
-    id: &str,
-    version: i64,
-    now: i64,
-) -> Result<String, ApiError> {
+fn prepare(conn: &mut AnyConnection, i: &Insert<'_>, version: i64) -> Result<String, ApiError> {
+    let (parsed, id, now) = (i.parsed, i.id, i.now);
     let mut resource = parsed.clone();
-    let current: Option<serde_json::Map<String, serde_json::Value>> =
-        current.and_then(|c| serde_json::from_str(c).ok());
+    let current: Option<JsonObject> = i.current.and_then(|c| serde_json::from_str(c).ok());
     let resource_type = resource.resource_type().to_string();
-    fhir_mapping::hep::apply_rules(&resource_type, resource.json_mut(), current.as_ref())
-        .map_err(ApiError::Unprocessable)?;
+    // The profiles' rules may look at what the resource references (a program's
+    // prescriptions), as stored in this transaction.
+    let mut failure = None;
+    let mut lookup = |reference: &str| -> Option<JsonObject> {
+        let ReferenceTarget::Local {
+            resource_type,
+            id,
+            version: None,
+        } = classify_reference(reference)
+        else {
+            return None;
+        };
+        let key = Key {
+            tenant: i.tenant,
+            res_type: &resource_type,
+            res_id: &id,
+        };
+        match store::current(conn, key) {
+            Ok(found) => found
+                .filter(|c| !c.deleted)
+                .and_then(|c| c.body)
+                .and_then(|b| serde_json::from_str(&b).ok()),
+            Err(e) => {
+                failure = Some(e);
+                None
+            }
+        }
+    };
+    let rules = fhir_mapping::hep::apply_rules(
+        &resource_type,
+        resource.json_mut(),
+        current.as_ref(),
+        &mut lookup,
+    );
+    if let Some(e) = failure {
+        return Err(e.into());
+    }
+    rules.map_err(ApiError::Unprocessable)?;
     resource.set_id(id);
     resource.set_meta(&version.to_string(), &instant_string(now));
     String::from_utf8(resource.to_json_bytes())
@@ -153,7 +185,7 @@ struct Insert<'a> {
 
 fn insert(conn: &mut AnyConnection, i: Insert<'_>) -> Result<Written, ApiError> {
     let version = i.previous.map_or(1, |p| p + 1);
-    let body = prepare(i.parsed, i.current, i.id, version, i.now)?;
+    let body = prepare(conn, &i, version)?;
     check_references(conn, i.tenant, i.parsed)?;
     let token_values = tokens_of(i.parsed);
     let tokens: Vec<Token<'_>> = token_values

@@ -161,3 +161,87 @@ async fn active_prescriptions_change_status_but_not_dose() {
     let history = json(s.get(&format!("ServiceRequest/{id}/_history")).await).await;
     assert_eq!(history["entry"].as_array().map(Vec::len), Some(5));
 }
+
+fn program(patient: &str, status: &str, exercises: &[&str]) -> Value {
+    let activity: Vec<Value> = exercises
+        .iter()
+        .map(|id| json!({"reference": {"reference": format!("ServiceRequest/{id}")}}))
+        .collect();
+    let mut plan = json!({
+        "resourceType": "CarePlan",
+        "meta": {"profile": [format!("{BASE}/StructureDefinition/hep-program")]},
+        "status": status,
+        "intent": "plan",
+        "category": [{"coding": [{"system": "http://snomed.info/sct", "code": "229065009"}]}],
+        "title": "Knee osteoarthritis, phase 1",
+        "subject": {"reference": format!("Patient/{patient}")},
+        "period": {"start": "2026-11-02"},
+        "activity": activity
+    });
+    if exercises.is_empty() {
+        // FHIR JSON has no empty arrays
+        plan.as_object_mut().map(|o| o.remove("activity"));
+    }
+    plan
+}
+
+#[tokio::test]
+async fn a_program_lists_its_exercises_and_follows_its_lifecycle() {
+    let s = start().await;
+    let p = s.create(patient("prog1")).await;
+    let pid = p["id"].as_str().expect("id").to_string();
+    let a = s.create(prescription(&pid, 3, "active")).await;
+    let b = s.create(prescription(&pid, 2, "active")).await;
+    let (a, b) = (a["id"].as_str().expect("id"), b["id"].as_str().expect("id"));
+    let plan = s.create(program(&pid, "draft", &[a, b])).await;
+    let id = plan["id"].as_str().expect("id").to_string();
+    let div = plan["text"]["div"].as_str().expect("narrative");
+    assert!(
+        div.contains("<li>Quadriceps sets: 3 sets of 10 repetitions"),
+        "{div}"
+    );
+    assert!(
+        div.contains("<li>Quadriceps sets: 2 sets of 10 repetitions"),
+        "{div}"
+    );
+    assert_eq!(plan["text"]["status"], "generated");
+
+    let mut active = program(&pid, "active", &[a, b]);
+    active["id"] = json!(id);
+    assert_eq!(
+        s.put_json(&format!("CarePlan/{id}"), &active)
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let mut draft_again = program(&pid, "draft", &[a, b]);
+    draft_again["id"] = json!(id);
+    let issue = outcome(
+        s.put_json(&format!("CarePlan/{id}"), &draft_again).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(issue["expression"][0], "CarePlan.status");
+    // an active program needs exercises
+    let empty = program(&pid, "active", &[]);
+    outcome(
+        s.post_json("CarePlan", &empty).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    // an activity must be an exercise prescription of this patient
+    let other = s.create(patient("prog2")).await;
+    let other_rx = s
+        .create(prescription(other["id"].as_str().expect("id"), 1, "active"))
+        .await;
+    let wrong = program(&pid, "draft", &[other_rx["id"].as_str().expect("id")]);
+    let issue = outcome(
+        s.post_json("CarePlan", &wrong).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(issue["expression"][0], "CarePlan.activity[0].reference");
+    // the history keeps both versions
+    let history = json(s.get(&format!("CarePlan/{id}/_history")).await).await;
+    assert_eq!(history["entry"].as_array().map(Vec::len), Some(2));
+}

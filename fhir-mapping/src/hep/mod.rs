@@ -3,6 +3,7 @@
 
 pub mod dosage;
 pub mod prescription;
+pub mod program;
 pub mod timing;
 
 /// The canonical base of every StructureDefinition, CodeSystem and SearchParameter the
@@ -23,24 +24,78 @@ use crate::outcome::{Issue, IssueType};
 
 /// The rules of the project's profiles for a write: a resource that claims one is
 /// checked against it (every problem reported), gets its generated elements, and its
-/// change from `current` (the stored version, for an update) must be allowed.
+/// change from `current` (the stored version, for an update) must be allowed. `lookup`
+/// gives the current stored JSON of a local reference (`ServiceRequest/x`).
 pub fn apply_rules(
     resource_type: &str,
     json: &mut Map<String, Value>,
     current: Option<&Map<String, Value>>,
+    lookup: &mut dyn FnMut(&str) -> Option<Map<String, Value>>,
 ) -> Result<(), Vec<Issue>> {
-    if resource_type == "ServiceRequest" && prescription::claims_profile(json) {
-        let view = prescription::read(json)?;
-        if let Some(before) = current.filter(|c| prescription::claims_profile(c))
-            && let Ok(old) = prescription::read(before)
-        {
-            old.prescription
-                .check_update(&view.prescription)
-                .map_err(|e| {
-                    vec![Issue::error(IssueType::BusinessRule, e.to_string()).at("ServiceRequest")]
-                })?;
+    let business = |e: domain::program::LifecycleError, at: &str| {
+        vec![Issue::error(IssueType::BusinessRule, e.to_string()).at(at)]
+    };
+    match resource_type {
+        "ServiceRequest" if prescription::claims_profile(json) => {
+            let view = prescription::read(json)?;
+            if let Some(Ok(old)) = current
+                .filter(|c| prescription::claims_profile(c))
+                .map(prescription::read)
+            {
+                old.prescription
+                    .check_update(&view.prescription)
+                    .map_err(|e| business(e, "ServiceRequest"))?;
+            }
+            prescription::apply_generated(json, &view);
         }
-        prescription::apply_generated(json, &view);
+        "CarePlan" if program::claims_profile(json) => {
+            let view = program::read(json)?;
+            if let Some(Ok(old)) = current
+                .filter(|c| program::claims_profile(c))
+                .map(program::read)
+                && old.status != view.status
+                && !old.status.can_become(view.status)
+            {
+                return Err(business(
+                    domain::program::LifecycleError::Transition {
+                        from: old.status,
+                        to: view.status,
+                    },
+                    "CarePlan.status",
+                ));
+            }
+            let prescriptions: Vec<Option<Map<String, Value>>> =
+                view.exercises.iter().map(|r| lookup(r)).collect();
+            program::apply_generated(json, &view, &prescriptions)?;
+        }
+        _ => {}
     }
     Ok(())
+}
+
+/// Whether `meta.profile` names `url` (with or without a version).
+pub(crate) fn claims(json: &Map<String, Value>, url: &str) -> bool {
+    json.get("meta")
+        .and_then(|m| m.get("profile"))
+        .and_then(Value::as_array)
+        .is_some_and(|p| {
+            p.iter()
+                .any(|v| v.as_str().is_some_and(|s| s.split('|').next() == Some(url)))
+        })
+}
+
+/// Whether a list of CodeableConcepts has a coding `system|code`.
+pub(crate) fn has_coding(concepts: Option<&Value>, system: &str, code: &str) -> bool {
+    concepts.and_then(Value::as_array).is_some_and(|cats| {
+        cats.iter().any(|c| {
+            c.get("coding")
+                .and_then(Value::as_array)
+                .is_some_and(|codings| {
+                    codings.iter().any(|cd| {
+                        cd.get("system").and_then(Value::as_str) == Some(system)
+                            && cd.get("code").and_then(Value::as_str) == Some(code)
+                    })
+                })
+        })
+    })
 }

@@ -21,16 +21,7 @@ pub const EXERCISE_THERAPY: (&str, &str, &str) =
 
 /// Whether a resource claims the profile (`meta.profile`).
 pub fn claims_profile(json: &Map<String, Value>) -> bool {
-    let url = profile_url();
-    json.get("meta")
-        .and_then(|m| m.get("profile"))
-        .and_then(Value::as_array)
-        .is_some_and(|p| {
-            p.iter().any(|v| {
-                v.as_str()
-                    .is_some_and(|s| s.split('|').next() == Some(url.as_str()))
-            })
-        })
+    super::claims(json, &profile_url())
 }
 
 /// A prescription read from its ServiceRequest.
@@ -68,22 +59,8 @@ pub fn read(json: &Map<String, Value>) -> Result<PrescriptionView, Vec<Issue>> {
         IssueType::Value,
         "intent is order or plan",
     );
-    let category_ok = json
-        .get("category")
-        .and_then(Value::as_array)
-        .is_some_and(|cats| {
-            cats.iter().any(|c| {
-                c.get("coding")
-                    .and_then(Value::as_array)
-                    .is_some_and(|codings| {
-                        codings.iter().any(|cd| {
-                            cd.get("system").and_then(Value::as_str) == Some(EXERCISE_THERAPY.0)
-                                && cd.get("code").and_then(Value::as_str)
-                                    == Some(EXERCISE_THERAPY.1)
-                        })
-                    })
-            })
-        });
+    let category_ok =
+        super::has_coding(json.get("category"), EXERCISE_THERAPY.0, EXERCISE_THERAPY.1);
     need(
         category_ok,
         "category",
@@ -323,9 +300,10 @@ fn reorder(json: &mut Map<String, Value>) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests_support {
     use super::*;
 
+    /// A valid exercise prescription for Patient/p1.
     pub(crate) fn example() -> Value {
         json!({
             "resourceType": "ServiceRequest",
@@ -347,6 +325,12 @@ mod tests {
             "patientInstruction": "whatever the client wrote"
         })
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tests_support::example;
+    use super::*;
 
     #[test]
     fn reads_the_profile_and_writes_the_words() {
