@@ -24,6 +24,8 @@ pub enum StartError {
     Db(#[from] DbError),
     #[error("cannot listen on {0}: {1}")]
     Bind(String, std::io::Error),
+    #[error("cannot store the conformance resources: {0}")]
+    Conformance(String),
 }
 
 fn capability(clock: &dyn Clock) -> serde_json::Value {
@@ -48,18 +50,51 @@ fn capability(clock: &dyn Clock) -> serde_json::Value {
         ],
         conditional_create: true,
         conditional_update: true,
+        supported_profiles: &[
+            (
+                "ServiceRequest",
+                fhir_mapping::hep::prescription::profile_url(),
+            ),
+            ("CarePlan", fhir_mapping::hep::program::profile_url()),
+        ],
     })
+}
+
+/// Stores the project's StructureDefinitions and CodeSystems (when missing or changed),
+/// so that clients can read the profiles the server checks.
+fn store_conformance(db: &Db, tenant: &TenantId, clock: &dyn Clock) -> Result<(), StartError> {
+    for (resource_type, id, json) in fhir_mapping::hep::conformance::all() {
+        let bytes =
+            serde_json::to_vec(&json).map_err(|e| StartError::Conformance(e.to_string()))?;
+        let parsed = fhir_mapping::parse_resource(
+            &bytes,
+            fhir_mapping::Format::Json,
+            &ParseLimits::default(),
+        )
+        .map_err(|e| StartError::Conformance(format!("{resource_type}/{id}: {e}")))?;
+        crate::service::ensure(
+            db,
+            tenant.to_string(),
+            parsed,
+            id.to_string(),
+            to_micros(clock.now()),
+        )
+        .map_err(|e| StartError::Conformance(format!("{resource_type}/{id}: {e}")))?;
+    }
+    Ok(())
 }
 
 /// Opens the database (applying migrations), binds and returns the server, not yet
 /// awaited, with the address it listens on (port 0 picks a free port).
 pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<(Server, SocketAddr), StartError> {
     let db = Db::open(&config.database_url, config.db_pool_size)?;
+    let tenant = TenantId::default_tenant();
+    store_conformance(&db, &tenant, clock.as_ref())?;
     let state = web::Data::new(AppState {
         db,
         capability: capability(clock.as_ref()),
         clock,
-        tenant: TenantId::default_tenant(),
+        tenant,
         base_url: config.base_url.clone(),
         limits: ParseLimits {
             max_depth: config.max_depth,

@@ -347,6 +347,38 @@ fn update_in(
     Ok(written)
 }
 
+/// Stores `parsed` under `id` unless the stored version already has the same content
+/// (`meta` aside): how the server keeps its own conformance resources current.
+pub fn ensure(
+    db: &Db,
+    tenant: String,
+    parsed: ParsedResource,
+    id: String,
+    now: i64,
+) -> Result<Option<Written>, ApiError> {
+    db.write(move |conn| {
+        let key = Key {
+            tenant: &tenant,
+            res_type: parsed.resource_type(),
+            res_id: &id,
+        };
+        let without_meta = |mut m: JsonObject| {
+            m.shift_remove("meta");
+            m
+        };
+        let stored: Option<JsonObject> = store::current(conn, key)?
+            .filter(|c| !c.deleted)
+            .and_then(|c| c.body)
+            .and_then(|b| serde_json::from_str(&b).ok());
+        let mut wanted = parsed.clone();
+        wanted.set_id(&id);
+        if stored.map(without_meta) == Some(without_meta(wanted.json().clone())) {
+            return Ok(None);
+        }
+        update_in(conn, &tenant, &parsed, &id, None, now).map(Some)
+    })
+}
+
 /// `PUT [type]?criteria`: update the one match, or create when there is none.
 pub fn conditional_update(
     db: &Db,

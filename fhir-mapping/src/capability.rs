@@ -20,6 +20,8 @@ pub struct ServerDescription<'a> {
     pub formats: &'a [&'a str],
     pub conditional_create: bool,
     pub conditional_update: bool,
+    /// Profiles the server checks, per resource type.
+    pub supported_profiles: &'a [(&'a str, String)],
 }
 
 /// Builds the CapabilityStatement (kind `instance`).
@@ -37,7 +39,13 @@ pub fn capability_statement(d: &ServerDescription<'_>) -> Value {
                 .iter()
                 .map(|p| json!({"name": p.name, "definition": p.definition, "type": p.kind.as_str()}))
                 .collect();
-            json!({
+            let profiles: Vec<&str> = d
+                .supported_profiles
+                .iter()
+                .filter(|(pt, _)| pt == t)
+                .map(|(_, url)| url.as_str())
+                .collect();
+            let mut r = json!({
                 "type": t,
                 "interaction": interactions,
                 "versioning": "versioned-update",
@@ -47,7 +55,11 @@ pub fn capability_statement(d: &ServerDescription<'_>) -> Value {
                 "conditionalUpdate": d.conditional_update,
                 "conditionalDelete": "not-supported",
                 "searchParam": params
-            })
+            });
+            if !profiles.is_empty() {
+                r["supportedProfile"] = json!(profiles);
+            }
+            r
         })
         .collect();
     let system: Vec<Value> = d

@@ -245,3 +245,40 @@ async fn a_program_lists_its_exercises_and_follows_its_lifecycle() {
     let history = json(s.get(&format!("CarePlan/{id}/_history")).await).await;
     assert_eq!(history["entry"].as_array().map(Vec::len), Some(2));
 }
+
+#[tokio::test]
+async fn the_profiles_are_served() {
+    let s = start().await;
+    for path in [
+        "StructureDefinition/exercise-dosage",
+        "StructureDefinition/hep-exercise-prescription",
+        "StructureDefinition/hep-program",
+        "CodeSystem/exercise-side",
+    ] {
+        let res = s.get(path).await;
+        assert_eq!(res.status(), StatusCode::OK, "{path}");
+        let body = json(res).await;
+        assert!(
+            body["url"]
+                .as_str()
+                .is_some_and(|u| u.starts_with(BASE) && u.ends_with(path)),
+            "{body}"
+        );
+    }
+    let sd = json(s.get("StructureDefinition/exercise-dosage").await).await;
+    assert_eq!(sd["type"], "Extension");
+    assert_eq!(sd["meta"]["versionId"], "1");
+}
+
+#[tokio::test]
+async fn a_restart_does_not_rewrite_the_profiles() {
+    let dir = tempfile::tempdir().expect("dir");
+    let url = dir.path().join("restart.db").display().to_string();
+    let clock = std::sync::Arc::new(api::clock::SystemClock);
+    for _ in 0..2 {
+        let u = url.clone();
+        let s = start_with(move |c| c.database_url = u, clock.clone()).await;
+        let sd = json(s.get("StructureDefinition/hep-program").await).await;
+        assert_eq!(sd["meta"]["versionId"], "1");
+    }
+}

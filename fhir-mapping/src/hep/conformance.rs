@@ -1,0 +1,354 @@
+//! The conformance resources of the project, built from the same constants the mapping
+//! uses: the dosage extension and the two profiles as StructureDefinitions, the code
+//! system of sides. The server stores them at start so clients can read them.
+
+use serde_json::{Value, json};
+
+use super::{CANONICAL_BASE, dosage, prescription};
+
+/// Version of the project's conformance resources.
+pub const VERSION: &str = "0.1.0";
+const DATE: &str = "2026-11-27";
+const PUBLISHER: &str = "HEP FHIR backend";
+
+/// Sub-extensions of the dosage extension: (url, value types, max, short description).
+pub const DOSAGE_PARTS: &[(&str, &[&str], &str)] = &[
+    ("sets", &["positiveInt"], "Number of sets (1-20)"),
+    (
+        "repetitions",
+        &["positiveInt", "Range"],
+        "Repetitions per set, or a range (1-300)",
+    ),
+    (
+        "hold",
+        &["Duration"],
+        "Seconds each repetition is held (1-600 s)",
+    ),
+    ("rest", &["Duration"], "Rest between sets (0-1800 s)"),
+    (
+        "load",
+        &["Quantity"],
+        "External load in kg or [lb_av] (up to 500)",
+    ),
+    (
+        "resistance",
+        &["string"],
+        "A named resistance instead of a weight (e.g. red band)",
+    ),
+    ("tempo", &["string"], "Seconds down-pause-up, e.g. 3-1-3"),
+    (
+        "side",
+        &["Coding"],
+        "Side of the body (exercise-side code system)",
+    ),
+    ("targetEffort", &["integer"], "Target effort, RPE 0-10"),
+];
+
+fn element(id: &str, extra: Value) -> Value {
+    let path: String = id
+        .split('.')
+        .map(|part| part.split(':').next().unwrap_or(part))
+        .collect::<Vec<_>>()
+        .join(".");
+    let mut e = json!({"id": id, "path": path});
+    if let (Some(obj), Value::Object(more)) = (e.as_object_mut(), extra) {
+        obj.extend(more);
+    }
+    e
+}
+
+fn header(id: &str, name: &str, title: &str, description: &str) -> serde_json::Map<String, Value> {
+    let v = json!({
+        "resourceType": "StructureDefinition",
+        "id": id,
+        "url": format!("{CANONICAL_BASE}/StructureDefinition/{id}"),
+        "version": VERSION,
+        "name": name,
+        "title": title,
+        "status": "draft",
+        "date": DATE,
+        "publisher": PUBLISHER,
+        "description": description,
+        "fhirVersion": "4.0.1"
+    });
+    v.as_object().cloned().unwrap_or_default()
+}
+
+/// The dosage extension.
+pub fn dosage_extension() -> Value {
+    let mut sd = header(
+        "exercise-dosage",
+        "ExerciseDosage",
+        "Exercise dosage",
+        "The dose of one prescribed exercise: sets, repetitions, hold, rest, load or resistance, tempo, side and target effort. Always mirrored in words in ServiceRequest.patientInstruction.",
+    );
+    let mut elements = vec![
+        element(
+            "Extension",
+            json!({"short": "Exercise dosage", "definition": "The dose of one prescribed exercise.", "min": 0, "max": "1"}),
+        ),
+        element(
+            "Extension.extension",
+            json!({"slicing": {"discriminator": [{"type": "value", "path": "url"}], "rules": "closed"}, "min": 1}),
+        ),
+    ];
+    for (url, types, short) in DOSAGE_PARTS {
+        let slice = format!("Extension.extension:{url}");
+        elements.push(element(
+            &slice,
+            json!({"sliceName": url, "short": short, "definition": short, "min": 0, "max": "1"}),
+        ));
+        elements.push(element(&format!("{slice}.url"), json!({"fixedUri": url})));
+        let types: Vec<Value> = types.iter().map(|t| json!({"code": t})).collect();
+        elements.push(element(
+            &format!("{slice}.value[x]"),
+            json!({"min": 1, "type": types}),
+        ));
+    }
+    elements.push(element(
+        "Extension.url",
+        json!({"fixedUri": dosage::extension_url()}),
+    ));
+    elements.push(element("Extension.value[x]", json!({"max": "0"})));
+    sd.extend(
+        json!({
+            "kind": "complex-type",
+            "abstract": false,
+            "context": [{"type": "element", "expression": "ServiceRequest"}, {"type": "element", "expression": "ActivityDefinition"}],
+            "type": "Extension",
+            "baseDefinition": "http://hl7.org/fhir/StructureDefinition/Extension",
+            "derivation": "constraint",
+            "differential": {"element": elements}
+        })
+        .as_object()
+        .cloned()
+        .unwrap_or_default(),
+    );
+    Value::Object(sd)
+}
+
+fn exercise_therapy_category(path: &str) -> Vec<Value> {
+    vec![
+        element(
+            path,
+            json!({"slicing": {"discriminator": [{"type": "pattern", "path": "$this"}], "rules": "open"}, "min": 1}),
+        ),
+        element(
+            &format!("{path}:exerciseTherapy"),
+            json!({"sliceName": "exerciseTherapy", "min": 1, "max": "1",
+                   "patternCodeableConcept": {"coding": [{"system": prescription::EXERCISE_THERAPY.0, "code": prescription::EXERCISE_THERAPY.1}]}}),
+        ),
+    ]
+}
+
+/// The exercise prescription profile of ServiceRequest.
+pub fn prescription_profile() -> Value {
+    let mut sd = header(
+        "hep-exercise-prescription",
+        "HepExercisePrescription",
+        "Home exercise prescription",
+        "One prescribed exercise of a home exercise program, with its dose (exercise-dosage extension) and schedule (occurrenceTiming). The server writes patientInstruction and the narrative from them. Not edited once active: a new prescription replaces it.",
+    );
+    let mut elements = vec![
+        element(
+            "ServiceRequest",
+            json!({"short": "Home exercise prescription"}),
+        ),
+        element(
+            "ServiceRequest.extension",
+            json!({"slicing": {"discriminator": [{"type": "value", "path": "url"}], "rules": "open"}}),
+        ),
+        element(
+            "ServiceRequest.extension:dosage",
+            json!({"sliceName": "dosage", "min": 1, "max": "1",
+            "type": [{"code": "Extension", "profile": [dosage::extension_url()]}]}),
+        ),
+        element(
+            "ServiceRequest.instantiatesCanonical",
+            json!({"short": "The library exercise (url|version)", "min": 1, "max": "1"}),
+        ),
+        element(
+            "ServiceRequest.status",
+            json!({"short": "draft | active | on-hold | completed | revoked"}),
+        ),
+        element("ServiceRequest.intent", json!({"short": "order | plan"})),
+    ];
+    elements.extend(exercise_therapy_category("ServiceRequest.category"));
+    elements.extend([
+        element("ServiceRequest.code", json!({"short": "The exercise (its name in text)", "min": 1})),
+        element("ServiceRequest.subject", json!({"type": [{"code": "Reference", "targetProfile": ["http://hl7.org/fhir/StructureDefinition/Patient"]}]})),
+        element("ServiceRequest.occurrence[x]", json!({"min": 1, "type": [{"code": "Timing"}]})),
+        element("ServiceRequest.performer", json!({"short": "The patient", "min": 1})),
+        element("ServiceRequest.patientInstruction", json!({"short": "The whole dose in words (written by the server)", "min": 1})),
+    ]);
+    sd.extend(
+        json!({
+            "kind": "resource",
+            "abstract": false,
+            "type": "ServiceRequest",
+            "baseDefinition": "http://hl7.org/fhir/StructureDefinition/ServiceRequest",
+            "derivation": "constraint",
+            "differential": {"element": elements}
+        })
+        .as_object()
+        .cloned()
+        .unwrap_or_default(),
+    );
+    Value::Object(sd)
+}
+
+/// The program profile of CarePlan.
+pub fn program_profile() -> Value {
+    let mut sd = header(
+        "hep-program",
+        "HepProgram",
+        "Home exercise program",
+        "A home exercise program: one activity per prescribed exercise (hep-exercise-prescription ServiceRequests of the same patient); the server writes the narrative listing every exercise with its dose in words.",
+    );
+    let mut elements = vec![
+        element("CarePlan", json!({"short": "Home exercise program"})),
+        element(
+            "CarePlan.text",
+            json!({"short": "Every exercise with its dose in words (written by the server)", "min": 1}),
+        ),
+        element(
+            "CarePlan.status",
+            json!({"short": "draft | active | on-hold | completed | revoked"}),
+        ),
+        element("CarePlan.intent", json!({"fixedCode": "plan"})),
+    ];
+    elements.extend(exercise_therapy_category("CarePlan.category"));
+    elements.extend([
+        element("CarePlan.subject", json!({"type": [{"code": "Reference", "targetProfile": ["http://hl7.org/fhir/StructureDefinition/Patient"]}]})),
+        element("CarePlan.activity.reference", json!({"min": 1, "type": [{"code": "Reference", "targetProfile": [prescription::profile_url()]}]})),
+        element("CarePlan.activity.detail", json!({"max": "0"})),
+    ]);
+    sd.extend(
+        json!({
+            "kind": "resource",
+            "abstract": false,
+            "type": "CarePlan",
+            "baseDefinition": "http://hl7.org/fhir/StructureDefinition/CarePlan",
+            "derivation": "constraint",
+            "differential": {"element": elements}
+        })
+        .as_object()
+        .cloned()
+        .unwrap_or_default(),
+    );
+    Value::Object(sd)
+}
+
+/// The code system of sides.
+pub fn side_code_system() -> Value {
+    let concepts: Vec<Value> = [
+        ("left", "Left side", "The exercise is done with the left side."),
+        ("right", "Right side", "The exercise is done with the right side."),
+        ("both", "Both sides", "The exercise is done with both sides together, or each side in full."),
+        ("alternating", "Alternating sides", "The exercise alternates between sides from one repetition to the next."),
+    ]
+    .iter()
+    .map(|(code, display, definition)| json!({"code": code, "display": display, "definition": definition}))
+    .collect();
+    json!({
+        "resourceType": "CodeSystem",
+        "id": "exercise-side",
+        "url": dosage::side_system(),
+        "version": VERSION,
+        "name": "ExerciseSide",
+        "title": "Exercise side",
+        "status": "draft",
+        "date": DATE,
+        "publisher": PUBLISHER,
+        "description": "Which side of the body a prescribed exercise is done with.",
+        "caseSensitive": true,
+        "content": "complete",
+        "count": concepts.len(),
+        "concept": concepts
+    })
+}
+
+/// Every conformance resource of the project, as `(resource type, id, JSON)`.
+pub fn all() -> Vec<(&'static str, &'static str, Value)> {
+    vec![
+        ("StructureDefinition", "exercise-dosage", dosage_extension()),
+        (
+            "StructureDefinition",
+            "hep-exercise-prescription",
+            prescription_profile(),
+        ),
+        ("StructureDefinition", "hep-program", program_profile()),
+        ("CodeSystem", "exercise-side", side_code_system()),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hep::program;
+    use crate::{Format, ParseLimits, parse_resource};
+
+    #[test]
+    fn every_resource_is_valid_r4_with_its_own_url() {
+        for (t, id, json) in all() {
+            let bytes = serde_json::to_vec(&json).unwrap_or_default();
+            let parsed = parse_resource(&bytes, Format::Json, &ParseLimits::default())
+                .unwrap_or_else(|e| panic!("{t}/{id}: {e:?}"));
+            assert_eq!(parsed.resource_type(), t);
+            assert_eq!(parsed.id(), Some(id));
+            let url = json["url"].as_str().unwrap_or_default();
+            assert!(
+                url.starts_with(CANONICAL_BASE) && url.ends_with(id),
+                "{url}"
+            );
+        }
+    }
+
+    #[test]
+    fn urls_are_the_ones_the_mapping_checks() {
+        assert_eq!(dosage_extension()["url"], dosage::extension_url());
+        assert_eq!(prescription_profile()["url"], prescription::profile_url());
+        assert_eq!(program_profile()["url"], program::profile_url());
+        assert_eq!(side_code_system()["url"], dosage::side_system());
+    }
+
+    #[test]
+    fn the_extension_defines_every_part_the_mapping_writes() {
+        let sd = dosage_extension();
+        let slices: Vec<&str> = sd["differential"]["element"]
+            .as_array()
+            .map(|e| e.iter().filter_map(|e| e["sliceName"].as_str()).collect())
+            .unwrap_or_default();
+        // a dose with every part, written by the mapping
+        use domain::dose::*;
+        let dose = Dose::new(DoseParts {
+            sets: SetCount::new(2).ok(),
+            repetitions: Repetitions::exactly(5).ok(),
+            hold: HoldSeconds::new(3).ok(),
+            rest: RestSeconds::new(30).ok(),
+            load: Load::weight_tenths(20, WeightUnit::Kilogram).ok(),
+            tempo: Tempo::parse("2-0-2").ok(),
+            side: Some(Side::Right),
+            effort: Effort::new(5).ok(),
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        let ext = dosage::to_extension(&dose);
+        for part in ext["extension"].as_array().into_iter().flatten() {
+            let url = part["url"].as_str().unwrap_or_default();
+            assert!(
+                slices.contains(&url),
+                "`{url}` is not defined in the StructureDefinition"
+            );
+        }
+        let side = side_code_system();
+        let codes: Vec<&str> = side["concept"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c["code"].as_str())
+            .collect();
+        for s in [Side::Left, Side::Right, Side::Both, Side::Alternating] {
+            assert!(codes.contains(&s.code()));
+        }
+    }
+}
