@@ -52,6 +52,12 @@ pub struct Config {
     #[arg(long, env = "HEP_DB_POOL_SIZE", default_value_t = 4)]
     pub db_pool_size: u32,
 
+    /// Load the starter exercise library and protocol templates into a new database
+    /// (`--starter-library false` to start empty). Loaded once: later changes by the
+    /// clinic are kept.
+    #[arg(long, env = "HEP_STARTER_LIBRARY", default_value_t = true, action = clap::ArgAction::Set)]
+    pub starter_library: bool,
+
     /// Seconds to finish in-flight requests after SIGTERM/SIGINT.
     #[arg(long, env = "HEP_SHUTDOWN_TIMEOUT", default_value_t = 30)]
     pub shutdown_timeout: u64,

@@ -64,14 +64,7 @@ fn capability(clock: &dyn Clock) -> serde_json::Value {
 /// so that clients can read the profiles the server checks.
 fn store_conformance(db: &Db, tenant: &TenantId, clock: &dyn Clock) -> Result<(), StartError> {
     for (resource_type, id, json) in fhir_mapping::hep::conformance::all() {
-        let bytes =
-            serde_json::to_vec(&json).map_err(|e| StartError::Conformance(e.to_string()))?;
-        let parsed = fhir_mapping::parse_resource(
-            &bytes,
-            fhir_mapping::Format::Json,
-            &ParseLimits::default(),
-        )
-        .map_err(|e| StartError::Conformance(format!("{resource_type}/{id}: {e}")))?;
+        let parsed = own_resource(resource_type, id, &json)?;
         crate::service::ensure(
             db,
             tenant.to_string(),
@@ -84,12 +77,42 @@ fn store_conformance(db: &Db, tenant: &TenantId, clock: &dyn Clock) -> Result<()
     Ok(())
 }
 
+/// Loads the starter exercise library and templates into the tenant, once: what a clinic
+/// changed or deleted afterwards stays as it is.
+fn store_starter_library(db: &Db, tenant: &TenantId, clock: &dyn Clock) -> Result<(), StartError> {
+    for (resource_type, id, json) in fhir_mapping::hep::library::all() {
+        let parsed = own_resource(resource_type, id, &json)?;
+        crate::service::create_if_absent(
+            db,
+            tenant.to_string(),
+            parsed,
+            id.to_string(),
+            to_micros(clock.now()),
+        )
+        .map_err(|e| StartError::Conformance(format!("{resource_type}/{id}: {e}")))?;
+    }
+    Ok(())
+}
+
+fn own_resource(
+    resource_type: &str,
+    id: &str,
+    json: &serde_json::Value,
+) -> Result<fhir_mapping::ParsedResource, StartError> {
+    let bytes = serde_json::to_vec(json).map_err(|e| StartError::Conformance(e.to_string()))?;
+    fhir_mapping::parse_resource(&bytes, fhir_mapping::Format::Json, &ParseLimits::default())
+        .map_err(|e| StartError::Conformance(format!("{resource_type}/{id}: {e}")))
+}
+
 /// Opens the database (applying migrations), binds and returns the server, not yet
 /// awaited, with the address it listens on (port 0 picks a free port).
 pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<(Server, SocketAddr), StartError> {
     let db = Db::open(&config.database_url, config.db_pool_size)?;
     let tenant = TenantId::default_tenant();
     store_conformance(&db, &tenant, clock.as_ref())?;
+    if config.starter_library {
+        store_starter_library(&db, &tenant, clock.as_ref())?;
+    }
     let state = web::Data::new(AppState {
         db,
         capability: capability(clock.as_ref()),

@@ -379,6 +379,28 @@ pub fn ensure(
     })
 }
 
+/// Stores `parsed` under `id` only if that id never existed: how the starter library
+/// is loaded without overwriting (or bringing back) what a clinic changed or deleted.
+pub fn create_if_absent(
+    db: &Db,
+    tenant: String,
+    parsed: ParsedResource,
+    id: String,
+    now: i64,
+) -> Result<Option<Written>, ApiError> {
+    db.write(move |conn| {
+        let key = Key {
+            tenant: &tenant,
+            res_type: parsed.resource_type(),
+            res_id: &id,
+        };
+        if store::current(conn, key)?.is_some() {
+            return Ok(None);
+        }
+        update_in(conn, &tenant, &parsed, &id, None, now).map(Some)
+    })
+}
+
 /// `PUT [type]?criteria`: update the one match, or create when there is none.
 pub fn conditional_update(
     db: &Db,

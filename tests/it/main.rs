@@ -8,6 +8,7 @@ mod crud;
 mod errors;
 mod formats;
 mod history;
+mod library;
 mod logging;
 mod metadata;
 mod prescriptions;

@@ -268,6 +268,67 @@ pub fn side_code_system() -> Value {
     })
 }
 
+fn code_system(
+    id: &str,
+    name: &str,
+    title: &str,
+    description: &str,
+    concepts: &[(&str, &str)],
+) -> Value {
+    let concepts: Vec<Value> = concepts
+        .iter()
+        .map(|(code, display)| json!({"code": code, "display": display}))
+        .collect();
+    json!({
+        "resourceType": "CodeSystem",
+        "id": id,
+        "url": format!("{CANONICAL_BASE}/CodeSystem/{id}"),
+        "version": VERSION,
+        "name": name,
+        "title": title,
+        "status": "draft",
+        "date": DATE,
+        "publisher": PUBLISHER,
+        "description": description,
+        "caseSensitive": true,
+        "content": "complete",
+        "count": concepts.len(),
+        "concept": concepts
+    })
+}
+
+/// Body regions of the exercise library (`ActivityDefinition.topic`).
+pub fn body_region_code_system() -> Value {
+    code_system(
+        "body-region",
+        "BodyRegion",
+        "Body region",
+        "The body region a library exercise works on.",
+        &[
+            ("neck", "Neck"),
+            ("shoulder", "Shoulder"),
+            ("elbow-wrist", "Elbow and wrist"),
+            ("back", "Back"),
+            ("core", "Core"),
+            ("hip", "Hip"),
+            ("knee", "Knee"),
+            ("ankle", "Ankle and foot"),
+            ("balance", "Balance"),
+        ],
+    )
+}
+
+/// Where library content comes from (`meta.tag`).
+pub fn content_origin_code_system() -> Value {
+    code_system(
+        "content-origin",
+        "ContentOrigin",
+        "Content origin",
+        "Where an exercise or template comes from.",
+        &[("starter", "Starter content: review before use")],
+    )
+}
+
 /// Every conformance resource of the project, as `(resource type, id, JSON)`.
 pub fn all() -> Vec<(&'static str, &'static str, Value)> {
     vec![
@@ -279,6 +340,8 @@ pub fn all() -> Vec<(&'static str, &'static str, Value)> {
         ),
         ("StructureDefinition", "hep-program", program_profile()),
         ("CodeSystem", "exercise-side", side_code_system()),
+        ("CodeSystem", "body-region", body_region_code_system()),
+        ("CodeSystem", "content-origin", content_origin_code_system()),
     ]
 }
 
@@ -339,6 +402,16 @@ mod tests {
                 slices.contains(&url),
                 "`{url}` is not defined in the StructureDefinition"
             );
+        }
+        let regions = body_region_code_system();
+        let region_codes: Vec<&str> = regions["concept"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c["code"].as_str())
+            .collect();
+        for e in crate::hep::library::EXERCISES {
+            assert!(region_codes.contains(&e.region), "{}", e.region);
         }
         let side = side_code_system();
         let codes: Vec<&str> = side["concept"]

@@ -3,6 +3,7 @@
 
 pub mod conformance;
 pub mod dosage;
+pub mod library;
 pub mod prescription;
 pub mod program;
 pub mod timing;
