@@ -104,6 +104,14 @@ fn condition(resource_type: &str, name: &str, value: &str) -> Result<Condition, 
             })
         }
         ("_lastUpdated", ParamType::Date) => last_updated(value),
+        // uri: exact match (R4 search.html#uri), a comma separating alternatives
+        (_, ParamType::Uri) => Ok(Condition::Token {
+            param: param.name.to_string(),
+            any_of: value
+                .split(',')
+                .map(|v| (Some(String::new()), v.to_string()))
+                .collect(),
+        }),
         _ => Err(ApiError::BadRequest(format!(
             "search parameter `{base}` is not supported"
         ))),

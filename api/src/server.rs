@@ -57,6 +57,7 @@ fn capability(clock: &dyn Clock) -> serde_json::Value {
             ),
             ("CarePlan", fhir_mapping::hep::program::profile_url()),
         ],
+        operations: http::OPERATIONS,
     })
 }
 

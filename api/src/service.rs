@@ -2,6 +2,7 @@
 //! conditional variants mean, each as one database transaction. Blocking: callers run
 //! these on the blocking pool.
 
+use fhir_mapping::hep::apply::{self, ApplyContext};
 use fhir_mapping::references::{ReferenceTarget, classify_reference, find_references};
 use fhir_mapping::search_params::token_values;
 use fhir_mapping::{Issue, IssueType, ParsedResource};
@@ -527,5 +528,193 @@ pub fn delete(
         written.version = version;
         written.last_updated = now;
         Ok(written)
+    })
+}
+
+/// The stored JSON of a live resource, or the answer for a missing or deleted one.
+fn load(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    res_type: &str,
+    id: &str,
+) -> Result<JsonObject, ApiError> {
+    let key = Key {
+        tenant,
+        res_type,
+        res_id: id,
+    };
+    let current = store::current(conn, key)?
+        .ok_or_else(|| ApiError::NotFound(format!("{res_type}/{id} does not exist")))?;
+    let body = current
+        .body
+        .filter(|_| !current.deleted)
+        .ok_or_else(|| ApiError::Gone(format!("{res_type}/{id} was deleted")))?;
+    serde_json::from_str(&body)
+        .map_err(|e| ApiError::Internal(format!("stored {res_type}/{id}: {e}")))
+}
+
+/// The current resource of `res_type` with this canonical (`url` or `url|version`).
+fn find_canonical(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    res_type: &str,
+    canonical: &str,
+) -> Result<Option<JsonObject>, ApiError> {
+    let (url, version) = match canonical.split_once('|') {
+        Some((u, v)) => (u, Some(v)),
+        None => (canonical, None),
+    };
+    let mut conditions = vec![store::Condition::Token {
+        param: "url".into(),
+        any_of: vec![(Some(String::new()), url.to_string())],
+    }];
+    if let Some(v) = version {
+        conditions.push(store::Condition::Token {
+            param: "version".into(),
+            any_of: vec![(Some(String::new()), v.to_string())],
+        });
+    }
+    let rows = store::search(
+        conn,
+        &SearchQuery {
+            tenant,
+            res_type,
+            conditions: &conditions,
+            after_id: None,
+            limit: 1,
+        },
+    )?;
+    Ok(rows
+        .into_iter()
+        .next()
+        .and_then(|r| r.body)
+        .and_then(|b| serde_json::from_str(&b).ok()))
+}
+
+/// Parses a resource the server built itself (same validation as a client's).
+fn parse_own(
+    json: &serde_json::Value,
+    limits: &fhir_mapping::ParseLimits,
+) -> Result<ParsedResource, ApiError> {
+    let bytes = serde_json::to_vec(json).map_err(|e| ApiError::Internal(e.to_string()))?;
+    fhir_mapping::parse_resource(&bytes, fhir_mapping::Format::Json, limits)
+        .map_err(ApiError::Invalid)
+}
+
+fn check_subject(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    ctx: &ApplyContext,
+) -> Result<(), ApiError> {
+    let id = ctx.patient.strip_prefix("Patient/").unwrap_or_default();
+    if store::exists(
+        conn,
+        Key {
+            tenant,
+            res_type: "Patient",
+            res_id: id,
+        },
+    )? {
+        Ok(())
+    } else {
+        Err(ApiError::Unprocessable(vec![
+            Issue::error(
+                IssueType::NotFound,
+                format!("{} does not exist", ctx.patient),
+            )
+            .at("subject"),
+        ]))
+    }
+}
+
+/// `ActivityDefinition/[id]/$apply`: a draft exercise prescription for the patient.
+pub fn apply_exercise(
+    db: &Db,
+    tenant: String,
+    id: String,
+    ctx: ApplyContext,
+    limits: fhir_mapping::ParseLimits,
+    now: i64,
+) -> Result<Written, ApiError> {
+    db.write(move |conn| {
+        check_subject(conn, &tenant, &ctx)?;
+        let ad = load(conn, &tenant, "ActivityDefinition", &id)?;
+        let sr = apply::prescription_from(&ad, &ctx).map_err(ApiError::Unprocessable)?;
+        let parsed = parse_own(&sr, &limits)?;
+        let new_id = uuid::Uuid::new_v4().to_string();
+        insert(
+            conn,
+            Insert {
+                tenant: &tenant,
+                parsed: &parsed,
+                id: &new_id,
+                previous: None,
+                current: None,
+                now,
+                method: "POST",
+            },
+        )
+    })
+}
+
+/// `PlanDefinition/[id]/$apply`: a draft program for the patient, with one draft
+/// prescription per exercise of the template, in one transaction.
+pub fn apply_template(
+    db: &Db,
+    tenant: String,
+    id: String,
+    ctx: ApplyContext,
+    limits: fhir_mapping::ParseLimits,
+    now: i64,
+) -> Result<Written, ApiError> {
+    db.write(move |conn| {
+        check_subject(conn, &tenant, &ctx)?;
+        let pd = load(conn, &tenant, "PlanDefinition", &id)?;
+        let exercises = apply::template_exercises(&pd).map_err(ApiError::Unprocessable)?;
+        let mut refs = Vec::with_capacity(exercises.len());
+        for (i, canonical) in exercises.iter().enumerate() {
+            let ad = find_canonical(conn, &tenant, "ActivityDefinition", canonical)?.ok_or_else(
+                || {
+                    ApiError::Unprocessable(vec![
+                        Issue::error(
+                            IssueType::NotFound,
+                            format!("the exercise `{canonical}` is not in the library"),
+                        )
+                        .at(format!("PlanDefinition.action[{i}].definitionCanonical")),
+                    ])
+                },
+            )?;
+            let sr = apply::prescription_from(&ad, &ctx).map_err(ApiError::Unprocessable)?;
+            let parsed = parse_own(&sr, &limits)?;
+            let sr_id = uuid::Uuid::new_v4().to_string();
+            insert(
+                conn,
+                Insert {
+                    tenant: &tenant,
+                    parsed: &parsed,
+                    id: &sr_id,
+                    previous: None,
+                    current: None,
+                    now,
+                    method: "POST",
+                },
+            )?;
+            refs.push(format!("ServiceRequest/{sr_id}"));
+        }
+        let cp = apply::program_from(&pd, &ctx, &refs).map_err(ApiError::Unprocessable)?;
+        let parsed = parse_own(&cp, &limits)?;
+        let cp_id = uuid::Uuid::new_v4().to_string();
+        insert(
+            conn,
+            Insert {
+                tenant: &tenant,
+                parsed: &parsed,
+                id: &cp_id,
+                previous: None,
+                current: None,
+                now,
+                method: "POST",
+            },
+        )
     })
 }

@@ -22,6 +22,8 @@ pub struct ServerDescription<'a> {
     pub conditional_update: bool,
     /// Profiles the server checks, per resource type.
     pub supported_profiles: &'a [(&'a str, String)],
+    /// Operations per resource type: (type, name, OperationDefinition canonical).
+    pub operations: &'a [(&'a str, &'a str, &'a str)],
 }
 
 /// Builds the CapabilityStatement (kind `instance`).
@@ -58,6 +60,15 @@ pub fn capability_statement(d: &ServerDescription<'_>) -> Value {
             });
             if !profiles.is_empty() {
                 r["supportedProfile"] = json!(profiles);
+            }
+            let ops: Vec<Value> = d
+                .operations
+                .iter()
+                .filter(|(ot, _, _)| ot == t)
+                .map(|(_, name, def)| json!({"name": name, "definition": def}))
+                .collect();
+            if !ops.is_empty() {
+                r["operation"] = Value::Array(ops);
             }
             r
         })

@@ -12,6 +12,7 @@ pub enum ParamType {
     Date,
     Reference,
     String,
+    Uri,
 }
 
 impl ParamType {
@@ -21,6 +22,7 @@ impl ParamType {
             ParamType::Date => "date",
             ParamType::Reference => "reference",
             ParamType::String => "string",
+            ParamType::Uri => "uri",
         }
     }
 }
@@ -50,6 +52,30 @@ const IDENTIFIER: SearchParam = SearchParam {
     definition: "http://hl7.org/fhir/SearchParameter/clinical-identifier",
 };
 
+const URL: SearchParam = SearchParam {
+    name: "url",
+    kind: ParamType::Uri,
+    definition: "http://hl7.org/fhir/SearchParameter/conformance-url",
+};
+const VERSION: SearchParam = SearchParam {
+    name: "version",
+    kind: ParamType::Token,
+    definition: "http://hl7.org/fhir/SearchParameter/conformance-version",
+};
+
+/// Canonical resources searched by `url` and `version` (the ones this server defines or
+/// a clinic adds: exercises, templates, profiles, code systems).
+const CANONICAL_TYPES: &[&str] = &[
+    "ActivityDefinition",
+    "CodeSystem",
+    "OperationDefinition",
+    "PlanDefinition",
+    "Questionnaire",
+    "SearchParameter",
+    "StructureDefinition",
+    "ValueSet",
+];
+
 /// Types whose R4 definition has no `identifier` element.
 const NO_IDENTIFIER: &[&str] = &[
     "Binary",
@@ -67,6 +93,10 @@ pub fn params_for(resource_type: &str) -> Vec<SearchParam> {
     let mut params = vec![ID, LAST_UPDATED];
     if !NO_IDENTIFIER.contains(&resource_type) {
         params.push(IDENTIFIER);
+    }
+    if CANONICAL_TYPES.contains(&resource_type) {
+        params.push(URL);
+        params.push(VERSION);
     }
     params
 }
@@ -98,6 +128,17 @@ pub fn token_values(resource_type: &str, json: &Map<String, Value>) -> Vec<Token
             });
         }
     }
+    if CANONICAL_TYPES.contains(&resource_type) {
+        for param in [URL, VERSION] {
+            if let Some(v) = json.get(param.name).and_then(Value::as_str) {
+                out.push(TokenValue {
+                    param: param.name,
+                    system: String::new(),
+                    code: v.to_string(),
+                });
+            }
+        }
+    }
     out
 }
 
@@ -111,5 +152,7 @@ mod tests {
         assert!(find_param("Binary", "identifier").is_none());
         assert!(find_param("Binary", "_id").is_some());
         assert!(find_param("Patient", "name").is_none());
+        assert!(find_param("ActivityDefinition", "url").is_some());
+        assert!(find_param("Patient", "url").is_none());
     }
 }

@@ -1,6 +1,7 @@
 //! The HTTP surface: routes under `/fhir`, shared state, response helpers.
 
 pub mod negotiate;
+pub mod operations;
 pub mod rest;
 
 use std::sync::Arc;
@@ -53,6 +54,20 @@ pub const TYPE_INTERACTIONS: &[&str] = &[
     "search-type",
 ];
 
+/// Operations, as routed below: (resource type, name, OperationDefinition).
+pub const OPERATIONS: &[(&str, &str, &str)] = &[
+    (
+        "PlanDefinition",
+        "apply",
+        "http://hl7.org/fhir/OperationDefinition/PlanDefinition-apply",
+    ),
+    (
+        "ActivityDefinition",
+        "apply",
+        "http://hl7.org/fhir/OperationDefinition/ActivityDefinition-apply",
+    ),
+];
+
 /// System-level interactions, as routed below.
 pub const SYSTEM_INTERACTIONS: &[&str] = &["history-system"];
 
@@ -76,6 +91,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .route(web::get().to(rest::search))
                     .route(web::post().to(rest::create))
                     .route(web::put().to(rest::conditional_update))
+                    .default_service(not_allowed()),
+            )
+            .service(
+                web::resource("/PlanDefinition/{id}/$apply")
+                    .route(web::get().to(operations::apply_template))
+                    .route(web::post().to(operations::apply_template))
+                    .default_service(not_allowed()),
+            )
+            .service(
+                web::resource("/ActivityDefinition/{id}/$apply")
+                    .route(web::get().to(operations::apply_exercise))
+                    .route(web::post().to(operations::apply_exercise))
                     .default_service(not_allowed()),
             )
             .service(

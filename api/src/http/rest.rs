@@ -19,7 +19,7 @@ use crate::service::{self, WriteStatus, Written};
 type State = web::Data<AppState>;
 
 /// Runs blocking database work off the async workers.
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     web::block(f)
@@ -38,7 +38,7 @@ fn resource_type(req: &HttpRequest) -> Result<String, ApiError> {
     }
 }
 
-fn path_id(req: &HttpRequest) -> Result<String, ApiError> {
+pub(super) fn path_id(req: &HttpRequest) -> Result<String, ApiError> {
     let id = req.match_info().get("id").unwrap_or_default();
     if is_valid_id(id) {
         Ok(id.to_string())
@@ -101,7 +101,7 @@ fn parse_body(
 }
 
 /// The answer to a write, honouring `Prefer: return=`.
-fn write_response(
+pub(super) fn write_response(
     req: &HttpRequest,
     state: &AppState,
     out: Output,

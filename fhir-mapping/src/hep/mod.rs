@@ -1,6 +1,7 @@
 //! The project's own FHIR content: one canonical base for its profiles, extension and
 //! code systems, and the mapping of the HEP domain (dose, schedule) to FHIR elements.
 
+pub mod apply;
 pub mod conformance;
 pub mod dosage;
 pub mod library;

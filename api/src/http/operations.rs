@@ -1,0 +1,130 @@
+//! Operations: `$apply` on library exercises and protocol templates.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use fhir_mapping::hep::apply::ApplyContext;
+use fhir_mapping::resource_types::is_valid_id;
+use serde_json::Value;
+
+use super::negotiate;
+use super::rest::{blocking, path_id, write_response};
+use super::{AppState, finish};
+use crate::clock::to_micros;
+use crate::error::ApiError;
+use crate::service;
+
+/// Weeks of a program applied from the library, until the therapist changes it.
+const DEFAULT_WEEKS: u8 = 6;
+
+/// The parameters of `$apply`, from the query string and, for POST, a Parameters body.
+async fn context(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+) -> Result<ApplyContext, ApiError> {
+    let mut params: Vec<(String, String)> = negotiate::query_pairs(req)?
+        .into_iter()
+        .filter(|(k, _)| k != "_format" && k != "_pretty")
+        .collect();
+    if req.method() == actix_web::http::Method::POST && req.headers().contains_key("content-type") {
+        negotiate::input_format(req)?;
+        let body = negotiate::read_body(req, payload, state.max_body_bytes).await?;
+        let value: Value = serde_json::from_slice(&body).map_err(|e| {
+            ApiError::BadRequest(format!("the body is not a Parameters resource: {e}"))
+        })?;
+        if value.get("resourceType").and_then(Value::as_str) != Some("Parameters") {
+            return Err(ApiError::BadRequest(
+                "the body of $apply is a Parameters resource".into(),
+            ));
+        }
+        for p in value
+            .get("parameter")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let name = p.get("name").and_then(Value::as_str).unwrap_or_default();
+            let v = p
+                .get("valueString")
+                .or_else(|| p.pointer("/valueReference/reference"))
+                .and_then(Value::as_str);
+            if let Some(v) = v {
+                params.push((name.to_string(), v.to_string()));
+            }
+        }
+    }
+    let mut patient = None;
+    let mut practitioner = None;
+    for (k, v) in params {
+        match k.as_str() {
+            "subject" => patient = Some(v),
+            "practitioner" => practitioner = Some(v),
+            other => {
+                return Err(ApiError::BadRequest(format!(
+                    "parameter `{other}` of $apply is not supported (subject, practitioner)"
+                )));
+            }
+        }
+    }
+    let patient = patient
+        .filter(|p| p.strip_prefix("Patient/").is_some_and(is_valid_id))
+        .ok_or_else(|| ApiError::BadRequest("$apply needs subject=Patient/<id>".into()))?;
+    if let Some(p) = &practitioner {
+        let ok = p.split_once('/').is_some_and(|(t, id)| {
+            matches!(t, "Practitioner" | "PractitionerRole") && is_valid_id(id)
+        });
+        if !ok {
+            return Err(ApiError::BadRequest(
+                "practitioner is Practitioner/<id> or PractitionerRole/<id>".into(),
+            ));
+        }
+    }
+    let today = state.clock.now().to_zoned(jiff::tz::TimeZone::UTC).date();
+    Ok(ApplyContext {
+        patient,
+        practitioner,
+        start: today,
+        weeks: DEFAULT_WEEKS,
+    })
+}
+
+pub async fn apply_template(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let result = async {
+        let id = path_id(&req)?;
+        let out = negotiate::output(&req, &negotiate::query_pairs(&req)?)?;
+        let ctx = context(&req, payload, &state).await?;
+        let now = to_micros(state.clock.now());
+        let st = state.clone();
+        let written = blocking(move || {
+            service::apply_template(&st.db, st.tenant.to_string(), id, ctx, st.limits, now)
+        })
+        .await?;
+        write_response(&req, &state, out, &written)
+    }
+    .await;
+    finish(&req, result)
+}
+
+pub async fn apply_exercise(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let result = async {
+        let id = path_id(&req)?;
+        let out = negotiate::output(&req, &negotiate::query_pairs(&req)?)?;
+        let ctx = context(&req, payload, &state).await?;
+        let now = to_micros(state.clock.now());
+        let st = state.clone();
+        let written = blocking(move || {
+            service::apply_exercise(&st.db, st.tenant.to_string(), id, ctx, st.limits, now)
+        })
+        .await?;
+        write_response(&req, &state, out, &written)
+    }
+    .await;
+    finish(&req, result)
+}
