@@ -3,6 +3,7 @@
 //! these on the blocking pool.
 
 use fhir_mapping::hep::apply::{self, ApplyContext};
+use fhir_mapping::hep::handout::{self, Handout, HandoutExercise};
 use fhir_mapping::references::{ReferenceTarget, classify_reference, find_references};
 use fhir_mapping::search_params::token_values;
 use fhir_mapping::{Issue, IssueType, ParsedResource};
@@ -716,5 +717,116 @@ pub fn apply_template(
                 method: "POST",
             },
         )
+    })
+}
+
+/// What the take-home sheet of program `id` shows, read in one go.
+pub fn handout(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    id: &str,
+    produced: String,
+) -> Result<Handout, ApiError> {
+    let plan = load(conn, tenant, "CarePlan", id)?;
+    if !fhir_mapping::hep::program::claims_profile(&plan) {
+        return Err(ApiError::Unprocessable(vec![
+            Issue::error(
+                IssueType::BusinessRule,
+                "a take-home sheet is made from a home exercise program (hep-program profile)",
+            )
+            .at("CarePlan.meta.profile"),
+        ]));
+    }
+    let local = |conn: &mut AnyConnection,
+                 reference: Option<&str>|
+     -> Result<Option<JsonObject>, ApiError> {
+        match reference.map(classify_reference) {
+            Some(ReferenceTarget::Local {
+                resource_type,
+                id,
+                version: None,
+            }) => match load(conn, tenant, &resource_type, &id) {
+                Ok(j) => Ok(Some(j)),
+                Err(ApiError::NotFound(_) | ApiError::Gone(_)) => Ok(None),
+                Err(e) => Err(e),
+            },
+            _ => Ok(None),
+        }
+    };
+    let reference = |j: &JsonObject, key: &str| -> Option<String> {
+        j.get(key)
+            .and_then(|v| v.get("reference"))
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    };
+    let patient = local(conn, reference(&plan, "subject").as_deref())?;
+    let author = local(conn, reference(&plan, "author").as_deref())?;
+    let mut exercises = Vec::new();
+    for activity in plan
+        .get("activity")
+        .and_then(|a| a.as_array())
+        .into_iter()
+        .flatten()
+    {
+        let r = activity
+            .pointer("/reference/reference")
+            .and_then(|v| v.as_str());
+        let Some(rx) = local(conn, r)? else { continue };
+        if matches!(rx.get("status").and_then(|s| s.as_str()), Some("revoked")) {
+            continue;
+        }
+        let ad = match rx
+            .get("instantiatesCanonical")
+            .and_then(|c| c.get(0))
+            .and_then(|c| c.as_str())
+        {
+            Some(c) => find_canonical(conn, tenant, "ActivityDefinition", c)?,
+            None => None,
+        };
+        let name = rx
+            .get("code")
+            .and_then(|c| c.get("text"))
+            .and_then(|t| t.as_str())
+            .unwrap_or("Exercise")
+            .to_string();
+        exercises.push(HandoutExercise {
+            name,
+            steps: ad.as_ref().map(handout::steps).unwrap_or_default(),
+            dose: rx
+                .get("patientInstruction")
+                .and_then(|p| p.as_str())
+                .unwrap_or_default()
+                .to_string(),
+            image: ad.as_ref().and_then(handout::image),
+        });
+    }
+    let period = match (
+        plan.get("period")
+            .and_then(|p| p.get("start"))
+            .and_then(|s| s.as_str()),
+        plan.get("period")
+            .and_then(|p| p.get("end"))
+            .and_then(|s| s.as_str()),
+    ) {
+        (Some(s), Some(e)) => format!("from {s} to {e}"),
+        (Some(s), None) => format!("from {s}"),
+        (None, Some(e)) => format!("until {e}"),
+        (None, None) => "dates as listed for each exercise".to_string(),
+    };
+    Ok(Handout {
+        title: plan
+            .get("title")
+            .and_then(|t| t.as_str())
+            .unwrap_or("Your home exercise program")
+            .to_string(),
+        patient: patient
+            .as_ref()
+            .and_then(handout::person_name)
+            .unwrap_or_default(),
+        therapist: author.as_ref().and_then(handout::person_name),
+        contacts: author.as_ref().map(handout::contacts).unwrap_or_default(),
+        period,
+        exercises,
+        produced,
     })
 }

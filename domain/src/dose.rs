@@ -357,13 +357,21 @@ impl fmt::Display for Dose {
                 min.get(),
                 max.get()
             )),
-            None => parts.push(plural(sets, "set", "sets")),
+            None => {}
         }
         if let Some(h) = self.hold {
-            parts.push(format!(
-                "hold {}",
-                plural(u32::from(h.get()), "second", "seconds")
-            ));
+            let hold = format!("hold {}", plural(u32::from(h.get()), "second", "seconds"));
+            if self.repetitions.is_none() {
+                // a hold-only exercise (a stretch): "hold 30 seconds, 3 times"
+                let times = match sets {
+                    1 => "once".to_string(),
+                    2 => "twice".to_string(),
+                    n => format!("{n} times"),
+                };
+                parts.push(format!("{hold}, {times}"));
+            } else {
+                parts.push(hold);
+            }
         }
         if let Some(r) = self.rest {
             parts.push(format!(
@@ -456,7 +464,7 @@ mod tests {
             load: Load::resistance("yellow band").ok(),
             ..Default::default()
         });
-        assert_eq!(d.to_string(), "2 sets, hold 30 seconds, with yellow band");
+        assert_eq!(d.to_string(), "hold 30 seconds, twice, with yellow band");
         assert_eq!(d.prescribed_volume(), 2);
     }
 

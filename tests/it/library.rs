@@ -194,3 +194,132 @@ async fn apply_one_exercise_and_the_errors() {
         .expect("PD");
     assert_eq!(pd["operation"][0]["name"], "apply");
 }
+
+#[tokio::test]
+async fn the_take_home_sheet() {
+    let s = start().await;
+    let mut p = patient("sheet1");
+    p["name"] = json!([{"use": "official", "family": "Rivera", "given": ["Sam"]}]);
+    let p = s.create(p).await;
+    let pid = p["id"].as_str().expect("id").to_string();
+    let t = s
+        .create(
+            json!({"resourceType": "Practitioner", "name": [{"family": "Lee", "given": ["Jordan"]}],
+                       "telecom": [{"system": "phone", "value": "555-0142"}]}),
+        )
+        .await;
+    let tid = t["id"].as_str().expect("id").to_string();
+    let res = s
+        .get(&format!("PlanDefinition/low-back-pain/$apply?subject=Patient/{pid}&practitioner=Practitioner/{tid}"))
+        .await;
+    let plan = json(res).await;
+    let id = plan["id"].as_str().expect("id").to_string();
+
+    let res = s
+        .client
+        .get(s.url(&format!("CarePlan/{id}/$handout")))
+        .header("Accept", "text/html")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap_or("")
+            .starts_with("text/html")
+    );
+    let html = res.text().await.expect("html");
+    for expected in [
+        "Low back pain: mobility and core control",
+        "Sam Rivera",
+        "Jordan Lee",
+        "555-0142",
+        "Pelvic tilt",
+        "2 sets of 10 repetitions, hold 5 seconds, twice a day, every day for 6 weeks",
+        "<li>Lie on your back with your knees bent and feet flat.</li>",
+        "Produced on ",
+    ] {
+        assert!(
+            html.contains(expected),
+            "`{expected}` missing from the sheet"
+        );
+    }
+    assert_eq!(html.matches("<section class=\"exercise\">").count(), 6);
+    // PDF is not there yet: said clearly
+    let res = s
+        .client
+        .get(s.url(&format!("CarePlan/{id}/$handout")))
+        .header("Accept", "application/pdf")
+        .send()
+        .await
+        .expect("get");
+    outcome(res, StatusCode::NOT_ACCEPTABLE).await;
+    // only programs have sheets
+    let other = s.create(json!({"resourceType": "CarePlan", "status": "active", "intent": "plan", "subject": {"reference": format!("Patient/{pid}")}})).await;
+    let res = s
+        .get(&format!(
+            "CarePlan/{}/$handout",
+            other["id"].as_str().expect("id")
+        ))
+        .await;
+    outcome(res, StatusCode::UNPROCESSABLE_ENTITY).await;
+    outcome(s.get("CarePlan/none/$handout").await, StatusCode::NOT_FOUND).await;
+
+    // When a headless Chromium is installed (CI installs it), render the sheet as a
+    // person would see it and check the text is on the page.
+    if let Some(chromium) = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+    {
+        let dir = tempfile::tempdir().expect("dir");
+        let page = dir.path().join("sheet.html");
+        std::fs::write(&page, &html).expect("write");
+        let out = std::process::Command::new(chromium)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ])
+            .arg(format!(
+                "--user-data-dir={}",
+                dir.path().join("profile").display()
+            ))
+            .arg("--dump-dom")
+            .arg(format!("file://{}", page.display()))
+            .output()
+            .expect("chromium runs");
+        let dom = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            dom.contains("Pelvic tilt") && dom.contains("Sam Rivera"),
+            "rendered page: {dom}"
+        );
+        let shot = std::env::var("HEP_HANDOUT_SCREENSHOT").ok();
+        if let Some(path) = shot {
+            let status = std::process::Command::new(chromium)
+                .args([
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--no-first-run",
+                    "--window-size=900,1300",
+                ])
+                .arg(format!(
+                    "--user-data-dir={}",
+                    dir.path().join("profile2").display()
+                ))
+                .arg(format!("--screenshot={path}"))
+                .arg(format!("file://{}", page.display()))
+                .status()
+                .expect("chromium runs");
+            assert!(status.success());
+        }
+    }
+}

@@ -100,6 +100,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .default_service(not_allowed()),
             )
             .service(
+                web::resource("/CarePlan/{id}/$handout")
+                    .route(web::get().to(operations::handout))
+                    .default_service(not_allowed()),
+            )
+            .service(
                 web::resource("/ActivityDefinition/{id}/$apply")
                     .route(web::get().to(operations::apply_exercise))
                     .route(web::post().to(operations::apply_exercise))

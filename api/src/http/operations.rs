@@ -128,3 +128,49 @@ pub async fn apply_exercise(
     .await;
     finish(&req, result)
 }
+
+/// `GET CarePlan/[id]/$handout`: the take-home sheet as print-ready HTML.
+pub async fn handout(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let result = async {
+        let id = path_id(&req)?;
+        let query = negotiate::query_pairs(&req)?;
+        if let Some((k, _)) = query.iter().find(|(k, _)| k != "_format") {
+            return Err(ApiError::BadRequest(format!(
+                "parameter `{k}` of $handout is not supported"
+            )));
+        }
+        let wants_html = match query.iter().find(|(k, _)| k == "_format") {
+            Some((_, f)) => f == "html" || f == "text/html",
+            None => req
+                .headers()
+                .get("accept")
+                .and_then(|a| a.to_str().ok())
+                .is_none_or(|a| a.contains("text/html") || a.contains("*/*")),
+        };
+        if !wants_html {
+            return Err(ApiError::NotAcceptable(
+                "the take-home sheet is available as text/html (PDF is not available yet)".into(),
+            ));
+        }
+        let produced = state
+            .clock
+            .now()
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .date()
+            .to_string();
+        let tenant = state.tenant.to_string();
+        let sheet = state
+            .db
+            .read(move |conn| Ok(service::handout(conn, &tenant, &id, produced)))
+            .await??;
+        Ok(HttpResponse::Ok()
+            .content_type("text/html; charset=utf-8")
+            .insert_header((
+                "Content-Security-Policy",
+                "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:",
+            ))
+            .body(fhir_mapping::hep::handout::render_html(&sheet)))
+    }
+    .await;
+    finish(&req, result)
+}

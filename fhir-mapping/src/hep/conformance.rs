@@ -329,6 +329,38 @@ pub fn content_origin_code_system() -> Value {
     )
 }
 
+/// The `$handout` operation of CarePlan.
+pub fn handout_operation() -> Value {
+    json!({
+        "resourceType": "OperationDefinition",
+        "id": "CarePlan-handout",
+        "url": format!("{CANONICAL_BASE}/OperationDefinition/CarePlan-handout"),
+        "version": VERSION,
+        "name": "Handout",
+        "title": "Take-home sheet of a home exercise program",
+        "status": "draft",
+        "kind": "operation",
+        "date": DATE,
+        "publisher": PUBLISHER,
+        "description": "The printable take-home sheet of a home exercise program (hep-program CarePlan): patient, therapist and contact, program period, and every exercise with its steps and its whole dose in words. Answered as text/html (print-ready).",
+        "affectsState": false,
+        "code": "handout",
+        "resource": ["CarePlan"],
+        "system": false,
+        "type": false,
+        "instance": true,
+        "outputProfile": "http://hl7.org/fhir/StructureDefinition/Binary",
+        "parameter": [{
+            "name": "return",
+            "use": "out",
+            "min": 1,
+            "max": "1",
+            "documentation": "The sheet, as the body of the answer (text/html).",
+            "type": "Binary"
+        }]
+    })
+}
+
 /// Every conformance resource of the project, as `(resource type, id, JSON)`.
 pub fn all() -> Vec<(&'static str, &'static str, Value)> {
     vec![
@@ -342,6 +374,11 @@ pub fn all() -> Vec<(&'static str, &'static str, Value)> {
         ("CodeSystem", "exercise-side", side_code_system()),
         ("CodeSystem", "body-region", body_region_code_system()),
         ("CodeSystem", "content-origin", content_origin_code_system()),
+        (
+            "OperationDefinition",
+            "CarePlan-handout",
+            handout_operation(),
+        ),
     ]
 }
 

@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod conformance;
 pub mod dosage;
+pub mod handout;
 pub mod library;
 pub mod prescription;
 pub mod program;
