@@ -15,6 +15,7 @@ use crate::clock::{Clock, instant_string, to_micros};
 use crate::config::Config;
 use crate::db::{Db, DbError};
 use crate::http::{self, AppState};
+use crate::service::Seed;
 use crate::telemetry;
 
 /// Why the server could not start.
@@ -61,34 +62,25 @@ fn capability(clock: &dyn Clock) -> serde_json::Value {
     })
 }
 
-/// Stores the project's StructureDefinitions and CodeSystems (when missing or changed),
-/// so that clients can read the profiles the server checks.
-fn store_conformance(db: &Db, tenant: &TenantId, clock: &dyn Clock) -> Result<(), StartError> {
-    for (resource_type, id, json) in fhir_mapping::hep::conformance::all() {
+/// Stores the server's own resources: the project's definitions (StructureDefinitions,
+/// CodeSystems, OperationDefinition: rewritten when a release changes them) and the
+/// starter library (once, never over a clinic's changes).
+fn store_own(
+    db: &Db,
+    tenant: &TenantId,
+    clock: &dyn Clock,
+    resources: Vec<(&str, &str, serde_json::Value)>,
+    policy: Seed,
+) -> Result<(), StartError> {
+    for (resource_type, id, json) in resources {
         let parsed = own_resource(resource_type, id, &json)?;
-        crate::service::ensure(
+        crate::service::seed(
             db,
             tenant.to_string(),
             parsed,
             id.to_string(),
             to_micros(clock.now()),
-        )
-        .map_err(|e| StartError::Conformance(format!("{resource_type}/{id}: {e}")))?;
-    }
-    Ok(())
-}
-
-/// Loads the starter exercise library and templates into the tenant, once: what a clinic
-/// changed or deleted afterwards stays as it is.
-fn store_starter_library(db: &Db, tenant: &TenantId, clock: &dyn Clock) -> Result<(), StartError> {
-    for (resource_type, id, json) in fhir_mapping::hep::library::all() {
-        let parsed = own_resource(resource_type, id, &json)?;
-        crate::service::create_if_absent(
-            db,
-            tenant.to_string(),
-            parsed,
-            id.to_string(),
-            to_micros(clock.now()),
+            policy,
         )
         .map_err(|e| StartError::Conformance(format!("{resource_type}/{id}: {e}")))?;
     }
@@ -110,9 +102,21 @@ fn own_resource(
 pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<(Server, SocketAddr), StartError> {
     let db = Db::open(&config.database_url, config.db_pool_size)?;
     let tenant = TenantId::default_tenant();
-    store_conformance(&db, &tenant, clock.as_ref())?;
+    store_own(
+        &db,
+        &tenant,
+        clock.as_ref(),
+        fhir_mapping::hep::conformance::all(),
+        Seed::Current,
+    )?;
     if config.starter_library {
-        store_starter_library(&db, &tenant, clock.as_ref())?;
+        store_own(
+            &db,
+            &tenant,
+            clock.as_ref(),
+            fhir_mapping::hep::library::all(),
+            Seed::Once,
+        )?;
     }
     let state = web::Data::new(AppState {
         db,

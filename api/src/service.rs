@@ -349,46 +349,23 @@ fn update_in(
     Ok(written)
 }
 
-/// Stores `parsed` under `id` unless the stored version already has the same content
-/// (`meta` aside): how the server keeps its own conformance resources current.
-pub fn ensure(
-    db: &Db,
-    tenant: String,
-    parsed: ParsedResource,
-    id: String,
-    now: i64,
-) -> Result<Option<Written>, ApiError> {
-    db.write(move |conn| {
-        let key = Key {
-            tenant: &tenant,
-            res_type: parsed.resource_type(),
-            res_id: &id,
-        };
-        let without_meta = |mut m: JsonObject| {
-            m.shift_remove("meta");
-            m
-        };
-        let stored: Option<JsonObject> = store::current(conn, key)?
-            .filter(|c| !c.deleted)
-            .and_then(|c| c.body)
-            .and_then(|b| serde_json::from_str(&b).ok());
-        let mut wanted = parsed.clone();
-        wanted.set_id(&id);
-        if stored.map(without_meta) == Some(without_meta(wanted.json().clone())) {
-            return Ok(None);
-        }
-        update_in(conn, &tenant, &parsed, &id, None, now).map(Some)
-    })
+/// How the server writes its own content at start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seed {
+    /// Rewritten when its content (`meta` aside) changed: the project's definitions.
+    Current,
+    /// Written once, never over a clinic's edits or deletions: the starter library.
+    Once,
 }
 
-/// Stores `parsed` under `id` only if that id never existed: how the starter library
-/// is loaded without overwriting (or bringing back) what a clinic changed or deleted.
-pub fn create_if_absent(
+/// Stores the server's own resource `parsed` under `id`, as `policy` says.
+pub fn seed(
     db: &Db,
     tenant: String,
     parsed: ParsedResource,
     id: String,
     now: i64,
+    policy: Seed,
 ) -> Result<Option<Written>, ApiError> {
     db.write(move |conn| {
         let key = Key {
@@ -396,7 +373,24 @@ pub fn create_if_absent(
             res_type: parsed.resource_type(),
             res_id: &id,
         };
-        if store::current(conn, key)?.is_some() {
+        let current = store::current(conn, key)?;
+        let keep = match policy {
+            Seed::Once => current.is_some(),
+            Seed::Current => {
+                let without_meta = |mut m: JsonObject| {
+                    m.shift_remove("meta");
+                    m
+                };
+                let stored: Option<JsonObject> = current
+                    .filter(|c| !c.deleted)
+                    .and_then(|c| c.body)
+                    .and_then(|b| serde_json::from_str(&b).ok());
+                let mut wanted = parsed.clone();
+                wanted.set_id(&id);
+                stored.map(without_meta) == Some(without_meta(wanted.json().clone()))
+            }
+        };
+        if keep {
             return Ok(None);
         }
         update_in(conn, &tenant, &parsed, &id, None, now).map(Some)

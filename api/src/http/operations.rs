@@ -87,10 +87,20 @@ async fn context(
     })
 }
 
-pub async fn apply_template(
+type ApplyFn = fn(
+    &crate::db::Db,
+    String,
+    String,
+    ApplyContext,
+    fhir_mapping::ParseLimits,
+    i64,
+) -> Result<crate::service::Written, ApiError>;
+
+async fn apply(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
+    f: ApplyFn,
 ) -> HttpResponse {
     let result = async {
         let id = path_id(&req)?;
@@ -98,35 +108,30 @@ pub async fn apply_template(
         let ctx = context(&req, payload, &state).await?;
         let now = to_micros(state.clock.now());
         let st = state.clone();
-        let written = blocking(move || {
-            service::apply_template(&st.db, st.tenant.to_string(), id, ctx, st.limits, now)
-        })
-        .await?;
+        let written =
+            blocking(move || f(&st.db, st.tenant.to_string(), id, ctx, st.limits, now)).await?;
         write_response(&req, &state, out, &written)
     }
     .await;
     finish(&req, result)
 }
 
+/// `PlanDefinition/[id]/$apply`.
+pub async fn apply_template(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    apply(req, payload, state, service::apply_template).await
+}
+
+/// `ActivityDefinition/[id]/$apply`.
 pub async fn apply_exercise(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let result = async {
-        let id = path_id(&req)?;
-        let out = negotiate::output(&req, &negotiate::query_pairs(&req)?)?;
-        let ctx = context(&req, payload, &state).await?;
-        let now = to_micros(state.clock.now());
-        let st = state.clone();
-        let written = blocking(move || {
-            service::apply_exercise(&st.db, st.tenant.to_string(), id, ctx, st.limits, now)
-        })
-        .await?;
-        write_response(&req, &state, out, &written)
-    }
-    .await;
-    finish(&req, result)
+    apply(req, payload, state, service::apply_exercise).await
 }
 
 /// `GET CarePlan/[id]/$handout`: the take-home sheet as print-ready HTML.

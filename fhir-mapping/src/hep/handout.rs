@@ -31,14 +31,6 @@ pub struct Handout {
     pub produced: String,
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
-}
-
 /// A person's name from `HumanName`s: the official (or first) one, given then family.
 pub fn person_name(json: &Map<String, Value>) -> Option<String> {
     let names = json.get("name")?.as_array()?;
@@ -123,7 +115,7 @@ const PER_PAGE: usize = 3;
 pub fn render_html(h: &Handout) -> String {
     let mut out = String::with_capacity(4096);
     out.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">");
-    out.push_str(&format!("<title>{}</title>", escape(&h.title)));
+    out.push_str(&format!("<title>{}</title>", super::escape(&h.title)));
     out.push_str(
         "<style>\
 @page{size:A4;margin:16mm}\
@@ -142,22 +134,25 @@ footer{font-size:9pt;color:#555;margin-top:6mm}\
     );
     out.push_str(&format!(
         "<header><h1>{}</h1><div class=\"meta\">",
-        escape(&h.title)
+        super::escape(&h.title)
     ));
     out.push_str(&format!(
         "<span><b>Patient:</b> {}</span>",
-        escape(&h.patient)
+        super::escape(&h.patient)
     ));
     if let Some(t) = &h.therapist {
-        out.push_str(&format!("<span><b>Therapist:</b> {}</span>", escape(t)));
+        out.push_str(&format!(
+            "<span><b>Therapist:</b> {}</span>",
+            super::escape(t)
+        ));
     }
     if !h.contacts.is_empty() {
-        let c: Vec<String> = h.contacts.iter().map(|c| escape(c)).collect();
+        let c: Vec<String> = h.contacts.iter().map(|c| super::escape(c)).collect();
         out.push_str(&format!("<span><b>Contact:</b> {}</span>", c.join(", ")));
     }
     out.push_str(&format!(
         "<span><b>Program:</b> {}</span>",
-        escape(&h.period)
+        super::escape(&h.period)
     ));
     out.push_str("</div></header><main>");
     if h.exercises.is_empty() {
@@ -168,16 +163,16 @@ footer{font-size:9pt;color:#555;margin-top:6mm}\
         if let Some(src) = &e.image {
             out.push_str(&format!(
                 "<img src=\"{}\" alt=\"{}\">",
-                escape(src),
-                escape(&e.name)
+                super::escape(src),
+                super::escape(&e.name)
             ));
         }
-        out.push_str(&format!("<h2>{}. {}</h2>", i + 1, escape(&e.name)));
-        out.push_str(&format!("<p class=\"dose\">{}</p>", escape(&e.dose)));
+        out.push_str(&format!("<h2>{}. {}</h2>", i + 1, super::escape(&e.name)));
+        out.push_str(&format!("<p class=\"dose\">{}</p>", super::escape(&e.dose)));
         if !e.steps.is_empty() {
             out.push_str("<ol>");
             for s in &e.steps {
-                out.push_str(&format!("<li>{}</li>", escape(s)));
+                out.push_str(&format!("<li>{}</li>", super::escape(s)));
             }
             out.push_str("</ol>");
         }
@@ -188,7 +183,7 @@ footer{font-size:9pt;color:#555;margin-top:6mm}\
     }
     out.push_str(&format!(
         "</main><footer>Produced on {}. Stop an exercise that causes sharp pain, and tell your therapist.</footer></body></html>\n",
-        escape(&h.produced)
+        super::escape(&h.produced)
     ));
     out
 }

@@ -77,6 +77,61 @@ pub fn apply_rules(
     Ok(())
 }
 
+/// Text for XHTML narrative and HTML pages: every markup character escaped.
+pub(crate) fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+/// `status` of a program or prescription; a located issue when it is not one of ours.
+pub(crate) fn read_status(
+    json: &Map<String, Value>,
+    root: &str,
+    issues: &mut Vec<Issue>,
+) -> Option<domain::program::Status> {
+    let status = json
+        .get("status")
+        .and_then(Value::as_str)
+        .and_then(domain::program::Status::from_code);
+    if status.is_none() {
+        issues.push(
+            Issue::error(
+                IssueType::Value,
+                "status is draft, active, on-hold, completed or revoked",
+            )
+            .at(format!("{root}.status")),
+        );
+    }
+    status
+}
+
+/// `subject` when it is a Patient reference; a located issue otherwise.
+pub(crate) fn read_patient(
+    json: &Map<String, Value>,
+    root: &str,
+    issues: &mut Vec<Issue>,
+) -> Option<String> {
+    let patient = json
+        .get("subject")
+        .and_then(|s| s.get("reference"))
+        .and_then(Value::as_str)
+        .filter(|r| r.starts_with("Patient/"))
+        .map(str::to_string);
+    if patient.is_none() {
+        issues.push(
+            Issue::error(
+                IssueType::Required,
+                "the subject is the patient (a Patient reference)",
+            )
+            .at(format!("{root}.subject")),
+        );
+    }
+    patient
+}
+
 /// Whether `meta.profile` names `url` (with or without a version).
 pub(crate) fn claims(json: &Map<String, Value>, url: &str) -> bool {
     json.get("meta")

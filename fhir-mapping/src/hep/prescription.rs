@@ -4,7 +4,7 @@
 //! `patientInstruction` and the narrative from the structured data, so that systems that
 //! ignore the extension still show the right dose.
 
-use domain::program::{Prescription, Status};
+use domain::program::Prescription;
 use serde_json::{Map, Value, json};
 
 use super::{canonical, dosage, timing};
@@ -37,21 +37,13 @@ pub struct PrescriptionView {
 /// Reads and checks a ServiceRequest against the profile, reporting every problem.
 pub fn read(json: &Map<String, Value>) -> Result<PrescriptionView, Vec<Issue>> {
     let mut issues = Vec::new();
+    let status = super::read_status(json, "ServiceRequest", &mut issues);
+    let subject = super::read_patient(json, "ServiceRequest", &mut issues);
     let mut need = |ok: bool, at: &str, code: IssueType, msg: &str| {
         if !ok {
             issues.push(Issue::error(code, msg).at(format!("ServiceRequest.{at}")));
         }
     };
-    let status = json
-        .get("status")
-        .and_then(Value::as_str)
-        .and_then(Status::from_code);
-    need(
-        status.is_some(),
-        "status",
-        IssueType::Value,
-        "status is draft, active, on-hold, completed or revoked",
-    );
     let intent = json.get("intent").and_then(Value::as_str);
     need(
         matches!(intent, Some("order" | "plan")),
@@ -80,18 +72,6 @@ pub fn read(json: &Map<String, Value>) -> Result<PrescriptionView, Vec<Issue>> {
         "code",
         IssueType::Required,
         "the exercise needs a name (code.text or a coding with a display)",
-    );
-    let subject = json
-        .get("subject")
-        .and_then(|s| s.get("reference"))
-        .and_then(Value::as_str)
-        .filter(|r| r.starts_with("Patient/"))
-        .map(str::to_string);
-    need(
-        subject.is_some(),
-        "subject",
-        IssueType::Required,
-        "the subject is the patient (a Patient reference)",
     );
     let performer_ok = json
         .get("performer")
@@ -208,21 +188,14 @@ pub fn instruction(view: &PrescriptionView) -> String {
     )
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 /// Writes the generated parts: `patientInstruction`, the narrative (`text`, status
 /// `generated`) and the words of the schedule in `occurrenceTiming.code.text`.
 pub fn apply_generated(json: &mut Map<String, Value>, view: &PrescriptionView) {
     let words = instruction(view);
     let div = format!(
         "<div xmlns=\"http://www.w3.org/1999/xhtml\"><p><b>{}</b></p><p>{}</p></div>",
-        escape(&view.exercise_name),
-        escape(&words)
+        super::escape(&view.exercise_name),
+        super::escape(&words)
     );
     json.insert("text".into(), json!({"status": "generated", "div": div}));
     if let Some(t) = json

@@ -33,21 +33,13 @@ pub struct ProgramView {
 /// Reads and checks a CarePlan against the profile, reporting every problem.
 pub fn read(json: &Map<String, Value>) -> Result<ProgramView, Vec<Issue>> {
     let mut issues = Vec::new();
+    let status = super::read_status(json, "CarePlan", &mut issues);
+    let patient = super::read_patient(json, "CarePlan", &mut issues);
     let mut need = |ok: bool, at: &str, code: IssueType, msg: &str| {
         if !ok {
             issues.push(Issue::error(code, msg).at(format!("CarePlan.{at}")));
         }
     };
-    let status = json
-        .get("status")
-        .and_then(Value::as_str)
-        .and_then(Status::from_code);
-    need(
-        status.is_some(),
-        "status",
-        IssueType::Value,
-        "status is draft, active, on-hold, completed or revoked",
-    );
     need(
         json.get("intent").and_then(Value::as_str) == Some("plan"),
         "intent",
@@ -59,18 +51,6 @@ pub fn read(json: &Map<String, Value>) -> Result<ProgramView, Vec<Issue>> {
         "category",
         IssueType::Required,
         "a category of SNOMED CT 229065009 (exercise therapy) is required",
-    );
-    let patient = json
-        .get("subject")
-        .and_then(|s| s.get("reference"))
-        .and_then(Value::as_str)
-        .filter(|r| r.starts_with("Patient/"))
-        .map(str::to_string);
-    need(
-        patient.is_some(),
-        "subject",
-        IssueType::Required,
-        "the subject is the patient (a Patient reference)",
     );
     let mut exercises = Vec::new();
     if let Some(activities) = json.get("activity").and_then(Value::as_array) {
@@ -99,13 +79,6 @@ pub fn read(json: &Map<String, Value>) -> Result<ProgramView, Vec<Issue>> {
         }),
         _ => Err(issues),
     }
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 /// Checks the prescriptions the program lists (looked up by the caller) and writes the
@@ -162,7 +135,7 @@ pub fn apply_generated(
         .unwrap_or_else(|| "Home exercise program".into());
     let mut div = format!(
         "<div xmlns=\"http://www.w3.org/1999/xhtml\"><p><b>{}</b></p>",
-        escape(&title)
+        super::escape(&title)
     );
     if read_ok.is_empty() {
         div.push_str("<p>No exercises yet.</p>");
@@ -171,7 +144,7 @@ pub fn apply_generated(
         for p in &read_ok {
             div.push_str(&format!(
                 "<li>{}</li>",
-                escape(&prescription::instruction(p))
+                super::escape(&prescription::instruction(p))
             ));
         }
         div.push_str("</ul>");
