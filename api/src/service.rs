@@ -586,14 +586,31 @@ fn find_canonical(
         .and_then(|b| serde_json::from_str(&b).ok()))
 }
 
-/// Parses a resource the server built itself (same validation as a client's).
-fn parse_own(
+/// Creates a resource the server built itself, with the same validation and rules as a
+/// client's create.
+fn create_own(
+    conn: &mut AnyConnection,
+    tenant: &str,
     json: &serde_json::Value,
     limits: &fhir_mapping::ParseLimits,
-) -> Result<ParsedResource, ApiError> {
+    now: i64,
+) -> Result<Written, ApiError> {
     let bytes = serde_json::to_vec(json).map_err(|e| ApiError::Internal(e.to_string()))?;
-    fhir_mapping::parse_resource(&bytes, fhir_mapping::Format::Json, limits)
-        .map_err(ApiError::Invalid)
+    let parsed = fhir_mapping::parse_resource(&bytes, fhir_mapping::Format::Json, limits)
+        .map_err(ApiError::Invalid)?;
+    let id = uuid::Uuid::new_v4().to_string();
+    insert(
+        conn,
+        Insert {
+            tenant,
+            parsed: &parsed,
+            id: &id,
+            previous: None,
+            current: None,
+            now,
+            method: "POST",
+        },
+    )
 }
 
 fn check_subject(
@@ -635,20 +652,7 @@ pub fn apply_exercise(
         check_subject(conn, &tenant, &ctx)?;
         let ad = load(conn, &tenant, "ActivityDefinition", &id)?;
         let sr = apply::prescription_from(&ad, &ctx).map_err(ApiError::Unprocessable)?;
-        let parsed = parse_own(&sr, &limits)?;
-        let new_id = uuid::Uuid::new_v4().to_string();
-        insert(
-            conn,
-            Insert {
-                tenant: &tenant,
-                parsed: &parsed,
-                id: &new_id,
-                previous: None,
-                current: None,
-                now,
-                method: "POST",
-            },
-        )
+        create_own(conn, &tenant, &sr, &limits, now)
     })
 }
 
@@ -680,37 +684,11 @@ pub fn apply_template(
                 },
             )?;
             let sr = apply::prescription_from(&ad, &ctx).map_err(ApiError::Unprocessable)?;
-            let parsed = parse_own(&sr, &limits)?;
-            let sr_id = uuid::Uuid::new_v4().to_string();
-            insert(
-                conn,
-                Insert {
-                    tenant: &tenant,
-                    parsed: &parsed,
-                    id: &sr_id,
-                    previous: None,
-                    current: None,
-                    now,
-                    method: "POST",
-                },
-            )?;
-            refs.push(format!("ServiceRequest/{sr_id}"));
+            let written = create_own(conn, &tenant, &sr, &limits, now)?;
+            refs.push(format!("ServiceRequest/{}", written.id));
         }
         let cp = apply::program_from(&pd, &ctx, &refs).map_err(ApiError::Unprocessable)?;
-        let parsed = parse_own(&cp, &limits)?;
-        let cp_id = uuid::Uuid::new_v4().to_string();
-        insert(
-            conn,
-            Insert {
-                tenant: &tenant,
-                parsed: &parsed,
-                id: &cp_id,
-                previous: None,
-                current: None,
-                now,
-                method: "POST",
-            },
-        )
+        create_own(conn, &tenant, &cp, &limits, now)
     })
 }
 
