@@ -734,6 +734,8 @@ pub fn handout(
     let patient = local(conn, reference(&plan, "subject").as_deref())?;
     let author = local(conn, reference(&plan, "author").as_deref())?;
     let mut exercises = Vec::new();
+    // the last day of any exercise, for a program that states no end
+    let mut last_day: Option<String> = None;
     for activity in plan
         .get("activity")
         .and_then(|a| a.as_array())
@@ -746,6 +748,14 @@ pub fn handout(
         let Some(rx) = local(conn, r)? else { continue };
         if matches!(rx.get("status").and_then(|s| s.as_str()), Some("revoked")) {
             continue;
+        }
+        if let Some(end) = rx
+            .get("occurrenceTiming")
+            .and_then(|t| t.pointer("/repeat/boundsPeriod/end"))
+            .and_then(|e| e.as_str())
+            && last_day.as_deref().is_none_or(|l| end > l)
+        {
+            last_day = Some(end.to_string());
         }
         let ad = match rx
             .get("instantiatesCanonical")

@@ -239,6 +239,7 @@ async fn the_take_home_sheet() {
         "2 sets of 10 repetitions, hold 5 seconds, twice a day, every day for 6 weeks",
         "<li>Lie on your back with your knees bent and feet flat.</li>",
         "Produced on ",
+        " to ",
     ] {
         assert!(
             html.contains(expected),
