@@ -57,31 +57,47 @@ fn element(id: &str, extra: Value) -> Value {
     e
 }
 
-fn header(id: &str, name: &str, title: &str, description: &str) -> serde_json::Map<String, Value> {
-    let v = json!({
+/// What distinguishes one of the project's StructureDefinitions.
+struct Definition<'a> {
+    id: &'a str,
+    name: &'a str,
+    title: &'a str,
+    description: &'a str,
+    kind: &'a str,
+    /// The FHIR type constrained (`Extension`, `ServiceRequest`, ...).
+    base: &'a str,
+    context: Option<Value>,
+}
+
+/// A StructureDefinition (a constraint on `d.base`) with the project's metadata.
+fn structure_definition(d: Definition<'_>, elements: Vec<Value>) -> Value {
+    let mut sd = json!({
         "resourceType": "StructureDefinition",
-        "id": id,
-        "url": format!("{CANONICAL_BASE}/StructureDefinition/{id}"),
+        "id": d.id,
+        "url": format!("{CANONICAL_BASE}/StructureDefinition/{}", d.id),
         "version": VERSION,
-        "name": name,
-        "title": title,
+        "name": d.name,
+        "title": d.title,
         "status": "draft",
         "date": DATE,
         "publisher": PUBLISHER,
-        "description": description,
-        "fhirVersion": "4.0.1"
+        "description": d.description,
+        "fhirVersion": "4.0.1",
+        "kind": d.kind,
+        "abstract": false,
+        "type": d.base,
+        "baseDefinition": format!("http://hl7.org/fhir/StructureDefinition/{}", d.base),
+        "derivation": "constraint",
+        "differential": {"element": elements}
     });
-    v.as_object().cloned().unwrap_or_default()
+    if let Some(c) = d.context {
+        sd["context"] = c;
+    }
+    sd
 }
 
 /// The dosage extension.
 pub fn dosage_extension() -> Value {
-    let mut sd = header(
-        "exercise-dosage",
-        "ExerciseDosage",
-        "Exercise dosage",
-        "The dose of one prescribed exercise: sets, repetitions, hold, rest, load or resistance, tempo, side and target effort. Always mirrored in words in ServiceRequest.patientInstruction.",
-    );
     let mut elements = vec![
         element(
             "Extension",
@@ -110,21 +126,20 @@ pub fn dosage_extension() -> Value {
         json!({"fixedUri": dosage::extension_url()}),
     ));
     elements.push(element("Extension.value[x]", json!({"max": "0"})));
-    sd.extend(
-        json!({
-            "kind": "complex-type",
-            "abstract": false,
-            "context": [{"type": "element", "expression": "ServiceRequest"}, {"type": "element", "expression": "ActivityDefinition"}],
-            "type": "Extension",
-            "baseDefinition": "http://hl7.org/fhir/StructureDefinition/Extension",
-            "derivation": "constraint",
-            "differential": {"element": elements}
-        })
-        .as_object()
-        .cloned()
-        .unwrap_or_default(),
-    );
-    Value::Object(sd)
+    structure_definition(
+        Definition {
+            id: "exercise-dosage",
+            name: "ExerciseDosage",
+            title: "Exercise dosage",
+            description: "The dose of one prescribed exercise: sets, repetitions, hold, rest, load or resistance, tempo, side and target effort. Always mirrored in words in ServiceRequest.patientInstruction.",
+            kind: "complex-type",
+            base: "Extension",
+            context: Some(
+                json!([{"type": "element", "expression": "ServiceRequest"}, {"type": "element", "expression": "ActivityDefinition"}]),
+            ),
+        },
+        elements,
+    )
 }
 
 fn exercise_therapy_category(path: &str) -> Vec<Value> {
@@ -143,12 +158,6 @@ fn exercise_therapy_category(path: &str) -> Vec<Value> {
 
 /// The exercise prescription profile of ServiceRequest.
 pub fn prescription_profile() -> Value {
-    let mut sd = header(
-        "hep-exercise-prescription",
-        "HepExercisePrescription",
-        "Home exercise prescription",
-        "One prescribed exercise of a home exercise program, with its dose (exercise-dosage extension) and schedule (occurrenceTiming). The server writes patientInstruction and the narrative from them. Not edited once active: a new prescription replaces it.",
-    );
     let mut elements = vec![
         element(
             "ServiceRequest",
@@ -181,30 +190,22 @@ pub fn prescription_profile() -> Value {
         element("ServiceRequest.performer", json!({"short": "The patient", "min": 1})),
         element("ServiceRequest.patientInstruction", json!({"short": "The whole dose in words (written by the server)", "min": 1})),
     ]);
-    sd.extend(
-        json!({
-            "kind": "resource",
-            "abstract": false,
-            "type": "ServiceRequest",
-            "baseDefinition": "http://hl7.org/fhir/StructureDefinition/ServiceRequest",
-            "derivation": "constraint",
-            "differential": {"element": elements}
-        })
-        .as_object()
-        .cloned()
-        .unwrap_or_default(),
-    );
-    Value::Object(sd)
+    structure_definition(
+        Definition {
+            id: "hep-exercise-prescription",
+            name: "HepExercisePrescription",
+            title: "Home exercise prescription",
+            description: "One prescribed exercise of a home exercise program, with its dose (exercise-dosage extension) and schedule (occurrenceTiming). The server writes patientInstruction and the narrative from them. Not edited once active: a new prescription replaces it.",
+            kind: "resource",
+            base: "ServiceRequest",
+            context: None,
+        },
+        elements,
+    )
 }
 
 /// The program profile of CarePlan.
 pub fn program_profile() -> Value {
-    let mut sd = header(
-        "hep-program",
-        "HepProgram",
-        "Home exercise program",
-        "A home exercise program: one activity per prescribed exercise (hep-exercise-prescription ServiceRequests of the same patient); the server writes the narrative listing every exercise with its dose in words.",
-    );
     let mut elements = vec![
         element("CarePlan", json!({"short": "Home exercise program"})),
         element(
@@ -223,20 +224,18 @@ pub fn program_profile() -> Value {
         element("CarePlan.activity.reference", json!({"min": 1, "type": [{"code": "Reference", "targetProfile": [prescription::profile_url()]}]})),
         element("CarePlan.activity.detail", json!({"max": "0"})),
     ]);
-    sd.extend(
-        json!({
-            "kind": "resource",
-            "abstract": false,
-            "type": "CarePlan",
-            "baseDefinition": "http://hl7.org/fhir/StructureDefinition/CarePlan",
-            "derivation": "constraint",
-            "differential": {"element": elements}
-        })
-        .as_object()
-        .cloned()
-        .unwrap_or_default(),
-    );
-    Value::Object(sd)
+    structure_definition(
+        Definition {
+            id: "hep-program",
+            name: "HepProgram",
+            title: "Home exercise program",
+            description: "A home exercise program: one activity per prescribed exercise (hep-exercise-prescription ServiceRequests of the same patient); the server writes the narrative listing every exercise with its dose in words.",
+            kind: "resource",
+            base: "CarePlan",
+            context: None,
+        },
+        elements,
+    )
 }
 
 /// The code system of sides.
