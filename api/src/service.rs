@@ -43,14 +43,30 @@ pub struct Written {
     pub body: Option<String>,
 }
 
-/// Sets id and meta and serialises: the bytes to store.
+/// Applies the profiles' rules, sets id and meta and serialises: the bytes to store.
 fn prepare(conn: &mut AnyConnection, i: &Insert<'_>, version: i64) -> Result<String, ApiError> {
-    let (parsed, id, now) = (i.parsed, i.id, i.now);
-    let mut resource = parsed.clone();
-    let current: Option<JsonObject> = i.current.and_then(|c| serde_json::from_str(c).ok());
+    let mut resource = i.parsed.clone();
     let resource_type = resource.resource_type().to_string();
-    // The profiles' rules may look at what the resource references (a program's
-    // prescriptions), as stored in this transaction.
+    // Only a resource that claims a profile reads the stored version and its references.
+    if fhir_mapping::hep::claims_a_profile(&resource_type, resource.json()) {
+        apply_profile_rules(conn, i, &resource_type, resource.json_mut())?;
+    }
+    resource.set_id(i.id);
+    resource.set_meta(&version.to_string(), &instant_string(i.now));
+    String::from_utf8(resource.to_json_bytes())
+        .map_err(|_| ApiError::Internal("serialised resource is not UTF-8".into()))
+}
+
+/// The rules of the project's profiles, with the stored version being replaced and
+/// what the resource references as stored in this transaction (a program's
+/// prescriptions).
+fn apply_profile_rules(
+    conn: &mut AnyConnection,
+    i: &Insert<'_>,
+    resource_type: &str,
+    json: &mut JsonObject,
+) -> Result<(), ApiError> {
+    let current: Option<JsonObject> = i.current.and_then(|c| serde_json::from_str(c).ok());
     let mut failure = None;
     let mut lookup = |reference: &str| -> Option<JsonObject> {
         let ReferenceTarget::Local {
@@ -77,20 +93,11 @@ fn prepare(conn: &mut AnyConnection, i: &Insert<'_>, version: i64) -> Result<Str
             }
         }
     };
-    let rules = fhir_mapping::hep::apply_rules(
-        &resource_type,
-        resource.json_mut(),
-        current.as_ref(),
-        &mut lookup,
-    );
+    let rules = fhir_mapping::hep::apply_rules(resource_type, json, current.as_ref(), &mut lookup);
     if let Some(e) = failure {
         return Err(e.into());
     }
-    rules.map_err(ApiError::Unprocessable)?;
-    resource.set_id(id);
-    resource.set_meta(&version.to_string(), &instant_string(now));
-    String::from_utf8(resource.to_json_bytes())
-        .map_err(|_| ApiError::Internal("serialised resource is not UTF-8".into()))
+    rules.map_err(ApiError::Unprocessable)
 }
 
 /// Every relative reference must resolve to a live resource of the same tenant.

@@ -99,3 +99,22 @@ async fn every_claimed_interaction_is_served() {
         );
     }
 }
+
+/// The server reads "now" from its clock, never from the system directly.
+#[tokio::test]
+async fn the_clock_is_injected() {
+    let at: jiff::Timestamp = "2031-05-06T07:08:09Z".parse().expect("instant");
+    let clock = std::sync::Arc::new(api::clock::ManualClock::new(at));
+    let s = start_with(|_| {}, clock.clone()).await;
+    let cs = json(s.get("metadata").await).await;
+    assert_eq!(cs["date"], "2031-05-06T07:08:09.000000Z");
+    let p = s.create(super::support::patient("clock")).await;
+    assert_eq!(p["meta"]["lastUpdated"], "2031-05-06T07:08:09.000000Z");
+    clock.set("2031-05-07T00:00:00Z".parse().expect("instant"));
+    let id = p["id"].as_str().expect("id");
+    let updated = json(s.put_json(&format!("Patient/{id}"), &p).await).await;
+    assert_eq!(
+        updated["meta"]["lastUpdated"],
+        "2031-05-07T00:00:00.000000Z"
+    );
+}

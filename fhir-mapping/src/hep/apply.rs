@@ -55,23 +55,8 @@ pub fn prescription_from(ad: &Map<String, Value>, ctx: &ApplyContext) -> Result<
                 "ActivityDefinition.title",
             )
         })?;
-    let url = dosage::extension_url();
-    let (i, ext) = ad
-        .get("extension")
-        .and_then(Value::as_array)
-        .and_then(|e| {
-            e.iter()
-                .enumerate()
-                .find(|(_, x)| x.get("url").and_then(Value::as_str) == Some(url.as_str()))
-        })
-        .ok_or_else(|| {
-            issue(
-                IssueType::Required,
-                "the exercise has no default dose (exercise-dosage extension)",
-                "ActivityDefinition.extension",
-            )
-        })?;
-    let dose = dosage::from_extension(ext, &format!("ActivityDefinition.extension[{i}]"))?;
+    // the library exercise's default dose
+    let dose = dosage::read_from(ad, "ActivityDefinition")?;
     let per_day = ad
         .get("timingTiming")
         .and_then(|t| t.pointer("/repeat/frequency"))

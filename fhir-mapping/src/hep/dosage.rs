@@ -96,6 +96,27 @@ pub fn to_extension(dose: &Dose) -> Value {
     json!({"url": extension_url(), "extension": subs})
 }
 
+/// Finds the dosage extension among a resource's extensions and reads it; `root` is the
+/// resource type, for the locations of problems.
+pub fn read_from(json: &Map<String, Value>, root: &str) -> Result<Dose, Vec<Issue>> {
+    let url = extension_url();
+    let found = json
+        .get("extension")
+        .and_then(Value::as_array)
+        .and_then(|exts| {
+            exts.iter()
+                .enumerate()
+                .find(|(_, e)| e.get("url").and_then(Value::as_str) == Some(url.as_str()))
+        });
+    match found {
+        Some((i, ext)) => from_extension(ext, &format!("{root}.extension[{i}]")),
+        None => Err(vec![
+            Issue::error(IssueType::Required, format!("the dose is required ({url})"))
+                .at(format!("{root}.extension")),
+        ]),
+    }
+}
+
 /// Reads the extension back. Every problem is reported, each with its location under
 /// `path` (the FHIRPath of the extension).
 pub fn from_extension(ext: &Value, path: &str) -> Result<Dose, Vec<Issue>> {

@@ -132,6 +132,26 @@ pub(crate) fn read_patient(
     patient
 }
 
+/// The value of a part read on its own, its problems added to `issues`.
+pub(crate) fn collect<T>(part: Result<T, Vec<Issue>>, issues: &mut Vec<Issue>) -> Option<T> {
+    match part {
+        Ok(v) => Some(v),
+        Err(mut e) => {
+            issues.append(&mut e);
+            None
+        }
+    }
+}
+
+/// Whether a resource claims one of the profiles whose rules the server applies.
+pub fn claims_a_profile(resource_type: &str, json: &Map<String, Value>) -> bool {
+    match resource_type {
+        "ServiceRequest" => prescription::claims_profile(json),
+        "CarePlan" => program::claims_profile(json),
+        _ => false,
+    }
+}
+
 /// Whether `meta.profile` names `url` (with or without a version).
 pub(crate) fn claims(json: &Map<String, Value>, url: &str) -> bool {
     json.get("meta")

@@ -103,44 +103,12 @@ pub fn read(json: &Map<String, Value>) -> Result<PrescriptionView, Vec<Issue>> {
         "instantiatesCanonical names the library exercise with its version (url|version)",
     );
 
-    let dosage_url = dosage::extension_url();
-    let dosage_at = json
-        .get("extension")
-        .and_then(Value::as_array)
-        .and_then(|exts| {
-            exts.iter()
-                .position(|e| e.get("url").and_then(Value::as_str) == Some(dosage_url.as_str()))
-                .map(|i| (i, &exts[i]))
-        });
-    let dose = match dosage_at {
-        Some((i, ext)) => {
-            match dosage::from_extension(ext, &format!("ServiceRequest.extension[{i}]")) {
-                Ok(d) => Some(d),
-                Err(mut e) => {
-                    issues.append(&mut e);
-                    None
-                }
-            }
-        }
-        None => {
-            issues.push(
-                Issue::error(
-                    IssueType::Required,
-                    format!("the dose is required ({dosage_url})"),
-                )
-                .at("ServiceRequest.extension"),
-            );
-            None
-        }
-    };
+    let dose = super::collect(dosage::read_from(json, "ServiceRequest"), &mut issues);
     let schedule = match json.get("occurrenceTiming") {
-        Some(t) => match timing::from_timing(t, "ServiceRequest.occurrenceTiming") {
-            Ok(s) => Some(s),
-            Err(mut e) => {
-                issues.append(&mut e);
-                None
-            }
-        },
+        Some(t) => super::collect(
+            timing::from_timing(t, "ServiceRequest.occurrenceTiming"),
+            &mut issues,
+        ),
         None => {
             issues.push(
                 Issue::error(
