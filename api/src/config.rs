@@ -40,6 +40,11 @@ pub struct Config {
     #[arg(long, env = "HEP_MAX_BODY_BYTES", default_value_t = 8 * 1024 * 1024)]
     pub max_body_bytes: usize,
 
+    /// Largest exercise picture or video accepted as a `Binary`, in bytes (before
+    /// base64). A JSON or XML `Binary` body may be up to a third larger than this.
+    #[arg(long, env = "HEP_MAX_BINARY_BYTES", default_value_t = 10 * 1024 * 1024)]
+    pub max_binary_bytes: usize,
+
     /// Deepest nesting of JSON objects/arrays or XML elements accepted.
     #[arg(long, env = "HEP_MAX_DEPTH", default_value_t = 64)]
     pub max_depth: usize,

@@ -128,6 +128,7 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<(Server, SocketAd
             max_depth: config.max_depth,
         },
         max_body_bytes: config.max_body_bytes,
+        max_binary_bytes: config.max_binary_bytes,
     });
     let mut server = HttpServer::new(move || {
         App::new()

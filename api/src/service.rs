@@ -786,7 +786,13 @@ pub fn handout(
                 .and_then(|p| p.as_str())
                 .unwrap_or_default()
                 .to_string(),
-            image: ad.as_ref().and_then(handout::image),
+            image: match ad.as_ref().and_then(handout::image) {
+                // a picture stored here travels inside the sheet (it prints offline)
+                Some(url) if url.starts_with("Binary/") => local(conn, Some(&url))?
+                    .as_ref()
+                    .and_then(fhir_mapping::media::image_data_url),
+                other => other,
+            },
         });
     }
     let period = match (

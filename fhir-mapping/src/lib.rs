@@ -7,6 +7,7 @@ pub mod codec;
 pub mod error;
 pub mod hep;
 pub mod locate;
+pub mod media;
 pub mod outcome;
 pub mod references;
 pub mod resource_types;

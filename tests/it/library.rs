@@ -247,11 +247,54 @@ async fn the_take_home_sheet() {
         );
     }
     assert_eq!(html.matches("<section class=\"exercise\">").count(), 6);
-    // PDF is not there yet: said clearly
+    // The same sheet as PDF: its text, extracted, has the same content
     let res = s
         .client
         .get(s.url(&format!("CarePlan/{id}/$handout")))
         .header("Accept", "application/pdf")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-type"], "application/pdf");
+    let pdf = res.bytes().await.expect("pdf");
+    let doc = lopdf::Document::load_mem(&pdf).expect("a PDF document");
+    let pages: Vec<u32> = doc.get_pages().keys().copied().collect();
+    assert_eq!(pages.len(), 2, "six exercises, three a page");
+    let text = doc.extract_text(&pages).expect("text");
+    for expected in [
+        "Low back pain: mobility and core control",
+        "Patient: Sam Rivera",
+        "Therapist: Jordan Lee",
+        "Contact: 555-0142",
+        "1. Pelvic tilt",
+        "Lie on your back with your knees bent and feet flat.",
+        "Produced on ",
+        "Page 2 of 2.",
+    ] {
+        assert!(
+            text.contains(expected),
+            "`{expected}` missing from the PDF: {text}"
+        );
+    }
+    // the dose line may wrap: compare with whitespace folded
+    let folded: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        folded.contains(
+            "2 sets of 10 repetitions, hold 5 seconds, twice a day, every day for 6 weeks"
+        )
+    );
+    if let Ok(path) = std::env::var("HEP_HANDOUT_PDF") {
+        std::fs::write(path, &pdf).expect("write the sheet");
+    }
+    let res = s.get(&format!("CarePlan/{id}/$handout?_format=pdf")).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-type"], "application/pdf");
+    // Neither HTML nor PDF: said clearly
+    let res = s
+        .client
+        .get(s.url(&format!("CarePlan/{id}/$handout")))
+        .header("Accept", "image/png")
         .send()
         .await
         .expect("get");

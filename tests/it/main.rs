@@ -10,6 +10,7 @@ mod formats;
 mod history;
 mod library;
 mod logging;
+mod media;
 mod metadata;
 mod prescriptions;
 mod robustness;

@@ -24,11 +24,24 @@ pub struct AppState {
     pub base_url: Option<String>,
     pub limits: ParseLimits,
     pub max_body_bytes: usize,
+    /// Largest media content of a `Binary`, in bytes.
+    pub max_binary_bytes: usize,
     /// The CapabilityStatement, built once at start from what the server implements.
     pub capability: serde_json::Value,
 }
 
 impl AppState {
+    /// The largest body accepted for a write of `resource_type`: a `Binary` carries
+    /// media, base64-encoded in JSON and XML.
+    pub fn body_limit(&self, resource_type: &str) -> usize {
+        if resource_type == "Binary" {
+            self.max_body_bytes
+                .max(self.max_binary_bytes.saturating_mul(4) / 3 + 64 * 1024)
+        } else {
+            self.max_body_bytes
+        }
+    }
+
     /// The FHIR base URL as clients reach it.
     pub fn base_url(&self, req: &HttpRequest) -> String {
         match &self.base_url {

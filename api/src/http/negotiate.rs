@@ -15,6 +15,11 @@ pub fn query_pairs(req: &HttpRequest) -> Result<Vec<(String, String)>, ApiError>
         .map_err(|_| ApiError::BadRequest("the query string is not valid form encoding".into()))
 }
 
+/// Whether a `Content-Type` names a FHIR format (or plain JSON or XML).
+pub fn is_fhir_mime(mime: &str) -> bool {
+    format_of_mime(mime).is_some()
+}
+
 fn format_of_mime(mime: &str) -> Option<Format> {
     let essence = mime
         .split(';')
@@ -76,22 +81,7 @@ pub fn output(req: &HttpRequest, query: &[(String, String)]) -> Result<Output, A
         });
     };
     let accept = accept.to_str().unwrap_or("");
-    // Take the first acceptable media range in order of quality.
-    let mut ranges: Vec<(f32, &str)> = accept
-        .split(',')
-        .map(|r| {
-            let mut parts = r.split(';');
-            let mime = parts.next().unwrap_or("").trim();
-            let q = parts
-                .filter_map(|p| p.trim().strip_prefix("q="))
-                .find_map(|q| q.parse::<f32>().ok())
-                .unwrap_or(1.0);
-            (q, mime)
-        })
-        .filter(|(q, _)| *q > 0.0)
-        .collect();
-    ranges.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap_or(std::cmp::Ordering::Equal));
-    for (_, mime) in ranges {
+    for mime in media_ranges(accept) {
         if let Some(format) = format_of_mime(mime) {
             return Ok(Output { format, pretty });
         }
@@ -105,6 +95,27 @@ pub fn output(req: &HttpRequest, query: &[(String, String)]) -> Result<Output, A
     Err(ApiError::NotAcceptable(
         "this server answers application/fhir+json or application/fhir+xml".into(),
     ))
+}
+
+/// The media ranges of an `Accept` header, best first: by quality, then in the order
+/// written; ranges with `q=0` are left out.
+pub fn media_ranges(accept: &str) -> Vec<&str> {
+    let mut ranges: Vec<(f32, &str)> = accept
+        .split(',')
+        .map(|r| {
+            let mut parts = r.split(';');
+            let mime = parts.next().unwrap_or("").trim();
+            let q = parts
+                .filter_map(|p| p.trim().strip_prefix("q="))
+                .find_map(|q| q.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            (q, mime)
+        })
+        .filter(|(q, _)| *q > 0.0)
+        .collect();
+    // A stable sort keeps the written order among equal qualities.
+    ranges.sort_by(|a, b| b.0.total_cmp(&a.0));
+    ranges.into_iter().map(|(_, m)| m).collect()
 }
 
 /// The best output for an error response: the request's format when it has a valid one.

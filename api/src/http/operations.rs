@@ -134,7 +134,31 @@ pub async fn apply_exercise(
     apply(req, payload, state, service::apply_exercise).await
 }
 
-/// `GET CarePlan/[id]/$handout`: the take-home sheet as print-ready HTML.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Sheet {
+    Html,
+    Pdf,
+}
+
+/// The sheet format an `Accept` header asks for: the first of its media types (by
+/// quality, then order) that is HTML or PDF; no header or `*/*` gives HTML.
+fn sheet_format(accept: Option<&str>) -> Result<Sheet, ApiError> {
+    let Some(accept) = accept else {
+        return Ok(Sheet::Html);
+    };
+    for media in negotiate::media_ranges(accept) {
+        match media.to_ascii_lowercase().as_str() {
+            "text/html" | "text/*" | "*/*" => return Ok(Sheet::Html),
+            "application/pdf" | "application/*" => return Ok(Sheet::Pdf),
+            _ => {}
+        }
+    }
+    Err(ApiError::NotAcceptable(
+        "the take-home sheet is available as text/html or application/pdf".into(),
+    ))
+}
+
+/// `GET CarePlan/[id]/$handout`: the take-home sheet as print-ready HTML or as PDF.
 pub async fn handout(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let result = async {
         let id = path_id(&req)?;
@@ -144,19 +168,18 @@ pub async fn handout(req: HttpRequest, state: web::Data<AppState>) -> HttpRespon
                 "parameter `{k}` of $handout is not supported"
             )));
         }
-        let wants_html = match query.iter().find(|(k, _)| k == "_format") {
-            Some((_, f)) => f == "html" || f == "text/html",
-            None => req
-                .headers()
-                .get("accept")
-                .and_then(|a| a.to_str().ok())
-                .is_none_or(|a| a.contains("text/html") || a.contains("*/*")),
+        let format = match query.iter().find(|(k, _)| k == "_format") {
+            Some((_, f)) => match f.as_str() {
+                "html" | "text/html" => Sheet::Html,
+                "pdf" | "application/pdf" => Sheet::Pdf,
+                other => {
+                    return Err(ApiError::NotAcceptable(format!(
+                        "_format `{other}`: the take-home sheet is available as text/html or application/pdf"
+                    )));
+                }
+            },
+            None => sheet_format(req.headers().get("accept").and_then(|a| a.to_str().ok()))?,
         };
-        if !wants_html {
-            return Err(ApiError::NotAcceptable(
-                "the take-home sheet is available as text/html (PDF is not available yet)".into(),
-            ));
-        }
         let produced = state
             .clock
             .now()
@@ -168,13 +191,24 @@ pub async fn handout(req: HttpRequest, state: web::Data<AppState>) -> HttpRespon
             .db
             .read(move |conn| Ok(service::handout(conn, &tenant, &id, produced)))
             .await??;
-        Ok(HttpResponse::Ok()
-            .content_type("text/html; charset=utf-8")
-            .insert_header((
-                "Content-Security-Policy",
-                "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:",
-            ))
-            .body(fhir_mapping::hep::handout::render_html(&sheet)))
+        Ok(match format {
+            Sheet::Html => HttpResponse::Ok()
+                .content_type("text/html; charset=utf-8")
+                .insert_header((
+                    "Content-Security-Policy",
+                    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:",
+                ))
+                .body(fhir_mapping::hep::handout::render_html(&sheet)),
+            Sheet::Pdf => {
+                let pdf = web::block(move || fhir_mapping::hep::handout::render_pdf(&sheet))
+                    .await
+                    .map_err(|_| ApiError::Internal("the PDF sheet could not be produced".into()))?;
+                HttpResponse::Ok()
+                    .content_type("application/pdf")
+                    .insert_header(("Content-Disposition", "inline; filename=\"take-home-sheet.pdf\""))
+                    .body(pdf)
+            }
+        })
     }
     .await;
     finish(&req, result)

@@ -6,7 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use domain::VersionId;
 use fhir_mapping::bundle::{Entry, EntryRequest, EntryResponse, Link, write_bundle};
 use fhir_mapping::resource_types::{is_storable, is_valid_id};
-use fhir_mapping::{Format, Issue, ParseLimits, ParsedResource, operation_outcome, parse_resource};
+use fhir_mapping::{Format, Issue, ParsedResource, operation_outcome, parse_resource};
 
 use super::negotiate::{self, Output, Return};
 use super::{AppState, fhir_response, finish, render};
@@ -83,21 +83,57 @@ fn with_version_headers(b: &mut HttpResponseBuilder, version: i64, last_updated:
 }
 
 /// Parses the body and checks it against the URL's type (CPU work: run it off the
-/// async workers, with the database work).
+/// async workers, with the database work). A `Binary` must hold accepted media.
 fn parse_body(
-    limits: &ParseLimits,
+    state: &AppState,
     body: &[u8],
     format: Format,
     expected_type: &str,
 ) -> Result<ParsedResource, ApiError> {
-    let parsed = parse_resource(body, format, limits)?;
+    let parsed = parse_resource(body, format, &state.limits)?;
     if parsed.resource_type() != expected_type {
         return Err(ApiError::BadRequest(format!(
             "the body is a {} but the URL is for {expected_type}",
             parsed.resource_type()
         )));
     }
+    if expected_type == "Binary" {
+        let issues = fhir_mapping::media::check_binary(parsed.json(), state.max_binary_bytes);
+        if !issues.is_empty() {
+            return Err(ApiError::Unprocessable(issues));
+        }
+    }
     Ok(parsed)
+}
+
+/// The body of a create or update and its format. For `Binary`, a body whose
+/// `Content-Type` is not a FHIR format is the media itself (R4 http.html#binary): it
+/// becomes a `Binary` resource with that content type (and the URL's id on update).
+async fn write_body(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+    res_type: &str,
+    id: Option<&str>,
+) -> Result<(web::Bytes, Format), ApiError> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if res_type == "Binary" && !content_type.is_empty() && !negotiate::is_fhir_mime(content_type) {
+        let media = negotiate::read_body(req, payload, state.max_binary_bytes).await?;
+        let mut binary = fhir_mapping::media::binary(content_type, &media);
+        if let Some(id) = id {
+            binary["id"] = serde_json::Value::String(id.to_string());
+        }
+        let json = serde_json::to_vec(&binary)
+            .map_err(|e| ApiError::Internal(format!("Binary could not be encoded: {e}")))?;
+        return Ok((web::Bytes::from(json), Format::Json));
+    }
+    let format = negotiate::input_format(req)?;
+    let body = negotiate::read_body(req, payload, state.body_limit(res_type)).await?;
+    Ok((body, format))
 }
 
 /// The answer to a write, honouring `Prefer: return=`.
@@ -170,8 +206,7 @@ pub async fn create(req: HttpRequest, payload: web::Payload, state: State) -> Ht
         let query = negotiate::query_pairs(&req)?;
         only_params(&query, &["_format", "_pretty"])?;
         let out = negotiate::output(&req, &query)?;
-        let format = negotiate::input_format(&req)?;
-        let body = negotiate::read_body(&req, payload, state.max_body_bytes).await?;
+        let (body, format) = write_body(&req, payload, &state, &res_type, None).await?;
         let criteria = match req.headers().get("If-None-Exist") {
             None => None,
             Some(v) => {
@@ -188,7 +223,7 @@ pub async fn create(req: HttpRequest, payload: web::Payload, state: State) -> Ht
         let now = to_micros(state.clock.now());
         let st = state.clone();
         let written = blocking(move || {
-            let parsed = parse_body(&st.limits, &body, format, &res_type)?;
+            let parsed = parse_body(&st, &body, format, &res_type)?;
             service::create(&st.db, st.tenant.to_string(), parsed, id, criteria, now)
         })
         .await?;
@@ -206,12 +241,11 @@ pub async fn update(req: HttpRequest, payload: web::Payload, state: State) -> Ht
         only_params(&query, &["_format", "_pretty"])?;
         let out = negotiate::output(&req, &query)?;
         let if_match = if_match(&req)?;
-        let format = negotiate::input_format(&req)?;
-        let body = negotiate::read_body(&req, payload, state.max_body_bytes).await?;
+        let (body, format) = write_body(&req, payload, &state, &res_type, Some(&id)).await?;
         let now = to_micros(state.clock.now());
         let st = state.clone();
         let written = blocking(move || {
-            let parsed = parse_body(&st.limits, &body, format, &res_type)?;
+            let parsed = parse_body(&st, &body, format, &res_type)?;
             match parsed.id() {
                 None => {
                     return Err(ApiError::BadRequest(
@@ -251,12 +285,12 @@ pub async fn conditional_update(
         let search = search::parse(&res_type, &criteria)?;
         let if_match = if_match(&req)?;
         let format = negotiate::input_format(&req)?;
-        let body = negotiate::read_body(&req, payload, state.max_body_bytes).await?;
+        let body = negotiate::read_body(&req, payload, state.body_limit(&res_type)).await?;
         let new_id = uuid::Uuid::new_v4().to_string();
         let now = to_micros(state.clock.now());
         let st = state.clone();
         let written = blocking(move || {
-            let parsed = parse_body(&st.limits, &body, format, &res_type)?;
+            let parsed = parse_body(&st, &body, format, &res_type)?;
             service::conditional_update(
                 &st.db,
                 st.tenant.to_string(),
@@ -301,7 +335,11 @@ pub async fn read(req: HttpRequest, state: State) -> HttpResponse {
         let id = req.match_info().get("id").unwrap_or_default().to_string();
         let query = negotiate::query_pairs(&req)?;
         only_params(&query, &["_format", "_pretty"])?;
-        let out = negotiate::output(&req, &query)?;
+        let media = media_accept(&req, &query, &res_type);
+        let out = match media {
+            Some(_) => Output::default(),
+            None => negotiate::output(&req, &query)?,
+        };
         if !is_valid_id(&id) {
             return Err(ApiError::NotFound(format!(
                 "{res_type}/{id} does not exist"
@@ -329,6 +367,9 @@ pub async fn read(req: HttpRequest, state: State) -> HttpResponse {
                 current.version
             )));
         };
+        if let Some(ranges) = media {
+            return binary_response(&ranges, &body, current.version, current.last_updated);
+        }
         let mut b = HttpResponse::Ok();
         with_version_headers(&mut b, current.version, current.last_updated);
         b.content_type(content_type(out.format));
@@ -336,6 +377,55 @@ pub async fn read(req: HttpRequest, state: State) -> HttpResponse {
     }
     .await;
     finish(&req, result)
+}
+
+/// The media ranges of a read that asks for a `Binary`'s content itself rather than
+/// FHIR (R4 http.html#binary): `Accept` names no FHIR format and there is no `_format`.
+fn media_accept(
+    req: &HttpRequest,
+    query: &[(String, String)],
+    res_type: &str,
+) -> Option<Vec<String>> {
+    if res_type != "Binary" || query.iter().any(|(k, _)| k == "_format") {
+        return None;
+    }
+    let accept = req.headers().get(header::ACCEPT)?.to_str().ok()?;
+    let ranges = negotiate::media_ranges(accept);
+    let specific = ranges.iter().any(|r| *r != "*/*" && !r.is_empty());
+    (specific && !ranges.iter().any(|r| negotiate::is_fhir_mime(r)))
+        .then(|| ranges.into_iter().map(str::to_ascii_lowercase).collect())
+}
+
+/// A stored `Binary` answered as its media, when one of `ranges` accepts its type.
+fn binary_response(
+    ranges: &[String],
+    body: &str,
+    version: i64,
+    last_updated: i64,
+) -> Result<HttpResponse, ApiError> {
+    let json: serde_json::Map<String, serde_json::Value> = serde_json::from_str(body)
+        .map_err(|e| ApiError::Internal(format!("stored Binary is not JSON: {e}")))?;
+    let Some((content_type, bytes)) = fhir_mapping::media::content(&json) else {
+        return Err(ApiError::NotAcceptable(
+            "this Binary has no content; ask for application/fhir+json".into(),
+        ));
+    };
+    let essence = fhir_mapping::media::essence(&content_type);
+    let family = essence.split('/').next().unwrap_or("");
+    let accepted = ranges
+        .iter()
+        .any(|r| *r == essence || *r == "*/*" || r.strip_suffix("/*").is_some_and(|f| f == family));
+    if !accepted {
+        return Err(ApiError::NotAcceptable(format!(
+            "this Binary holds {essence}; ask for it or for application/fhir+json"
+        )));
+    }
+    let mut b = HttpResponse::Ok();
+    with_version_headers(&mut b, version, last_updated);
+    Ok(b.content_type(essence)
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .insert_header(("Content-Security-Policy", "sandbox"))
+        .body(bytes))
 }
 
 /// Stored JSON is served as it is when no conversion is asked for.
@@ -354,7 +444,11 @@ pub async fn vread(req: HttpRequest, state: State) -> HttpResponse {
         let vid = req.match_info().get("vid").unwrap_or_default().to_string();
         let query = negotiate::query_pairs(&req)?;
         only_params(&query, &["_format", "_pretty"])?;
-        let out = negotiate::output(&req, &query)?;
+        let media = media_accept(&req, &query, &res_type);
+        let out = match media {
+            Some(_) => Output::default(),
+            None => negotiate::output(&req, &query)?,
+        };
         let not_found =
             || ApiError::NotFound(format!("{res_type}/{id}/_history/{vid} does not exist"));
         let version = VersionId::parse(&vid).map_err(|_| not_found())?;
@@ -383,6 +477,9 @@ pub async fn vread(req: HttpRequest, state: State) -> HttpResponse {
                 "version {vid} of {res_type}/{id} is a deletion"
             )));
         };
+        if let Some(ranges) = media {
+            return binary_response(&ranges, &body, row.version, row.last_updated);
+        }
         let mut b = HttpResponse::Ok();
         with_version_headers(&mut b, row.version, row.last_updated);
         b.content_type(content_type(out.format));

@@ -341,7 +341,7 @@ pub fn handout_operation() -> Value {
         "kind": "operation",
         "date": DATE,
         "publisher": PUBLISHER,
-        "description": "The printable take-home sheet of a home exercise program (hep-program CarePlan): patient, therapist and contact, program period, and every exercise with its steps and its whole dose in words. Answered as text/html (print-ready).",
+        "description": "The printable take-home sheet of a home exercise program (hep-program CarePlan): patient, therapist and contact, program period, and every exercise with its steps and its whole dose in words. Answered as text/html (print-ready, A4) or as application/pdf, by `Accept` or `_format` (`html`, `pdf`).",
         "affectsState": false,
         "code": "handout",
         "resource": ["CarePlan"],
@@ -354,7 +354,7 @@ pub fn handout_operation() -> Value {
             "use": "out",
             "min": 1,
             "max": "1",
-            "documentation": "The sheet, as the body of the answer (text/html).",
+            "documentation": "The sheet, as the body of the answer (text/html or application/pdf).",
             "type": "Binary"
         }]
     })

@@ -111,6 +111,9 @@ pub fn image(activity_definition: &Map<String, Value>) -> Option<String> {
 /// Exercises per printed page.
 const PER_PAGE: usize = 3;
 
+mod pdf;
+pub use pdf::render_pdf;
+
 /// The sheet as a complete HTML document.
 pub fn render_html(h: &Handout) -> String {
     let mut out = String::with_capacity(4096);
@@ -193,7 +196,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn sample() -> Handout {
+    pub(super) fn sample() -> Handout {
         Handout {
             title: "Knee <phase 1>".into(),
             patient: "Sam O'Rivera".into(),
