@@ -5,6 +5,7 @@ mod architecture;
 mod concurrency;
 mod conditional;
 mod crud;
+mod emitted;
 mod errors;
 mod formats;
 mod history;
