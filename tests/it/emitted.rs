@@ -38,17 +38,32 @@ async fn every_resource_of_the_therapist_flow() {
         "PlanDefinition",
     ] {
         let bundle = e.keep(search, s.get(search).await, StatusCode::OK).await;
-        assert!(bundle["entry"].as_array().is_some_and(|a| !a.is_empty()), "{search}");
+        assert!(
+            bundle["entry"].as_array().is_some_and(|a| !a.is_empty()),
+            "{search}"
+        );
     }
 
     // the people
     let mut p = patient("emit1");
     p["name"] = json!([{"use": "official", "family": "Rivera", "given": ["Sam"]}]);
-    let p = e.keep("patient", s.post_json("Patient", &p).await, StatusCode::CREATED).await;
+    let p = e
+        .keep(
+            "patient",
+            s.post_json("Patient", &p).await,
+            StatusCode::CREATED,
+        )
+        .await;
     let pid = p["id"].as_str().expect("id").to_string();
     let t = json!({"resourceType": "Practitioner", "name": [{"family": "Lee", "given": ["Jordan"]}],
                    "telecom": [{"system": "phone", "value": "555-0142"}]});
-    let t = e.keep("practitioner", s.post_json("Practitioner", &t).await, StatusCode::CREATED).await;
+    let t = e
+        .keep(
+            "practitioner",
+            s.post_json("Practitioner", &t).await,
+            StatusCode::CREATED,
+        )
+        .await;
     let tid = t["id"].as_str().expect("id").to_string();
 
     // a template applied for the patient, one exercise added, doses tailored, activated
@@ -73,7 +88,10 @@ async fn every_resource_of_the_therapist_flow() {
         .iter()
         .filter_map(|a| a["reference"]["reference"].as_str().map(str::to_string))
         .collect();
-    refs.push(format!("ServiceRequest/{}", extra["id"].as_str().expect("id")));
+    refs.push(format!(
+        "ServiceRequest/{}",
+        extra["id"].as_str().expect("id")
+    ));
     for (i, r) in refs.iter().enumerate() {
         let mut rx = json(s.get(r).await).await;
         if i == 0 {
@@ -88,14 +106,23 @@ async fn every_resource_of_the_therapist_flow() {
         .iter()
         .map(|r| json!({"reference": {"reference": r}}))
         .collect();
-    e.keep("activate", s.put_json(&format!("CarePlan/{id}"), &active).await, StatusCode::OK)
-        .await;
+    e.keep(
+        "activate",
+        s.put_json(&format!("CarePlan/{id}"), &active).await,
+        StatusCode::OK,
+    )
+    .await;
 
     // later: a new dose replaces the first prescription, and the program points to it
     let old = json(s.get(&refs[0]).await).await;
     let mut revoked = old.clone();
     revoked["status"] = json!("revoked");
-    e.keep("revoke", s.put_json(&refs[0], &revoked).await, StatusCode::OK).await;
+    e.keep(
+        "revoke",
+        s.put_json(&refs[0], &revoked).await,
+        StatusCode::OK,
+    )
+    .await;
     let mut replacement = old.clone();
     for k in ["id", "meta", "text", "patientInstruction"] {
         replacement.as_object_mut().map(|o| o.remove(k));
@@ -104,19 +131,43 @@ async fn every_resource_of_the_therapist_flow() {
     replacement["replaces"] = json!([{"reference": refs[0]}]);
     replacement["extension"][0]["extension"][0]["valuePositiveInt"] = json!(4);
     let new = e
-        .keep("replacement", s.post_json("ServiceRequest", &replacement).await, StatusCode::CREATED)
+        .keep(
+            "replacement",
+            s.post_json("ServiceRequest", &replacement).await,
+            StatusCode::CREATED,
+        )
         .await;
     let mut changed = json(s.get(&format!("CarePlan/{id}")).await).await;
-    changed["activity"][0]["reference"]["reference"] =
-        json!(format!("ServiceRequest/{}", new["id"].as_str().expect("id")));
-    e.keep("change program", s.put_json(&format!("CarePlan/{id}"), &changed).await, StatusCode::OK)
-        .await;
+    changed["activity"][0]["reference"]["reference"] = json!(format!(
+        "ServiceRequest/{}",
+        new["id"].as_str().expect("id")
+    ));
+    e.keep(
+        "change program",
+        s.put_json(&format!("CarePlan/{id}"), &changed).await,
+        StatusCode::OK,
+    )
+    .await;
     let history = e
-        .keep("program history", s.get(&format!("CarePlan/{id}/_history")).await, StatusCode::OK)
+        .keep(
+            "program history",
+            s.get(&format!("CarePlan/{id}/_history")).await,
+            StatusCode::OK,
+        )
         .await;
     assert_eq!(history["entry"].as_array().map(Vec::len), Some(3));
-    e.keep("system history", s.get("_history?_count=50").await, StatusCode::OK).await;
-    e.keep("search", s.get(&format!("CarePlan?_id={id}")).await, StatusCode::OK).await;
+    e.keep(
+        "system history",
+        s.get("_history?_count=50").await,
+        StatusCode::OK,
+    )
+    .await;
+    e.keep(
+        "search",
+        s.get(&format!("CarePlan?_id={id}")).await,
+        StatusCode::OK,
+    )
+    .await;
 
     // media, and the errors a client meets
     let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x02\0\0\0\x90wS\xde".to_vec();
@@ -129,12 +180,28 @@ async fn every_resource_of_the_therapist_flow() {
         .await
         .expect("POST");
     e.keep("binary", res, StatusCode::CREATED).await;
-    e.keep("not found", s.get("CarePlan/none").await, StatusCode::NOT_FOUND).await;
-    e.keep("parse error", s.post_raw("Patient", FHIR_JSON, "{\"resourceType\": \"Patient\",").await, StatusCode::BAD_REQUEST).await;
+    e.keep(
+        "not found",
+        s.get("CarePlan/none").await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    e.keep(
+        "parse error",
+        s.post_raw("Patient", FHIR_JSON, "{\"resourceType\": \"Patient\",")
+            .await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
     let mut bad = replacement.clone();
     bad["extension"][0]["extension"][0]["valuePositiveInt"] = json!(300);
     bad["subject"] = json!({"display": "nobody"});
-    e.keep("profile errors", s.post_json("ServiceRequest", &bad).await, StatusCode::UNPROCESSABLE_ENTITY).await;
+    e.keep(
+        "profile errors",
+        s.post_json("ServiceRequest", &bad).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
 
     if let Ok(dir) = std::env::var("HEP_EMIT_DIR") {
         std::fs::create_dir_all(&dir).expect("emit dir");
