@@ -63,6 +63,48 @@ const VERSION: SearchParam = SearchParam {
     definition: "http://hl7.org/fhir/SearchParameter/conformance-version",
 };
 
+/// The library's exercises and templates are also searched by `status` and `topic`
+/// (R4 `ActivityDefinition-status`, `-topic`, `PlanDefinition-status`, `-topic`).
+const LIBRARY_PARAMS: &[(&str, [SearchParam; 2])] = &[
+    (
+        "ActivityDefinition",
+        [
+            SearchParam {
+                name: "status",
+                kind: ParamType::Token,
+                definition: "http://hl7.org/fhir/SearchParameter/ActivityDefinition-status",
+            },
+            SearchParam {
+                name: "topic",
+                kind: ParamType::Token,
+                definition: "http://hl7.org/fhir/SearchParameter/ActivityDefinition-topic",
+            },
+        ],
+    ),
+    (
+        "PlanDefinition",
+        [
+            SearchParam {
+                name: "status",
+                kind: ParamType::Token,
+                definition: "http://hl7.org/fhir/SearchParameter/PlanDefinition-status",
+            },
+            SearchParam {
+                name: "topic",
+                kind: ParamType::Token,
+                definition: "http://hl7.org/fhir/SearchParameter/PlanDefinition-topic",
+            },
+        ],
+    ),
+];
+
+fn library_params(resource_type: &str) -> Option<&'static [SearchParam; 2]> {
+    LIBRARY_PARAMS
+        .iter()
+        .find(|(t, _)| *t == resource_type)
+        .map(|(_, p)| p)
+}
+
 /// Canonical resources searched by `url` and `version` (the ones this server defines or
 /// a clinic adds: exercises, templates, profiles, code systems).
 const CANONICAL_TYPES: &[&str] = &[
@@ -97,6 +139,9 @@ pub fn params_for(resource_type: &str) -> Vec<SearchParam> {
     if CANONICAL_TYPES.contains(&resource_type) {
         params.push(URL);
         params.push(VERSION);
+    }
+    if let Some(library) = library_params(resource_type) {
+        params.extend_from_slice(library);
     }
     params
 }
@@ -139,6 +184,34 @@ pub fn token_values(resource_type: &str, json: &Map<String, Value>) -> Vec<Token
             }
         }
     }
+    if library_params(resource_type).is_some() {
+        if let Some(status) = json.get("status").and_then(Value::as_str) {
+            out.push(TokenValue {
+                param: "status",
+                system: "http://hl7.org/fhir/publication-status".into(),
+                code: status.to_string(),
+            });
+        }
+        let topics = json.get("topic").and_then(Value::as_array);
+        for coding in topics
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t.get("coding").and_then(Value::as_array))
+            .flatten()
+        {
+            if let Some(code) = coding.get("code").and_then(Value::as_str) {
+                out.push(TokenValue {
+                    param: "topic",
+                    system: coding
+                        .get("system")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
+                    code: code.to_string(),
+                });
+            }
+        }
+    }
     out
 }
 
@@ -154,5 +227,21 @@ mod tests {
         assert!(find_param("Patient", "name").is_none());
         assert!(find_param("ActivityDefinition", "url").is_some());
         assert!(find_param("Patient", "url").is_none());
+        assert!(find_param("PlanDefinition", "topic").is_some());
+        assert!(find_param("Patient", "topic").is_none());
+    }
+
+    #[test]
+    fn library_status_and_topics_are_indexed() {
+        let ad = serde_json::json!({"status": "active", "topic": [{"coding": [
+            {"system": "https://hep-fhir.org/fhir/CodeSystem/body-region", "code": "knee"},
+            {"code": "rehab"}]}]});
+        let tokens = token_values("ActivityDefinition", ad.as_object().expect("object"));
+        let codes: Vec<(&str, &str)> = tokens.iter().map(|t| (t.param, t.code.as_str())).collect();
+        assert_eq!(
+            codes,
+            [("status", "active"), ("topic", "knee"), ("topic", "rehab")]
+        );
+        assert!(token_values("Patient", ad.as_object().expect("object")).is_empty());
     }
 }

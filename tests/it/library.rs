@@ -68,6 +68,38 @@ async fn the_library_can_be_turned_off() {
 }
 
 #[tokio::test]
+async fn the_library_is_searched_by_region_and_status() {
+    let s = start().await;
+    let knee = json(s.get("ActivityDefinition?topic=knee&_count=100").await).await;
+    let n = knee["total"].as_u64().expect("total");
+    assert!(n >= 5, "{knee}");
+    for e in knee["entry"].as_array().expect("entries") {
+        assert!(
+            e["resource"]["topic"].to_string().contains("\"knee\""),
+            "{e}"
+        );
+    }
+    let with_system = json(
+        s.get("ActivityDefinition?topic=https://hep-fhir.org/fhir/CodeSystem/body-region|knee")
+            .await,
+    )
+    .await;
+    assert_eq!(with_system["total"], n);
+    let neck_or_knee = json(s.get("ActivityDefinition?topic=knee,neck").await).await;
+    assert!(neck_or_knee["total"].as_u64().expect("total") > n);
+    let retired = json(s.get("PlanDefinition?status=retired").await).await;
+    assert_eq!(retired["total"], 0);
+    let active = json(s.get("PlanDefinition?status=active").await).await;
+    assert_eq!(active["total"], 5);
+    // other parameters are refused, not ignored
+    outcome(
+        s.get("ActivityDefinition?region=knee").await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn apply_a_template_then_tailor_and_activate() {
     let s = start().await;
     let p = s.create(patient("apply1")).await;
