@@ -1,7 +1,9 @@
 //! The home exercise program domain: concepts and rules, pure (no IO, no clock reads,
 //! no FHIR or database types).
 
+pub mod adherence;
 pub mod dose;
+pub mod occurrence;
 pub mod program;
 pub mod schedule;
 pub mod tenant;
