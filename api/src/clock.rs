@@ -44,6 +44,16 @@ pub fn to_micros(t: Timestamp) -> i64 {
     t.as_microsecond()
 }
 
+/// A stored instant (microseconds since the Unix epoch) as a timestamp; out-of-range
+/// values are clamped.
+pub fn from_micros(micros: i64) -> Timestamp {
+    Timestamp::from_microsecond(micros).unwrap_or(if micros < 0 {
+        Timestamp::MIN
+    } else {
+        Timestamp::MAX
+    })
+}
+
 /// A stored instant as a FHIR `instant` (UTC, microseconds).
 pub fn instant_string(micros: i64) -> String {
     match Timestamp::from_microsecond(micros) {

@@ -63,6 +63,20 @@ pub struct Config {
     #[arg(long, env = "HEP_STARTER_LIBRARY", default_value_t = true, action = clap::ArgAction::Set)]
     pub starter_library: bool,
 
+    /// Time zone of patients whose record states none (an IANA name such as
+    /// `Europe/Paris`; a Patient states its own with the `tz-code` extension).
+    #[arg(long, env = "HEP_TIME_ZONE", default_value = "UTC")]
+    pub time_zone: String,
+
+    /// Days ahead that exercise sessions (Tasks) of open-ended programs are made.
+    #[arg(long, env = "HEP_SESSION_HORIZON_DAYS", default_value_t = 14)]
+    pub session_horizon_days: u32,
+
+    /// Milliseconds between two runs of the background jobs (missed sessions, session
+    /// horizon).
+    #[arg(long, env = "HEP_JOB_INTERVAL_MS", default_value_t = 30_000)]
+    pub job_interval_ms: u64,
+
     /// Seconds to finish in-flight requests after SIGTERM/SIGINT.
     #[arg(long, env = "HEP_SHUTDOWN_TIMEOUT", default_value_t = 30)]
     pub shutdown_timeout: u64,

@@ -9,4 +9,5 @@ pub mod http;
 pub mod search;
 pub mod server;
 pub mod service;
+pub mod sessions;
 pub mod telemetry;

@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::db::{Db, DbError};
 use crate::http::{self, AppState};
 use crate::service::Seed;
+use crate::sessions::SessionSettings;
 use crate::telemetry;
 
 /// Why the server could not start.
@@ -27,6 +28,8 @@ pub enum StartError {
     Bind(String, std::io::Error),
     #[error("cannot store the conformance resources: {0}")]
     Conformance(String),
+    #[error("invalid configuration: {0}")]
+    Config(String),
 }
 
 fn capability(clock: &dyn Clock) -> serde_json::Value {
@@ -76,7 +79,7 @@ fn store_own(
         let parsed = own_resource(resource_type, id, &json)?;
         crate::service::seed(
             db,
-            tenant.to_string(),
+            crate::service::Scope::of_tenant(tenant.as_str()),
             parsed,
             id.to_string(),
             to_micros(clock.now()),
@@ -118,7 +121,23 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<(Server, SocketAd
             Seed::Once,
         )?;
     }
+    let sessions = Arc::new(SessionSettings {
+        default_tz: jiff::tz::TimeZone::get(&config.time_zone).map_err(|_| {
+            StartError::Config(format!("`{}` is not an IANA time zone", config.time_zone))
+        })?,
+        horizon: jiff::SignedDuration::from_hours(
+            24 * i64::from(config.session_horizon_days.max(1)),
+        ),
+    });
+    let jobs = crate::sessions::spawn_jobs(
+        db.clone(),
+        (*sessions).clone(),
+        clock.clone(),
+        std::time::Duration::from_millis(config.job_interval_ms.max(10)),
+    );
     let state = web::Data::new(AppState {
+        sessions,
+        _jobs: jobs,
         db,
         capability: capability(clock.as_ref()),
         clock,

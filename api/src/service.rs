@@ -13,8 +13,27 @@ use crate::db::store::{self, Key, NewVersion, SearchQuery, Token, WriteResult};
 use crate::db::{AnyConnection, Db};
 use crate::error::ApiError;
 use crate::search::{Search, normal_form};
+use crate::sessions::{self, SessionSettings};
 
 type JsonObject = serde_json::Map<String, serde_json::Value>;
+
+/// Where a write happens and the rules it follows besides the profiles: the tenant,
+/// and how exercise sessions are made.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    pub tenant: String,
+    pub sessions: std::sync::Arc<SessionSettings>,
+}
+
+impl Scope {
+    /// The default tenant with default session rules (tools and tests).
+    pub fn of_tenant(tenant: &str) -> Scope {
+        Scope {
+            tenant: tenant.to_string(),
+            sessions: std::sync::Arc::new(SessionSettings::default()),
+        }
+    }
+}
 
 /// What a write did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,7 +112,9 @@ fn apply_profile_rules(
             }
         }
     };
-    let rules = fhir_mapping::hep::apply_rules(resource_type, json, current.as_ref(), &mut lookup);
+    let now = instant_string(i.now);
+    let rules =
+        fhir_mapping::hep::apply_rules(resource_type, json, current.as_ref(), &mut lookup, &now);
     if let Some(e) = failure {
         return Err(e.into());
     }
@@ -183,6 +204,7 @@ fn matches(
 
 struct Insert<'a> {
     tenant: &'a str,
+    sessions: &'a SessionSettings,
     parsed: &'a ParsedResource,
     id: &'a str,
     previous: Option<i64>,
@@ -225,6 +247,22 @@ fn insert(conn: &mut AnyConnection, i: Insert<'_>) -> Result<Written, ApiError> 
     if result == WriteResult::Conflict {
         return Err(ApiError::Retry);
     }
+    if fhir_mapping::hep::claims_a_profile(res_type, i.parsed.json())
+        || i.current.is_some_and(|c| claimed_in(res_type, c))
+    {
+        let before: Option<JsonObject> = i.current.and_then(|c| serde_json::from_str(c).ok());
+        let after: Option<JsonObject> = serde_json::from_str(&body).ok();
+        sessions::after_write(
+            conn,
+            i.tenant,
+            res_type,
+            i.id,
+            before.as_ref(),
+            after.as_ref(),
+            i.sessions,
+            i.now,
+        )?;
+    }
     Ok(Written {
         status: WriteStatus::Created,
         res_type: res_type.to_string(),
@@ -233,6 +271,13 @@ fn insert(conn: &mut AnyConnection, i: Insert<'_>) -> Result<Written, ApiError> 
         last_updated: i.now,
         body: Some(body),
     })
+}
+
+/// Whether stored JSON claims one of the project's profiles (a write may drop the claim).
+fn claimed_in(res_type: &str, stored: &str) -> bool {
+    stored.contains(fhir_mapping::hep::CANONICAL_BASE)
+        && serde_json::from_str::<JsonObject>(stored)
+            .is_ok_and(|j| fhir_mapping::hep::claims_a_profile(res_type, &j))
 }
 
 fn existing(res_type: &str, m: store::MatchRow) -> Written {
@@ -249,12 +294,13 @@ fn existing(res_type: &str, m: store::MatchRow) -> Written {
 /// `POST [type]`, with `If-None-Exist` when `if_none_exist` is given.
 pub fn create(
     db: &Db,
-    tenant: String,
+    scope: Scope,
     parsed: ParsedResource,
     id: String,
     if_none_exist: Option<Search>,
     now: i64,
 ) -> Result<Written, ApiError> {
+    let (tenant, sessions) = (scope.tenant, scope.sessions);
     db.write(move |conn| {
         let (tenant, parsed, id) = (tenant.as_str(), &parsed, id.as_str());
         let res_type = parsed.resource_type();
@@ -274,6 +320,7 @@ pub fn create(
             conn,
             Insert {
                 tenant,
+                sessions: &sessions,
                 parsed,
                 id,
                 previous: None,
@@ -297,18 +344,20 @@ pub fn create(
 /// `PUT [type]/[id]` (update, or create with the client's id).
 pub fn update(
     db: &Db,
-    tenant: String,
+    scope: Scope,
     parsed: ParsedResource,
     id: String,
     if_match: Option<i64>,
     now: i64,
 ) -> Result<Written, ApiError> {
-    db.write(move |conn| update_in(conn, &tenant, &parsed, &id, if_match, now))
+    let (tenant, sessions) = (scope.tenant, scope.sessions);
+    db.write(move |conn| update_in(conn, &tenant, &sessions, &parsed, &id, if_match, now))
 }
 
 fn update_in(
     conn: &mut AnyConnection,
     tenant: &str,
+    sessions: &SessionSettings,
     parsed: &ParsedResource,
     id: &str,
     if_match: Option<i64>,
@@ -338,6 +387,7 @@ fn update_in(
         conn,
         Insert {
             tenant,
+            sessions,
             parsed,
             id,
             previous: current.as_ref().map(|c| c.version),
@@ -368,12 +418,13 @@ pub enum Seed {
 /// Stores the server's own resource `parsed` under `id`, as `policy` says.
 pub fn seed(
     db: &Db,
-    tenant: String,
+    scope: Scope,
     parsed: ParsedResource,
     id: String,
     now: i64,
     policy: Seed,
 ) -> Result<Option<Written>, ApiError> {
+    let (tenant, sessions) = (scope.tenant, scope.sessions);
     db.write(move |conn| {
         let key = Key {
             tenant: &tenant,
@@ -400,20 +451,21 @@ pub fn seed(
         if keep {
             return Ok(None);
         }
-        update_in(conn, &tenant, &parsed, &id, None, now).map(Some)
+        update_in(conn, &tenant, &sessions, &parsed, &id, None, now).map(Some)
     })
 }
 
 /// `PUT [type]?criteria`: update the one match, or create when there is none.
 pub fn conditional_update(
     db: &Db,
-    tenant: String,
+    scope: Scope,
     parsed: ParsedResource,
     new_id: String,
     search: Search,
     if_match: Option<i64>,
     now: i64,
 ) -> Result<Written, ApiError> {
+    let (tenant, sessions) = (scope.tenant, scope.sessions);
     db.write(move |conn| {
         let (tenant, parsed, new_id, search) = (tenant.as_str(), &parsed, new_id.as_str(), &search);
         let res_type = parsed.resource_type();
@@ -431,13 +483,14 @@ pub fn conditional_update(
                             "{res_type}/{id} exists but does not match the criteria"
                         )));
                     }
-                    update_in(conn, tenant, parsed, id, if_match, now)
+                    update_in(conn, tenant, &sessions, parsed, id, if_match, now)
                 }
                 None => {
                     let written = insert(
                         conn,
                         Insert {
                             tenant,
+                            sessions: &sessions,
                             parsed,
                             id: new_id,
                             previous: None,
@@ -464,7 +517,15 @@ pub fn conditional_update(
                         one.res_id
                     )));
                 }
-                update_in(conn, tenant, parsed, &one.res_id.clone(), if_match, now)
+                update_in(
+                    conn,
+                    tenant,
+                    &sessions,
+                    parsed,
+                    &one.res_id.clone(),
+                    if_match,
+                    now,
+                )
             }
             _ => Err(ApiError::PreconditionFailed(
                 "the criteria match more than one resource".into(),
@@ -476,12 +537,13 @@ pub fn conditional_update(
 /// `DELETE [type]/[id]`.
 pub fn delete(
     db: &Db,
-    tenant: String,
+    scope: Scope,
     res_type: String,
     id: String,
     if_match: Option<i64>,
     now: i64,
 ) -> Result<Written, ApiError> {
+    let (tenant, sessions) = (scope.tenant, scope.sessions);
     db.write(move |conn| {
         let (tenant, res_type, id) = (tenant.as_str(), res_type.as_str(), id.as_str());
         let key = Key {
@@ -525,6 +587,19 @@ pub fn delete(
         )?;
         if result == WriteResult::Conflict {
             return Err(ApiError::Retry);
+        }
+        if let Some(body) = current.body.as_deref().filter(|b| claimed_in(res_type, b)) {
+            let before: Option<JsonObject> = serde_json::from_str(body).ok();
+            sessions::after_write(
+                conn,
+                tenant,
+                res_type,
+                id,
+                before.as_ref(),
+                None,
+                &sessions,
+                now,
+            )?;
         }
         written.status = WriteStatus::Deleted;
         written.version = version;
@@ -598,6 +673,7 @@ fn find_canonical(
 fn create_own(
     conn: &mut AnyConnection,
     tenant: &str,
+    sessions: &SessionSettings,
     json: &serde_json::Value,
     limits: &fhir_mapping::ParseLimits,
     now: i64,
@@ -610,6 +686,7 @@ fn create_own(
         conn,
         Insert {
             tenant,
+            sessions,
             parsed: &parsed,
             id: &id,
             previous: None,
@@ -649,17 +726,18 @@ fn check_subject(
 /// `ActivityDefinition/[id]/$apply`: a draft exercise prescription for the patient.
 pub fn apply_exercise(
     db: &Db,
-    tenant: String,
+    scope: Scope,
     id: String,
     ctx: ApplyContext,
     limits: fhir_mapping::ParseLimits,
     now: i64,
 ) -> Result<Written, ApiError> {
+    let (tenant, sessions) = (scope.tenant, scope.sessions);
     db.write(move |conn| {
         check_subject(conn, &tenant, &ctx)?;
         let ad = load(conn, &tenant, "ActivityDefinition", &id)?;
         let sr = apply::prescription_from(&ad, &ctx).map_err(ApiError::Unprocessable)?;
-        create_own(conn, &tenant, &sr, &limits, now)
+        create_own(conn, &tenant, &sessions, &sr, &limits, now)
     })
 }
 
@@ -667,12 +745,13 @@ pub fn apply_exercise(
 /// prescription per exercise of the template, in one transaction.
 pub fn apply_template(
     db: &Db,
-    tenant: String,
+    scope: Scope,
     id: String,
     ctx: ApplyContext,
     limits: fhir_mapping::ParseLimits,
     now: i64,
 ) -> Result<Written, ApiError> {
+    let (tenant, sessions) = (scope.tenant, scope.sessions);
     db.write(move |conn| {
         check_subject(conn, &tenant, &ctx)?;
         let pd = load(conn, &tenant, "PlanDefinition", &id)?;
@@ -691,11 +770,11 @@ pub fn apply_template(
                 },
             )?;
             let sr = apply::prescription_from(&ad, &ctx).map_err(ApiError::Unprocessable)?;
-            let written = create_own(conn, &tenant, &sr, &limits, now)?;
+            let written = create_own(conn, &tenant, &sessions, &sr, &limits, now)?;
             refs.push(format!("ServiceRequest/{}", written.id));
         }
         let cp = apply::program_from(&pd, &ctx, &refs).map_err(ApiError::Unprocessable)?;
-        create_own(conn, &tenant, &cp, &limits, now)
+        create_own(conn, &tenant, &sessions, &cp, &limits, now)
     })
 }
 

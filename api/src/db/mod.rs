@@ -5,8 +5,21 @@
 //! (SQLite has one writer at a time; serialising in-process avoids busy waits), reads
 //! through a pool. PostgreSQL uses one pool for both.
 
+/// Runs one diesel query on the concrete connection of either backend, so that each
+/// backend keeps its prepared statement in its cache (through the connection enum the
+/// statement is prepared again on every call).
+macro_rules! on_backend {
+    ($conn:expr, $c:ident => $body:expr) => {
+        match $conn {
+            AnyConnection::Sqlite($c) => $body,
+            AnyConnection::Postgresql($c) => $body,
+        }
+    };
+}
+
 mod readers;
 pub mod schema;
+pub mod sessions;
 pub mod store;
 mod writer;
 

@@ -51,3 +51,31 @@ diesel::allow_tables_to_appear_in_same_query!(
     resources,
     search_tokens,
 );
+
+diesel::table! {
+    sessions (tenant, task_id) {
+        tenant -> Text,
+        task_id -> Text,
+        care_plan_id -> Text,
+        request_id -> Text,
+        patient_id -> Text,
+        due_from -> BigInt,
+        due_until -> BigInt,
+        slot -> BigInt,
+        status -> Text,
+        completed_at -> Nullable<BigInt>,
+        done_volume -> Nullable<BigInt>,
+        prescribed_volume -> BigInt,
+        pain -> Nullable<BigInt>,
+        difficulty -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    schedules (tenant, care_plan_id, request_id) {
+        tenant -> Text,
+        care_plan_id -> Text,
+        request_id -> Text,
+        scheduled_until -> BigInt,
+    }
+}

@@ -73,18 +73,7 @@ pub enum WriteResult {
     Conflict,
 }
 
-/// Runs one diesel query on the concrete connection of either backend, so that each
-/// backend keeps its prepared statement in its cache (through the connection enum the
-/// statement is prepared again on every call). For the hottest queries only.
-macro_rules! on_backend {
-    ($conn:expr, $c:ident => $body:expr) => {
-        match $conn {
-            AnyConnection::Sqlite($c) => $body,
-            AnyConnection::Postgresql($c) => $body,
-        }
-    };
-}
-
+/// The current version of a resource.
 pub fn current(conn: &mut AnyConnection, key: Key<'_>) -> QueryResult<Option<CurrentRow>> {
     on_backend!(conn, c => resources::table
         .filter(resources::tenant.eq(key.tenant))

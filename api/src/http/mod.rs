@@ -26,11 +26,23 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Largest media content of a `Binary`, in bytes.
     pub max_binary_bytes: usize,
+    /// How exercise sessions are made.
+    pub sessions: Arc<crate::sessions::SessionSettings>,
+    /// The background jobs run while this is alive.
+    pub _jobs: crate::sessions::Jobs,
     /// The CapabilityStatement, built once at start from what the server implements.
     pub capability: serde_json::Value,
 }
 
 impl AppState {
+    /// The scope of a write by this request.
+    pub fn scope(&self) -> crate::service::Scope {
+        crate::service::Scope {
+            tenant: self.tenant.to_string(),
+            sessions: self.sessions.clone(),
+        }
+    }
+
     /// The largest body accepted for a write of `resource_type`: a `Binary` carries
     /// media, base64-encoded in JSON and XML.
     pub fn body_limit(&self, resource_type: &str) -> usize {

@@ -89,7 +89,7 @@ async fn context(
 
 type ApplyFn = fn(
     &crate::db::Db,
-    String,
+    crate::service::Scope,
     String,
     ApplyContext,
     fhir_mapping::ParseLimits,
@@ -108,8 +108,7 @@ async fn apply(
         let ctx = context(&req, payload, &state).await?;
         let now = to_micros(state.clock.now());
         let st = state.clone();
-        let written =
-            blocking(move || f(&st.db, st.tenant.to_string(), id, ctx, st.limits, now)).await?;
+        let written = blocking(move || f(&st.db, st.scope(), id, ctx, st.limits, now)).await?;
         write_response(&req, &state, out, &written)
     }
     .await;

@@ -224,7 +224,7 @@ pub async fn create(req: HttpRequest, payload: web::Payload, state: State) -> Ht
         let st = state.clone();
         let written = blocking(move || {
             let parsed = parse_body(&st, &body, format, &res_type)?;
-            service::create(&st.db, st.tenant.to_string(), parsed, id, criteria, now)
+            service::create(&st.db, st.scope(), parsed, id, criteria, now)
         })
         .await?;
         write_response(&req, &state, out, &written)
@@ -259,7 +259,7 @@ pub async fn update(req: HttpRequest, payload: web::Payload, state: State) -> Ht
                 }
                 Some(_) => {}
             }
-            service::update(&st.db, st.tenant.to_string(), parsed, id, if_match, now)
+            service::update(&st.db, st.scope(), parsed, id, if_match, now)
         })
         .await?;
         write_response(&req, &state, out, &written)
@@ -291,15 +291,7 @@ pub async fn conditional_update(
         let st = state.clone();
         let written = blocking(move || {
             let parsed = parse_body(&st, &body, format, &res_type)?;
-            service::conditional_update(
-                &st.db,
-                st.tenant.to_string(),
-                parsed,
-                new_id,
-                search,
-                if_match,
-                now,
-            )
+            service::conditional_update(&st.db, st.scope(), parsed, new_id, search, if_match, now)
         })
         .await?;
         write_response(&req, &state, out, &written)
@@ -317,10 +309,9 @@ pub async fn delete(req: HttpRequest, state: State) -> HttpResponse {
         let if_match = if_match(&req)?;
         let now = to_micros(state.clock.now());
         let st = state.clone();
-        let written = blocking(move || {
-            service::delete(&st.db, st.tenant.to_string(), res_type, id, if_match, now)
-        })
-        .await?;
+        let written =
+            blocking(move || service::delete(&st.db, st.scope(), res_type, id, if_match, now))
+                .await?;
         let mut b = HttpResponse::NoContent();
         b.insert_header((header::ETAG, etag(written.version)));
         Ok(b.finish())

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use super::{CANONICAL_BASE, dosage, prescription};
+use super::{CANONICAL_BASE, dosage, prescription, session};
 
 /// Version of the project's conformance resources.
 pub const VERSION: &str = "0.1.0";
@@ -238,6 +238,136 @@ pub fn program_profile() -> Value {
     )
 }
 
+/// The exercise session profile of Task.
+pub fn session_profile() -> Value {
+    let target = |t: &str| json!([{"code": "Reference", "targetProfile": [t]}]);
+    let elements = vec![
+        element(
+            "Task",
+            json!({"short": "One scheduled exercise session (created by the server)"}),
+        ),
+        element(
+            "Task.extension",
+            json!({"slicing": {"discriminator": [{"type": "value", "path": "url"}], "rules": "open"}}),
+        ),
+        element(
+            "Task.extension:completedLate",
+            json!({"sliceName": "completedLate", "min": 0, "max": "1",
+                   "type": [{"code": "Extension", "profile": [session::late_extension_url()]}]}),
+        ),
+        element(
+            "Task.status",
+            json!({"short": "requested | completed | failed | cancelled"}),
+        ),
+        element(
+            "Task.statusReason",
+            json!({"short": "Why it failed or was cancelled (session-status-reason)"}),
+        ),
+        element("Task.intent", json!({"fixedCode": "order"})),
+        element(
+            "Task.focus",
+            json!({"min": 1, "type": target(&prescription::profile_url())}),
+        ),
+        element(
+            "Task.basedOn",
+            json!({"min": 1, "max": "1", "type": target(&super::program::profile_url())}),
+        ),
+        element(
+            "Task.for",
+            json!({"min": 1, "type": target("http://hl7.org/fhir/StructureDefinition/Patient")}),
+        ),
+        element("Task.owner", json!({"short": "The patient", "min": 1})),
+        element(
+            "Task.executionPeriod",
+            json!({"short": "When the patient did it (required when completed)"}),
+        ),
+        element(
+            "Task.restriction.period",
+            json!({"short": "The due window", "min": 1}),
+        ),
+        element(
+            "Task.output",
+            json!({"short": "Sets and repetitions done, pain (LOINC 72514-3), difficulty, note"}),
+        ),
+        element(
+            "Task.output.type",
+            json!({"short": "exercise-report code, or LOINC 72514-3"}),
+        ),
+        element(
+            "Task.output.value[x]",
+            json!({"type": [{"code": "integer"}, {"code": "string"}]}),
+        ),
+    ];
+    structure_definition(
+        Definition {
+            id: "hep-exercise-session",
+            name: "HepExerciseSession",
+            title: "Exercise session",
+            description: "One scheduled occurrence of a prescribed exercise: created by the server when a program is active, completed by the patient's app with what was done, failed by the server when its window passes, cancelled when the program changes.",
+            kind: "resource",
+            base: "Task",
+            context: None,
+        },
+        elements,
+    )
+}
+
+/// The extension marking a session completed after its window.
+pub fn late_extension() -> Value {
+    structure_definition(
+        Definition {
+            id: "completed-late",
+            name: "CompletedLate",
+            title: "Completed late",
+            description: "Set by the server on an exercise session completed after its due window closed.",
+            kind: "complex-type",
+            base: "Extension",
+            context: Some(json!([{"type": "element", "expression": "Task"}])),
+        },
+        vec![
+            element(
+                "Extension",
+                json!({"short": "Completed after its window", "max": "1"}),
+            ),
+            element("Extension.extension", json!({"max": "0"})),
+            element(
+                "Extension.url",
+                json!({"fixedUri": session::late_extension_url()}),
+            ),
+            element(
+                "Extension.value[x]",
+                json!({"min": 1, "type": [{"code": "boolean"}]}),
+            ),
+        ],
+    )
+}
+
+/// What a patient reports for a session.
+pub fn report_code_system() -> Value {
+    let concepts: Vec<(&str, &str)> = session::REPORT_CODES
+        .iter()
+        .map(|(c, d, _)| (*c, *d))
+        .collect();
+    code_system(
+        "exercise-report",
+        "ExerciseReport",
+        "Exercise report",
+        "What a patient reports for an exercise session (Task.output types); pain is LOINC 72514-3.",
+        &concepts,
+    )
+}
+
+/// Why a session failed or was cancelled.
+pub fn reason_code_system() -> Value {
+    code_system(
+        "session-status-reason",
+        "SessionStatusReason",
+        "Session status reason",
+        "Why an exercise session failed or was cancelled.",
+        session::REASONS,
+    )
+}
+
 /// The code system of sides.
 pub fn side_code_system() -> Value {
     let concepts: Vec<Value> = [
@@ -360,6 +490,49 @@ pub fn handout_operation() -> Value {
     })
 }
 
+/// The `$adherence` operation of CarePlan and Patient.
+pub fn adherence_operation() -> Value {
+    let param = |name: &str, use_: &str, min: u32, max: &str, ty: &str, doc: &str| {
+        let mut p =
+            json!({"name": name, "use": use_, "min": min, "max": max, "documentation": doc});
+        // a parameter made of parts has no type
+        if !ty.is_empty() {
+            p["type"] = json!(ty);
+        }
+        p
+    };
+    json!({
+        "resourceType": "OperationDefinition",
+        "id": "adherence",
+        "url": format!("{CANONICAL_BASE}/OperationDefinition/adherence"),
+        "version": VERSION,
+        "name": "Adherence",
+        "title": "Adherence of a home exercise program or of a patient",
+        "status": "draft",
+        "kind": "operation",
+        "date": DATE,
+        "publisher": PUBLISHER,
+        "description": "Adherence figures computed from the exercise sessions (hep-exercise-session Tasks) of a program (CarePlan) or of all programs of a patient: overall, per exercise and per week, due, completed, missed and late sessions, exercise, session and dose adherence, pain and difficulty trends, and active days in the last 30 days. Definitions and formula version in the project's documentation. Answered as Parameters, or as text/csv (Accept or _format=csv).",
+        "affectsState": false,
+        "code": "adherence",
+        "resource": ["CarePlan", "Patient"],
+        "system": false,
+        "type": false,
+        "instance": true,
+        "parameter": [
+            param("start", "in", 0, "1", "dateTime", "Start of the period (a date is the start of that day in the patient's time zone); default: the first session."),
+            param("end", "in", 0, "1", "dateTime", "End of the period, exclusive (a date includes that whole day); default: the end of the last session."),
+            param("formulaVersion", "out", 1, "1", "string", "The version of the formulas."),
+            param("period", "out", 1, "1", "Period", "The period the figures cover."),
+            param("asOf", "out", 1, "1", "dateTime", "Sessions are due when their window closed by this instant (the end of the period, or now if earlier)."),
+            param("activeDays30", "out", 1, "1", "integer", "Days with at least one completed session in the 30 days up to asOf."),
+            param("overall", "out", 1, "1", "", "Figures over the period (parts: due, completed, missed, late, exerciseAdherence, sessionAdherence, doseAdherence as % quantities, painFirst, painLast, painMean, painReports, difficulty...)."),
+            param("exercise", "out", 0, "*", "", "Figures per prescription (parts: prescription, name, and the figures)."),
+            param("week", "out", 0, "*", "", "Figures per week of the period (parts: number, start, and the figures).")
+        ]
+    })
+}
+
 /// Every conformance resource of the project, as `(resource type, id, JSON)`.
 pub fn all() -> Vec<(&'static str, &'static str, Value)> {
     vec![
@@ -370,6 +543,14 @@ pub fn all() -> Vec<(&'static str, &'static str, Value)> {
             prescription_profile(),
         ),
         ("StructureDefinition", "hep-program", program_profile()),
+        (
+            "StructureDefinition",
+            "hep-exercise-session",
+            session_profile(),
+        ),
+        ("StructureDefinition", "completed-late", late_extension()),
+        ("CodeSystem", "exercise-report", report_code_system()),
+        ("CodeSystem", "session-status-reason", reason_code_system()),
         ("CodeSystem", "exercise-side", side_code_system()),
         ("CodeSystem", "body-region", body_region_code_system()),
         ("CodeSystem", "content-origin", content_origin_code_system()),
@@ -378,6 +559,7 @@ pub fn all() -> Vec<(&'static str, &'static str, Value)> {
             "CarePlan-handout",
             handout_operation(),
         ),
+        ("OperationDefinition", "adherence", adherence_operation()),
     ]
 }
 

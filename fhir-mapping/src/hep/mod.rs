@@ -1,6 +1,7 @@
 //! The project's own FHIR content: one canonical base for its profiles, extension and
 //! code systems, and the mapping of the HEP domain (dose, schedule) to FHIR elements.
 
+pub mod adherence;
 pub mod apply;
 pub mod conformance;
 pub mod dosage;
@@ -8,6 +9,7 @@ pub mod handout;
 pub mod library;
 pub mod prescription;
 pub mod program;
+pub mod session;
 pub mod timing;
 
 /// The canonical base of every StructureDefinition, CodeSystem and SearchParameter the
@@ -29,12 +31,14 @@ use crate::outcome::{Issue, IssueType};
 /// The rules of the project's profiles for a write: a resource that claims one is
 /// checked against it (every problem reported), gets its generated elements, and its
 /// change from `current` (the stored version, for an update) must be allowed. `lookup`
-/// gives the current stored JSON of a local reference (`ServiceRequest/x`).
+/// gives the current stored JSON of a local reference (`ServiceRequest/x`); `now` is the
+/// FHIR instant of the write.
 pub fn apply_rules(
     resource_type: &str,
     json: &mut Map<String, Value>,
     current: Option<&Map<String, Value>>,
     lookup: &mut dyn FnMut(&str) -> Option<Map<String, Value>>,
+    now: &str,
 ) -> Result<(), Vec<Issue>> {
     let business = |e: domain::program::LifecycleError, at: &str| {
         vec![Issue::error(IssueType::BusinessRule, e.to_string()).at(at)]
@@ -71,6 +75,25 @@ pub fn apply_rules(
             let prescriptions: Vec<Option<Map<String, Value>>> =
                 view.exercises.iter().map(|r| lookup(r)).collect();
             program::apply_generated(json, &view, &prescriptions)?;
+        }
+        "Task" if session::claims_profile(json) => {
+            let view = session::read(json)?;
+            match current
+                .filter(|c| session::claims_profile(c))
+                .map(session::read)
+            {
+                Some(Ok(old)) => session::check_change(&old, &view)?,
+                Some(Err(_)) | None => {
+                    return Err(vec![
+                        Issue::error(
+                            IssueType::BusinessRule,
+                            "exercise sessions are created by the server when a program is active; a client completes or fails them",
+                        )
+                        .at("Task.meta.profile"),
+                    ]);
+                }
+            }
+            session::apply_generated(json, &view, now);
         }
         _ => {}
     }
@@ -148,6 +171,7 @@ pub fn claims_a_profile(resource_type: &str, json: &Map<String, Value>) -> bool 
     match resource_type {
         "ServiceRequest" => prescription::claims_profile(json),
         "CarePlan" => program::claims_profile(json),
+        "Task" => session::claims_profile(json),
         _ => false,
     }
 }

@@ -1,0 +1,247 @@
+//! SQL of exercise sessions (the scheduled occurrence Tasks) and of the schedules the
+//! horizon job extends. Every query names the tenant, except the jobs' scans, which
+//! return it with each row.
+
+use diesel::prelude::*;
+
+use super::AnyConnection;
+use super::schema::{schedules, sessions};
+
+/// One session as stored for adherence and the jobs.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Insertable, AsChangeset)]
+#[diesel(table_name = sessions)]
+pub struct SessionRow {
+    pub tenant: String,
+    pub task_id: String,
+    pub care_plan_id: String,
+    pub request_id: String,
+    pub patient_id: String,
+    pub due_from: i64,
+    pub due_until: i64,
+    pub slot: i64,
+    pub status: String,
+    pub completed_at: Option<i64>,
+    pub done_volume: Option<i64>,
+    pub prescribed_volume: i64,
+    pub pain: Option<i64>,
+    pub difficulty: Option<i64>,
+}
+
+pub fn insert(conn: &mut AnyConnection, row: &SessionRow) -> QueryResult<()> {
+    on_backend!(conn, c => diesel::insert_into(sessions::table).values(row).execute(c))?;
+    Ok(())
+}
+
+/// Replaces the stored state of a session (after a write of its Task).
+pub fn update(conn: &mut AnyConnection, row: &SessionRow) -> QueryResult<usize> {
+    on_backend!(conn, c => diesel::update(
+        sessions::table
+            .filter(sessions::tenant.eq(&row.tenant))
+            .filter(sessions::task_id.eq(&row.task_id)),
+    )
+    .set(row)
+    .execute(c))
+}
+
+/// Requested sessions of a program (and of one prescription, when given) due from
+/// `from` on: the ones a change of program cancels.
+pub fn open_from(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    care_plan_id: Option<&str>,
+    request_id: Option<&str>,
+    from: i64,
+) -> QueryResult<Vec<String>> {
+    on_backend!(conn, c => {
+        let mut q = sessions::table
+            .filter(sessions::tenant.eq(tenant))
+            .filter(sessions::status.eq("requested"))
+            .filter(sessions::due_from.ge(from))
+            .select(sessions::task_id)
+            .into_boxed();
+        if let Some(p) = care_plan_id {
+            q = q.filter(sessions::care_plan_id.eq(p.to_string()));
+        }
+        if let Some(r) = request_id {
+            q = q.filter(sessions::request_id.eq(r.to_string()));
+        }
+        q.load(c)
+    })
+}
+
+/// The last window start scheduled for a prescription of a program (live sessions).
+pub fn last_scheduled(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    care_plan_id: &str,
+    request_id: &str,
+) -> QueryResult<Option<i64>> {
+    on_backend!(conn, c => sessions::table
+        .filter(sessions::tenant.eq(tenant))
+        .filter(sessions::care_plan_id.eq(care_plan_id))
+        .filter(sessions::request_id.eq(request_id))
+        .filter(sessions::status.ne("cancelled"))
+        .select(diesel::dsl::max(sessions::due_from))
+        .first::<Option<i64>>(c))
+}
+
+/// Every session of a program.
+pub fn of_plan(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    care_plan_id: &str,
+) -> QueryResult<Vec<SessionRow>> {
+    on_backend!(conn, c => sessions::table
+        .filter(sessions::tenant.eq(tenant))
+        .filter(sessions::care_plan_id.eq(care_plan_id))
+        .order(sessions::due_from)
+        .load(c))
+}
+
+/// Every session of a patient.
+pub fn of_patient(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    patient_id: &str,
+) -> QueryResult<Vec<SessionRow>> {
+    on_backend!(conn, c => sessions::table
+        .filter(sessions::tenant.eq(tenant))
+        .filter(sessions::patient_id.eq(patient_id))
+        .order(sessions::due_from)
+        .load(c))
+}
+
+/// Requested sessions whose window closed before `now` (any tenant), oldest first.
+pub fn overdue(
+    conn: &mut AnyConnection,
+    now: i64,
+    limit: i64,
+) -> QueryResult<Vec<(String, String)>> {
+    on_backend!(conn, c => sessions::table
+        .filter(sessions::status.eq("requested"))
+        .filter(sessions::due_until.le(now))
+        .order(sessions::due_until)
+        .select((sessions::tenant, sessions::task_id))
+        .limit(limit)
+        .load(c))
+}
+
+/// Claims an overdue session for the missed job: only one process gets `true`.
+pub fn claim_missed(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    task_id: &str,
+    now: i64,
+) -> QueryResult<bool> {
+    let n = on_backend!(conn, c => diesel::update(
+        sessions::table
+            .filter(sessions::tenant.eq(tenant))
+            .filter(sessions::task_id.eq(task_id))
+            .filter(sessions::status.eq("requested"))
+            .filter(sessions::due_until.le(now)),
+    )
+    .set(sessions::status.eq("failed"))
+    .execute(c))?;
+    Ok(n == 1)
+}
+
+/// A schedule to keep extended.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable)]
+pub struct ScheduleRow {
+    pub tenant: String,
+    pub care_plan_id: String,
+    pub request_id: String,
+    pub scheduled_until: i64,
+}
+
+/// Records (or moves) how far a prescription of a program is scheduled.
+pub fn set_schedule(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    care_plan_id: &str,
+    request_id: &str,
+    until: i64,
+) -> QueryResult<()> {
+    drop_schedule(conn, tenant, Some(care_plan_id), Some(request_id))?;
+    on_backend!(conn, c => diesel::insert_into(schedules::table)
+        .values((
+            schedules::tenant.eq(tenant),
+            schedules::care_plan_id.eq(care_plan_id),
+            schedules::request_id.eq(request_id),
+            schedules::scheduled_until.eq(until),
+        ))
+        .execute(c))?;
+    Ok(())
+}
+
+/// Forgets the schedules of a program, of a prescription, or of both.
+pub fn drop_schedule(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    care_plan_id: Option<&str>,
+    request_id: Option<&str>,
+) -> QueryResult<()> {
+    match (care_plan_id, request_id) {
+        (Some(p), Some(r)) => on_backend!(conn, c => diesel::delete(
+            schedules::table
+                .filter(schedules::tenant.eq(tenant))
+                .filter(schedules::care_plan_id.eq(p))
+                .filter(schedules::request_id.eq(r)),
+        )
+        .execute(c))?,
+        (Some(p), None) => on_backend!(conn, c => diesel::delete(
+            schedules::table
+                .filter(schedules::tenant.eq(tenant))
+                .filter(schedules::care_plan_id.eq(p)),
+        )
+        .execute(c))?,
+        (None, Some(r)) => on_backend!(conn, c => diesel::delete(
+            schedules::table
+                .filter(schedules::tenant.eq(tenant))
+                .filter(schedules::request_id.eq(r)),
+        )
+        .execute(c))?,
+        (None, None) => 0,
+    };
+    Ok(())
+}
+
+/// Schedules that end before `before` (any tenant).
+pub fn schedules_before(
+    conn: &mut AnyConnection,
+    before: i64,
+    limit: i64,
+) -> QueryResult<Vec<ScheduleRow>> {
+    on_backend!(conn, c => schedules::table
+        .filter(schedules::scheduled_until.lt(before))
+        .order(schedules::scheduled_until)
+        .limit(limit)
+        .load(c))
+}
+
+/// Claims a schedule for extension: only one process moves it from `from`.
+pub fn claim_schedule(conn: &mut AnyConnection, s: &ScheduleRow, to: i64) -> QueryResult<bool> {
+    let n = on_backend!(conn, c => diesel::update(
+        schedules::table
+            .filter(schedules::tenant.eq(&s.tenant))
+            .filter(schedules::care_plan_id.eq(&s.care_plan_id))
+            .filter(schedules::request_id.eq(&s.request_id))
+            .filter(schedules::scheduled_until.eq(s.scheduled_until)),
+    )
+    .set(schedules::scheduled_until.eq(to))
+    .execute(c))?;
+    Ok(n == 1)
+}
+
+/// The stored state of one session.
+pub fn of_task(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    task_id: &str,
+) -> QueryResult<Option<SessionRow>> {
+    on_backend!(conn, c => sessions::table
+        .filter(sessions::tenant.eq(tenant))
+        .filter(sessions::task_id.eq(task_id))
+        .first(c)
+        .optional())
+}

@@ -1,0 +1,566 @@
+//! Exercise sessions (one Task per scheduled occurrence of a prescribed exercise): made
+//! when a program is active, cancelled when it changes, kept in step with what the
+//! patient's app reports, failed by the missed job when their window passes, extended
+//! by the horizon job for long or open-ended programs; and the adherence figures.
+//!
+//! Everything here runs inside the transaction of the write that caused it.
+
+use std::time::Duration;
+
+use domain::adherence::{self, Adherence, Period, Record};
+use domain::occurrence::Status;
+use fhir_mapping::hep::{prescription, program, session};
+use fhir_mapping::search_params::token_values;
+use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp};
+use serde_json::Value;
+
+use crate::clock::{from_micros, instant_string, to_micros};
+use crate::db::sessions::{self as sql, ScheduleRow, SessionRow};
+use crate::db::store::{self, Key, NewVersion, Token, WriteResult};
+use crate::db::{AnyConnection, Db};
+use crate::error::ApiError;
+
+type JsonObject = serde_json::Map<String, Value>;
+
+/// How sessions are made.
+#[derive(Debug, Clone)]
+pub struct SessionSettings {
+    /// The time zone of patients whose record states none (`Patient.extension`
+    /// `http://hl7.org/fhir/StructureDefinition/tz-code`).
+    pub default_tz: TimeZone,
+    /// Sessions are made this far ahead; the horizon job keeps it so.
+    pub horizon: SignedDuration,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        SessionSettings {
+            default_tz: TimeZone::UTC,
+            horizon: SignedDuration::from_hours(24 * 14),
+        }
+    }
+}
+
+/// The extension that states a patient's IANA time zone.
+pub const TZ_EXTENSION: &str = "http://hl7.org/fhir/StructureDefinition/tz-code";
+
+fn id_of<'a>(reference: &'a str, kind: &str) -> &'a str {
+    reference
+        .strip_prefix(kind)
+        .and_then(|r| r.strip_prefix('/'))
+        .unwrap_or(reference)
+}
+
+fn load_json(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    res_type: &str,
+    id: &str,
+) -> Result<Option<(i64, JsonObject)>, ApiError> {
+    let key = Key {
+        tenant,
+        res_type,
+        res_id: id,
+    };
+    Ok(store::current(conn, key)?
+        .filter(|c| !c.deleted)
+        .and_then(|c| {
+            let version = c.version;
+            c.body
+                .and_then(|b| serde_json::from_str::<JsonObject>(&b).ok())
+                .map(|j| (version, j))
+        }))
+}
+
+/// The patient's time zone: the `tz-code` extension of the Patient, else the default.
+fn patient_tz(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    patient: &str,
+    settings: &SessionSettings,
+) -> Result<TimeZone, ApiError> {
+    let stated =
+        load_json(conn, tenant, "Patient", id_of(patient, "Patient"))?.and_then(|(_, p)| {
+            p.get("extension")?
+                .as_array()?
+                .iter()
+                .find(|e| e.get("url").and_then(Value::as_str) == Some(TZ_EXTENSION))?
+                .get("valueCode")?
+                .as_str()
+                .and_then(|name| TimeZone::get(name).ok())
+        });
+    Ok(stated.unwrap_or_else(|| settings.default_tz.clone()))
+}
+
+/// Writes a resource the server built from its own templates (covered by the mapping
+/// crate's tests): no parse, no profile rules, version checked.
+fn write_built(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    res_type: &str,
+    id: &str,
+    previous: Option<i64>,
+    json: &mut JsonObject,
+    now: i64,
+) -> Result<(), ApiError> {
+    let version = previous.map_or(1, |p| p + 1);
+    json.insert("id".into(), Value::String(id.to_string()));
+    let meta = match json.remove("meta") {
+        Some(Value::Object(mut m)) => {
+            m.insert("versionId".into(), Value::String(version.to_string()));
+            m.insert("lastUpdated".into(), Value::String(instant_string(now)));
+            Value::Object(m)
+        }
+        _ => {
+            serde_json::json!({"versionId": version.to_string(), "lastUpdated": instant_string(now)})
+        }
+    };
+    json.insert("meta".into(), meta);
+    // resourceType, id and meta first, as in every stored resource
+    let mut ordered = JsonObject::new();
+    for k in ["resourceType", "id", "meta"] {
+        if let Some(v) = json.get(k) {
+            ordered.insert(k.to_string(), v.clone());
+        }
+    }
+    for (k, v) in json.iter() {
+        if !ordered.contains_key(k) {
+            ordered.insert(k.clone(), v.clone());
+        }
+    }
+    let body = serde_json::to_string(&ordered).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let tokens = token_values(res_type, json);
+    let tokens: Vec<Token<'_>> = tokens
+        .iter()
+        .map(|t| Token {
+            param: t.param,
+            system: &t.system,
+            code: &t.code,
+        })
+        .collect();
+    let result = store::write_version(
+        conn,
+        &NewVersion {
+            key: Key {
+                tenant,
+                res_type,
+                res_id: id,
+            },
+            previous,
+            version,
+            last_updated: now,
+            method: if previous.is_some() { "PUT" } else { "POST" },
+            body: Some(&body),
+            tokens: &tokens,
+        },
+    )?;
+    if result == WriteResult::Conflict {
+        return Err(ApiError::Retry);
+    }
+    Ok(())
+}
+
+/// Makes the sessions of one prescription of an active program from `from` to `to`.
+#[allow(clippy::too_many_arguments)]
+fn make_sessions(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    plan_id: &str,
+    request_id: &str,
+    rx: &JsonObject,
+    tz: &TimeZone,
+    from: Timestamp,
+    to: Timestamp,
+    now: i64,
+) -> Result<Option<Timestamp>, ApiError> {
+    let Ok(view) = prescription::read(rx) else {
+        return Ok(None);
+    };
+    let dose = view.prescription.dose();
+    let schedule = view.prescription.schedule();
+    let volume = i64::from(dose.prescribed_volume());
+    let instruction = rx
+        .get("patientInstruction")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let authored = instant_string(now);
+    let patient_id = id_of(&view.patient, "Patient").to_string();
+    let mut last = None;
+    for occ in schedule.expand(tz, from, to) {
+        // a window already over when the program starts is not scheduled
+        if occ.due_until <= from_micros(now) {
+            continue;
+        }
+        let mut task = session::build(&session::NewSession {
+            plan_id,
+            request_id,
+            patient: &view.patient,
+            instruction,
+            occurrence: &occ,
+            tz,
+            authored: &authored,
+        });
+        let id = uuid::Uuid::new_v4().to_string();
+        sql::insert(
+            conn,
+            &SessionRow {
+                tenant: tenant.to_string(),
+                task_id: id.clone(),
+                care_plan_id: plan_id.to_string(),
+                request_id: request_id.to_string(),
+                patient_id: patient_id.clone(),
+                due_from: to_micros(occ.due_from),
+                due_until: to_micros(occ.due_until),
+                slot: i64::from(occ.slot),
+                status: Status::Requested.code().to_string(),
+                completed_at: None,
+                done_volume: None,
+                prescribed_volume: volume,
+                pain: None,
+                difficulty: None,
+            },
+        )?;
+        if let Some(obj) = task.as_object_mut() {
+            write_built(conn, tenant, "Task", &id, None, obj, now)?;
+        }
+        last = Some(occ.due_from);
+    }
+    Ok(last)
+}
+
+/// Schedules one prescription of an active program from now (or after what is already
+/// scheduled) to the horizon, and remembers how far when its schedule goes on.
+fn schedule_prescription(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    plan_id: &str,
+    request_id: &str,
+    settings: &SessionSettings,
+    now: i64,
+) -> Result<(), ApiError> {
+    let Some((_, rx)) = load_json(conn, tenant, "ServiceRequest", request_id)? else {
+        return Ok(());
+    };
+    let Ok(view) = prescription::read(&rx) else {
+        return Ok(());
+    };
+    if view.prescription.status() != domain::program::Status::Active {
+        return Ok(());
+    }
+    let tz = patient_tz(conn, tenant, &view.patient, settings)?;
+    let now_ts = from_micros(now);
+    // windows still open now (today's "any time" one began at midnight), after the
+    // last one already scheduled
+    let open_since = now_ts - SignedDuration::from_hours(24);
+    let from = match sql::last_scheduled(conn, tenant, plan_id, request_id)? {
+        Some(last) => from_micros(last + 1).max(open_since),
+        None => open_since,
+    };
+    // a bounded schedule is made whole; an open-ended one up to the horizon
+    let last_day = view.prescription.schedule().last_day();
+    let to = match last_day.and_then(|d| d.tomorrow().ok()) {
+        Some(after) => after
+            .to_zoned(tz.clone())
+            .map(|z| z.timestamp())
+            .map_err(|e| ApiError::Internal(format!("end of schedule: {e}")))?,
+        None => now_ts + settings.horizon,
+    };
+    make_sessions(conn, tenant, plan_id, request_id, &rx, &tz, from, to, now)?;
+    if last_day.is_none() {
+        sql::set_schedule(conn, tenant, plan_id, request_id, to_micros(to))?;
+    } else {
+        sql::drop_schedule(conn, tenant, Some(plan_id), Some(request_id))?;
+    }
+    Ok(())
+}
+
+/// Cancels the open sessions due from now on, of a program and/or a prescription.
+fn cancel_open(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    plan_id: Option<&str>,
+    request_id: Option<&str>,
+    reason: &str,
+    now: i64,
+) -> Result<(), ApiError> {
+    // the session under way now is kept; the ones not yet begun go
+    for task_id in sql::open_from(conn, tenant, plan_id, request_id, now)? {
+        let Some((version, mut task)) = load_json(conn, tenant, "Task", &task_id)? else {
+            continue;
+        };
+        session::close(&mut task, Status::Cancelled, reason, &instant_string(now));
+        write_built(
+            conn,
+            tenant,
+            "Task",
+            &task_id,
+            Some(version),
+            &mut task,
+            now,
+        )?;
+        record(conn, tenant, &task_id, &task)?;
+    }
+    sql::drop_schedule(conn, tenant, plan_id, request_id)?;
+    Ok(())
+}
+
+/// Keeps the session row of a Task in step with the Task.
+fn record(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    task_id: &str,
+    task: &JsonObject,
+) -> Result<Option<session::SessionView>, ApiError> {
+    let Ok(view) = session::read(task) else {
+        return Ok(None);
+    };
+    let Some(mut row) = sql::of_task(conn, tenant, task_id)? else {
+        return Ok(None);
+    };
+    row.status = view.status.code().to_string();
+    if view.status == Status::Completed {
+        row.completed_at = view.executed_at.map(to_micros);
+        let rx = load_json(
+            conn,
+            tenant,
+            "ServiceRequest",
+            id_of(&view.request, "ServiceRequest"),
+        )?
+        .and_then(|(_, rx)| prescription::read(&rx).ok());
+        // without the prescription (deleted) the report counts as the prescribed dose
+        row.done_volume = rx.map(|rx| {
+            let dose = rx.prescription.dose();
+            let reps = dose.repetitions().map_or(1, |r| r.target());
+            i64::from(view.report.done_volume(dose.sets().get(), reps))
+        });
+        row.pain = view.report.pain().map(|p| i64::from(p.get()));
+        row.difficulty = view.report.difficulty().map(|d| i64::from(d.get()));
+    }
+    sql::update(conn, &row)?;
+    Ok(Some(view))
+}
+
+/// What a write of a program, prescription or session means for the sessions; called
+/// in the write's transaction with the stored JSON before and after (`None`: absent
+/// or deleted).
+#[allow(clippy::too_many_arguments)]
+pub fn after_write(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    res_type: &str,
+    id: &str,
+    before: Option<&JsonObject>,
+    after: Option<&JsonObject>,
+    settings: &SessionSettings,
+    now: i64,
+) -> Result<(), ApiError> {
+    match res_type {
+        "CarePlan" => {
+            let read = |j: Option<&JsonObject>| {
+                j.filter(|j| program::claims_profile(j))
+                    .and_then(|j| program::read(j).ok())
+            };
+            let (old, new) = (read(before), read(after));
+            if old.is_none() && new.is_none() {
+                return Ok(());
+            }
+            use domain::program::Status as P;
+            let was_active = old.as_ref().is_some_and(|o| o.status == P::Active);
+            match new {
+                Some(new) if new.status == P::Active => {
+                    // prescriptions taken out of the program lose their future sessions
+                    if let Some(old) = &old {
+                        for r in old.exercises.iter().filter(|r| !new.exercises.contains(r)) {
+                            cancel_open(
+                                conn,
+                                tenant,
+                                Some(id),
+                                Some(id_of(r, "ServiceRequest")),
+                                "prescription-changed",
+                                now,
+                            )?;
+                        }
+                    }
+                    for r in &new.exercises {
+                        let rid = id_of(r, "ServiceRequest");
+                        let fresh =
+                            !was_active || !old.as_ref().is_some_and(|o| o.exercises.contains(r));
+                        if fresh {
+                            schedule_prescription(conn, tenant, id, rid, settings, now)?;
+                        }
+                    }
+                }
+                new if was_active => {
+                    let reason = match new.map(|n| n.status) {
+                        Some(P::OnHold) => "program-on-hold",
+                        _ => "program-ended",
+                    };
+                    cancel_open(conn, tenant, Some(id), None, reason, now)?;
+                }
+                _ => {}
+            }
+        }
+        "ServiceRequest" => {
+            let active = |j: Option<&JsonObject>| {
+                j.filter(|j| prescription::claims_profile(j))
+                    .and_then(|j| prescription::read(j).ok())
+                    .is_some_and(|v| v.prescription.status() == domain::program::Status::Active)
+            };
+            if active(before) && !active(after) {
+                cancel_open(conn, tenant, None, Some(id), "prescription-changed", now)?;
+            }
+        }
+        "Task" => {
+            let Some(task) = after.filter(|t| session::claims_profile(t)) else {
+                return Ok(());
+            };
+            let was_completed = before
+                .and_then(|b| session::read(b).ok())
+                .is_some_and(|v| v.status == Status::Completed);
+            if let Some(view) = record(conn, tenant, id, task)?
+                && view.status == Status::Completed
+                && !was_completed
+                && let Some(obs) = session::pain_observation(
+                    id,
+                    &view,
+                    &instant_string(view.executed_at.map_or(now, to_micros)),
+                )
+            {
+                let mut obs = obs.as_object().cloned().unwrap_or_default();
+                let obs_id = uuid::Uuid::new_v4().to_string();
+                write_built(conn, tenant, "Observation", &obs_id, None, &mut obs, now)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Fails the sessions whose window closed without a report (status reason "not
+/// performed"). Safe with several processes: each session is claimed by one. Returns
+/// how many were failed.
+pub fn fail_missed(db: &Db, now: i64, batch: i64) -> Result<usize, ApiError> {
+    let due = db.write(move |conn| Ok::<_, ApiError>(sql::overdue(conn, now, batch)?))?;
+    let mut n = 0;
+    for (tenant, task_id) in due {
+        let failed = db.write(move |conn| {
+            if !sql::claim_missed(conn, &tenant, &task_id, now)? {
+                return Ok::<_, ApiError>(false);
+            }
+            let Some((version, mut task)) = load_json(conn, &tenant, "Task", &task_id)? else {
+                return Ok(false);
+            };
+            session::close(
+                &mut task,
+                Status::Failed,
+                "not-performed",
+                &instant_string(now),
+            );
+            write_built(
+                conn,
+                &tenant,
+                "Task",
+                &task_id,
+                Some(version),
+                &mut task,
+                now,
+            )?;
+            Ok(true)
+        })?;
+        n += usize::from(failed);
+    }
+    Ok(n)
+}
+
+/// Extends the schedules that end within the horizon. Safe with several processes:
+/// each extension is claimed by one. Returns how many were extended.
+pub fn extend_schedules(
+    db: &Db,
+    settings: &SessionSettings,
+    now: i64,
+    batch: i64,
+) -> Result<usize, ApiError> {
+    let before = to_micros(from_micros(now) + settings.horizon);
+    let rows =
+        db.write(move |conn| Ok::<_, ApiError>(sql::schedules_before(conn, before, batch)?))?;
+    let mut n = 0;
+    for s in rows {
+        let settings = settings.clone();
+        let extended = db.write(move |conn| {
+            let s: &ScheduleRow = &s;
+            if !sql::claim_schedule(conn, s, before)? {
+                return Ok::<_, ApiError>(false);
+            }
+            schedule_prescription(
+                conn,
+                &s.tenant,
+                &s.care_plan_id,
+                &s.request_id,
+                &settings,
+                now,
+            )?;
+            Ok(true)
+        })?;
+        n += usize::from(extended);
+    }
+    Ok(n)
+}
+
+/// The background jobs of a server: they stop when this is dropped.
+#[derive(Debug)]
+pub struct Jobs {
+    _stop: std::sync::mpsc::Sender<()>,
+}
+
+/// Runs the missed and horizon jobs every `every`, until the returned handle is dropped.
+pub fn spawn_jobs(
+    db: Db,
+    settings: SessionSettings,
+    clock: std::sync::Arc<dyn crate::clock::Clock>,
+    every: Duration,
+) -> Jobs {
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let run = move || {
+        while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
+            let now = to_micros(clock.now());
+            if let Err(e) = fail_missed(&db, now, 500) {
+                tracing::warn!(error = %e, "missed-session job failed; retried next round");
+            }
+            if let Err(e) = extend_schedules(&db, &settings, now, 100) {
+                tracing::warn!(error = %e, "schedule job failed; retried next round");
+            }
+        }
+    };
+    if let Err(e) = std::thread::Builder::new()
+        .name("session-jobs".into())
+        .spawn(run)
+    {
+        tracing::error!(error = %e, "session jobs could not start");
+    }
+    Jobs { _stop: stop }
+}
+
+/// The adherence records of sessions.
+pub fn records(rows: &[SessionRow]) -> Vec<Record> {
+    rows.iter()
+        .filter_map(|r| {
+            Some(Record {
+                exercise: r.request_id.clone(),
+                due_from: from_micros(r.due_from),
+                due_until: from_micros(r.due_until),
+                status: Status::from_code(&r.status)?,
+                completed_at: r.completed_at.map(from_micros),
+                done_volume: r.done_volume.and_then(|v| u32::try_from(v).ok()),
+                prescribed_volume: u32::try_from(r.prescribed_volume).unwrap_or(0),
+                pain: r.pain.and_then(|v| u8::try_from(v).ok()),
+                difficulty: r.difficulty.and_then(|v| u8::try_from(v).ok()),
+            })
+        })
+        .collect()
+}
+
+/// Adherence of a program's sessions over a period.
+pub fn adherence(rows: &[SessionRow], period: &Period) -> Adherence {
+    adherence::compute(&records(rows), period)
+}

@@ -1,0 +1,234 @@
+//! The answer of `$adherence`: the figures of [`domain::adherence`] as a FHIR
+//! `Parameters` resource (percentages as UCUM `%` quantities, counts as integers,
+//! nested `part`s per exercise and per week), or as CSV for spreadsheets.
+
+use domain::adherence::{Adherence, Figures, Ratio, Trend};
+use serde_json::{Value, json};
+
+use super::UCUM;
+
+/// What the figures are about, besides the figures.
+pub struct Context<'a> {
+    /// FHIR dateTimes of the period asked for.
+    pub start: &'a str,
+    pub end: &'a str,
+    /// FHIR dateTime of the as-of instant.
+    pub as_of: &'a str,
+    /// Per prescription id (as in the figures): its reference and exercise name.
+    pub exercises: &'a [(String, String)],
+}
+
+fn percent(name: &str, r: Ratio) -> Option<Value> {
+    r.percent().map(|p| {
+        json!({"name": name, "valueQuantity": {"value": p, "unit": "%", "system": UCUM, "code": "%"}})
+    })
+}
+
+fn integer(name: &str, v: u32) -> Value {
+    json!({"name": name, "valueInteger": v})
+}
+
+fn trend_parts(prefix: &str, t: Option<Trend>) -> Vec<Value> {
+    match t {
+        None => Vec::new(),
+        Some(t) => vec![
+            json!({"name": format!("{prefix}First"), "valueInteger": t.first}),
+            json!({"name": format!("{prefix}Last"), "valueInteger": t.last}),
+            json!({"name": format!("{prefix}Mean"), "valueDecimal": t.mean}),
+            json!({"name": format!("{prefix}Reports"), "valueInteger": t.reports}),
+        ],
+    }
+}
+
+fn figure_parts(f: &Figures) -> Vec<Value> {
+    let mut parts = vec![
+        integer("due", f.due),
+        integer("completed", f.completed),
+        integer("missed", f.missed),
+        integer("late", f.late),
+    ];
+    parts.extend(percent("exerciseAdherence", f.exercise));
+    parts.extend(percent("sessionAdherence", f.session));
+    parts.extend(percent("doseAdherence", f.dose));
+    parts.extend(trend_parts("pain", f.pain));
+    parts.extend(trend_parts("difficulty", f.difficulty));
+    parts
+}
+
+fn exercise_label<'a>(ctx: &'a Context<'_>, id: &str) -> (String, &'a str) {
+    ctx.exercises
+        .iter()
+        .find(|(rid, _)| rid == id)
+        .map(|(rid, name)| (format!("ServiceRequest/{rid}"), name.as_str()))
+        .unwrap_or_else(|| (format!("ServiceRequest/{id}"), "Exercise"))
+}
+
+/// The figures as a `Parameters` resource.
+pub fn to_parameters(a: &Adherence, ctx: &Context<'_>) -> Value {
+    let mut params = vec![
+        json!({"name": "formulaVersion", "valueString": domain::adherence::FORMULA_VERSION}),
+        json!({"name": "period", "valuePeriod": {"start": ctx.start, "end": ctx.end}}),
+        json!({"name": "asOf", "valueDateTime": ctx.as_of}),
+        integer("activeDays30", a.active_days_30),
+        json!({"name": "overall", "part": figure_parts(&a.overall)}),
+    ];
+    for (id, f) in &a.exercises {
+        let (reference, name) = exercise_label(ctx, id);
+        let mut parts = vec![
+            json!({"name": "prescription", "valueReference": {"reference": reference}}),
+            json!({"name": "name", "valueString": name}),
+        ];
+        parts.extend(figure_parts(f));
+        params.push(json!({"name": "exercise", "part": parts}));
+    }
+    for w in &a.weeks {
+        let mut parts = vec![
+            integer("number", w.number),
+            json!({"name": "start", "valueDate": w.start.to_string()}),
+        ];
+        parts.extend(figure_parts(&w.figures));
+        params.push(json!({"name": "week", "part": parts}));
+    }
+    json!({"resourceType": "Parameters", "parameter": params})
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+fn opt<T: ToString>(v: Option<T>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_default()
+}
+
+/// The same figures as CSV: one row overall, one per exercise, one per week.
+pub fn to_csv(a: &Adherence, ctx: &Context<'_>) -> String {
+    let mut out = String::from(
+        "scope,prescription,exercise,week,week_start,due,completed,missed,late,exercise_adherence_pct,session_adherence_pct,dose_adherence_pct,pain_first,pain_last,pain_mean,difficulty_mean,active_days_30,formula_version\n",
+    );
+    let mut row =
+        |scope: &str, rx: &str, name: &str, week: &str, start: &str, f: &Figures, active: &str| {
+            let fields = [
+                scope.to_string(),
+                rx.to_string(),
+                csv_field(name),
+                week.to_string(),
+                start.to_string(),
+                f.due.to_string(),
+                f.completed.to_string(),
+                f.missed.to_string(),
+                f.late.to_string(),
+                opt(f.exercise.percent()),
+                opt(f.session.percent()),
+                opt(f.dose.percent()),
+                opt(f.pain.map(|t| t.first)),
+                opt(f.pain.map(|t| t.last)),
+                opt(f.pain.map(|t| t.mean)),
+                opt(f.difficulty.map(|t| t.mean)),
+                active.to_string(),
+                domain::adherence::FORMULA_VERSION.to_string(),
+            ];
+            out.push_str(&fields.join(","));
+            out.push('\n');
+        };
+    row(
+        "overall",
+        "",
+        "",
+        "",
+        "",
+        &a.overall,
+        &a.active_days_30.to_string(),
+    );
+    for (id, f) in &a.exercises {
+        let (reference, name) = exercise_label(ctx, id);
+        row("exercise", &reference, name, "", "", f, "");
+    }
+    for w in &a.weeks {
+        row(
+            "week",
+            "",
+            "",
+            &w.number.to_string(),
+            &w.start.to_string(),
+            &w.figures,
+            "",
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::adherence::{Period, Record, compute};
+    use domain::occurrence::Status;
+    use jiff::Timestamp;
+    use jiff::tz::TimeZone;
+
+    fn sample() -> Adherence {
+        let at = |s: &str| s.parse::<Timestamp>().expect("ts");
+        let rec = |day: u32, status| Record {
+            exercise: "rx1".into(),
+            due_from: at(&format!("2026-03-{day:02}T00:00:00Z")),
+            due_until: at(&format!("2026-03-{:02}T00:00:00Z", day + 1)),
+            status,
+            completed_at: (status == Status::Completed)
+                .then(|| at(&format!("2026-03-{day:02}T10:00:00Z"))),
+            done_volume: None,
+            prescribed_volume: 30,
+            pain: (status == Status::Completed).then_some(2),
+            difficulty: None,
+        };
+        compute(
+            &[rec(2, Status::Completed), rec(3, Status::Failed)],
+            &Period {
+                start: at("2026-03-02T00:00:00Z"),
+                end: at("2026-03-09T00:00:00Z"),
+                now: at("2026-03-10T00:00:00Z"),
+                tz: TimeZone::UTC,
+            },
+        )
+    }
+
+    #[test]
+    fn parameters_and_csv() {
+        let names = vec![("rx1".to_string(), "Heel raise, \"slow\"".to_string())];
+        let ctx = Context {
+            start: "2026-03-02",
+            end: "2026-03-09",
+            as_of: "2026-03-09T00:00:00Z",
+            exercises: &names,
+        };
+        let p = to_parameters(&sample(), &ctx);
+        assert_eq!(p["parameter"][0]["valueString"], "1");
+        let overall = &p["parameter"][4];
+        assert_eq!(overall["name"], "overall");
+        let part = |name: &str| {
+            overall["part"]
+                .as_array()
+                .and_then(|a| a.iter().find(|x| x["name"] == name))
+                .cloned()
+                .unwrap_or(Value::Null)
+        };
+        assert_eq!(part("due")["valueInteger"], 2);
+        assert_eq!(part("exerciseAdherence")["valueQuantity"]["value"], 50.0);
+        assert_eq!(part("painMean")["valueDecimal"], 2.0);
+        assert_eq!(
+            p["parameter"][5]["part"][0]["valueReference"]["reference"],
+            "ServiceRequest/rx1"
+        );
+        let csv = to_csv(&sample(), &ctx);
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines.len(), 4, "{csv}");
+        assert!(
+            lines[1].starts_with("overall,,,,,2,1,1,0,50,50,50,2,2,2,,1,1"),
+            "{}",
+            lines[1]
+        );
+        assert!(lines[2].contains("\"Heel raise, \"\"slow\"\"\""));
+    }
+}
