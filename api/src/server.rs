@@ -33,6 +33,11 @@ pub enum StartError {
 }
 
 fn capability(clock: &dyn Clock) -> serde_json::Value {
+    let operations = http::operations();
+    let operations: Vec<(&str, &str, &str)> = operations
+        .iter()
+        .map(|(t, name, def)| (*t, *name, def.as_str()))
+        .collect();
     let types: Vec<&str> = R4_RESOURCE_TYPES
         .iter()
         .copied()
@@ -60,8 +65,9 @@ fn capability(clock: &dyn Clock) -> serde_json::Value {
                 fhir_mapping::hep::prescription::profile_url(),
             ),
             ("CarePlan", fhir_mapping::hep::program::profile_url()),
+            ("Task", fhir_mapping::hep::session::profile_url()),
         ],
-        operations: http::OPERATIONS,
+        operations: &operations,
     })
 }
 

@@ -74,7 +74,7 @@ fn load_json(
 }
 
 /// The patient's time zone: the `tz-code` extension of the Patient, else the default.
-fn patient_tz(
+pub fn patient_tz(
     conn: &mut AnyConnection,
     tenant: &str,
     patient: &str,
@@ -560,7 +560,140 @@ pub fn records(rows: &[SessionRow]) -> Vec<Record> {
         .collect()
 }
 
-/// Adherence of a program's sessions over a period.
-pub fn adherence(rows: &[SessionRow], period: &Period) -> Adherence {
-    adherence::compute(&records(rows), period)
+/// Whose adherence is asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target<'a> {
+    Program(&'a str),
+    Patient(&'a str),
+}
+
+/// Adherence figures with what they are about.
+pub struct AdherenceAnswer {
+    pub figures: Adherence,
+    /// (prescription id, exercise name) of every prescription in the figures.
+    pub exercises: Vec<(String, String)>,
+    pub start: String,
+    pub end: String,
+    pub as_of: String,
+}
+
+/// A `start` or `end` parameter: a date is the start of that day in `tz` (for `end`,
+/// the start of the next day: the date is included); a dateTime without an offset is
+/// read in `tz`.
+fn period_bound(value: &str, tz: &TimeZone, is_end: bool) -> Result<Timestamp, ApiError> {
+    let bad = || {
+        ApiError::BadRequest(format!(
+            "`{value}` is not a FHIR date or dateTime (YYYY-MM-DD or YYYY-MM-DDThh:mm:ss with an offset)"
+        ))
+    };
+    if let Ok(t) = value.parse::<Timestamp>() {
+        return Ok(t);
+    }
+    if let Ok(d) = value.parse::<jiff::civil::Date>() {
+        let d = if is_end {
+            d.tomorrow().map_err(|_| bad())?
+        } else {
+            d
+        };
+        return d
+            .to_zoned(tz.clone())
+            .map(|z| z.timestamp())
+            .map_err(|_| bad());
+    }
+    value
+        .parse::<jiff::civil::DateTime>()
+        .ok()
+        .and_then(|dt| dt.to_zoned(tz.clone()).ok())
+        .map(|z| z.timestamp())
+        .ok_or_else(bad)
+}
+
+/// Adherence of a program or a patient over a period (default: from the first session
+/// to the end of the last), as of `now`.
+pub fn adherence(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    target: Target<'_>,
+    start: Option<&str>,
+    end: Option<&str>,
+    settings: &SessionSettings,
+    now: i64,
+) -> Result<AdherenceAnswer, ApiError> {
+    let (patient, rows) = match target {
+        Target::Program(id) => {
+            let (_, plan) = load_json(conn, tenant, "CarePlan", id)?
+                .ok_or_else(|| ApiError::NotFound(format!("CarePlan/{id} does not exist")))?;
+            let view = program::read(&plan)
+                .ok()
+                .filter(|_| program::claims_profile(&plan))
+                .ok_or_else(|| {
+                    ApiError::Unprocessable(vec![
+                        fhir_mapping::Issue::error(
+                            fhir_mapping::IssueType::BusinessRule,
+                            "adherence is computed for a home exercise program (hep-program profile)",
+                        )
+                        .at("CarePlan.meta.profile"),
+                    ])
+                })?;
+            (view.patient, sql::of_plan(conn, tenant, id)?)
+        }
+        Target::Patient(id) => {
+            if load_json(conn, tenant, "Patient", id)?.is_none() {
+                return Err(ApiError::NotFound(format!("Patient/{id} does not exist")));
+            }
+            (format!("Patient/{id}"), sql::of_patient(conn, tenant, id)?)
+        }
+    };
+    let tz = patient_tz(conn, tenant, &patient, settings)?;
+    let now_ts = from_micros(now);
+    let start = match start {
+        Some(v) => period_bound(v, &tz, false)?,
+        None => rows
+            .iter()
+            .map(|r| r.due_from)
+            .min()
+            .map_or(now_ts, from_micros),
+    };
+    let end = match end {
+        Some(v) => period_bound(v, &tz, true)?,
+        None => rows
+            .iter()
+            .map(|r| r.due_until)
+            .max()
+            .map_or(now_ts, from_micros),
+    };
+    if end < start {
+        return Err(ApiError::BadRequest("`end` is before `start`".into()));
+    }
+    let period = Period {
+        start,
+        end,
+        now: now_ts,
+        tz: tz.clone(),
+    };
+    let figures = adherence::compute(&records(&rows), &period);
+    let mut exercises = Vec::new();
+    for (rid, _) in &figures.exercises {
+        let name = load_json(conn, tenant, "ServiceRequest", rid)?
+            .and_then(|(_, rx)| {
+                rx.get("code")
+                    .and_then(|c| c.get("text"))
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| "Exercise".into());
+        exercises.push((rid.clone(), name));
+    }
+    let show = |t: Timestamp| {
+        t.to_zoned(tz.clone())
+            .strftime("%Y-%m-%dT%H:%M:%S%:z")
+            .to_string()
+    };
+    Ok(AdherenceAnswer {
+        start: show(start),
+        end: show(end),
+        as_of: show(figures.as_of),
+        figures,
+        exercises,
+    })
 }

@@ -13,6 +13,7 @@ mod library;
 mod logging;
 mod media;
 mod metadata;
+mod patch;
 mod prescriptions;
 mod robustness;
 mod support;

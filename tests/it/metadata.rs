@@ -84,6 +84,15 @@ async fn every_claimed_interaction_is_served() {
                 .await
                 .status(),
             "search-type" => s.get("Patient?_id=x").await.status(),
+            "patch" => s
+                .client
+                .patch(s.url(&format!("Patient/{id}")))
+                .header("Content-Type", "application/json-patch+json")
+                .body(r#"[{"op": "add", "path": "/gender", "value": "unknown"}]"#)
+                .send()
+                .await
+                .expect("patch")
+                .status(),
             "delete" => s
                 .client
                 .delete(s.url("Patient/to-delete"))

@@ -72,6 +72,7 @@ pub const TYPE_INTERACTIONS: &[&str] = &[
     "read",
     "vread",
     "update",
+    "patch",
     "delete",
     "history-instance",
     "history-type",
@@ -80,18 +81,24 @@ pub const TYPE_INTERACTIONS: &[&str] = &[
 ];
 
 /// Operations, as routed below: (resource type, name, OperationDefinition).
-pub const OPERATIONS: &[(&str, &str, &str)] = &[
-    (
-        "PlanDefinition",
-        "apply",
-        "http://hl7.org/fhir/OperationDefinition/PlanDefinition-apply",
-    ),
-    (
-        "ActivityDefinition",
-        "apply",
-        "http://hl7.org/fhir/OperationDefinition/ActivityDefinition-apply",
-    ),
-];
+pub fn operations() -> Vec<(&'static str, &'static str, String)> {
+    let own = |id: &str| fhir_mapping::hep::canonical("OperationDefinition", id);
+    vec![
+        (
+            "PlanDefinition",
+            "apply",
+            "http://hl7.org/fhir/OperationDefinition/PlanDefinition-apply".into(),
+        ),
+        (
+            "ActivityDefinition",
+            "apply",
+            "http://hl7.org/fhir/OperationDefinition/ActivityDefinition-apply".into(),
+        ),
+        ("CarePlan", "handout", own("CarePlan-handout")),
+        ("CarePlan", "adherence", own("adherence")),
+        ("Patient", "adherence", own("adherence")),
+    ]
+}
 
 /// System-level interactions, as routed below.
 pub const SYSTEM_INTERACTIONS: &[&str] = &["history-system"];
@@ -130,6 +137,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .default_service(not_allowed()),
             )
             .service(
+                web::resource("/CarePlan/{id}/$adherence")
+                    .route(web::get().to(operations::adherence))
+                    .default_service(not_allowed()),
+            )
+            .service(
+                web::resource("/Patient/{id}/$adherence")
+                    .route(web::get().to(operations::adherence))
+                    .default_service(not_allowed()),
+            )
+            .service(
                 web::resource("/ActivityDefinition/{id}/$apply")
                     .route(web::get().to(operations::apply_exercise))
                     .route(web::post().to(operations::apply_exercise))
@@ -149,6 +166,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 web::resource("/{type}/{id}")
                     .route(web::get().to(rest::read))
                     .route(web::put().to(rest::update))
+                    .route(web::patch().to(rest::patch))
                     .route(web::delete().to(rest::delete))
                     .default_service(not_allowed()),
             )

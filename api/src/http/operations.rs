@@ -1,4 +1,5 @@
-//! Operations: `$apply` on library exercises and protocol templates.
+//! Operations: `$apply` on library exercises and protocol templates, `$handout`,
+//! `$adherence`.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use fhir_mapping::hep::apply::ApplyContext;
@@ -208,6 +209,89 @@ pub async fn handout(req: HttpRequest, state: web::Data<AppState>) -> HttpRespon
                     .body(pdf)
             }
         })
+    }
+    .await;
+    finish(&req, result)
+}
+
+/// `GET CarePlan/[id]/$adherence` and `GET Patient/[id]/$adherence`: the figures as
+/// Parameters (JSON or XML), or CSV (`Accept: text/csv` or `_format=csv`).
+pub async fn adherence(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let result = async {
+        let id = path_id(&req)?;
+        let program = req.path().contains("/CarePlan/");
+        let query = negotiate::query_pairs(&req)?;
+        let mut start = None;
+        let mut end = None;
+        for (k, v) in &query {
+            match k.as_str() {
+                "start" if start.is_none() => start = Some(v.clone()),
+                "end" if end.is_none() => end = Some(v.clone()),
+                "_format" | "_pretty" => {}
+                other => {
+                    return Err(ApiError::BadRequest(format!(
+                        "parameter `{other}` of $adherence is not supported (or is repeated)"
+                    )));
+                }
+            }
+        }
+        let csv = match query.iter().find(|(k, _)| k == "_format") {
+            Some((_, f)) => f == "csv" || f == "text/csv",
+            None => req
+                .headers()
+                .get("accept")
+                .and_then(|a| a.to_str().ok())
+                .and_then(|a| {
+                    negotiate::media_ranges(a)
+                        .first()
+                        .map(|m| m.eq_ignore_ascii_case("text/csv"))
+                })
+                .unwrap_or(false),
+        };
+        let out = if csv {
+            negotiate::Output::default()
+        } else {
+            negotiate::output(&req, &query)?
+        };
+        let now = to_micros(state.clock.now());
+        let st = state.clone();
+        let answer = state
+            .db
+            .read(move |conn| {
+                let target = if program {
+                    crate::sessions::Target::Program(&id)
+                } else {
+                    crate::sessions::Target::Patient(&id)
+                };
+                Ok(crate::sessions::adherence(
+                    conn,
+                    st.tenant.as_str(),
+                    target,
+                    start.as_deref(),
+                    end.as_deref(),
+                    &st.sessions,
+                    now,
+                ))
+            })
+            .await??;
+        let ctx = fhir_mapping::hep::adherence::Context {
+            start: &answer.start,
+            end: &answer.end,
+            as_of: &answer.as_of,
+            exercises: &answer.exercises,
+        };
+        if csv {
+            return Ok(HttpResponse::Ok()
+                .content_type("text/csv; charset=utf-8")
+                .body(fhir_mapping::hep::adherence::to_csv(&answer.figures, &ctx)));
+        }
+        let json = fhir_mapping::hep::adherence::to_parameters(&answer.figures, &ctx);
+        let bytes = serde_json::to_vec(&json).map_err(|e| ApiError::Internal(e.to_string()))?;
+        Ok(super::fhir_response(
+            actix_web::http::StatusCode::OK,
+            out,
+            &bytes,
+        )?)
     }
     .await;
     finish(&req, result)

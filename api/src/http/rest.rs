@@ -268,6 +268,105 @@ pub async fn update(req: HttpRequest, payload: web::Payload, state: State) -> Ht
     finish(&req, result)
 }
 
+/// `PATCH [type]/[id]` with a JSON Patch document (RFC 6902, R4 http.html#patch): the
+/// patched resource is checked and written like an update. Without `If-Match`, a
+/// concurrent change makes the patch apply again to the new version; with it, 412.
+pub async fn patch(req: HttpRequest, payload: web::Payload, state: State) -> HttpResponse {
+    let result = async {
+        let res_type = resource_type(&req)?;
+        let id = path_id(&req)?;
+        let query = negotiate::query_pairs(&req)?;
+        only_params(&query, &["_format", "_pretty"])?;
+        let out = negotiate::output(&req, &query)?;
+        let if_match = if_match(&req)?;
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if fhir_mapping::media::essence(content_type) != "application/json-patch+json" {
+            return Err(ApiError::UnsupportedMediaType(
+                "PATCH takes a JSON Patch document (Content-Type: application/json-patch+json)"
+                    .into(),
+            ));
+        }
+        let body = negotiate::read_body(&req, payload, state.max_body_bytes).await?;
+        let ops: json_patch::Patch = serde_json::from_slice(&body).map_err(|e| {
+            ApiError::BadRequest(format!("the body is not a JSON Patch document: {e}"))
+        })?;
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let st = state.clone();
+            let (t, i) = (res_type.clone(), id.clone());
+            let current = state
+                .db
+                .read(move |conn| {
+                    Ok(store::current(
+                        conn,
+                        Key {
+                            tenant: st.tenant.as_str(),
+                            res_type: &t,
+                            res_id: &i,
+                        },
+                    )?)
+                })
+                .await?
+                .ok_or_else(|| ApiError::NotFound(format!("{res_type}/{id} does not exist")))?;
+            let Some(stored) = current.body.filter(|_| !current.deleted) else {
+                return Err(ApiError::Gone(format!("{res_type}/{id} was deleted")));
+            };
+            if let Some(v) = if_match
+                && v != current.version
+            {
+                return Err(ApiError::PreconditionFailed(format!(
+                    "If-Match names version {v} but the current version is {}",
+                    current.version
+                )));
+            }
+            let mut doc: serde_json::Value = serde_json::from_str(&stored)
+                .map_err(|e| ApiError::Internal(format!("stored resource is not JSON: {e}")))?;
+            json_patch::patch(&mut doc, &ops).map_err(|e| {
+                ApiError::Unprocessable(vec![Issue::error(
+                    fhir_mapping::IssueType::Processing,
+                    format!("the patch cannot be applied: {e}"),
+                )])
+            })?;
+            let patched =
+                serde_json::to_vec(&doc).map_err(|e| ApiError::Internal(e.to_string()))?;
+            let now = to_micros(state.clock.now());
+            let st = state.clone();
+            let (t, i, version) = (res_type.clone(), id.clone(), current.version);
+            let written = blocking(move || {
+                let parsed = parse_body(&st, &patched, Format::Json, &t)?;
+                if parsed.id() != Some(i.as_str()) {
+                    return Err(ApiError::Unprocessable(vec![
+                        Issue::error(
+                            fhir_mapping::IssueType::BusinessRule,
+                            "a patch cannot change the resource's id",
+                        )
+                        .at(format!("{t}.id")),
+                    ]));
+                }
+                service::update(&st.db, st.scope(), parsed, i, Some(version), now)
+            })
+            .await;
+            match written {
+                // someone wrote in between: apply the patch to the new version
+                Err(ApiError::PreconditionFailed(_)) if if_match.is_none() && attempts < 5 => {
+                    continue;
+                }
+                Err(ApiError::PreconditionFailed(_)) if if_match.is_none() => {
+                    return Err(ApiError::Retry);
+                }
+                other => return write_response(&req, &state, out, &other?),
+            }
+        }
+    }
+    .await;
+    finish(&req, result)
+}
+
 pub async fn conditional_update(
     req: HttpRequest,
     payload: web::Payload,
