@@ -172,6 +172,7 @@ fn make_sessions(
     tz: &TimeZone,
     from: Timestamp,
     to: Timestamp,
+    skip: &[i64],
     now: i64,
 ) -> Result<Option<Timestamp>, ApiError> {
     let Ok(view) = prescription::read(rx) else {
@@ -189,7 +190,7 @@ fn make_sessions(
     let mut last = None;
     for occ in schedule.expand(tz, from, to) {
         // a window already over when the program starts is not scheduled
-        if occ.due_until <= from_micros(now) {
+        if occ.due_until <= from_micros(now) || skip.contains(&to_micros(occ.due_from)) {
             continue;
         }
         let mut task = session::build(&session::NewSession {
@@ -266,7 +267,24 @@ fn schedule_prescription(
             .map_err(|e| ApiError::Internal(format!("end of schedule: {e}")))?,
         None => now_ts + settings.horizon,
     };
-    make_sessions(conn, tenant, plan_id, request_id, &rx, &tz, from, to, now)?;
+    // a replacement does not repeat a window the prescription it replaces still has
+    // (done, failed or under way today)
+    let replaced: Vec<String> = rx
+        .get("replaces")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r.get("reference").and_then(Value::as_str))
+        .map(|r| id_of(r, "ServiceRequest").to_string())
+        .collect();
+    let skip = if replaced.is_empty() {
+        Vec::new()
+    } else {
+        sql::live_windows(conn, tenant, plan_id, &replaced, now)?
+    };
+    make_sessions(
+        conn, tenant, plan_id, request_id, &rx, &tz, from, to, &skip, now,
+    )?;
     if last_day.is_none() {
         sql::set_schedule(conn, tenant, plan_id, request_id, to_micros(to))?;
     } else {
@@ -284,7 +302,7 @@ fn cancel_open(
     reason: &str,
     now: i64,
 ) -> Result<(), ApiError> {
-    // the session under way now is kept; the ones not yet begun go
+    // sessions not done whose window is open now or to come
     for task_id in sql::open_from(conn, tenant, plan_id, request_id, now)? {
         let Some((version, mut task)) = load_json(conn, tenant, "Task", &task_id)? else {
             continue;

@@ -1,6 +1,7 @@
 //! Integration tests: the real server over HTTP on SQLite, or on PostgreSQL when
 //! `HEP_TEST_DATABASE_URL` is set.
 
+mod adherence;
 mod architecture;
 mod concurrency;
 mod conditional;

@@ -43,8 +43,8 @@ pub fn update(conn: &mut AnyConnection, row: &SessionRow) -> QueryResult<usize> 
     .execute(c))
 }
 
-/// Requested sessions of a program (and of one prescription, when given) due from
-/// `from` on: the ones a change of program cancels.
+/// Requested sessions of a program and/or a prescription whose window is still open at
+/// `now` or to come: the ones a change of program cancels.
 pub fn open_from(
     conn: &mut AnyConnection,
     tenant: &str,
@@ -56,7 +56,7 @@ pub fn open_from(
         let mut q = sessions::table
             .filter(sessions::tenant.eq(tenant))
             .filter(sessions::status.eq("requested"))
-            .filter(sessions::due_from.ge(from))
+            .filter(sessions::due_until.gt(from))
             .select(sessions::task_id)
             .into_boxed();
         if let Some(p) = care_plan_id {
@@ -83,6 +83,25 @@ pub fn last_scheduled(
         .filter(sessions::status.ne("cancelled"))
         .select(diesel::dsl::max(sessions::due_from))
         .first::<Option<i64>>(c))
+}
+
+/// Window starts of a program's live sessions of `request_ids` whose window is still open
+/// at `now` or to come (a replaced prescription's windows the new one must not repeat).
+pub fn live_windows(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    care_plan_id: &str,
+    request_ids: &[String],
+    now: i64,
+) -> QueryResult<Vec<i64>> {
+    on_backend!(conn, c => sessions::table
+        .filter(sessions::tenant.eq(tenant))
+        .filter(sessions::care_plan_id.eq(care_plan_id))
+        .filter(sessions::request_id.eq_any(request_ids))
+        .filter(sessions::status.ne("cancelled"))
+        .filter(sessions::due_until.gt(now))
+        .select(sessions::due_from)
+        .load(c))
 }
 
 /// Every session of a program.
