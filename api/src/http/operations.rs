@@ -287,11 +287,7 @@ pub async fn adherence(req: HttpRequest, state: web::Data<AppState>) -> HttpResp
         }
         let json = fhir_mapping::hep::adherence::to_parameters(&answer.figures, &ctx);
         let bytes = serde_json::to_vec(&json).map_err(|e| ApiError::Internal(e.to_string()))?;
-        Ok(super::fhir_response(
-            actix_web::http::StatusCode::OK,
-            out,
-            &bytes,
-        )?)
+        super::fhir_response(actix_web::http::StatusCode::OK, out, &bytes)
     }
     .await;
     finish(&req, result)
