@@ -73,11 +73,21 @@ fn condition(resource_type: &str, name: &str, value: &str) -> Result<Condition, 
             "unknown or unsupported search parameter `{base}` for {resource_type}"
         ))
     })?;
-    if let Some(m) = modifier {
-        return Err(ApiError::BadRequest(format!(
-            "unsupported modifier `:{m}` on `{base}`"
-        )));
-    }
+    // a reference may name its target type as a modifier (`subject:Patient=x`)
+    let target_type = match modifier {
+        None => None,
+        Some(m)
+            if param.kind == ParamType::Reference
+                && fhir_mapping::resource_types::is_storable(m) =>
+        {
+            Some(m)
+        }
+        Some(m) => {
+            return Err(ApiError::BadRequest(format!(
+                "unsupported modifier `:{m}` on `{base}`"
+            )));
+        }
+    };
     if value.is_empty() {
         return Err(ApiError::BadRequest(format!("`{base}` needs a value")));
     }
@@ -103,6 +113,17 @@ fn condition(resource_type: &str, name: &str, value: &str) -> Result<Condition, 
                 any_of,
             })
         }
+        (_, ParamType::Reference) => Ok(Condition::Token {
+            param: param.name.to_string(),
+            any_of: value
+                .split(',')
+                // matched as written: `Type/id`, a bare id, or a canonical URL
+                .map(|v| match target_type {
+                    Some(t) if !v.contains('/') => (None, format!("{t}/{v}")),
+                    _ => (None, v.to_string()),
+                })
+                .collect(),
+        }),
         ("_lastUpdated", ParamType::Date) => last_updated(value),
         // uri: exact match (R4 search.html#uri), a comma separating alternatives
         (_, ParamType::Uri) => Ok(Condition::Token {

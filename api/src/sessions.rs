@@ -359,6 +359,114 @@ fn record(
     Ok(Some(view))
 }
 
+/// Keeps the weekly adherence summary Observation of the program week of a session
+/// current (created on the first change in that week).
+fn refresh_week(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    task_id: &str,
+    settings: &SessionSettings,
+    now: i64,
+) -> Result<(), ApiError> {
+    let Some(row) = sql::of_task(conn, tenant, task_id)? else {
+        return Ok(());
+    };
+    let Some(first) = sql::first_due(conn, tenant, &row.care_plan_id)? else {
+        return Ok(());
+    };
+    let patient = format!("Patient/{}", row.patient_id);
+    let tz = patient_tz(conn, tenant, &patient, settings)?;
+    let first_day = from_micros(first).to_zoned(tz.clone()).date();
+    let day = from_micros(row.due_from).to_zoned(tz.clone()).date();
+    let week = (day - first_day).get_days().max(0) / 7;
+    let bound = |w: i32| -> Result<Timestamp, ApiError> {
+        first_day
+            .checked_add(jiff::Span::new().days(i64::from(w) * 7))
+            .and_then(|d| d.to_zoned(tz.clone()))
+            .map(|z| z.timestamp())
+            .map_err(|e| ApiError::Internal(format!("week bounds: {e}")))
+    };
+    let (start, end) = (bound(week)?, bound(week + 1)?);
+    let rows = sql::of_plan_between(
+        conn,
+        tenant,
+        &row.care_plan_id,
+        to_micros(start),
+        to_micros(end),
+    )?;
+    let figures = adherence::compute(
+        &records(&rows),
+        &Period {
+            start,
+            end,
+            now: from_micros(now),
+            tz: tz.clone(),
+        },
+    )
+    .overall;
+    let id = uuid::Uuid::new_v5(
+        &uuid::Uuid::NAMESPACE_URL,
+        format!(
+            "{tenant}/CarePlan/{}/adherence-week/{week}",
+            row.care_plan_id
+        )
+        .as_bytes(),
+    )
+    .to_string();
+    let existing = load_json(conn, tenant, "Observation", &id)?;
+    let was = existing
+        .as_ref()
+        .and_then(|(_, o)| o.get("status").and_then(Value::as_str))
+        .unwrap_or("");
+    // final once the week is over and every session of it is settled
+    let open = rows.iter().any(|r| r.status == Status::Requested.code());
+    let status = if end > from_micros(now) || open {
+        "preliminary"
+    } else if was == "final" || was == "amended" {
+        "amended"
+    } else {
+        "final"
+    };
+    let show = |t: Timestamp| {
+        t.to_zoned(tz.clone())
+            .strftime("%Y-%m-%dT%H:%M:%S%:z")
+            .to_string()
+    };
+    let plan = format!("CarePlan/{}", row.care_plan_id);
+    let obs = fhir_mapping::hep::adherence::week_observation(
+        &fhir_mapping::hep::adherence::WeekSummary {
+            id: &id,
+            plan: &plan,
+            patient: &patient,
+            week: u32::try_from(week + 1).unwrap_or(1),
+            start: &show(start),
+            end: &show(end),
+            status,
+            figures: &figures,
+        },
+    );
+    let mut obs = obs.as_object().cloned().unwrap_or_default();
+    if let Some((_, old)) = &existing {
+        // nothing changed: no new version
+        let same = |k: &str| old.get(k) == obs.get(k);
+        if ["status", "valueQuantity", "component", "dataAbsentReason"]
+            .iter()
+            .all(|k| same(k))
+        {
+            return Ok(());
+        }
+    }
+    write_built(
+        conn,
+        tenant,
+        "Observation",
+        &id,
+        existing.map(|(v, _)| v),
+        &mut obs,
+        now,
+    )
+}
+
 /// What a write of a program, prescription or session means for the sessions; called
 /// in the write's transaction with the stored JSON before and after (`None`: absent
 /// or deleted).
@@ -436,7 +544,9 @@ pub fn after_write(
             let was_completed = before
                 .and_then(|b| session::read(b).ok())
                 .is_some_and(|v| v.status == Status::Completed);
-            if let Some(view) = record(conn, tenant, id, task)?
+            let view = record(conn, tenant, id, task)?;
+            refresh_week(conn, tenant, id, settings, now)?;
+            if let Some(view) = view
                 && view.status == Status::Completed
                 && !was_completed
                 && let Some(obs) = session::pain_observation(
@@ -458,10 +568,16 @@ pub fn after_write(
 /// Fails the sessions whose window closed without a report (status reason "not
 /// performed"). Safe with several processes: each session is claimed by one. Returns
 /// how many were failed.
-pub fn fail_missed(db: &Db, now: i64, batch: i64) -> Result<usize, ApiError> {
+pub fn fail_missed(
+    db: &Db,
+    settings: &SessionSettings,
+    now: i64,
+    batch: i64,
+) -> Result<usize, ApiError> {
     let due = db.write(move |conn| Ok::<_, ApiError>(sql::overdue(conn, now, batch)?))?;
     let mut n = 0;
     for (tenant, task_id) in due {
+        let settings = settings.clone();
         let failed = db.write(move |conn| {
             if !sql::claim_missed(conn, &tenant, &task_id, now)? {
                 return Ok::<_, ApiError>(false);
@@ -484,6 +600,7 @@ pub fn fail_missed(db: &Db, now: i64, batch: i64) -> Result<usize, ApiError> {
                 &mut task,
                 now,
             )?;
+            refresh_week(conn, &tenant, &task_id, &settings, now)?;
             Ok(true)
         })?;
         n += usize::from(failed);
@@ -542,7 +659,7 @@ pub fn spawn_jobs(
     let run = move || {
         while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
             let now = to_micros(clock.now());
-            if let Err(e) = fail_missed(&db, now, 500) {
+            if let Err(e) = fail_missed(&db, &settings, now, 500) {
                 tracing::warn!(error = %e, "missed-session job failed; retried next round");
             }
             if let Err(e) = extend_schedules(&db, &settings, now, 100) {

@@ -63,46 +63,314 @@ const VERSION: SearchParam = SearchParam {
     definition: "http://hl7.org/fhir/SearchParameter/conformance-version",
 };
 
-/// The library's exercises and templates are also searched by `status` and `topic`
-/// (R4 `ActivityDefinition-status`, `-topic`, `PlanDefinition-status`, `-topic`).
-const LIBRARY_PARAMS: &[(&str, [SearchParam; 2])] = &[
+/// A search parameter on elements of one resource type: the FHIR paths (dot paths,
+/// arrays flattened) whose values it indexes.
+struct ElementParam {
+    resource_type: &'static str,
+    param: SearchParam,
+    paths: &'static [&'static str],
+}
+
+macro_rules! element_params {
+    ($(($t:literal, $name:literal, $kind:ident, [$($path:literal),+], $def:literal)),+ $(,)?) => {
+        &[$(ElementParam {
+            resource_type: $t,
+            param: SearchParam {
+                name: $name,
+                kind: ParamType::$kind,
+                definition: concat!("http://hl7.org/fhir/SearchParameter/", $def),
+            },
+            paths: &[$($path),+],
+        }),+]
+    };
+}
+
+/// The R4 standard parameters on elements that the HEP flows search by.
+const ELEMENT_PARAMS: &[ElementParam] = element_params![
     (
         "ActivityDefinition",
-        [
-            SearchParam {
-                name: "status",
-                kind: ParamType::Token,
-                definition: "http://hl7.org/fhir/SearchParameter/ActivityDefinition-status",
-            },
-            SearchParam {
-                name: "topic",
-                kind: ParamType::Token,
-                definition: "http://hl7.org/fhir/SearchParameter/ActivityDefinition-topic",
-            },
-        ],
+        "status",
+        Token,
+        ["status"],
+        "ActivityDefinition-status"
+    ),
+    (
+        "ActivityDefinition",
+        "topic",
+        Token,
+        ["topic"],
+        "ActivityDefinition-topic"
     ),
     (
         "PlanDefinition",
-        [
-            SearchParam {
-                name: "status",
-                kind: ParamType::Token,
-                definition: "http://hl7.org/fhir/SearchParameter/PlanDefinition-status",
-            },
-            SearchParam {
-                name: "topic",
-                kind: ParamType::Token,
-                definition: "http://hl7.org/fhir/SearchParameter/PlanDefinition-topic",
-            },
-        ],
+        "status",
+        Token,
+        ["status"],
+        "PlanDefinition-status"
     ),
+    (
+        "PlanDefinition",
+        "topic",
+        Token,
+        ["topic"],
+        "PlanDefinition-topic"
+    ),
+    (
+        "CarePlan",
+        "patient",
+        Reference,
+        ["subject"],
+        "clinical-patient"
+    ),
+    (
+        "CarePlan",
+        "subject",
+        Reference,
+        ["subject"],
+        "CarePlan-subject"
+    ),
+    ("CarePlan", "status", Token, ["status"], "CarePlan-status"),
+    ("CarePlan", "intent", Token, ["intent"], "CarePlan-intent"),
+    (
+        "CarePlan",
+        "category",
+        Token,
+        ["category"],
+        "CarePlan-category"
+    ),
+    (
+        "CarePlan",
+        "based-on",
+        Reference,
+        ["basedOn"],
+        "CarePlan-based-on"
+    ),
+    (
+        "CarePlan",
+        "activity-reference",
+        Reference,
+        ["activity.reference"],
+        "CarePlan-activity-reference"
+    ),
+    (
+        "CarePlan",
+        "instantiates-canonical",
+        Reference,
+        ["instantiatesCanonical"],
+        "CarePlan-instantiates-canonical"
+    ),
+    (
+        "ServiceRequest",
+        "patient",
+        Reference,
+        ["subject"],
+        "clinical-patient"
+    ),
+    (
+        "ServiceRequest",
+        "subject",
+        Reference,
+        ["subject"],
+        "ServiceRequest-subject"
+    ),
+    (
+        "ServiceRequest",
+        "status",
+        Token,
+        ["status"],
+        "ServiceRequest-status"
+    ),
+    (
+        "ServiceRequest",
+        "intent",
+        Token,
+        ["intent"],
+        "ServiceRequest-intent"
+    ),
+    ("ServiceRequest", "code", Token, ["code"], "clinical-code"),
+    (
+        "ServiceRequest",
+        "category",
+        Token,
+        ["category"],
+        "ServiceRequest-category"
+    ),
+    (
+        "ServiceRequest",
+        "requester",
+        Reference,
+        ["requester"],
+        "ServiceRequest-requester"
+    ),
+    (
+        "ServiceRequest",
+        "performer",
+        Reference,
+        ["performer"],
+        "ServiceRequest-performer"
+    ),
+    (
+        "ServiceRequest",
+        "based-on",
+        Reference,
+        ["basedOn"],
+        "ServiceRequest-based-on"
+    ),
+    (
+        "ServiceRequest",
+        "replaces",
+        Reference,
+        ["replaces"],
+        "ServiceRequest-replaces"
+    ),
+    (
+        "ServiceRequest",
+        "instantiates-canonical",
+        Reference,
+        ["instantiatesCanonical"],
+        "ServiceRequest-instantiates-canonical"
+    ),
+    ("Task", "patient", Reference, ["for"], "Task-patient"),
+    ("Task", "subject", Reference, ["for"], "Task-subject"),
+    ("Task", "owner", Reference, ["owner"], "Task-owner"),
+    (
+        "Task",
+        "requester",
+        Reference,
+        ["requester"],
+        "Task-requester"
+    ),
+    ("Task", "status", Token, ["status"], "Task-status"),
+    (
+        "Task",
+        "business-status",
+        Token,
+        ["businessStatus"],
+        "Task-business-status"
+    ),
+    ("Task", "code", Token, ["code"], "Task-code"),
+    ("Task", "focus", Reference, ["focus"], "Task-focus"),
+    ("Task", "based-on", Reference, ["basedOn"], "Task-based-on"),
+    ("Task", "part-of", Reference, ["partOf"], "Task-part-of"),
+    (
+        "Observation",
+        "patient",
+        Reference,
+        ["subject"],
+        "clinical-patient"
+    ),
+    (
+        "Observation",
+        "subject",
+        Reference,
+        ["subject"],
+        "Observation-subject"
+    ),
+    ("Observation", "code", Token, ["code"], "clinical-code"),
+    (
+        "Observation",
+        "category",
+        Token,
+        ["category"],
+        "Observation-category"
+    ),
+    (
+        "Observation",
+        "status",
+        Token,
+        ["status"],
+        "Observation-status"
+    ),
+    (
+        "Observation",
+        "based-on",
+        Reference,
+        ["basedOn"],
+        "Observation-based-on"
+    ),
+    (
+        "Observation",
+        "derived-from",
+        Reference,
+        ["derivedFrom"],
+        "Observation-derived-from"
+    ),
+    ("Patient", "gender", Token, ["gender"], "individual-gender"),
 ];
 
-fn library_params(resource_type: &str) -> Option<&'static [SearchParam; 2]> {
-    LIBRARY_PARAMS
+fn element_params(resource_type: &str) -> impl Iterator<Item = &'static ElementParam> + '_ {
+    ELEMENT_PARAMS
         .iter()
-        .find(|(t, _)| *t == resource_type)
-        .map(|(_, p)| p)
+        .filter(move |p| p.resource_type == resource_type)
+}
+
+/// The values at a dot path, arrays flattened.
+fn values_at<'a>(json: &'a Map<String, Value>, path: &str) -> Vec<&'a Value> {
+    let mut current: Vec<&Value> = Vec::new();
+    let mut parts = path.split('.');
+    if let Some(first) = parts.next().and_then(|p| json.get(p)) {
+        current.push(first);
+    }
+    for part in parts {
+        current = current
+            .into_iter()
+            .flat_map(|v| match v {
+                Value::Array(a) => a.iter().collect::<Vec<_>>(),
+                other => vec![other],
+            })
+            .filter_map(|v| v.get(part))
+            .collect();
+    }
+    current
+        .into_iter()
+        .flat_map(|v| match v {
+            Value::Array(a) => a.iter().collect::<Vec<_>>(),
+            other => vec![other],
+        })
+        .collect()
+}
+
+/// The `(system, code)` pairs of a token value: a code, a Coding or a CodeableConcept.
+fn token_pairs(v: &Value) -> Vec<(String, String)> {
+    let pair = |c: &Value| {
+        c.get("code").and_then(Value::as_str).map(|code| {
+            (
+                c.get("system")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+                code.to_string(),
+            )
+        })
+    };
+    match v {
+        Value::String(code) => vec![(String::new(), code.clone())],
+        Value::Object(o) => match o.get("coding").and_then(Value::as_array) {
+            Some(codings) => codings.iter().filter_map(pair).collect(),
+            None => pair(v).into_iter().collect(),
+        },
+        _ => Vec::new(),
+    }
+}
+
+/// The index codes of a reference value: `Type/id` and the bare `id` for a local
+/// reference (so that `param=id` finds it), the string itself for a canonical.
+fn reference_codes(v: &Value) -> Vec<String> {
+    let reference = match v {
+        Value::String(canonical) => return vec![canonical.clone()],
+        other => other.get("reference").and_then(Value::as_str),
+    };
+    let Some(r) = reference else {
+        return Vec::new();
+    };
+    match r.split_once('/') {
+        Some((t, id))
+            if !id.contains('/') && t.chars().next().is_some_and(|c| c.is_ascii_uppercase()) =>
+        {
+            vec![r.to_string(), id.to_string()]
+        }
+        _ => vec![r.to_string()],
+    }
 }
 
 /// Canonical resources searched by `url` and `version` (the ones this server defines or
@@ -140,9 +408,7 @@ pub fn params_for(resource_type: &str) -> Vec<SearchParam> {
         params.push(URL);
         params.push(VERSION);
     }
-    if let Some(library) = library_params(resource_type) {
-        params.extend_from_slice(library);
-    }
+    params.extend(element_params(resource_type).map(|p| p.param));
     params
 }
 
@@ -184,31 +450,29 @@ pub fn token_values(resource_type: &str, json: &Map<String, Value>) -> Vec<Token
             }
         }
     }
-    if library_params(resource_type).is_some() {
-        if let Some(status) = json.get("status").and_then(Value::as_str) {
-            out.push(TokenValue {
-                param: "status",
-                system: "http://hl7.org/fhir/publication-status".into(),
-                code: status.to_string(),
-            });
-        }
-        let topics = json.get("topic").and_then(Value::as_array);
-        for coding in topics
-            .into_iter()
-            .flatten()
-            .filter_map(|t| t.get("coding").and_then(Value::as_array))
-            .flatten()
-        {
-            if let Some(code) = coding.get("code").and_then(Value::as_str) {
-                out.push(TokenValue {
-                    param: "topic",
-                    system: coding
-                        .get("system")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_string(),
-                    code: code.to_string(),
-                });
+    for p in element_params(resource_type) {
+        for path in p.paths {
+            for v in values_at(json, path) {
+                match p.param.kind {
+                    ParamType::Reference => {
+                        for code in reference_codes(v) {
+                            out.push(TokenValue {
+                                param: p.param.name,
+                                system: String::new(),
+                                code,
+                            });
+                        }
+                    }
+                    _ => {
+                        for (system, code) in token_pairs(v) {
+                            out.push(TokenValue {
+                                param: p.param.name,
+                                system,
+                                code,
+                            });
+                        }
+                    }
+                }
             }
         }
     }

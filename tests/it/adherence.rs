@@ -220,7 +220,7 @@ async fn the_whole_adherence_loop() {
     )
     .await;
     // the pain score is an Observation too
-    let obs = json(s.get("Observation?_count=10").await).await;
+    let obs = json(s.get("Observation?code=http://loinc.org|72514-3").await).await;
     assert_eq!(obs["total"], 1);
     let o = &obs["entry"][0]["resource"];
     assert_eq!(o["code"]["coding"][0]["code"], "72514-3");
@@ -439,6 +439,44 @@ async fn the_whole_adherence_loop() {
     assert_eq!(
         find_part(&weeks[1]["part"], "start")["valueDate"],
         "2026-03-09"
+    );
+
+    // the weekly summaries an EHR pulls with a plain search
+    let summaries = json(
+        s.get(&format!(
+            "Observation?patient={pid}&code={BASE}/CodeSystem/adherence-measure|weekly-exercise-adherence"
+        ))
+        .await,
+    )
+    .await;
+    assert_eq!(summaries["total"], 2);
+    let mut weeks: Vec<Value> = summaries["entry"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| e["resource"].clone())
+        .collect();
+    weeks.sort_by_key(|o| {
+        o["effectivePeriod"]["start"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    });
+    assert_eq!(
+        weeks[0]["effectivePeriod"]["start"],
+        "2026-03-02T00:00:00-05:00"
+    );
+    assert_eq!(weeks[0]["status"], "final");
+    assert_eq!(weeks[0]["valueQuantity"]["value"], json!(30.0), "3 of 10");
+    assert_eq!(
+        weeks[0]["basedOn"][0]["reference"],
+        format!("CarePlan/{plan_id}")
+    );
+    assert_eq!(weeks[1]["status"], "preliminary");
+    assert_eq!(
+        weeks[1]["valueQuantity"]["value"],
+        json!(100.0),
+        "2 of 2 so far"
     );
 
     // the same as CSV, and for the patient

@@ -17,4 +17,5 @@ mod metadata;
 mod patch;
 mod prescriptions;
 mod robustness;
+mod search;
 mod support;

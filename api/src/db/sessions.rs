@@ -264,3 +264,32 @@ pub fn of_task(
         .first(c)
         .optional())
 }
+
+/// The start of a program's first session (live or not): week 1 starts that day.
+pub fn first_due(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    care_plan_id: &str,
+) -> QueryResult<Option<i64>> {
+    on_backend!(conn, c => sessions::table
+        .filter(sessions::tenant.eq(tenant))
+        .filter(sessions::care_plan_id.eq(care_plan_id))
+        .select(diesel::dsl::min(sessions::due_from))
+        .first::<Option<i64>>(c))
+}
+
+/// A program's sessions whose window starts in `[from, to)`.
+pub fn of_plan_between(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    care_plan_id: &str,
+    from: i64,
+    to: i64,
+) -> QueryResult<Vec<SessionRow>> {
+    on_backend!(conn, c => sessions::table
+        .filter(sessions::tenant.eq(tenant))
+        .filter(sessions::care_plan_id.eq(care_plan_id))
+        .filter(sessions::due_from.ge(from))
+        .filter(sessions::due_from.lt(to))
+        .load(c))
+}

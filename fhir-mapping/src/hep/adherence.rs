@@ -5,7 +5,92 @@
 use domain::adherence::{Adherence, Figures, Ratio, Trend};
 use serde_json::{Value, json};
 
-use super::UCUM;
+use super::{UCUM, canonical};
+
+/// The code system of the adherence measures.
+pub fn measure_system() -> String {
+    canonical("CodeSystem", "adherence-measure")
+}
+
+/// Codes of the adherence-measure code system.
+pub const MEASURES: &[(&str, &str)] = &[
+    (
+        "weekly-exercise-adherence",
+        "Exercise adherence of one program week: completed / due sessions (%)",
+    ),
+    (
+        "session-adherence",
+        "Days with every due session completed / days with sessions due (%)",
+    ),
+    (
+        "dose-adherence",
+        "Sets x repetitions done / prescribed, capped at 100 % (%)",
+    ),
+    ("sessions-due", "Sessions due"),
+    ("sessions-completed", "Sessions completed"),
+];
+
+/// What a weekly summary Observation states.
+pub struct WeekSummary<'a> {
+    pub id: &'a str,
+    /// `CarePlan/...`, `Patient/...`
+    pub plan: &'a str,
+    pub patient: &'a str,
+    pub week: u32,
+    /// FHIR dateTimes of the week's bounds (end exclusive).
+    pub start: &'a str,
+    pub end: &'a str,
+    /// `preliminary` while the week runs, `final` after, `amended` when a final one changes.
+    pub status: &'a str,
+    pub figures: &'a Figures,
+}
+
+fn measure(code: &str) -> Value {
+    let display = MEASURES
+        .iter()
+        .find(|(c, _)| *c == code)
+        .map_or(code, |(_, d)| d);
+    json!({"coding": [{"system": measure_system(), "code": code, "display": display}]})
+}
+
+fn percent_quantity(r: Ratio) -> Option<Value> {
+    r.percent()
+        .map(|p| json!({"value": p, "unit": "%", "system": UCUM, "code": "%"}))
+}
+
+/// The weekly adherence summary Observation of a program (no meta yet).
+pub fn week_observation(w: &WeekSummary<'_>) -> Value {
+    let f = w.figures;
+    let mut obs = json!({
+        "resourceType": "Observation",
+        "id": w.id,
+        "identifier": [{"system": canonical("NamingSystem", "adherence-summary"), "value": format!("{}-week-{}", w.plan.trim_start_matches("CarePlan/"), w.week)}],
+        "basedOn": [{"reference": w.plan}],
+        "status": w.status,
+        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "activity", "display": "Activity"}]}],
+        "code": measure("weekly-exercise-adherence"),
+        "subject": {"reference": w.patient},
+        "effectivePeriod": {"start": w.start, "end": w.end},
+    });
+    match percent_quantity(f.exercise) {
+        Some(q) => obs["valueQuantity"] = q,
+        None => {
+            obs["dataAbsentReason"] = json!({"coding": [{"system": "http://terminology.hl7.org/CodeSystem/data-absent-reason", "code": "not-applicable"}],
+                                             "text": "No session was due yet"})
+        }
+    }
+    let mut components = vec![
+        json!({"code": measure("sessions-due"), "valueInteger": f.due}),
+        json!({"code": measure("sessions-completed"), "valueInteger": f.completed}),
+    ];
+    for (code, ratio) in [("session-adherence", f.session), ("dose-adherence", f.dose)] {
+        if let Some(q) = percent_quantity(ratio) {
+            components.push(json!({"code": measure(code), "valueQuantity": q}));
+        }
+    }
+    obs["component"] = Value::Array(components);
+    obs
+}
 
 /// What the figures are about, besides the figures.
 pub struct Context<'a> {

@@ -357,6 +357,17 @@ pub fn report_code_system() -> Value {
     )
 }
 
+/// The adherence measures.
+pub fn measure_code_system() -> Value {
+    code_system(
+        "adherence-measure",
+        "AdherenceMeasure",
+        "Adherence measure",
+        "Adherence figures of home exercise programs (weekly summary Observations and their components).",
+        super::adherence::MEASURES,
+    )
+}
+
 /// Why a session failed or was cancelled.
 pub fn reason_code_system() -> Value {
     code_system(
@@ -551,6 +562,7 @@ pub fn all() -> Vec<(&'static str, &'static str, Value)> {
         ("StructureDefinition", "completed-late", late_extension()),
         ("CodeSystem", "exercise-report", report_code_system()),
         ("CodeSystem", "session-status-reason", reason_code_system()),
+        ("CodeSystem", "adherence-measure", measure_code_system()),
         ("CodeSystem", "exercise-side", side_code_system()),
         ("CodeSystem", "body-region", body_region_code_system()),
         ("CodeSystem", "content-origin", content_origin_code_system()),

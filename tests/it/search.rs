@@ -1,0 +1,125 @@
+//! Search by the element parameters the HEP flows use: references (`Type/id`, a bare id,
+//! `:Type`), codes and codings; comma for OR, repetition for AND.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+async fn ids(s: &TestServer, query: &str) -> Vec<String> {
+    let res = s.get(query).await;
+    assert_eq!(res.status(), StatusCode::OK, "{query}");
+    let b: Value = res.json().await.expect("bundle");
+    let mut ids: Vec<String> = b["entry"]
+        .as_array()
+        .map(|e| {
+            e.iter()
+                .filter_map(|e| e["resource"]["id"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn references_codes_and_their_combinations() {
+    let s = start().await;
+    let p1 = s.create(patient("s1")).await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let p2 = s.create(patient("s2")).await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let obs = |p: &str, code: &str, status: &str| {
+        json!({"resourceType": "Observation", "status": status,
+               "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+               "subject": {"reference": format!("Patient/{p}")}, "valueInteger": 3})
+    };
+    let a = s.create(obs(&p1, "72514-3", "final")).await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let b = s.create(obs(&p1, "8867-4", "final")).await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let c = s.create(obs(&p2, "72514-3", "preliminary")).await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+
+    assert_eq!(
+        ids(&s, &format!("Observation?patient={p1}")).await,
+        sorted(vec![a.clone(), b.clone()])
+    );
+    assert_eq!(
+        ids(&s, &format!("Observation?subject=Patient/{p1}")).await,
+        sorted(vec![a.clone(), b.clone()])
+    );
+    assert_eq!(
+        ids(&s, &format!("Observation?subject:Patient={p2}")).await,
+        vec![c.clone()]
+    );
+    assert_eq!(
+        ids(
+            &s,
+            &format!("Observation?patient={p1}&code=http://loinc.org|72514-3")
+        )
+        .await,
+        vec![a.clone()]
+    );
+    assert_eq!(
+        ids(&s, "Observation?code=72514-3").await,
+        sorted(vec![a.clone(), c.clone()])
+    );
+    assert_eq!(
+        ids(&s, "Observation?code=http://snomed.info/sct|72514-3").await,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        ids(&s, &format!("Observation?patient={p1},{p2}&status=final")).await,
+        sorted(vec![a.clone(), b.clone()])
+    );
+    // unknown modifiers and parameters are refused
+    outcome(
+        s.get("Observation?patient:missing=true").await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    outcome(
+        s.get("Observation?value-quantity=3").await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    // the CapabilityStatement lists them
+    let cs = json(s.get("metadata").await).await;
+    let observation = cs["rest"][0]["resource"]
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["type"] == "Observation"))
+        .cloned()
+        .expect("Observation");
+    let names: Vec<&str> = observation["searchParam"]
+        .as_array()
+        .expect("params")
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    for n in [
+        "patient",
+        "subject",
+        "code",
+        "category",
+        "status",
+        "based-on",
+        "derived-from",
+    ] {
+        assert!(names.contains(&n), "{n}");
+    }
+}
