@@ -30,6 +30,8 @@ pub enum StartError {
     Conformance(String),
     #[error("invalid configuration: {0}")]
     Config(String),
+    #[error("cannot rebuild the search index: {0}")]
+    Index(String),
 }
 
 fn capability(clock: &dyn Clock) -> serde_json::Value {
@@ -110,6 +112,11 @@ fn own_resource(
 /// awaited, with the address it listens on (port 0 picks a free port).
 pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<(Server, SocketAddr), StartError> {
     let db = Db::open(&config.database_url, config.db_pool_size)?;
+    let indexed =
+        crate::service::rebuild_search_index(&db).map_err(|e| StartError::Index(e.to_string()))?;
+    if indexed > 0 {
+        tracing::info!(resources = indexed, "search index rebuilt");
+    }
     let tenant = TenantId::default_tenant();
     store_own(
         &db,

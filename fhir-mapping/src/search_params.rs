@@ -5,6 +5,10 @@ use serde_json::{Map, Value};
 
 use crate::references::identifiers;
 
+/// The version of what [`token_values`] extracts: raise it whenever a parameter is added
+/// or extracted differently, and the server rebuilds the stored index at start.
+pub const INDEX_VERSION: &str = "2";
+
 /// The type of a search parameter (R4 search.html).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ParamType {

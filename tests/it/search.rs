@@ -123,3 +123,50 @@ async fn references_codes_and_their_combinations() {
         assert!(names.contains(&n), "{n}");
     }
 }
+
+#[tokio::test]
+async fn an_index_built_by_an_older_server_is_rebuilt_at_start() {
+    use api::db::store::{self, Key};
+    let dir = tempfile::tempdir().expect("dir");
+    let url = dir.path().join("reindex.db").display().to_string();
+    let clock = std::sync::Arc::new(api::clock::SystemClock);
+    let u = url.clone();
+    let s = start_with(move |c| c.database_url = u, clock.clone()).await;
+    let p = s.create(patient("reindex")).await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let o = s
+        .create(
+            json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+                       "subject": {"reference": format!("Patient/{p}")}}),
+        )
+        .await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    assert_eq!(
+        ids(&s, &format!("Observation?patient={p}")).await,
+        vec![o.clone()]
+    );
+    // as an older server left it: no values for this parameter, an older index version
+    let db = api::db::Db::open(&url, 1).expect("db");
+    let oid = o.clone();
+    db.write(move |conn| {
+        let key = Key {
+            tenant: "default",
+            res_type: "Observation",
+            res_id: &oid,
+        };
+        store::replace_tokens(conn, key, &[])?;
+        Ok::<_, api::error::ApiError>(store::set_setting(conn, "search-index-version", "1")?)
+    })
+    .expect("downgrade");
+    assert_eq!(
+        ids(&s, &format!("Observation?patient={p}")).await,
+        Vec::<String>::new()
+    );
+    let u = url.clone();
+    let s = start_with(move |c| c.database_url = u, clock).await;
+    assert_eq!(ids(&s, &format!("Observation?patient={p}")).await, vec![o]);
+}

@@ -79,3 +79,10 @@ diesel::table! {
         scheduled_until -> BigInt,
     }
 }
+
+diesel::table! {
+    store_settings (name) {
+        name -> Text,
+        value -> Text,
+    }
+}

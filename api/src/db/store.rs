@@ -3,7 +3,9 @@
 use diesel::prelude::*;
 
 use super::AnyConnection;
-use super::schema::{conditional_keys, resource_versions, resources, search_tokens};
+use super::schema::{
+    conditional_keys, resource_versions, resources, search_tokens, store_settings,
+};
 
 /// The current state of a resource.
 #[derive(Debug, Clone, Queryable)]
@@ -204,23 +206,7 @@ pub fn write_version(conn: &mut AnyConnection, v: &NewVersion<'_>) -> QueryResul
         ))
         .execute(c))?;
     if !deleted {
-        let mut tokens: Vec<&Token<'_>> = v.tokens.iter().collect();
-        tokens.sort_by_key(|t| (t.param, t.system, t.code));
-        tokens.dedup_by_key(|t| (t.param, t.system, t.code));
-        // One statement per row (a prepared statement reused): token counts per resource
-        // are small.
-        for t in tokens {
-            on_backend!(conn, c => diesel::insert_into(search_tokens::table)
-                .values((
-                    search_tokens::tenant.eq(k.tenant),
-                    search_tokens::res_type.eq(k.res_type),
-                    search_tokens::res_id.eq(k.res_id),
-                    search_tokens::param.eq(t.param),
-                    search_tokens::system.eq(t.system),
-                    search_tokens::code.eq(t.code),
-                ))
-                .execute(c))?;
-        }
+        insert_tokens(conn, k, v.tokens)?;
     }
     Ok(WriteResult::Written)
 }
@@ -386,4 +372,89 @@ pub fn search(conn: &mut AnyConnection, q: &SearchQuery<'_>) -> QueryResult<Vec<
 /// The number of all matches.
 pub fn count(conn: &mut AnyConnection, q: &SearchQuery<'_>) -> QueryResult<i64> {
     filtered(q).count().get_result(conn)
+}
+
+/// A stored setting of the data (`None` when never set).
+pub fn setting(conn: &mut AnyConnection, name: &str) -> QueryResult<Option<String>> {
+    on_backend!(conn, c => store_settings::table
+        .filter(store_settings::name.eq(name))
+        .select(store_settings::value)
+        .first(c)
+        .optional())
+}
+
+/// Sets a stored setting of the data.
+pub fn set_setting(conn: &mut AnyConnection, name: &str, value: &str) -> QueryResult<()> {
+    on_backend!(conn, c => diesel::delete(store_settings::table.filter(store_settings::name.eq(name))).execute(c))?;
+    on_backend!(conn, c => diesel::insert_into(store_settings::table)
+        .values((store_settings::name.eq(name), store_settings::value.eq(value)))
+        .execute(c))?;
+    Ok(())
+}
+
+/// Live current resources after `after` (tenant, type, id), in key order: the batches
+/// of a rebuild of the search index.
+pub fn live_after(
+    conn: &mut AnyConnection,
+    after: Option<(&str, &str, &str)>,
+    limit: i64,
+) -> QueryResult<Vec<(String, String, String, Option<String>)>> {
+    on_backend!(conn, c => {
+        let mut q = resources::table
+            .filter(resources::deleted.eq(false))
+            .select((resources::tenant, resources::res_type, resources::res_id, resources::body))
+            .order((resources::tenant, resources::res_type, resources::res_id))
+            .limit(limit)
+            .into_boxed();
+        if let Some((t, ty, id)) = after {
+            let (t, ty, id) = (t.to_string(), ty.to_string(), id.to_string());
+            q = q.filter(
+                resources::tenant
+                    .gt(t.clone())
+                    .or(resources::tenant.eq(t.clone()).and(resources::res_type.gt(ty.clone())))
+                    .or(resources::tenant
+                        .eq(t)
+                        .and(resources::res_type.eq(ty))
+                        .and(resources::res_id.gt(id))),
+            );
+        }
+        q.load(c)
+    })
+}
+
+/// Replaces the search index rows of one current resource.
+pub fn replace_tokens(
+    conn: &mut AnyConnection,
+    key: Key<'_>,
+    tokens: &[Token<'_>],
+) -> QueryResult<()> {
+    on_backend!(conn, c => diesel::delete(
+        search_tokens::table
+            .filter(search_tokens::tenant.eq(key.tenant))
+            .filter(search_tokens::res_type.eq(key.res_type))
+            .filter(search_tokens::res_id.eq(key.res_id)),
+    )
+    .execute(c))?;
+    insert_tokens(conn, key, tokens)
+}
+
+/// Inserts the search index rows of a resource (duplicates dropped). One statement per
+/// row (a prepared statement reused): token counts per resource are small.
+fn insert_tokens(conn: &mut AnyConnection, key: Key<'_>, tokens: &[Token<'_>]) -> QueryResult<()> {
+    let mut tokens: Vec<&Token<'_>> = tokens.iter().collect();
+    tokens.sort_by_key(|t| (t.param, t.system, t.code));
+    tokens.dedup_by_key(|t| (t.param, t.system, t.code));
+    for t in tokens {
+        on_backend!(conn, c => diesel::insert_into(search_tokens::table)
+            .values((
+                search_tokens::tenant.eq(key.tenant),
+                search_tokens::res_type.eq(key.res_type),
+                search_tokens::res_id.eq(key.res_id),
+                search_tokens::param.eq(t.param),
+                search_tokens::system.eq(t.system),
+                search_tokens::code.eq(t.code),
+            ))
+            .execute(c))?;
+    }
+    Ok(())
 }
