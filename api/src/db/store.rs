@@ -392,13 +392,16 @@ pub fn set_setting(conn: &mut AnyConnection, name: &str, value: &str) -> QueryRe
     Ok(())
 }
 
+/// Tenant, type, id and body of a live resource.
+pub type LiveRow = (String, String, String, Option<String>);
+
 /// Live current resources after `after` (tenant, type, id), in key order: the batches
 /// of a rebuild of the search index.
 pub fn live_after(
     conn: &mut AnyConnection,
     after: Option<(&str, &str, &str)>,
     limit: i64,
-) -> QueryResult<Vec<(String, String, String, Option<String>)>> {
+) -> QueryResult<Vec<LiveRow>> {
     on_backend!(conn, c => {
         let mut q = resources::table
             .filter(resources::deleted.eq(false))
