@@ -79,7 +79,7 @@ fn capability(clock: &dyn Clock) -> serde_json::Value {
 fn store_own(
     db: &Db,
     tenant: &TenantId,
-    clock: &dyn Clock,
+    clock: &Arc<dyn Clock>,
     resources: Vec<(&str, &str, serde_json::Value)>,
     policy: Seed,
 ) -> Result<(), StartError> {
@@ -87,10 +87,9 @@ fn store_own(
         let parsed = own_resource(resource_type, id, &json)?;
         crate::service::seed(
             db,
-            crate::service::Scope::of_tenant(tenant.as_str()),
+            crate::service::Scope::of_tenant(tenant.as_str(), clock.clone()),
             parsed,
             id.to_string(),
-            to_micros(clock.now()),
             policy,
         )
         .map_err(|e| StartError::Conformance(format!("{resource_type}/{id}: {e}")))?;
@@ -121,7 +120,7 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<(Server, SocketAd
     store_own(
         &db,
         &tenant,
-        clock.as_ref(),
+        &clock,
         fhir_mapping::hep::conformance::all(),
         Seed::Current,
     )?;
@@ -129,7 +128,7 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<(Server, SocketAd
         store_own(
             &db,
             &tenant,
-            clock.as_ref(),
+            &clock,
             fhir_mapping::hep::library::all(),
             Seed::Once,
         )?;

@@ -8,7 +8,7 @@ use fhir_mapping::references::{ReferenceTarget, classify_reference, find_referen
 use fhir_mapping::search_params::token_values;
 use fhir_mapping::{Issue, IssueType, ParsedResource};
 
-use crate::clock::instant_string;
+use crate::clock::{Clock, instant_string, to_micros};
 use crate::db::store::{self, Key, NewVersion, SearchQuery, Token, WriteResult};
 use crate::db::{AnyConnection, Db};
 use crate::error::ApiError;
@@ -19,18 +19,22 @@ type JsonObject = serde_json::Map<String, serde_json::Value>;
 
 /// Where a write happens and the rules it follows besides the profiles: the tenant,
 /// and how exercise sessions are made.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Scope {
     pub tenant: String,
     pub sessions: std::sync::Arc<SessionSettings>,
+    /// The time of a write is read in its transaction, so that on one database the
+    /// order of `lastUpdated` is the order of commits (see the README on polling).
+    pub clock: std::sync::Arc<dyn Clock>,
 }
 
 impl Scope {
-    /// The default tenant with default session rules (tools and tests).
-    pub fn of_tenant(tenant: &str) -> Scope {
+    /// A tenant with default session rules.
+    pub fn of_tenant(tenant: &str, clock: std::sync::Arc<dyn Clock>) -> Scope {
         Scope {
             tenant: tenant.to_string(),
             sessions: std::sync::Arc::new(SessionSettings::default()),
+            clock,
         }
     }
 }
@@ -298,10 +302,11 @@ pub fn create(
     parsed: ParsedResource,
     id: String,
     if_none_exist: Option<Search>,
-    now: i64,
 ) -> Result<Written, ApiError> {
-    let (tenant, sessions) = (scope.tenant, scope.sessions);
+    let (tenant, sessions, clock) = (scope.tenant, scope.sessions, scope.clock);
     db.write(move |conn| {
+        // the time of the write is taken in its transaction: see `Db::write`
+        let now = to_micros(clock.now());
         let (tenant, parsed, id) = (tenant.as_str(), &parsed, id.as_str());
         let res_type = parsed.resource_type();
         if let Some(search) = &if_none_exist {
@@ -348,10 +353,12 @@ pub fn update(
     parsed: ParsedResource,
     id: String,
     if_match: Option<i64>,
-    now: i64,
 ) -> Result<Written, ApiError> {
-    let (tenant, sessions) = (scope.tenant, scope.sessions);
-    db.write(move |conn| update_in(conn, &tenant, &sessions, &parsed, &id, if_match, now))
+    let (tenant, sessions, clock) = (scope.tenant, scope.sessions, scope.clock);
+    db.write(move |conn| {
+        let now = to_micros(clock.now());
+        update_in(conn, &tenant, &sessions, &parsed, &id, if_match, now)
+    })
 }
 
 fn update_in(
@@ -421,11 +428,12 @@ pub fn seed(
     scope: Scope,
     parsed: ParsedResource,
     id: String,
-    now: i64,
     policy: Seed,
 ) -> Result<Option<Written>, ApiError> {
-    let (tenant, sessions) = (scope.tenant, scope.sessions);
+    let (tenant, sessions, clock) = (scope.tenant, scope.sessions, scope.clock);
     db.write(move |conn| {
+        // the time of the write is taken in its transaction: see `Db::write`
+        let now = to_micros(clock.now());
         let key = Key {
             tenant: &tenant,
             res_type: parsed.resource_type(),
@@ -463,10 +471,11 @@ pub fn conditional_update(
     new_id: String,
     search: Search,
     if_match: Option<i64>,
-    now: i64,
 ) -> Result<Written, ApiError> {
-    let (tenant, sessions) = (scope.tenant, scope.sessions);
+    let (tenant, sessions, clock) = (scope.tenant, scope.sessions, scope.clock);
     db.write(move |conn| {
+        // the time of the write is taken in its transaction: see `Db::write`
+        let now = to_micros(clock.now());
         let (tenant, parsed, new_id, search) = (tenant.as_str(), &parsed, new_id.as_str(), &search);
         let res_type = parsed.resource_type();
         let found = matches(conn, tenant, res_type, search)?;
@@ -541,10 +550,11 @@ pub fn delete(
     res_type: String,
     id: String,
     if_match: Option<i64>,
-    now: i64,
 ) -> Result<Written, ApiError> {
-    let (tenant, sessions) = (scope.tenant, scope.sessions);
+    let (tenant, sessions, clock) = (scope.tenant, scope.sessions, scope.clock);
     db.write(move |conn| {
+        // the time of the write is taken in its transaction: see `Db::write`
+        let now = to_micros(clock.now());
         let (tenant, res_type, id) = (tenant.as_str(), res_type.as_str(), id.as_str());
         let key = Key {
             tenant,
@@ -730,10 +740,11 @@ pub fn apply_exercise(
     id: String,
     ctx: ApplyContext,
     limits: fhir_mapping::ParseLimits,
-    now: i64,
 ) -> Result<Written, ApiError> {
-    let (tenant, sessions) = (scope.tenant, scope.sessions);
+    let (tenant, sessions, clock) = (scope.tenant, scope.sessions, scope.clock);
     db.write(move |conn| {
+        // the time of the write is taken in its transaction: see `Db::write`
+        let now = to_micros(clock.now());
         check_subject(conn, &tenant, &ctx)?;
         let ad = load(conn, &tenant, "ActivityDefinition", &id)?;
         let sr = apply::prescription_from(&ad, &ctx).map_err(ApiError::Unprocessable)?;
@@ -749,10 +760,11 @@ pub fn apply_template(
     id: String,
     ctx: ApplyContext,
     limits: fhir_mapping::ParseLimits,
-    now: i64,
 ) -> Result<Written, ApiError> {
-    let (tenant, sessions) = (scope.tenant, scope.sessions);
+    let (tenant, sessions, clock) = (scope.tenant, scope.sessions, scope.clock);
     db.write(move |conn| {
+        // the time of the write is taken in its transaction: see `Db::write`
+        let now = to_micros(clock.now());
         check_subject(conn, &tenant, &ctx)?;
         let pd = load(conn, &tenant, "PlanDefinition", &id)?;
         let exercises = apply::template_exercises(&pd).map_err(ApiError::Unprocessable)?;

@@ -51,9 +51,11 @@ fn push_field(out: &mut Vec<u8>, first: &mut bool, key: &str, v: &Value) {
 }
 
 /// Writes a Bundle of the given `type` as compact JSON, the stored resources spliced in.
+/// `last_updated` becomes `meta.lastUpdated`.
 pub fn write_bundle(
     bundle_type: &str,
     id: Option<&str>,
+    last_updated: Option<&str>,
     timestamp: Option<&str>,
     total: Option<u64>,
     links: &[Link],
@@ -69,6 +71,11 @@ pub fn write_bundle(
     let mut first = false;
     if let Some(id) = id {
         push_field(&mut out, &mut first, "id", &Value::String(id.into()));
+    }
+    if let Some(lu) = last_updated {
+        let mut meta = Map::new();
+        meta.insert("lastUpdated".into(), Value::String(lu.into()));
+        push_field(&mut out, &mut first, "meta", &Value::Object(meta));
     }
     push_field(
         &mut out,
@@ -160,6 +167,7 @@ mod tests {
         let bytes = write_bundle(
             "history",
             None,
+            Some("2026-01-01T00:00:00Z"),
             None,
             Some(2),
             &[Link {

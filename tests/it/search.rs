@@ -170,3 +170,24 @@ async fn an_index_built_by_an_older_server_is_rebuilt_at_start() {
     let s = start_with(move |c| c.database_url = u, clock).await;
     assert_eq!(ids(&s, &format!("Observation?patient={p}")).await, vec![o]);
 }
+
+#[tokio::test]
+async fn bundles_state_the_instant_to_poll_from() {
+    let clock = std::sync::Arc::new(api::clock::ManualClock::new(
+        "2026-03-02T12:00:00Z".parse().expect("ts"),
+    ));
+    let s = start_with(|_| {}, clock.clone()).await;
+    let p = s.create(patient("poll")).await;
+    assert_eq!(p["meta"]["lastUpdated"], "2026-03-02T12:00:00.000000Z");
+    clock.set("2026-03-02T12:10:00Z".parse().expect("ts"));
+    for query in ["Patient?_id=x", "Patient/_history", "_history"] {
+        let b = json(s.get(query).await).await;
+        // five seconds before the read: every write stamped until then is in the answer
+        assert_eq!(
+            b["meta"]["lastUpdated"], "2026-03-02T12:09:55.000000Z",
+            "{query}"
+        );
+    }
+    let since = json(s.get("Patient?_lastUpdated=gt2026-03-02T11:59:59Z").await).await;
+    assert_eq!(since["total"], 1);
+}

@@ -40,6 +40,7 @@ impl AppState {
         crate::service::Scope {
             tenant: self.tenant.to_string(),
             sessions: self.sessions.clone(),
+            clock: self.clock.clone(),
         }
     }
 

@@ -94,7 +94,6 @@ type ApplyFn = fn(
     String,
     ApplyContext,
     fhir_mapping::ParseLimits,
-    i64,
 ) -> Result<crate::service::Written, ApiError>;
 
 async fn apply(
@@ -107,9 +106,8 @@ async fn apply(
         let id = path_id(&req)?;
         let out = negotiate::output(&req, &negotiate::query_pairs(&req)?)?;
         let ctx = context(&req, payload, &state).await?;
-        let now = to_micros(state.clock.now());
         let st = state.clone();
-        let written = blocking(move || f(&st.db, st.scope(), id, ctx, st.limits, now)).await?;
+        let written = blocking(move || f(&st.db, st.scope(), id, ctx, st.limits)).await?;
         write_response(&req, &state, out, &written)
     }
     .await;

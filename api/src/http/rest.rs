@@ -10,7 +10,7 @@ use fhir_mapping::{Format, Issue, ParsedResource, operation_outcome, parse_resou
 
 use super::negotiate::{self, Output, Return};
 use super::{AppState, fhir_response, finish, render};
-use crate::clock::{http_date, instant_string, to_micros};
+use crate::clock::{http_date, instant_string};
 use crate::db::store::{self, HistoryQuery, Key, SearchQuery, VersionRow};
 use crate::error::{ApiError, content_type};
 use crate::search::{self, DEFAULT_COUNT, MAX_COUNT};
@@ -220,11 +220,10 @@ pub async fn create(req: HttpRequest, payload: web::Payload, state: State) -> Ht
             }
         };
         let id = uuid::Uuid::new_v4().to_string();
-        let now = to_micros(state.clock.now());
         let st = state.clone();
         let written = blocking(move || {
             let parsed = parse_body(&st, &body, format, &res_type)?;
-            service::create(&st.db, st.scope(), parsed, id, criteria, now)
+            service::create(&st.db, st.scope(), parsed, id, criteria)
         })
         .await?;
         write_response(&req, &state, out, &written)
@@ -242,7 +241,6 @@ pub async fn update(req: HttpRequest, payload: web::Payload, state: State) -> Ht
         let out = negotiate::output(&req, &query)?;
         let if_match = if_match(&req)?;
         let (body, format) = write_body(&req, payload, &state, &res_type, Some(&id)).await?;
-        let now = to_micros(state.clock.now());
         let st = state.clone();
         let written = blocking(move || {
             let parsed = parse_body(&st, &body, format, &res_type)?;
@@ -259,7 +257,7 @@ pub async fn update(req: HttpRequest, payload: web::Payload, state: State) -> Ht
                 }
                 Some(_) => {}
             }
-            service::update(&st.db, st.scope(), parsed, id, if_match, now)
+            service::update(&st.db, st.scope(), parsed, id, if_match)
         })
         .await?;
         write_response(&req, &state, out, &written)
@@ -334,7 +332,6 @@ pub async fn patch(req: HttpRequest, payload: web::Payload, state: State) -> Htt
             })?;
             let patched =
                 serde_json::to_vec(&doc).map_err(|e| ApiError::Internal(e.to_string()))?;
-            let now = to_micros(state.clock.now());
             let st = state.clone();
             let (t, i, version) = (res_type.clone(), id.clone(), current.version);
             let written = blocking(move || {
@@ -348,7 +345,7 @@ pub async fn patch(req: HttpRequest, payload: web::Payload, state: State) -> Htt
                         .at(format!("{t}.id")),
                     ]));
                 }
-                service::update(&st.db, st.scope(), parsed, i, Some(version), now)
+                service::update(&st.db, st.scope(), parsed, i, Some(version))
             })
             .await;
             match written {
@@ -386,11 +383,10 @@ pub async fn conditional_update(
         let format = negotiate::input_format(&req)?;
         let body = negotiate::read_body(&req, payload, state.body_limit(&res_type)).await?;
         let new_id = uuid::Uuid::new_v4().to_string();
-        let now = to_micros(state.clock.now());
         let st = state.clone();
         let written = blocking(move || {
             let parsed = parse_body(&st, &body, format, &res_type)?;
-            service::conditional_update(&st.db, st.scope(), parsed, new_id, search, if_match, now)
+            service::conditional_update(&st.db, st.scope(), parsed, new_id, search, if_match)
         })
         .await?;
         write_response(&req, &state, out, &written)
@@ -406,11 +402,9 @@ pub async fn delete(req: HttpRequest, state: State) -> HttpResponse {
         let query = negotiate::query_pairs(&req)?;
         only_params(&query, &["_format", "_pretty"])?;
         let if_match = if_match(&req)?;
-        let now = to_micros(state.clock.now());
         let st = state.clone();
         let written =
-            blocking(move || service::delete(&st.db, st.scope(), res_type, id, if_match, now))
-                .await?;
+            blocking(move || service::delete(&st.db, st.scope(), res_type, id, if_match)).await?;
         let mut b = HttpResponse::NoContent();
         b.insert_header((header::ETAG, etag(written.version)));
         Ok(b.finish())
@@ -579,6 +573,12 @@ pub async fn vread(req: HttpRequest, state: State) -> HttpResponse {
     finish(&req, result)
 }
 
+/// The longest a write may take from reading the clock (in its transaction) to its
+/// commit. Search and history Bundles state as `meta.lastUpdated` the instant this long
+/// before their read began: every version stamped up to then is in the answer, so a
+/// client that polls again from that instant misses nothing (README, "Polling").
+pub const POLL_LAG_MICROS: i64 = 5_000_000;
+
 /// The URL of this request with other parameters (for Bundle links).
 fn link_url(base: &str, path: &str, params: &[(String, String)]) -> String {
     if params.is_empty() {
@@ -594,6 +594,7 @@ async fn history(
     res_type: Option<String>,
     id: Option<String>,
 ) -> Result<HttpResponse, ApiError> {
+    let safe_point = crate::clock::to_micros(state.clock.now()) - POLL_LAG_MICROS;
     let query = negotiate::query_pairs(&req)?;
     only_params(
         &query,
@@ -718,7 +719,15 @@ async fn history(
             }
         })
         .collect();
-    let bundle = write_bundle("history", None, None, None, &links, &entries);
+    let bundle = write_bundle(
+        "history",
+        None,
+        Some(&instant_string(safe_point)),
+        None,
+        None,
+        &links,
+        &entries,
+    );
     fhir_response(StatusCode::OK, out, &bundle)
 }
 
@@ -752,6 +761,7 @@ async fn run_search(
     query: Vec<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let res_type = resource_type(req)?;
+    let safe_point = crate::clock::to_micros(state.clock.now()) - POLL_LAG_MICROS;
     let out = negotiate::output(req, &query)?;
     let parsed = search::parse(&res_type, &query)?;
     let count = parsed.count.unwrap_or(DEFAULT_COUNT);
@@ -819,7 +829,15 @@ async fn run_search(
         })
         .collect();
     let total = total.map(|t| u64::try_from(t).unwrap_or(0));
-    let bundle = write_bundle("searchset", None, None, total, &links, &entries);
+    let bundle = write_bundle(
+        "searchset",
+        None,
+        Some(&instant_string(safe_point)),
+        None,
+        total,
+        &links,
+        &entries,
+    );
     fhir_response(StatusCode::OK, out, &bundle)
 }
 
