@@ -976,3 +976,21 @@ pub fn rebuild_search_index(db: &Db) -> Result<usize, ApiError> {
     db.write(|conn| Ok::<_, ApiError>(store::set_setting(conn, SETTING, INDEX_VERSION)?))?;
     Ok(n)
 }
+
+/// The patient ids among the members of a Group (404 when there is no such Group).
+pub fn group_patients(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    id: &str,
+) -> Result<std::collections::HashSet<String>, ApiError> {
+    let group = load(conn, tenant, "Group", id)?;
+    Ok(group
+        .get("member")
+        .and_then(|m| m.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m.pointer("/entity/reference").and_then(|r| r.as_str()))
+        .filter_map(|r| r.strip_prefix("Patient/"))
+        .map(str::to_string)
+        .collect())
+}

@@ -832,3 +832,84 @@ pub fn adherence(
         exercises,
     })
 }
+
+/// Adherence of many patients: each one's overall figures, and the sum.
+pub struct ClinicAnswer {
+    /// Patient id, figures, active days (30).
+    pub patients: Vec<(String, adherence::Figures, u32)>,
+    pub overall: adherence::Figures,
+    pub start: String,
+    pub end: String,
+    pub as_of: String,
+}
+
+/// Adherence of every patient of the tenant with sessions in the period (or of the
+/// patients of `only`), default: the 28 days up to now. Sessions are streamed patient
+/// by patient.
+pub fn clinic_adherence(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    only: Option<&std::collections::HashSet<String>>,
+    start: Option<&str>,
+    end: Option<&str>,
+    settings: &SessionSettings,
+    now: i64,
+) -> Result<ClinicAnswer, ApiError> {
+    let tz = &settings.default_tz;
+    let now_ts = from_micros(now);
+    let end = match end {
+        Some(v) => period_bound(v, tz, true)?,
+        None => now_ts,
+    };
+    let start = match start {
+        Some(v) => period_bound(v, tz, false)?,
+        None => end - SignedDuration::from_hours(24 * 28),
+    };
+    if end < start {
+        return Err(ApiError::BadRequest("`end` is before `start`".into()));
+    }
+    // the 30 days before the as-of instant count for active days
+    let as_of = end.min(now_ts);
+    let from = start.min(as_of - SignedDuration::from_hours(24 * 30));
+    let mut by_patient: Vec<(String, Vec<Record>)> = Vec::new();
+    sql::each_of_tenant(conn, tenant, to_micros(from), to_micros(end), |row| {
+        if only.is_some_and(|o| !o.contains(&row.patient_id)) {
+            return;
+        }
+        let Some(record) = records(std::slice::from_ref(&row)).pop() else {
+            return;
+        };
+        match by_patient.last_mut() {
+            Some((p, list)) if *p == row.patient_id => list.push(record),
+            _ => by_patient.push((row.patient_id, vec![record])),
+        }
+    })?;
+    let mut overall = adherence::Figures::default();
+    let mut patients = Vec::with_capacity(by_patient.len());
+    for (patient, list) in by_patient {
+        let tz = patient_tz(conn, tenant, &format!("Patient/{patient}"), settings)?;
+        let a = adherence::compute(
+            &list,
+            &Period {
+                start,
+                end,
+                now: now_ts,
+                tz,
+            },
+        );
+        overall.add(&a.overall);
+        patients.push((patient, a.overall, a.active_days_30));
+    }
+    let show = |t: Timestamp| {
+        t.to_zoned(tz.clone())
+            .strftime("%Y-%m-%dT%H:%M:%S%:z")
+            .to_string()
+    };
+    Ok(ClinicAnswer {
+        patients,
+        overall,
+        start: show(start),
+        end: show(end),
+        as_of: show(as_of),
+    })
+}

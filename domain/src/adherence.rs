@@ -95,6 +95,25 @@ pub struct Figures {
     pub difficulty: Option<Trend>,
 }
 
+impl Figures {
+    /// Adds the counts and fractions of `other` (figures of a group of patients); trends
+    /// are not added.
+    pub fn add(&mut self, other: &Figures) {
+        self.due += other.due;
+        self.completed += other.completed;
+        self.missed += other.missed;
+        self.late += other.late;
+        for (mine, theirs) in [
+            (&mut self.exercise, other.exercise),
+            (&mut self.session, other.session),
+            (&mut self.dose, other.dose),
+        ] {
+            mine.numerator += theirs.numerator;
+            mine.denominator += theirs.denominator;
+        }
+    }
+}
+
 /// One week of the period.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Week {
@@ -343,6 +362,30 @@ mod tests {
         assert_eq!(a.overall.due, 0);
         assert_eq!(a.overall.exercise.percent(), None);
         assert_eq!(a.overall.pain, None);
+    }
+
+    #[test]
+    fn figures_of_a_group_add_up() {
+        let period = Period {
+            start: at("2026-03-02T00:00:00Z"),
+            end: at("2026-03-09T00:00:00Z"),
+            now: at("2026-03-09T00:00:00Z"),
+            tz: TimeZone::UTC,
+        };
+        let one = compute(&[rec("A", 3, Status::Completed, None, None)], &period).overall;
+        let two = compute(&[rec("B", 3, Status::Failed, None, None)], &period).overall;
+        let mut all = Figures::default();
+        all.add(&one);
+        all.add(&two);
+        assert_eq!((all.due, all.completed, all.missed), (2, 1, 1));
+        assert_eq!(all.exercise.percent(), Some(50.0));
+        assert_eq!(
+            all.session,
+            Ratio {
+                numerator: 1,
+                denominator: 2
+            }
+        );
     }
 
     #[test]

@@ -208,7 +208,10 @@ mod tests {
             .as_object()
             .map(|o| o.keys().collect())
             .unwrap_or_default();
-        assert_eq!(keys, ["resourceType", "meta", "type", "total", "link", "entry"]);
+        assert_eq!(
+            keys,
+            ["resourceType", "meta", "type", "total", "link", "entry"]
+        );
         assert_eq!(v["meta"]["lastUpdated"], "2026-01-01T00:00:00Z");
     }
 }

@@ -293,3 +293,27 @@ pub fn of_plan_between(
         .filter(sessions::due_from.lt(to))
         .load(c))
 }
+
+/// Calls `f` with each session of a tenant whose window starts in `[from, to)`, by
+/// patient then time, streamed (a clinic has millions).
+pub fn each_of_tenant(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    from: i64,
+    to: i64,
+    mut f: impl FnMut(SessionRow),
+) -> QueryResult<()> {
+    use diesel::connection::DefaultLoadingMode;
+    on_backend!(conn, c => {
+        let rows = sessions::table
+            .filter(sessions::tenant.eq(tenant))
+            .filter(sessions::due_from.ge(from))
+            .filter(sessions::due_from.lt(to))
+            .order((sessions::patient_id, sessions::due_from))
+            .load_iter::<SessionRow, DefaultLoadingMode>(c)?;
+        for row in rows {
+            f(row?);
+        }
+        Ok(())
+    })
+}

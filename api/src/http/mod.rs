@@ -98,6 +98,7 @@ pub fn operations() -> Vec<(&'static str, &'static str, String)> {
         ("CarePlan", "handout", own("CarePlan-handout")),
         ("CarePlan", "adherence", own("adherence")),
         ("Patient", "adherence", own("adherence")),
+        ("Group", "adherence", own("adherence")),
     ]
 }
 
@@ -112,6 +113,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(
                 web::resource("/metadata")
                     .route(web::get().to(rest::metadata))
+                    .default_service(not_allowed()),
+            )
+            .service(
+                web::resource("/$adherence")
+                    .route(web::get().to(operations::clinic_adherence))
+                    .default_service(not_allowed()),
+            )
+            .service(
+                web::resource("/Group/{id}/$adherence")
+                    .route(web::get().to(operations::clinic_adherence))
                     .default_service(not_allowed()),
             )
             .service(

@@ -212,45 +212,134 @@ pub async fn handout(req: HttpRequest, state: web::Data<AppState>) -> HttpRespon
     finish(&req, result)
 }
 
+/// The parameters of `$adherence` and the answer's format.
+struct AdherenceQuery {
+    start: Option<String>,
+    end: Option<String>,
+    csv: bool,
+    out: negotiate::Output,
+}
+
+fn adherence_query(req: &HttpRequest) -> Result<AdherenceQuery, ApiError> {
+    let query = negotiate::query_pairs(req)?;
+    let mut start = None;
+    let mut end = None;
+    for (k, v) in &query {
+        match k.as_str() {
+            "start" if start.is_none() => start = Some(v.clone()),
+            "end" if end.is_none() => end = Some(v.clone()),
+            "_format" | "_pretty" => {}
+            other => {
+                return Err(ApiError::BadRequest(format!(
+                    "parameter `{other}` of $adherence is not supported (or is repeated)"
+                )));
+            }
+        }
+    }
+    let csv = match query.iter().find(|(k, _)| k == "_format") {
+        Some((_, f)) => f == "csv" || f == "text/csv",
+        None => req
+            .headers()
+            .get("accept")
+            .and_then(|a| a.to_str().ok())
+            .and_then(|a| {
+                negotiate::media_ranges(a)
+                    .first()
+                    .map(|m| m.eq_ignore_ascii_case("text/csv"))
+            })
+            .unwrap_or(false),
+    };
+    let out = if csv {
+        negotiate::Output::default()
+    } else {
+        negotiate::output(req, &query)?
+    };
+    Ok(AdherenceQuery {
+        start,
+        end,
+        csv,
+        out,
+    })
+}
+
+fn csv_response(body: String) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .body(body)
+}
+
+/// `GET [base]/$adherence` (every patient of the clinic) and `GET Group/[id]/$adherence`
+/// (the patients of a Group): each patient's overall figures and their sum.
+pub async fn clinic_adherence(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let result = async {
+        let group = req.match_info().get("id").map(str::to_string);
+        if let Some(g) = &group
+            && !is_valid_id(g)
+        {
+            return Err(ApiError::NotFound(format!("Group/{g} does not exist")));
+        }
+        let AdherenceQuery {
+            start,
+            end,
+            csv,
+            out,
+        } = adherence_query(&req)?;
+        let now = to_micros(state.clock.now());
+        let st = state.clone();
+        let answer = state
+            .db
+            .read(move |conn| {
+                let tenant = st.tenant.as_str();
+                let run = |conn: &mut crate::db::AnyConnection| {
+                    let members = match &group {
+                        None => None,
+                        Some(g) => Some(crate::service::group_patients(conn, tenant, g)?),
+                    };
+                    crate::sessions::clinic_adherence(
+                        conn,
+                        tenant,
+                        members.as_ref(),
+                        start.as_deref(),
+                        end.as_deref(),
+                        &st.sessions,
+                        now,
+                    )
+                };
+                Ok(run(conn))
+            })
+            .await??;
+        if csv {
+            return Ok(csv_response(fhir_mapping::hep::adherence::clinic_csv(
+                &answer.overall,
+                &answer.patients,
+            )));
+        }
+        let json = fhir_mapping::hep::adherence::clinic_parameters(
+            &answer.overall,
+            &answer.patients,
+            &answer.start,
+            &answer.end,
+            &answer.as_of,
+        );
+        let bytes = serde_json::to_vec(&json).map_err(|e| ApiError::Internal(e.to_string()))?;
+        super::fhir_response(actix_web::http::StatusCode::OK, out, &bytes)
+    }
+    .await;
+    finish(&req, result)
+}
+
 /// `GET CarePlan/[id]/$adherence` and `GET Patient/[id]/$adherence`: the figures as
 /// Parameters (JSON or XML), or CSV (`Accept: text/csv` or `_format=csv`).
 pub async fn adherence(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let result = async {
         let id = path_id(&req)?;
         let program = req.path().contains("/CarePlan/");
-        let query = negotiate::query_pairs(&req)?;
-        let mut start = None;
-        let mut end = None;
-        for (k, v) in &query {
-            match k.as_str() {
-                "start" if start.is_none() => start = Some(v.clone()),
-                "end" if end.is_none() => end = Some(v.clone()),
-                "_format" | "_pretty" => {}
-                other => {
-                    return Err(ApiError::BadRequest(format!(
-                        "parameter `{other}` of $adherence is not supported (or is repeated)"
-                    )));
-                }
-            }
-        }
-        let csv = match query.iter().find(|(k, _)| k == "_format") {
-            Some((_, f)) => f == "csv" || f == "text/csv",
-            None => req
-                .headers()
-                .get("accept")
-                .and_then(|a| a.to_str().ok())
-                .and_then(|a| {
-                    negotiate::media_ranges(a)
-                        .first()
-                        .map(|m| m.eq_ignore_ascii_case("text/csv"))
-                })
-                .unwrap_or(false),
-        };
-        let out = if csv {
-            negotiate::Output::default()
-        } else {
-            negotiate::output(&req, &query)?
-        };
+        let AdherenceQuery {
+            start,
+            end,
+            csv,
+            out,
+        } = adherence_query(&req)?;
         let now = to_micros(state.clock.now());
         let st = state.clone();
         let answer = state
@@ -279,9 +368,10 @@ pub async fn adherence(req: HttpRequest, state: web::Data<AppState>) -> HttpResp
             exercises: &answer.exercises,
         };
         if csv {
-            return Ok(HttpResponse::Ok()
-                .content_type("text/csv; charset=utf-8")
-                .body(fhir_mapping::hep::adherence::to_csv(&answer.figures, &ctx)));
+            return Ok(csv_response(fhir_mapping::hep::adherence::to_csv(
+                &answer.figures,
+                &ctx,
+            )));
         }
         let json = fhir_mapping::hep::adherence::to_parameters(&answer.figures, &ctx);
         let bytes = serde_json::to_vec(&json).map_err(|e| ApiError::Internal(e.to_string()))?;

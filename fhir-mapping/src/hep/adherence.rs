@@ -177,6 +177,66 @@ pub fn to_parameters(a: &Adherence, ctx: &Context<'_>) -> Value {
     json!({"resourceType": "Parameters", "parameter": params})
 }
 
+/// The figures of many patients as a `Parameters` resource: the sum, then one
+/// `patient` parameter each (parts: the patient, `activeDays30`, the figures).
+pub fn clinic_parameters(
+    overall: &Figures,
+    patients: &[(String, Figures, u32)],
+    start: &str,
+    end: &str,
+    as_of: &str,
+) -> Value {
+    let mut params = vec![
+        json!({"name": "formulaVersion", "valueString": domain::adherence::FORMULA_VERSION}),
+        json!({"name": "period", "valuePeriod": {"start": start, "end": end}}),
+        json!({"name": "asOf", "valueDateTime": as_of}),
+        integer(
+            "patients",
+            u32::try_from(patients.len()).unwrap_or(u32::MAX),
+        ),
+        json!({"name": "overall", "part": figure_parts(overall)}),
+    ];
+    for (id, f, active) in patients {
+        let mut parts = vec![
+            json!({"name": "patient", "valueReference": {"reference": format!("Patient/{id}")}}),
+            integer("activeDays30", *active),
+        ];
+        parts.extend(figure_parts(f));
+        params.push(json!({"name": "patient", "part": parts}));
+    }
+    json!({"resourceType": "Parameters", "parameter": params})
+}
+
+/// The figures of many patients as CSV: the sum, then one row per patient.
+pub fn clinic_csv(overall: &Figures, patients: &[(String, Figures, u32)]) -> String {
+    let mut out = String::from(
+        "scope,patient,due,completed,missed,late,exercise_adherence_pct,session_adherence_pct,dose_adherence_pct,pain_mean,active_days_30,formula_version\n",
+    );
+    let mut row = |scope: &str, patient: &str, f: &Figures, active: &str| {
+        let fields = [
+            scope.to_string(),
+            patient.to_string(),
+            f.due.to_string(),
+            f.completed.to_string(),
+            f.missed.to_string(),
+            f.late.to_string(),
+            opt(f.exercise.percent()),
+            opt(f.session.percent()),
+            opt(f.dose.percent()),
+            opt(f.pain.map(|t| t.mean)),
+            active.to_string(),
+            domain::adherence::FORMULA_VERSION.to_string(),
+        ];
+        out.push_str(&fields.join(","));
+        out.push('\n');
+    };
+    row("overall", "", overall, "");
+    for (id, f, active) in patients {
+        row("patient", &format!("Patient/{id}"), f, &active.to_string());
+    }
+    out
+}
+
 fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))

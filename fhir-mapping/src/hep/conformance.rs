@@ -523,11 +523,11 @@ pub fn adherence_operation() -> Value {
         "kind": "operation",
         "date": DATE,
         "publisher": PUBLISHER,
-        "description": "Adherence figures computed from the exercise sessions (hep-exercise-session Tasks) of a program (CarePlan) or of all programs of a patient: overall, per exercise and per week, due, completed, missed and late sessions, exercise, session and dose adherence, pain and difficulty trends, and active days in the last 30 days. Definitions and formula version in the project's documentation. Answered as Parameters, or as text/csv (Accept or _format=csv).",
+        "description": "Adherence figures computed from the exercise sessions (hep-exercise-session Tasks) of a program (CarePlan) or of all programs of a patient: overall, per exercise and per week, due, completed, missed and late sessions, exercise, session and dose adherence, pain and difficulty trends, and active days in the last 30 days. Definitions and formula version in the project's documentation. On a Group (its patients) or on the whole server (every patient of the clinic; default period: the 28 days up to now), each patient's overall figures and their sum. Answered as Parameters, or as text/csv (Accept or _format=csv).",
         "affectsState": false,
         "code": "adherence",
-        "resource": ["CarePlan", "Patient"],
-        "system": false,
+        "resource": ["CarePlan", "Patient", "Group"],
+        "system": true,
         "type": false,
         "instance": true,
         "parameter": [
@@ -539,7 +539,9 @@ pub fn adherence_operation() -> Value {
             param("activeDays30", "out", 1, "1", "integer", "Days with at least one completed session in the 30 days up to asOf."),
             param("overall", "out", 1, "1", "", "Figures over the period (parts: due, completed, missed, late, exerciseAdherence, sessionAdherence, doseAdherence as % quantities, painFirst, painLast, painMean, painReports, difficulty...)."),
             param("exercise", "out", 0, "*", "", "Figures per prescription (parts: prescription, name, and the figures)."),
-            param("week", "out", 0, "*", "", "Figures per week of the period (parts: number, start, and the figures).")
+            param("week", "out", 0, "*", "", "Figures per week of the period (parts: number, start, and the figures)."),
+            param("patients", "out", 0, "1", "integer", "On a Group or the server: how many patients have sessions in the period."),
+            param("patient", "out", 0, "*", "", "On a Group or the server: per patient (parts: patient, activeDays30, and the figures).")
         ]
     })
 }
