@@ -16,7 +16,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
 
 use crate::clock::{from_micros, instant_string, to_micros};
-use crate::db::sessions::{self as sql, ScheduleRow, SessionRow};
+use crate::db::sessions::{self as sql, AdherenceRow, ScheduleRow, SessionRow};
 use crate::db::store::{self, Key, NewVersion, Token, WriteResult};
 use crate::db::{AnyConnection, Db};
 use crate::error::ApiError;
@@ -359,26 +359,40 @@ fn record(
     Ok(Some(view))
 }
 
-/// Keeps the weekly adherence summary Observation of the program week of a session
-/// current (created on the first change in that week).
-fn refresh_week(
+/// The week of the program (0 for the first, counted from its first session's day) a
+/// session is in, with the patient's time zone and the program's first day.
+fn week_of(
     conn: &mut AnyConnection,
     tenant: &str,
-    task_id: &str,
+    row: &SessionRow,
     settings: &SessionSettings,
-    now: i64,
-) -> Result<(), ApiError> {
-    let Some(row) = sql::of_task(conn, tenant, task_id)? else {
-        return Ok(());
-    };
+) -> Result<Option<(TimeZone, jiff::civil::Date, i32)>, ApiError> {
     let Some(first) = sql::first_due(conn, tenant, &row.care_plan_id)? else {
-        return Ok(());
+        return Ok(None);
     };
-    let patient = format!("Patient/{}", row.patient_id);
-    let tz = patient_tz(conn, tenant, &patient, settings)?;
+    let tz = patient_tz(
+        conn,
+        tenant,
+        &format!("Patient/{}", row.patient_id),
+        settings,
+    )?;
     let first_day = from_micros(first).to_zoned(tz.clone()).date();
     let day = from_micros(row.due_from).to_zoned(tz.clone()).date();
     let week = (day - first_day).get_days().max(0) / 7;
+    Ok(Some((tz, first_day, week)))
+}
+
+/// Writes the summary of one program week when its figures changed.
+fn refresh_summary(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    row: &SessionRow,
+    tz: &TimeZone,
+    first_day: jiff::civil::Date,
+    week: i32,
+    now: i64,
+) -> Result<(), ApiError> {
+    let patient = format!("Patient/{}", row.patient_id);
     let bound = |w: i32| -> Result<Timestamp, ApiError> {
         first_day
             .checked_add(jiff::Span::new().days(i64::from(w) * 7))
@@ -394,8 +408,9 @@ fn refresh_week(
         to_micros(start),
         to_micros(end),
     )?;
+    let open = rows.iter().any(|r| r.status == Status::Requested.code());
     let figures = adherence::compute(
-        &records(&rows),
+        &records(rows),
         &Period {
             start,
             end,
@@ -419,7 +434,6 @@ fn refresh_week(
         .and_then(|(_, o)| o.get("status").and_then(Value::as_str))
         .unwrap_or("");
     // final once the week is over and every session of it is settled
-    let open = rows.iter().any(|r| r.status == Status::Requested.code());
     let status = if end > from_micros(now) || open {
         "preliminary"
     } else if was == "final" || was == "amended" {
@@ -545,7 +559,7 @@ pub fn after_write(
                 .and_then(|b| session::read(b).ok())
                 .is_some_and(|v| v.status == Status::Completed);
             let view = record(conn, tenant, id, task)?;
-            refresh_week(conn, tenant, id, settings, now)?;
+            sql::queue_summary(conn, tenant, id)?;
             if let Some(view) = view
                 && view.status == Status::Completed
                 && !was_completed
@@ -568,16 +582,10 @@ pub fn after_write(
 /// Fails the sessions whose window closed without a report (status reason "not
 /// performed"). Safe with several processes: each session is claimed by one. Returns
 /// how many were failed.
-pub fn fail_missed(
-    db: &Db,
-    settings: &SessionSettings,
-    now: i64,
-    batch: i64,
-) -> Result<usize, ApiError> {
+pub fn fail_missed(db: &Db, now: i64, batch: i64) -> Result<usize, ApiError> {
     let due = db.write(move |conn| Ok::<_, ApiError>(sql::overdue(conn, now, batch)?))?;
     let mut n = 0;
     for (tenant, task_id) in due {
-        let settings = settings.clone();
         let failed = db.write(move |conn| {
             if !sql::claim_missed(conn, &tenant, &task_id, now)? {
                 return Ok::<_, ApiError>(false);
@@ -600,10 +608,51 @@ pub fn fail_missed(
                 &mut task,
                 now,
             )?;
-            refresh_week(conn, &tenant, &task_id, &settings, now)?;
+            sql::queue_summary(conn, &tenant, &task_id)?;
             Ok(true)
         })?;
         n += usize::from(failed);
+    }
+    Ok(n)
+}
+
+/// Refreshes the weekly summaries of the sessions that changed (each week once per
+/// run). Safe with several processes: each queued session is taken by one. Returns how
+/// many weeks were refreshed.
+pub fn refresh_summaries(
+    db: &Db,
+    settings: &SessionSettings,
+    now: i64,
+    batch: i64,
+) -> Result<usize, ApiError> {
+    let queued = db.write(move |conn| Ok::<_, ApiError>(sql::queued_summaries(conn, batch)?))?;
+    // (tenant, program, week) refreshed in this run
+    let mut done: std::collections::HashSet<(String, String, i32)> = Default::default();
+    let mut n = 0;
+    for (tenant, task_id) in queued {
+        let settings = settings.clone();
+        let seen = done.clone();
+        let refreshed = db.write(move |conn| {
+            if !sql::take_summary(conn, &tenant, &task_id)? {
+                return Ok::<_, ApiError>(None);
+            }
+            let Some(row) = sql::of_task(conn, &tenant, &task_id)? else {
+                return Ok(None);
+            };
+            let Some((tz, first_day, week)) = week_of(conn, &tenant, &row, &settings)? else {
+                return Ok(None);
+            };
+            let key = (tenant.clone(), row.care_plan_id.clone(), week);
+            if !seen.contains(&key) {
+                refresh_summary(conn, &tenant, &row, &tz, first_day, week, now)?;
+            }
+            Ok(Some(key))
+        })?;
+        if let Some(key) = refreshed
+            && done.insert(key)
+        {
+            n += 1;
+        }
     }
     Ok(n)
 }
@@ -659,11 +708,14 @@ pub fn spawn_jobs(
     let run = move || {
         while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
             let now = to_micros(clock.now());
-            if let Err(e) = fail_missed(&db, &settings, now, 500) {
+            if let Err(e) = fail_missed(&db, now, 500) {
                 tracing::warn!(error = %e, "missed-session job failed; retried next round");
             }
             if let Err(e) = extend_schedules(&db, &settings, now, 100) {
                 tracing::warn!(error = %e, "schedule job failed; retried next round");
+            }
+            if let Err(e) = refresh_summaries(&db, &settings, now, 1000) {
+                tracing::warn!(error = %e, "summary job failed; retried next round");
             }
         }
     };
@@ -676,23 +728,24 @@ pub fn spawn_jobs(
     Jobs { _stop: stop }
 }
 
+/// The adherence record of a session.
+fn record_of(r: AdherenceRow) -> Option<Record> {
+    Some(Record {
+        status: Status::from_code(&r.status)?,
+        exercise: r.request_id,
+        due_from: from_micros(r.due_from),
+        due_until: from_micros(r.due_until),
+        completed_at: r.completed_at.map(from_micros),
+        done_volume: r.done_volume.and_then(|v| u32::try_from(v).ok()),
+        prescribed_volume: u32::try_from(r.prescribed_volume).unwrap_or(0),
+        pain: r.pain.and_then(|v| u8::try_from(v).ok()),
+        difficulty: r.difficulty.and_then(|v| u8::try_from(v).ok()),
+    })
+}
+
 /// The adherence records of sessions.
-pub fn records(rows: &[SessionRow]) -> Vec<Record> {
-    rows.iter()
-        .filter_map(|r| {
-            Some(Record {
-                exercise: r.request_id.clone(),
-                due_from: from_micros(r.due_from),
-                due_until: from_micros(r.due_until),
-                status: Status::from_code(&r.status)?,
-                completed_at: r.completed_at.map(from_micros),
-                done_volume: r.done_volume.and_then(|v| u32::try_from(v).ok()),
-                prescribed_volume: u32::try_from(r.prescribed_volume).unwrap_or(0),
-                pain: r.pain.and_then(|v| u8::try_from(v).ok()),
-                difficulty: r.difficulty.and_then(|v| u8::try_from(v).ok()),
-            })
-        })
-        .collect()
+pub fn records(rows: Vec<AdherenceRow>) -> Vec<Record> {
+    rows.into_iter().filter_map(record_of).collect()
 }
 
 /// Whose adherence is asked for.
@@ -806,7 +859,7 @@ pub fn adherence(
         now: now_ts,
         tz: tz.clone(),
     };
-    let figures = adherence::compute(&records(&rows), &period);
+    let figures = adherence::compute(&records(rows), &period);
     let mut exercises = Vec::new();
     for (rid, _) in &figures.exercises {
         let name = load_json(conn, tenant, "ServiceRequest", rid)?
@@ -876,12 +929,18 @@ pub fn clinic_adherence(
         if only.is_some_and(|o| !o.contains(&row.patient_id)) {
             return;
         }
-        let Some(record) = records(std::slice::from_ref(&row)).pop() else {
+        let same = by_patient.last().is_some_and(|(p, _)| *p == row.patient_id);
+        let patient = (!same).then(|| row.patient_id.clone());
+        let Some(record) = record_of(row) else {
             return;
         };
-        match by_patient.last_mut() {
-            Some((p, list)) if *p == row.patient_id => list.push(record),
-            _ => by_patient.push((row.patient_id, vec![record])),
+        match patient {
+            None => {
+                if let Some((_, list)) = by_patient.last_mut() {
+                    list.push(record);
+                }
+            }
+            Some(p) => by_patient.push((p, vec![record])),
         }
     })?;
     let mut overall = adherence::Figures::default();

@@ -45,6 +45,9 @@ struct Args {
     /// Patients seeded before the scenarios run.
     #[arg(long, default_value_t = 2000)]
     patients: usize,
+    /// Active programs seeded for the session scenarios (840 sessions each).
+    #[arg(long, default_value_t = 40)]
+    programs: usize,
     /// The server binary (default: build it with `cargo build --release`).
     #[arg(long)]
     server_bin: Option<PathBuf>,
@@ -56,13 +59,39 @@ struct Args {
     serve_ceiling: Option<Vec<String>>,
 }
 
+/// What a scenario needs seeded besides the Patients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Needs {
+    Patients,
+    /// Active 12-week programs of 10 daily exercises (840 sessions each).
+    Programs,
+}
+
 /// One scenario: what it sends and the target it is held to.
 struct Scenario {
     name: &'static str,
     title: &'static str,
     target: &'static str,
     script: &'static str,
+    needs: Needs,
 }
+
+/// Scenarios timed request by request (one at a time) rather than under load.
+struct Timed {
+    name: &'static str,
+    title: &'static str,
+    target: &'static str,
+}
+
+const TIMED: &[Timed] = &[Timed {
+    name: "clinic-adherence",
+    title: "$adherence of a clinic: 5,000 active patients, 10 daily exercises, last 28 days (1.4 M sessions)",
+    target: "< 2 s",
+}];
+
+/// Exercises per seeded program, and its weeks.
+const PROGRAM_EXERCISES: usize = 10;
+const PROGRAM_WEEKS: u32 = 12;
 
 const SCENARIOS: &[Scenario] = &[
     Scenario {
@@ -70,24 +99,42 @@ const SCENARIOS: &[Scenario] = &[
         title: "Read Patient by id",
         target: ">= 50 % of the ceiling, p99 < 5 ms",
         script: include_str!("../lua/read.lua"),
+        needs: Needs::Patients,
     },
     Scenario {
         name: "create-patient",
         title: "Create Patient (durable)",
         target: ">= 3,000 / s",
         script: include_str!("../lua/create_patient.lua"),
+        needs: Needs::Patients,
     },
     Scenario {
         name: "create-task",
         title: "Create Task referencing a Patient (durable)",
         target: ">= 3,000 / s",
         script: include_str!("../lua/create_task.lua"),
+        needs: Needs::Patients,
     },
     Scenario {
         name: "update-if-match",
         title: "Update Patient with If-Match (durable)",
         target: "(none set)",
         script: include_str!("../lua/update_if_match.lua"),
+        needs: Needs::Patients,
+    },
+    Scenario {
+        name: "adherence-program",
+        title: "$adherence of a 12-week program of 10 daily exercises (840 sessions)",
+        target: "p99 < 5 ms",
+        script: include_str!("../lua/adherence_program.lua"),
+        needs: Needs::Programs,
+    },
+    Scenario {
+        name: "complete-session",
+        title: "Complete a session with JSON Patch (durable; the pain score becomes an Observation)",
+        target: ">= 2,000 / s",
+        script: include_str!("../lua/complete_session.lua"),
+        needs: Needs::Programs,
     },
 ];
 
@@ -111,7 +158,10 @@ fn main() -> std::process::ExitCode {
     }
     if args.list {
         for s in SCENARIOS {
-            println!("{:<16} {}  (target {})", s.name, s.title, s.target);
+            println!("{:<18} {}  (target {})", s.name, s.title, s.target);
+        }
+        for t in TIMED {
+            println!("{:<18} {}  (target {})", t.name, t.title, t.target);
         }
         return std::process::ExitCode::SUCCESS;
     }
@@ -139,21 +189,24 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: Args) -> Result<PathBuf, String> {
-    let selected: Vec<&Scenario> =
-        if args.scenarios.is_empty() || args.scenarios.iter().any(|s| s == "all") {
-            SCENARIOS.iter().collect()
-        } else {
-            let mut v = Vec::new();
-            for name in &args.scenarios {
-                v.push(
-                    SCENARIOS
-                        .iter()
-                        .find(|s| s.name == name)
-                        .ok_or_else(|| format!("unknown scenario `{name}` (see --list)"))?,
-                );
+    let all = args.scenarios.is_empty() || args.scenarios.iter().any(|s| s == "all");
+    let mut selected: Vec<&Scenario> = Vec::new();
+    let mut timed: Vec<&Timed> = Vec::new();
+    if all {
+        selected = SCENARIOS.iter().collect();
+        timed = TIMED.iter().collect();
+    } else {
+        for name in &args.scenarios {
+            match (
+                SCENARIOS.iter().find(|s| s.name == name),
+                TIMED.iter().find(|t| t.name == name),
+            ) {
+                (Some(s), _) => selected.push(s),
+                (None, Some(t)) => timed.push(t),
+                (None, None) => return Err(format!("unknown scenario `{name}` (see --list)")),
             }
-            v
-        };
+        }
+    }
     wrk::check_installed()?;
     let server_bin = match &args.server_bin {
         Some(p) => p.clone(),
@@ -201,10 +254,33 @@ async fn run(args: Args) -> Result<PathBuf, String> {
         .collect::<Vec<_>>()
         .join(",");
     let run_tag = format!("r{}", std::process::id());
-    let prelude = format!(
+    let mut prelude = format!(
         "IDS = {{{ids_lua}}}\nTHREADS = {}\nRUN = \"{run_tag}\"\nPATH_PREFIX = \"/fhir/Patient/\"\n",
         args.threads
     );
+    let mut programs = None;
+    if selected.iter().any(|s| s.needs == Needs::Programs) {
+        let started = std::time::Instant::now();
+        let seeded = seed_programs(&client, &hep.base, &ids, args.programs).await?;
+        println!(
+            "seeded {} programs ({} sessions) in {:.1}s",
+            seeded.plans.len(),
+            seeded.tasks.len(),
+            started.elapsed().as_secs_f64()
+        );
+        let tasks_file = work.path().join("tasks.txt");
+        std::fs::write(&tasks_file, seeded.tasks.join("\n") + "\n").map_err(|e| e.to_string())?;
+        prelude.push_str(&format!(
+            "PLAN = \"{}\"\nTASKS = {{}}\nfor line in io.lines(\"{}\") do TASKS[#TASKS + 1] = line end\n",
+            seeded.plans[0],
+            tasks_file.display()
+        ));
+        programs = Some(report::ProgramSeed {
+            programs: seeded.plans.len(),
+            sessions: seeded.tasks.len(),
+            activation_ms: seeded.activation_ms,
+        });
+    }
 
     // The ceiling: the same bytes as a read, from a trivial actix-web endpoint.
     let body_file = work.path().join("ceiling-body.json");
@@ -235,6 +311,24 @@ async fn run(args: Args) -> Result<PathBuf, String> {
             rss_peak_kb: rss.peak_kb,
         });
     }
+    let mut timed_results = Vec::new();
+    for t in timed {
+        println!("running {}", t.name);
+        let runs = match t.name {
+            "clinic-adherence" => clinic_adherence(&client, &hep.base, &database_url, &ids).await?,
+            other => return Err(format!("no runner for `{other}`")),
+        };
+        let rss = hep.rss();
+        timed_results.push(report::TimedResult {
+            name: t.name.to_string(),
+            title: t.title.to_string(),
+            target: t.target.to_string(),
+            runs_ms: runs.runs_ms,
+            detail: runs.detail,
+            rss_after_kb: rss.current_kb,
+            rss_peak_kb: rss.peak_kb,
+        });
+    }
     let final_rss = hep.rss();
     hep.stop();
 
@@ -251,6 +345,8 @@ async fn run(args: Args) -> Result<PathBuf, String> {
         peak_rss_kb: final_rss.peak_kb,
         ceiling: ceiling_result,
         scenarios: results,
+        programs,
+        timed: timed_results,
     };
     let out = args.output_dir.unwrap_or_else(workspace_root);
     report.write(&out)
@@ -300,4 +396,238 @@ async fn seed_patients(
         .collect()
         .await;
     results.into_iter().collect()
+}
+
+/// Seeded programs: their ids, the ids of their sessions, and how long each
+/// activation (the write that makes its 840 sessions) took.
+struct Programs {
+    plans: Vec<String>,
+    tasks: Vec<String>,
+    activation_ms: Vec<f64>,
+}
+
+async fn post(client: &reqwest::Client, url: String, body: &Value) -> Result<Value, String> {
+    let res = client
+        .post(url)
+        .header("Content-Type", "application/fhir+json")
+        .body(body.to_string())
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if res.status().as_u16() != 201 {
+        let status = res.status();
+        let text = res.text().await.unwrap_or_default();
+        return Err(format!("seeding answered {status}: {text}"));
+    }
+    res.json().await.map_err(|e| e.to_string())
+}
+
+/// A seeded program: its id, its sessions, and how long its activation took (ms).
+type SeededProgram = (String, Vec<String>, f64);
+
+/// Creates `n` active 12-week programs of 10 daily exercises over HTTP, 4 at a time.
+async fn seed_programs(
+    client: &reqwest::Client,
+    base: &str,
+    patients: &[String],
+    n: usize,
+) -> Result<Programs, String> {
+    const BASE: &str = "https://hep-fhir.org/fhir";
+    let today = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date();
+    let last = today
+        .checked_add(jiff::Span::new().days(i64::from(PROGRAM_WEEKS) * 7 - 1))
+        .map_err(|e| e.to_string())?;
+    let (today, last) = (today.to_string(), last.to_string());
+    let results: Vec<Result<SeededProgram, String>> =
+        futures_util::stream::iter(0..n)
+            .map(|i| {
+                let client = client.clone();
+                let patient = patients[i % patients.len()].clone();
+                let (today, last) = (today.clone(), last.clone());
+                async move {
+                    let mut exercises = Vec::new();
+                    for e in 0..PROGRAM_EXERCISES {
+                        let sr = json!({
+                            "resourceType": "ServiceRequest",
+                            "meta": {"profile": [format!("{BASE}/StructureDefinition/hep-exercise-prescription")]},
+                            "extension": [{"url": format!("{BASE}/StructureDefinition/exercise-dosage"), "extension": [
+                                {"url": "sets", "valuePositiveInt": 3},
+                                {"url": "repetitions", "valuePositiveInt": 10}]}],
+                            "instantiatesCanonical": [format!("{BASE}/ActivityDefinition/bridge|1.0.0")],
+                            "status": "active", "intent": "order",
+                            "category": [{"coding": [{"system": "http://snomed.info/sct", "code": "229065009"}]}],
+                            "code": {"text": format!("Exercise {e}")},
+                            "subject": {"reference": format!("Patient/{patient}")},
+                            "occurrenceTiming": {"repeat": {"boundsPeriod": {"start": today, "end": last},
+                                "frequency": 1, "period": 1, "periodUnit": "d"}},
+                            "performer": [{"reference": format!("Patient/{patient}")}]
+                        });
+                        let created = post(&client, format!("{base}/ServiceRequest"), &sr).await?;
+                        exercises.push(created["id"].as_str().unwrap_or_default().to_string());
+                    }
+                    let plan = json!({
+                        "resourceType": "CarePlan",
+                        "meta": {"profile": [format!("{BASE}/StructureDefinition/hep-program")]},
+                        "status": "active", "intent": "plan",
+                        "category": [{"coding": [{"system": "http://snomed.info/sct", "code": "229065009"}]}],
+                        "title": "Benchmark program",
+                        "subject": {"reference": format!("Patient/{patient}")},
+                        "activity": exercises.iter().map(|id| json!({"reference": {"reference": format!("ServiceRequest/{id}")}})).collect::<Vec<_>>()
+                    });
+                    let started = std::time::Instant::now();
+                    let created = post(&client, format!("{base}/CarePlan"), &plan).await?;
+                    let activation_ms = started.elapsed().as_secs_f64() * 1000.0;
+                    let plan_id = created["id"].as_str().unwrap_or_default().to_string();
+                    let bundle: Value = client
+                        .get(format!("{base}/Task?based-on=CarePlan/{plan_id}&_count=1000"))
+                        .header("Accept", "application/fhir+json")
+                        .send()
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .json()
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let tasks: Vec<String> = bundle["entry"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|e| e["resource"]["id"].as_str().map(str::to_string))
+                        .collect();
+                    Ok((plan_id, tasks, activation_ms))
+                }
+            })
+            .buffer_unordered(4)
+            .collect()
+            .await;
+    let mut out = Programs {
+        plans: Vec::new(),
+        tasks: Vec::new(),
+        activation_ms: Vec::new(),
+    };
+    for r in results {
+        let (plan, tasks, ms) = r?;
+        if tasks.len() != PROGRAM_EXERCISES * PROGRAM_WEEKS as usize * 7 {
+            return Err(format!("program {plan} has {} sessions", tasks.len()));
+        }
+        out.plans.push(plan);
+        out.tasks.extend(tasks);
+        out.activation_ms.push(ms);
+    }
+    Ok(out)
+}
+
+/// What a timed scenario measured.
+struct TimedRuns {
+    runs_ms: Vec<f64>,
+    detail: String,
+}
+
+/// Seeds the sessions of 5,000 patients with 10 daily exercises over the last 28 days
+/// straight into the database (the figure is the computation, not the seeding), then
+/// times `GET /fhir/$adherence` five times.
+async fn clinic_adherence(
+    client: &reqwest::Client,
+    base: &str,
+    database_url: &str,
+    patients: &[String],
+) -> Result<TimedRuns, String> {
+    use api::db::sessions::{SessionRow, insert};
+    const PATIENTS: usize = 5000;
+    const DAYS: i64 = 28;
+    const DAY_US: i64 = 86_400_000_000;
+    let db = api::db::Db::open(database_url, 1).map_err(|e| e.to_string())?;
+    let now_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|e| e.to_string())?
+        .as_micros() as i64;
+    let today = now_us - now_us.rem_euclid(DAY_US);
+    let started = std::time::Instant::now();
+    let mut seeded = 0usize;
+    for chunk in 0..(PATIENTS / 100) {
+        let patients: Vec<String> = (chunk * 100..(chunk + 1) * 100)
+            .map(|i| {
+                patients
+                    .get(i)
+                    .cloned()
+                    .unwrap_or_else(|| format!("clinic-{i}"))
+            })
+            .collect();
+        let n = db
+            .write(move |conn| {
+                let mut n = 0usize;
+                for (pi, patient) in patients.iter().enumerate() {
+                    for e in 0..PROGRAM_EXERCISES {
+                        for d in 0..DAYS {
+                            let due_from = today - (DAYS - 1 - d) * DAY_US;
+                            // a realistic mix: most done, some missed, today's open
+                            let k = (pi * 31 + e * 7 + d as usize) % 20;
+                            let (status, done) = if d == DAYS - 1 {
+                                ("requested", None)
+                            } else if k < 14 {
+                                ("completed", Some(if k.is_multiple_of(3) { 20 } else { 30 }))
+                            } else {
+                                ("failed", None)
+                            };
+                            insert(
+                                conn,
+                                &SessionRow {
+                                    tenant: "default".into(),
+                                    task_id: format!("clinic-{patient}-{e}-{d}"),
+                                    care_plan_id: format!("clinic-plan-{patient}"),
+                                    request_id: format!("clinic-rx-{patient}-{e}"),
+                                    patient_id: patient.clone(),
+                                    due_from,
+                                    due_until: due_from + DAY_US,
+                                    slot: 0,
+                                    status: status.into(),
+                                    completed_at: done.map(|_| due_from + DAY_US / 3),
+                                    done_volume: done,
+                                    prescribed_volume: 30,
+                                    pain: done.map(|_| (k % 5) as i64),
+                                    difficulty: None,
+                                },
+                            )?;
+                            n += 1;
+                        }
+                    }
+                }
+                Ok::<_, api::error::ApiError>(n)
+            })
+            .map_err(|e| e.to_string())?;
+        seeded += n;
+    }
+    println!(
+        "seeded {seeded} sessions of {PATIENTS} patients in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    let mut runs_ms = Vec::new();
+    let mut detail = String::new();
+    for _ in 0..5 {
+        let started = std::time::Instant::now();
+        let res = client
+            .get(format!("{base}/$adherence"))
+            .header("Accept", "application/fhir+json")
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = res.status();
+        let body = res.bytes().await.map_err(|e| e.to_string())?;
+        runs_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+        if !status.is_success() {
+            return Err(format!("$adherence answered {status}"));
+        }
+        let v: Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+        let count = v["parameter"]
+            .as_array()
+            .and_then(|p| p.iter().find(|p| p["name"] == "patients"))
+            .and_then(|p| p["valueInteger"].as_u64())
+            .unwrap_or(0);
+        detail = format!(
+            "{seeded} sessions; answer: {count} patients, {} kB",
+            body.len() / 1024
+        );
+    }
+    Ok(TimedRuns { runs_ms, detail })
 }

@@ -25,6 +25,27 @@ pub struct ScenarioResult {
     pub rss_peak_kb: u64,
 }
 
+/// Programs seeded over HTTP for the session scenarios.
+#[derive(Debug, Serialize)]
+pub struct ProgramSeed {
+    pub programs: usize,
+    pub sessions: usize,
+    /// Per program: the write that activated it and made its sessions.
+    pub activation_ms: Vec<f64>,
+}
+
+/// A scenario timed request by request.
+#[derive(Debug, Serialize)]
+pub struct TimedResult {
+    pub name: String,
+    pub title: String,
+    pub target: String,
+    pub runs_ms: Vec<f64>,
+    pub detail: String,
+    pub rss_after_kb: u64,
+    pub rss_peak_kb: u64,
+}
+
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub backend: String,
@@ -39,6 +60,14 @@ pub struct Report {
     pub peak_rss_kb: u64,
     pub ceiling: Figures,
     pub scenarios: Vec<ScenarioResult>,
+    pub programs: Option<ProgramSeed>,
+    pub timed: Vec<TimedResult>,
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
 pub fn machine() -> Machine {
@@ -171,6 +200,40 @@ impl Report {
                 r.rss_peak_kb / 1024,
                 r.target
             );
+        }
+        if let Some(p) = &self.programs {
+            let max = p.activation_ms.iter().copied().fold(0.0, f64::max);
+            let _ = writeln!(
+                s,
+                "\nSeeded for the session scenarios: {} active programs of 10 daily exercises over 12 weeks \
+                 ({} sessions, Tasks). Activating one (the write that makes its 840 sessions): median {:.0} ms, max {:.0} ms.",
+                p.programs,
+                p.sessions,
+                median(&p.activation_ms),
+                max
+            );
+        }
+        if !self.timed.is_empty() {
+            let _ = writeln!(
+                s,
+                "\n| timed one at a time | runs (ms) | median ms | RSS after / peak MB | detail | target |"
+            );
+            let _ = writeln!(s, "|---|---|---:|---:|---|---|");
+            for t in &self.timed {
+                let runs: Vec<String> = t.runs_ms.iter().map(|r| format!("{r:.0}")).collect();
+                let _ = writeln!(
+                    s,
+                    "| {} (`{}`) | {} | {:.0} | {} / {} | {} | {} |",
+                    t.title,
+                    t.name,
+                    runs.join(", "),
+                    median(&t.runs_ms),
+                    t.rss_after_kb / 1024,
+                    t.rss_peak_kb / 1024,
+                    t.detail,
+                    t.target
+                );
+            }
         }
         s
     }

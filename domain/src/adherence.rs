@@ -210,7 +210,11 @@ pub fn compute(records: &[Record], period: &Period) -> Adherence {
     let as_of = period.end.min(period.now);
     let tz = &period.tz;
     let mut sorted: Vec<&Record> = records.iter().collect();
-    sorted.sort_by_key(|r| (r.due_from, r.exercise.clone()));
+    sorted.sort_by(|a, b| {
+        a.due_from
+            .cmp(&b.due_from)
+            .then_with(|| a.exercise.cmp(&b.exercise))
+    });
     let in_period: Vec<&Record> = sorted
         .iter()
         .copied()

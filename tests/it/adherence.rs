@@ -441,21 +441,32 @@ async fn the_whole_adherence_loop() {
         "2026-03-09"
     );
 
-    // the weekly summaries an EHR pulls with a plain search
-    let summaries = json(
-        s.get(&format!(
-            "Observation?patient={pid}&code={BASE}/CodeSystem/adherence-measure|weekly-exercise-adherence"
-        ))
-        .await,
-    )
-    .await;
-    assert_eq!(summaries["total"], 2);
-    let mut weeks: Vec<Value> = summaries["entry"]
-        .as_array()
-        .expect("entries")
-        .iter()
-        .map(|e| e["resource"].clone())
-        .collect();
+    // the weekly summaries an EHR pulls with a plain search (the summary job keeps them
+    // current within its interval)
+    let mut weeks: Vec<Value> = Vec::new();
+    for _ in 0..400 {
+        let summaries = json(
+            s.get(&format!(
+                "Observation?patient={pid}&code={BASE}/CodeSystem/adherence-measure|weekly-exercise-adherence"
+            ))
+            .await,
+        )
+        .await;
+        weeks = summaries["entry"]
+            .as_array()
+            .map(|e| e.iter().map(|e| e["resource"].clone()).collect())
+            .unwrap_or_default();
+        let settled = weeks.len() == 2
+            && weeks
+                .iter()
+                .any(|w| w["valueQuantity"]["value"] == json!(100.0))
+            && weeks.iter().any(|w| w["status"] == "final");
+        if settled {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(weeks.len(), 2);
     weeks.sort_by_key(|o| {
         o["effectivePeriod"]["start"]
             .as_str()
@@ -551,4 +562,104 @@ async fn the_whole_adherence_loop() {
         all.iter()
             .any(|t| t["statusReason"]["coding"][0]["code"] == "program-on-hold")
     );
+}
+
+#[tokio::test]
+async fn two_servers_fail_each_missed_session_once() {
+    let clock = Arc::new(ManualClock::new(at("2026-03-02T12:00:00Z")));
+    let one = start_with(|c| c.job_interval_ms = 5, clock.clone()).await;
+    let url = one.database_url.clone();
+    let two = start_with(
+        move |c| {
+            c.job_interval_ms = 5;
+            c.database_url = url;
+        },
+        clock.clone(),
+    )
+    .await;
+    let pid = one.create(patient("jobs1")).await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let rx = one.create(prescription(&pid, "Squat", 3, None)).await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    one.create(program(&pid, &[&rx])).await;
+    assert_eq!(sessions(&two).await.len(), 14);
+    // ten days pass: both servers' jobs see the same ten overdue sessions
+    clock.set(at("2026-03-12T12:00:00Z"));
+    let mut failed = Vec::new();
+    for _ in 0..500 {
+        failed = sessions(&two)
+            .await
+            .into_iter()
+            .filter(|t| t["status"] == "failed")
+            .collect();
+        if failed.len() == 10 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(failed.len(), 10);
+    for t in &failed {
+        assert_eq!(t["meta"]["versionId"], "2", "written once: {}", t["id"]);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let again: Vec<Value> = sessions(&one)
+        .await
+        .into_iter()
+        .filter(|t| t["status"] == "failed")
+        .collect();
+    assert!(again.iter().all(|t| t["meta"]["versionId"] == "2"));
+}
+
+#[tokio::test]
+async fn open_ended_programs_are_kept_ahead() {
+    let clock = Arc::new(ManualClock::new(at("2026-03-02T12:00:00Z")));
+    let s = start_with(|c| c.job_interval_ms = 5, clock.clone()).await;
+    let pid = s.create(patient("open1")).await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let mut open = prescription(&pid, "Walk", 1, None);
+    open["occurrenceTiming"]["repeat"]["boundsPeriod"] = json!({"start": "2026-03-02"});
+    let rx = s.create(open).await["id"].as_str().expect("id").to_string();
+    s.create(program(&pid, &[&rx])).await;
+    let last = |all: &[Value]| {
+        all.iter()
+            .filter_map(|t| {
+                t["restriction"]["period"]["start"]
+                    .as_str()
+                    .map(|d| d[..10].to_string())
+            })
+            .max()
+            .unwrap_or_default()
+    };
+    let first = sessions(&s).await;
+    // today and the 14 days ahead
+    assert_eq!(first.len(), 15);
+    assert_eq!(last(&first), "2026-03-16");
+    clock.set(at("2026-03-09T12:00:00Z"));
+    for _ in 0..500 {
+        if last(&sessions(&s).await) == "2026-03-23" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let later = sessions(&s).await;
+    assert_eq!(last(&later), "2026-03-23", "kept 14 days ahead");
+    // no window twice
+    let mut starts: Vec<String> = later
+        .iter()
+        .filter_map(|t| {
+            t["restriction"]["period"]["start"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect();
+    let n = starts.len();
+    starts.sort();
+    starts.dedup();
+    assert_eq!(starts.len(), n);
 }

@@ -14,6 +14,8 @@ pub const FHIR_XML: &str = "application/fhir+xml";
 pub struct TestServer {
     pub base: String,
     pub client: Client,
+    /// The database, for a second server on the same data.
+    pub database_url: String,
     handle: ServerHandle,
     _dir: tempfile::TempDir,
 }
@@ -50,12 +52,14 @@ pub async fn start_with(adjust: impl FnOnce(&mut Config), clock: Arc<dyn Clock>)
     config.db_pool_size = 4;
     config.shutdown_timeout = 1;
     adjust(&mut config);
+    let database_url = config.database_url.clone();
     let (server, addr) = api::server::build(&config, clock).expect("server starts");
     let handle = server.handle();
     tokio::spawn(server);
     TestServer {
         base: format!("http://{addr}/fhir"),
         client: Client::new(),
+        database_url,
         handle,
         _dir: dir,
     }

@@ -86,3 +86,10 @@ diesel::table! {
         value -> Text,
     }
 }
+
+diesel::table! {
+    summary_queue (tenant, task_id) {
+        tenant -> Text,
+        task_id -> Text,
+    }
+}

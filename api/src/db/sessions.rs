@@ -5,11 +5,11 @@
 use diesel::prelude::*;
 
 use super::AnyConnection;
-use super::schema::{schedules, sessions};
+use super::schema::{schedules, sessions, summary_queue};
 
 /// One session as stored for adherence and the jobs.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Insertable, AsChangeset)]
-#[diesel(table_name = sessions)]
+#[diesel(table_name = sessions, treat_none_as_null = true)]
 pub struct SessionRow {
     pub tenant: String,
     pub task_id: String,
@@ -104,16 +104,49 @@ pub fn live_windows(
         .load(c))
 }
 
+/// What adherence needs of a session.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable)]
+pub struct AdherenceRow {
+    pub patient_id: String,
+    pub request_id: String,
+    pub due_from: i64,
+    pub due_until: i64,
+    pub status: String,
+    pub completed_at: Option<i64>,
+    pub done_volume: Option<i64>,
+    pub prescribed_volume: i64,
+    pub pain: Option<i64>,
+    pub difficulty: Option<i64>,
+}
+
+macro_rules! adherence_columns {
+    () => {
+        (
+            sessions::patient_id,
+            sessions::request_id,
+            sessions::due_from,
+            sessions::due_until,
+            sessions::status,
+            sessions::completed_at,
+            sessions::done_volume,
+            sessions::prescribed_volume,
+            sessions::pain,
+            sessions::difficulty,
+        )
+    };
+}
+
 /// Every session of a program.
 pub fn of_plan(
     conn: &mut AnyConnection,
     tenant: &str,
     care_plan_id: &str,
-) -> QueryResult<Vec<SessionRow>> {
+) -> QueryResult<Vec<AdherenceRow>> {
     on_backend!(conn, c => sessions::table
         .filter(sessions::tenant.eq(tenant))
         .filter(sessions::care_plan_id.eq(care_plan_id))
         .order(sessions::due_from)
+        .select(adherence_columns!())
         .load(c))
 }
 
@@ -122,11 +155,12 @@ pub fn of_patient(
     conn: &mut AnyConnection,
     tenant: &str,
     patient_id: &str,
-) -> QueryResult<Vec<SessionRow>> {
+) -> QueryResult<Vec<AdherenceRow>> {
     on_backend!(conn, c => sessions::table
         .filter(sessions::tenant.eq(tenant))
         .filter(sessions::patient_id.eq(patient_id))
         .order(sessions::due_from)
+        .select(adherence_columns!())
         .load(c))
 }
 
@@ -285,12 +319,13 @@ pub fn of_plan_between(
     care_plan_id: &str,
     from: i64,
     to: i64,
-) -> QueryResult<Vec<SessionRow>> {
+) -> QueryResult<Vec<AdherenceRow>> {
     on_backend!(conn, c => sessions::table
         .filter(sessions::tenant.eq(tenant))
         .filter(sessions::care_plan_id.eq(care_plan_id))
         .filter(sessions::due_from.ge(from))
         .filter(sessions::due_from.lt(to))
+        .select(adherence_columns!())
         .load(c))
 }
 
@@ -301,7 +336,7 @@ pub fn each_of_tenant(
     tenant: &str,
     from: i64,
     to: i64,
-    mut f: impl FnMut(SessionRow),
+    mut f: impl FnMut(AdherenceRow),
 ) -> QueryResult<()> {
     use diesel::connection::DefaultLoadingMode;
     on_backend!(conn, c => {
@@ -310,10 +345,43 @@ pub fn each_of_tenant(
             .filter(sessions::due_from.ge(from))
             .filter(sessions::due_from.lt(to))
             .order((sessions::patient_id, sessions::due_from))
-            .load_iter::<SessionRow, DefaultLoadingMode>(c)?;
+            .select(adherence_columns!())
+            .load_iter::<AdherenceRow, DefaultLoadingMode>(c)?;
         for row in rows {
             f(row?);
         }
         Ok(())
     })
+}
+
+/// Marks a session's week for a refresh of its summary (once, however often it changes).
+pub fn queue_summary(conn: &mut AnyConnection, tenant: &str, task_id: &str) -> QueryResult<()> {
+    on_backend!(conn, c => diesel::insert_into(summary_queue::table)
+        .values((summary_queue::tenant.eq(tenant), summary_queue::task_id.eq(task_id)))
+        .on_conflict_do_nothing()
+        .execute(c))?;
+    Ok(())
+}
+
+/// Sessions waiting for their summary (any tenant).
+pub fn queued_summaries(
+    conn: &mut AnyConnection,
+    limit: i64,
+) -> QueryResult<Vec<(String, String)>> {
+    on_backend!(conn, c => summary_queue::table
+        .select((summary_queue::tenant, summary_queue::task_id))
+        .order((summary_queue::tenant, summary_queue::task_id))
+        .limit(limit)
+        .load(c))
+}
+
+/// Takes a session off the queue: `true` for the one process that does.
+pub fn take_summary(conn: &mut AnyConnection, tenant: &str, task_id: &str) -> QueryResult<bool> {
+    let n = on_backend!(conn, c => diesel::delete(
+        summary_queue::table
+            .filter(summary_queue::tenant.eq(tenant))
+            .filter(summary_queue::task_id.eq(task_id)),
+    )
+    .execute(c))?;
+    Ok(n == 1)
 }

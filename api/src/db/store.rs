@@ -441,23 +441,29 @@ pub fn replace_tokens(
     insert_tokens(conn, key, tokens)
 }
 
-/// Inserts the search index rows of a resource (duplicates dropped). One statement per
-/// row (a prepared statement reused): token counts per resource are small.
+/// Inserts the search index rows of a resource (duplicates dropped), in one statement.
 fn insert_tokens(conn: &mut AnyConnection, key: Key<'_>, tokens: &[Token<'_>]) -> QueryResult<()> {
     let mut tokens: Vec<&Token<'_>> = tokens.iter().collect();
     tokens.sort_by_key(|t| (t.param, t.system, t.code));
     tokens.dedup_by_key(|t| (t.param, t.system, t.code));
-    for t in tokens {
-        on_backend!(conn, c => diesel::insert_into(search_tokens::table)
-            .values((
+    if tokens.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<_> = tokens
+        .iter()
+        .map(|t| {
+            (
                 search_tokens::tenant.eq(key.tenant),
                 search_tokens::res_type.eq(key.res_type),
                 search_tokens::res_id.eq(key.res_id),
                 search_tokens::param.eq(t.param),
                 search_tokens::system.eq(t.system),
                 search_tokens::code.eq(t.code),
-            ))
-            .execute(c))?;
-    }
+            )
+        })
+        .collect();
+    on_backend!(conn, c => diesel::insert_into(search_tokens::table)
+        .values(&rows)
+        .execute(c))?;
     Ok(())
 }
