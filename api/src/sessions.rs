@@ -924,30 +924,26 @@ pub fn clinic_adherence(
     // the 30 days before the as-of instant count for active days
     let as_of = end.min(now_ts);
     let from = start.min(as_of - SignedDuration::from_hours(24 * 30));
-    let mut by_patient: Vec<(String, Vec<Record>)> = Vec::new();
+    let mut by_patient: std::collections::HashMap<String, Vec<Record>> = Default::default();
     sql::each_of_tenant(conn, tenant, to_micros(from), to_micros(end), |row| {
         if only.is_some_and(|o| !o.contains(&row.patient_id)) {
             return;
         }
-        let same = by_patient.last().is_some_and(|(p, _)| *p == row.patient_id);
-        let patient = (!same).then(|| row.patient_id.clone());
-        let Some(record) = record_of(row) else {
-            return;
-        };
-        match patient {
+        match by_patient.get_mut(&row.patient_id) {
+            Some(list) => list.extend(record_of(row)),
             None => {
-                if let Some((_, list)) = by_patient.last_mut() {
-                    list.push(record);
-                }
+                let patient = row.patient_id.clone();
+                by_patient.insert(patient, record_of(row).into_iter().collect());
             }
-            Some(p) => by_patient.push((p, vec![record])),
         }
     })?;
+    let mut by_patient: Vec<(String, Vec<Record>)> = by_patient.into_iter().collect();
+    by_patient.sort_by(|a, b| a.0.cmp(&b.0));
     let mut overall = adherence::Figures::default();
     let mut patients = Vec::with_capacity(by_patient.len());
     for (patient, list) in by_patient {
         let tz = patient_tz(conn, tenant, &format!("Patient/{patient}"), settings)?;
-        let a = adherence::compute(
+        let (figures, active) = adherence::overall(
             &list,
             &Period {
                 start,
@@ -956,8 +952,8 @@ pub fn clinic_adherence(
                 tz,
             },
         );
-        overall.add(&a.overall);
-        patients.push((patient, a.overall, a.active_days_30));
+        overall.add(&figures);
+        patients.push((patient, figures, active));
     }
     let show = |t: Timestamp| {
         t.to_zoned(tz.clone())

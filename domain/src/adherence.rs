@@ -203,6 +203,34 @@ fn figures(records: &[&Record], as_of: Timestamp, tz: &TimeZone) -> Figures {
     f
 }
 
+/// Only the overall figures and the active days (a clinic's many patients): the same
+/// numbers as [`compute`] gives for them, without the per-exercise and per-week ones.
+pub fn overall(records: &[Record], period: &Period) -> (Figures, u32) {
+    let as_of = period.end.min(period.now);
+    let tz = &period.tz;
+    let mut in_period: Vec<&Record> = records
+        .iter()
+        .filter(|r| r.due_from >= period.start && r.due_from < period.end)
+        .collect();
+    in_period.sort_by_key(|r| r.due_from);
+    (
+        figures(&in_period, as_of, tz),
+        active_days(records, as_of, tz),
+    )
+}
+
+fn active_days(records: &[Record], as_of: Timestamp, tz: &TimeZone) -> u32 {
+    let window_start = as_of - Span::new().hours(24 * 30);
+    let active: BTreeSet<Date> = records
+        .iter()
+        .filter(|r| r.status == Status::Completed)
+        .filter_map(|r| r.completed_at)
+        .filter(|c| *c > window_start && *c <= as_of)
+        .map(|c| local_date(c, tz))
+        .collect();
+    active.len() as u32
+}
+
 /// Adherence over `period` of the occurrences of one program (or of all of a patient's
 /// programs). `records` may hold occurrences outside the period: they count only for
 /// the active days.
@@ -234,15 +262,6 @@ pub fn compute(records: &[Record], period: &Period) -> Adherence {
         let days = (local_date(r.due_from, tz) - first_day).get_days().max(0);
         weeks.entry(days as u32 / 7 + 1).or_default().push(r);
     }
-    let window_start = as_of - Span::new().hours(24 * 30);
-    let active: BTreeSet<Date> = sorted
-        .iter()
-        .filter(|r| r.status == Status::Completed)
-        .filter_map(|r| r.completed_at)
-        .filter(|c| *c > window_start && *c <= as_of)
-        .map(|c| local_date(c, tz))
-        .collect();
-
     Adherence {
         as_of,
         overall: figures(&in_period, as_of, tz),
@@ -263,7 +282,7 @@ pub fn compute(records: &[Record], period: &Period) -> Adherence {
                 figures: figures(&list, as_of, tz),
             })
             .collect(),
-        active_days_30: active.len() as u32,
+        active_days_30: active_days(records, as_of, tz),
     }
 }
 
@@ -352,6 +371,8 @@ mod tests {
         assert_eq!(a.weeks[2].figures.due, 0);
         // every day but the 9th, when both were missed
         assert_eq!(a.active_days_30, 9);
+        // the clinic's shortcut gives the same overall figures
+        assert_eq!(overall(&records, &period), (a.overall.clone(), 9));
     }
 
     #[test]

@@ -53,7 +53,7 @@ diesel::allow_tables_to_appear_in_same_query!(
 );
 
 diesel::table! {
-    sessions (tenant, task_id) {
+    sessions (tenant, care_plan_id, due_from, task_id) {
         tenant -> Text,
         task_id -> Text,
         care_plan_id -> Text,

@@ -329,8 +329,9 @@ pub fn of_plan_between(
         .load(c))
 }
 
-/// Calls `f` with each session of a tenant whose window starts in `[from, to)`, by
-/// patient then time, streamed (a clinic has millions).
+/// Calls `f` with each session of a tenant whose window starts in `[from, to)`, in the
+/// order they are stored (by program, then time), streamed: a clinic has millions. The
+/// prescription is left out (`request_id` empty).
 pub fn each_of_tenant(
     conn: &mut AnyConnection,
     tenant: &str,
@@ -344,8 +345,19 @@ pub fn each_of_tenant(
             .filter(sessions::tenant.eq(tenant))
             .filter(sessions::due_from.ge(from))
             .filter(sessions::due_from.lt(to))
-            .order((sessions::patient_id, sessions::due_from))
-            .select(adherence_columns!())
+            .order((sessions::care_plan_id, sessions::due_from))
+            .select((
+                sessions::patient_id,
+                diesel::dsl::sql::<diesel::sql_types::Text>("''"),
+                sessions::due_from,
+                sessions::due_until,
+                sessions::status,
+                sessions::completed_at,
+                sessions::done_volume,
+                sessions::prescribed_volume,
+                sessions::pain,
+                sessions::difficulty,
+            ))
             .load_iter::<AdherenceRow, DefaultLoadingMode>(c)?;
         for row in rows {
             f(row?);

@@ -15,13 +15,14 @@ CREATE TABLE sessions (
     prescribed_volume BIGINT  NOT NULL,
     pain              BIGINT,
     difficulty        BIGINT,
-    PRIMARY KEY (tenant, task_id)
+    -- clustered by program and time (SQLite): adherence reads a program's sessions in order
+    PRIMARY KEY (tenant, care_plan_id, due_from, task_id)
 );
 -- One live session per prescription, program, window and time of the day (cancelled
 -- ones stay as history).
 CREATE UNIQUE INDEX sessions_slot ON sessions (tenant, care_plan_id, request_id, due_from, slot)
     WHERE status <> 'cancelled';
-CREATE INDEX sessions_plan ON sessions (tenant, care_plan_id, due_from);
+CREATE UNIQUE INDEX sessions_task ON sessions (tenant, task_id);
 CREATE INDEX sessions_patient ON sessions (tenant, patient_id, due_from);
 CREATE INDEX sessions_request ON sessions (tenant, request_id, status, due_from);
 -- The missed-session job: open sessions by the end of their window, across tenants.
