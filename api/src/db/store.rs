@@ -441,29 +441,24 @@ pub fn replace_tokens(
     insert_tokens(conn, key, tokens)
 }
 
-/// Inserts the search index rows of a resource (duplicates dropped), in one statement.
+/// Inserts the search index rows of a resource (duplicates dropped). One statement per
+/// row, prepared once and cached: cheaper than parsing a multi-row statement whose
+/// length changes from one resource to the next.
 fn insert_tokens(conn: &mut AnyConnection, key: Key<'_>, tokens: &[Token<'_>]) -> QueryResult<()> {
     let mut tokens: Vec<&Token<'_>> = tokens.iter().collect();
     tokens.sort_by_key(|t| (t.param, t.system, t.code));
     tokens.dedup_by_key(|t| (t.param, t.system, t.code));
-    if tokens.is_empty() {
-        return Ok(());
-    }
-    let rows: Vec<_> = tokens
-        .iter()
-        .map(|t| {
-            (
+    for t in tokens {
+        on_backend!(conn, c => diesel::insert_into(search_tokens::table)
+            .values((
                 search_tokens::tenant.eq(key.tenant),
                 search_tokens::res_type.eq(key.res_type),
                 search_tokens::res_id.eq(key.res_id),
                 search_tokens::param.eq(t.param),
                 search_tokens::system.eq(t.system),
                 search_tokens::code.eq(t.code),
-            )
-        })
-        .collect();
-    on_backend!(conn, c => diesel::insert_into(search_tokens::table)
-        .values(&rows)
-        .execute(c))?;
+            ))
+            .execute(c))?;
+    }
     Ok(())
 }
