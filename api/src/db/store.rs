@@ -178,13 +178,7 @@ pub fn write_version(conn: &mut AnyConnection, v: &NewVersion<'_>) -> QueryResul
             }
             // The old version's index rows go; and the resource may no longer match the
             // criteria it was created under, so its conditional-create claims go too.
-            on_backend!(conn, c => diesel::delete(
-                search_tokens::table
-                    .filter(search_tokens::tenant.eq(k.tenant))
-                    .filter(search_tokens::res_type.eq(k.res_type))
-                    .filter(search_tokens::res_id.eq(k.res_id)),
-            )
-            .execute(c))?;
+            delete_tokens(conn, k)?;
             on_backend!(conn, c => diesel::delete(
                 conditional_keys::table
                     .filter(conditional_keys::tenant.eq(k.tenant))
@@ -431,6 +425,11 @@ pub fn replace_tokens(
     key: Key<'_>,
     tokens: &[Token<'_>],
 ) -> QueryResult<()> {
+    delete_tokens(conn, key)?;
+    insert_tokens(conn, key, tokens)
+}
+
+fn delete_tokens(conn: &mut AnyConnection, key: Key<'_>) -> QueryResult<()> {
     on_backend!(conn, c => diesel::delete(
         search_tokens::table
             .filter(search_tokens::tenant.eq(key.tenant))
@@ -438,7 +437,7 @@ pub fn replace_tokens(
             .filter(search_tokens::res_id.eq(key.res_id)),
     )
     .execute(c))?;
-    insert_tokens(conn, key, tokens)
+    Ok(())
 }
 
 /// Inserts the search index rows of a resource (duplicates dropped). One statement per

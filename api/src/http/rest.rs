@@ -295,22 +295,7 @@ pub async fn patch(req: HttpRequest, payload: web::Payload, state: State) -> Htt
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let st = state.clone();
-            let (t, i) = (res_type.clone(), id.clone());
-            let current = state
-                .db
-                .read(move |conn| {
-                    Ok(store::current(
-                        conn,
-                        Key {
-                            tenant: st.tenant.as_str(),
-                            res_type: &t,
-                            res_id: &i,
-                        },
-                    )?)
-                })
-                .await?
-                .ok_or_else(|| ApiError::NotFound(format!("{res_type}/{id} does not exist")))?;
+            let current = current_of(&state, &res_type, &id).await?;
             let Some(stored) = current.body.filter(|_| !current.deleted) else {
                 return Err(ApiError::Gone(format!("{res_type}/{id} was deleted")));
             };
@@ -413,6 +398,30 @@ pub async fn delete(req: HttpRequest, state: State) -> HttpResponse {
     finish(&req, result)
 }
 
+/// The current row of a resource (deleted or not); 404 when it never existed.
+async fn current_of(
+    state: &State,
+    res_type: &str,
+    id: &str,
+) -> Result<store::CurrentRow, ApiError> {
+    let st = state.clone();
+    let (t, i) = (res_type.to_string(), id.to_string());
+    state
+        .db
+        .read(move |conn| {
+            Ok(store::current(
+                conn,
+                Key {
+                    tenant: st.tenant.as_str(),
+                    res_type: &t,
+                    res_id: &i,
+                },
+            )?)
+        })
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("{res_type}/{id} does not exist")))
+}
+
 pub async fn read(req: HttpRequest, state: State) -> HttpResponse {
     let result = async {
         let res_type = resource_type(&req)?;
@@ -429,22 +438,7 @@ pub async fn read(req: HttpRequest, state: State) -> HttpResponse {
                 "{res_type}/{id} does not exist"
             )));
         }
-        let st = state.clone();
-        let (t, i) = (res_type.clone(), id.clone());
-        let current = state
-            .db
-            .read(move |conn| {
-                Ok(store::current(
-                    conn,
-                    Key {
-                        tenant: st.tenant.as_str(),
-                        res_type: &t,
-                        res_id: &i,
-                    },
-                )?)
-            })
-            .await?
-            .ok_or_else(|| ApiError::NotFound(format!("{res_type}/{id} does not exist")))?;
+        let current = current_of(&state, &res_type, &id).await?;
         let Some(body) = current.body.filter(|_| !current.deleted) else {
             return Err(ApiError::Gone(format!(
                 "{res_type}/{id} was deleted (version {})",
