@@ -181,6 +181,8 @@ fn make_sessions(
     let dose = view.prescription.dose();
     let schedule = view.prescription.schedule();
     let volume = i64::from(dose.prescribed_volume());
+    let sets = i64::from(dose.sets().get());
+    let reps = i64::from(dose.repetitions().map_or(1, |r| r.target()));
     let instruction = rx
         .get("patientInstruction")
         .and_then(Value::as_str)
@@ -218,6 +220,8 @@ fn make_sessions(
                 completed_at: None,
                 done_volume: None,
                 prescribed_volume: volume,
+                prescribed_sets: sets,
+                prescribed_reps: reps,
                 pain: None,
                 difficulty: None,
             },
@@ -339,19 +343,10 @@ fn record(
     row.status = view.status.code().to_string();
     if view.status == Status::Completed {
         row.completed_at = view.executed_at.map(to_micros);
-        let rx = load_json(
-            conn,
-            tenant,
-            "ServiceRequest",
-            id_of(&view.request, "ServiceRequest"),
-        )?
-        .and_then(|(_, rx)| prescription::read(&rx).ok());
-        // without the prescription (deleted) the report counts as the prescribed dose
-        row.done_volume = rx.map(|rx| {
-            let dose = rx.prescription.dose();
-            let reps = dose.repetitions().map_or(1, |r| r.target());
-            i64::from(view.report.done_volume(dose.sets().get(), reps))
-        });
+        // the dose of the prescription in force when the session was made
+        let sets = u8::try_from(row.prescribed_sets).unwrap_or(u8::MAX);
+        let reps = u16::try_from(row.prescribed_reps).unwrap_or(u16::MAX);
+        row.done_volume = Some(i64::from(view.report.done_volume(sets, reps)));
         row.pain = view.report.pain().map(|p| i64::from(p.get()));
         row.difficulty = view.report.difficulty().map(|d| i64::from(d.get()));
     }

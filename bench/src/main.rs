@@ -601,6 +601,8 @@ async fn clinic_adherence(
                                     completed_at: done.map(|_| due_from + DAY_US / 3),
                                     done_volume: done,
                                     prescribed_volume: 30,
+                                    prescribed_sets: 3,
+                                    prescribed_reps: 10,
                                     pain: done.map(|_| (k % 5) as i64),
                                     difficulty: None,
                                 },

@@ -141,6 +141,37 @@ struct DbInner {
     readers: readers::Readers,
     /// SQLite only: the thread that owns the one writing connection (group commit).
     writer: Option<writer::Writer>,
+    /// SQLite only: the thread that checkpoints the WAL.
+    _checkpointer: Option<Checkpointer>,
+}
+
+/// Checkpoints the SQLite WAL from its own connection every 200 ms (PASSIVE: it never
+/// waits for, nor blocks, the writer or the readers), so that commits in the writer
+/// thread do not pay for copying pages into the database. Stops when dropped.
+struct Checkpointer {
+    _stop: std::sync::mpsc::Sender<()>,
+}
+
+impl Checkpointer {
+    fn start(mut conn: AnyConnection) -> Checkpointer {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let run = move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                stopped.recv_timeout(Duration::from_millis(200))
+            {
+                if let Err(e) = conn.batch_execute("PRAGMA wal_checkpoint(PASSIVE);") {
+                    tracing::warn!(error = %e, "WAL checkpoint failed; retried");
+                }
+            }
+        };
+        if let Err(e) = std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(run)
+        {
+            tracing::error!(error = %e, "the WAL checkpointer could not start");
+        }
+        Checkpointer { _stop: stop }
+    }
 }
 
 impl Db {
@@ -155,8 +186,14 @@ impl Db {
             Backend::Sqlite => {
                 let mut conn = manager.open()?;
                 run_migrations(&mut conn)?;
+                // the checkpointer thread copies the WAL into the database, not the writer
+                conn.batch_execute("PRAGMA wal_autocheckpoint = 0;")?;
                 Some(writer::Writer::start(conn)?)
             }
+            Backend::Postgres => None,
+        };
+        let checkpointer = match backend {
+            Backend::Sqlite => Some(Checkpointer::start(manager.open()?)),
             Backend::Postgres => None,
         };
         let readers = readers::Readers::start(&manager, pool_size)?;
@@ -182,6 +219,7 @@ impl Db {
                 pool,
                 readers,
                 writer,
+                _checkpointer: checkpointer,
             }),
         })
     }

@@ -66,6 +66,8 @@ diesel::table! {
         completed_at -> Nullable<BigInt>,
         done_volume -> Nullable<BigInt>,
         prescribed_volume -> BigInt,
+        prescribed_sets -> BigInt,
+        prescribed_reps -> BigInt,
         pain -> Nullable<BigInt>,
         difficulty -> Nullable<BigInt>,
     }

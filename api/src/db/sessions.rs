@@ -23,6 +23,8 @@ pub struct SessionRow {
     pub completed_at: Option<i64>,
     pub done_volume: Option<i64>,
     pub prescribed_volume: i64,
+    pub prescribed_sets: i64,
+    pub prescribed_reps: i64,
     pub pain: Option<i64>,
     pub difficulty: Option<i64>,
 }

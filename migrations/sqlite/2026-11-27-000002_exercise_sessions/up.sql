@@ -12,7 +12,9 @@ CREATE TABLE sessions (
     status            TEXT    NOT NULL, -- requested, completed, failed, cancelled
     completed_at      BIGINT,
     done_volume       BIGINT,
-    prescribed_volume BIGINT  NOT NULL,
+    prescribed_volume BIGINT  NOT NULL, -- sets x repetitions of the prescription in force
+    prescribed_sets   BIGINT  NOT NULL,
+    prescribed_reps   BIGINT  NOT NULL, -- per set (1 for a hold)
     pain              BIGINT,
     difficulty        BIGINT,
     -- clustered by program and time (SQLite): adherence reads a program's sessions in order
