@@ -1,7 +1,7 @@
 //! Parsing of search parameters into SQL conditions (strict: anything unsupported is a
 //! 400), and the normal form of search criteria used by conditional interactions.
 
-use fhir_mapping::search_params::{ParamType, find_param};
+use fhir_mapping::search_params::{ParamType, alias_of, find_param};
 use jiff::civil::{Date, DateTime};
 use jiff::{Timestamp, tz::TimeZone};
 
@@ -111,6 +111,25 @@ fn condition(resource_type: &str, name: &str, value: &str) -> Result<Condition, 
             Ok(Condition::Token {
                 param: param.name.to_string(),
                 any_of,
+            })
+        }
+        (_, ParamType::Reference) if alias_of(resource_type, param.name).is_some() => {
+            // `patient`: the `subject` rows that are Patient references
+            let (indexed, target) = alias_of(resource_type, param.name).unwrap_or_default();
+            if target_type.is_some_and(|t| t != target) {
+                return Err(ApiError::BadRequest(format!(
+                    "`{base}` only refers to a {target}"
+                )));
+            }
+            Ok(Condition::Token {
+                param: indexed.to_string(),
+                any_of: value
+                    .split(',')
+                    .map(|v| {
+                        let id = v.strip_prefix(target).and_then(|r| r.strip_prefix('/'));
+                        (None, format!("{target}/{}", id.unwrap_or(v)))
+                    })
+                    .collect(),
             })
         }
         (_, ParamType::Reference) => Ok(Condition::Token {

@@ -22,7 +22,8 @@ pub struct ServerDescription<'a> {
     pub conditional_update: bool,
     /// Profiles the server checks, per resource type.
     pub supported_profiles: &'a [(&'a str, String)],
-    /// Operations per resource type: (type, name, OperationDefinition canonical).
+    /// Operations per resource type: (type, name, OperationDefinition canonical); an
+    /// empty type is a system-level operation (on the base URL).
     pub operations: &'a [(&'a str, &'a str, &'a str)],
 }
 
@@ -78,7 +79,13 @@ pub fn capability_statement(d: &ServerDescription<'_>) -> Value {
         .iter()
         .map(|code| json!({ "code": code }))
         .collect();
-    json!({
+    let system_operations: Vec<Value> = d
+        .operations
+        .iter()
+        .filter(|(t, _, _)| t.is_empty())
+        .map(|(_, name, def)| json!({"name": name, "definition": def}))
+        .collect();
+    let mut statement = json!({
         "resourceType": "CapabilityStatement",
         "status": "active",
         "date": d.date,
@@ -93,5 +100,9 @@ pub fn capability_statement(d: &ServerDescription<'_>) -> Value {
             "resource": resources,
             "interaction": system
         }]
-    })
+    });
+    if !system_operations.is_empty() {
+        statement["rest"][0]["operation"] = Value::Array(system_operations);
+    }
+    statement
 }

@@ -7,7 +7,7 @@ use crate::references::identifiers;
 
 /// The version of what [`token_values`] extracts: raise it whenever a parameter is added
 /// or extracted differently, and the server rebuilds the stored index at start.
-pub const INDEX_VERSION: &str = "2";
+pub const INDEX_VERSION: &str = "3";
 
 /// The type of a search parameter (R4 search.html).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,13 +121,6 @@ const ELEMENT_PARAMS: &[ElementParam] = element_params![
     ),
     (
         "CarePlan",
-        "patient",
-        Reference,
-        ["subject"],
-        "clinical-patient"
-    ),
-    (
-        "CarePlan",
         "subject",
         Reference,
         ["subject"],
@@ -162,13 +155,6 @@ const ELEMENT_PARAMS: &[ElementParam] = element_params![
         Reference,
         ["instantiatesCanonical"],
         "CarePlan-instantiates-canonical"
-    ),
-    (
-        "ServiceRequest",
-        "patient",
-        Reference,
-        ["subject"],
-        "clinical-patient"
     ),
     (
         "ServiceRequest",
@@ -234,7 +220,6 @@ const ELEMENT_PARAMS: &[ElementParam] = element_params![
         ["instantiatesCanonical"],
         "ServiceRequest-instantiates-canonical"
     ),
-    ("Task", "patient", Reference, ["for"], "Task-patient"),
     ("Task", "subject", Reference, ["for"], "Task-subject"),
     ("Task", "owner", Reference, ["owner"], "Task-owner"),
     (
@@ -256,13 +241,6 @@ const ELEMENT_PARAMS: &[ElementParam] = element_params![
     ("Task", "focus", Reference, ["focus"], "Task-focus"),
     ("Task", "based-on", Reference, ["basedOn"], "Task-based-on"),
     ("Task", "part-of", Reference, ["partOf"], "Task-part-of"),
-    (
-        "Observation",
-        "patient",
-        Reference,
-        ["subject"],
-        "clinical-patient"
-    ),
     (
         "Observation",
         "subject",
@@ -301,6 +279,49 @@ const ELEMENT_PARAMS: &[ElementParam] = element_params![
     ),
     ("Patient", "gender", Token, ["gender"], "individual-gender"),
 ];
+
+/// Parameters searched through another one's index rows: `patient` is `subject` (or
+/// `for`) restricted to Patient references. (type, name, indexed parameter, target
+/// type, definition)
+const ALIASES: &[(&str, &str, &str, &str, &str)] = &[
+    (
+        "CarePlan",
+        "patient",
+        "subject",
+        "Patient",
+        "http://hl7.org/fhir/SearchParameter/clinical-patient",
+    ),
+    (
+        "ServiceRequest",
+        "patient",
+        "subject",
+        "Patient",
+        "http://hl7.org/fhir/SearchParameter/clinical-patient",
+    ),
+    (
+        "Task",
+        "patient",
+        "subject",
+        "Patient",
+        "http://hl7.org/fhir/SearchParameter/Task-patient",
+    ),
+    (
+        "Observation",
+        "patient",
+        "subject",
+        "Patient",
+        "http://hl7.org/fhir/SearchParameter/clinical-patient",
+    ),
+];
+
+/// For an alias: the parameter whose index rows it searches, and the one type of
+/// reference it matches.
+pub fn alias_of(resource_type: &str, name: &str) -> Option<(&'static str, &'static str)> {
+    ALIASES
+        .iter()
+        .find(|(t, n, ..)| *t == resource_type && *n == name)
+        .map(|(_, _, of, target, _)| (*of, *target))
+}
 
 fn element_params(resource_type: &str) -> impl Iterator<Item = &'static ElementParam> + '_ {
     ELEMENT_PARAMS
@@ -413,6 +434,13 @@ pub fn params_for(resource_type: &str) -> Vec<SearchParam> {
         params.push(VERSION);
     }
     params.extend(element_params(resource_type).map(|p| p.param));
+    params.extend(ALIASES.iter().filter(|(t, ..)| *t == resource_type).map(
+        |(_, name, _, _, definition)| SearchParam {
+            name,
+            kind: ParamType::Reference,
+            definition,
+        },
+    ));
     params
 }
 

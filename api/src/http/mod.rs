@@ -81,7 +81,8 @@ pub const TYPE_INTERACTIONS: &[&str] = &[
     "search-type",
 ];
 
-/// Operations, as routed below: (resource type, name, OperationDefinition).
+/// Operations, as routed below: (resource type, name, OperationDefinition); an empty
+/// type is an operation on the base URL.
 pub fn operations() -> Vec<(&'static str, &'static str, String)> {
     let own = |id: &str| fhir_mapping::hep::canonical("OperationDefinition", id);
     vec![
@@ -99,6 +100,7 @@ pub fn operations() -> Vec<(&'static str, &'static str, String)> {
         ("CarePlan", "adherence", own("adherence")),
         ("Patient", "adherence", own("adherence")),
         ("Group", "adherence", own("adherence")),
+        ("", "adherence", own("adherence")),
     ]
 }
 
