@@ -476,6 +476,40 @@ fn refresh_summary(
     )
 }
 
+/// The active programs (hep-program CarePlans) whose activities list a prescription.
+fn programs_listing(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    request_id: &str,
+) -> Result<Vec<String>, ApiError> {
+    let conditions = [store::Condition::Token {
+        param: "activity-reference".into(),
+        any_of: vec![(None, format!("ServiceRequest/{request_id}"))],
+    }];
+    let rows = store::search(
+        conn,
+        &store::SearchQuery {
+            tenant,
+            res_type: "CarePlan",
+            conditions: &conditions,
+            after_id: None,
+            limit: 100,
+        },
+    )?;
+    Ok(rows
+        .into_iter()
+        .filter(|r| {
+            r.body
+                .as_deref()
+                .and_then(|b| serde_json::from_str::<JsonObject>(b).ok())
+                .filter(|j| program::claims_profile(j))
+                .and_then(|j| program::read(&j).ok())
+                .is_some_and(|p| p.status == domain::program::Status::Active)
+        })
+        .map(|r| r.res_id)
+        .collect())
+}
+
 /// What a write of a program, prescription or session means for the sessions; called
 /// in the write's transaction with the stored JSON before and after (`None`: absent
 /// or deleted).
@@ -544,6 +578,12 @@ pub fn after_write(
             };
             if active(before) && !active(after) {
                 cancel_open(conn, tenant, None, Some(id), "prescription-changed", now)?;
+            }
+            // activated while an active program already lists it: its sessions start now
+            if !active(before) && active(after) {
+                for plan_id in programs_listing(conn, tenant, id)? {
+                    schedule_prescription(conn, tenant, &plan_id, id, settings, now)?;
+                }
             }
         }
         "Task" => {

@@ -663,3 +663,43 @@ async fn open_ended_programs_are_kept_ahead() {
     starts.dedup();
     assert_eq!(starts.len(), n);
 }
+
+#[tokio::test]
+async fn a_prescription_activated_after_its_program_gets_its_sessions() {
+    let clock = Arc::new(ManualClock::new(at("2026-03-02T12:00:00Z")));
+    let s = start_with(|_| {}, clock).await;
+    let pid = s.create(patient("late1")).await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let a = s.create(prescription(&pid, "Squat", 3, None)).await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let mut draft = prescription(&pid, "Bridge", 2, None);
+    draft["status"] = json!("draft");
+    let b = s.create(draft).await;
+    let bid = b["id"].as_str().expect("id").to_string();
+    s.create(program(&pid, &[&a, &bid])).await;
+    let of = |all: &[Value], rx: &str| {
+        all.iter()
+            .filter(|t| t["focus"]["reference"] == format!("ServiceRequest/{rx}"))
+            .count()
+    };
+    let all = sessions(&s).await;
+    assert_eq!(
+        (of(&all, &a), of(&all, &bid)),
+        (14, 0),
+        "a draft has no sessions"
+    );
+    let mut active = json(s.get(&format!("ServiceRequest/{bid}")).await).await;
+    active["status"] = json!("active");
+    assert_eq!(
+        s.put_json(&format!("ServiceRequest/{bid}"), &active)
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let all = sessions(&s).await;
+    assert_eq!(of(&all, &bid), 14);
+}
