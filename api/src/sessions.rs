@@ -502,7 +502,7 @@ fn programs_listing(
             r.body
                 .as_deref()
                 .and_then(|b| serde_json::from_str::<JsonObject>(b).ok())
-                .filter(|j| program::claims_profile(j))
+                .filter(program::claims_profile)
                 .and_then(|j| program::read(&j).ok())
                 .is_some_and(|p| p.status == domain::program::Status::Active)
         })
