@@ -105,31 +105,15 @@ fn write_built(
     now: i64,
 ) -> Result<(), ApiError> {
     let version = previous.map_or(1, |p| p + 1);
-    json.insert("id".into(), Value::String(id.to_string()));
-    let meta = match json.remove("meta") {
-        Some(Value::Object(mut m)) => {
-            m.insert("versionId".into(), Value::String(version.to_string()));
-            m.insert("lastUpdated".into(), Value::String(instant_string(now)));
-            Value::Object(m)
-        }
-        _ => {
-            serde_json::json!({"versionId": version.to_string(), "lastUpdated": instant_string(now)})
-        }
-    };
-    json.insert("meta".into(), meta);
     // resourceType, id and meta first, as in every stored resource
-    let mut ordered = JsonObject::new();
-    for k in ["resourceType", "id", "meta"] {
-        if let Some(v) = json.get(k) {
-            ordered.insert(k.to_string(), v.clone());
-        }
-    }
-    for (k, v) in json.iter() {
-        if !ordered.contains_key(k) {
-            ordered.insert(k.clone(), v.clone());
-        }
-    }
-    let body = serde_json::to_string(&ordered).map_err(|e| ApiError::Internal(e.to_string()))?;
+    json.shift_remove("id");
+    json.shift_insert(
+        1.min(json.len()),
+        "id".into(),
+        Value::String(id.to_string()),
+    );
+    fhir_mapping::codec::stamp_meta(json, &version.to_string(), &instant_string(now));
+    let body = serde_json::to_string(&json).map_err(|e| ApiError::Internal(e.to_string()))?;
     let tokens = token_values(res_type, json);
     let tokens: Vec<Token<'_>> = tokens
         .iter()

@@ -87,25 +87,7 @@ impl ParsedResource {
 
     /// Sets `meta.versionId` and `meta.lastUpdated`, keeping any other meta content.
     pub fn set_meta(&mut self, version_id: &str, last_updated: &str) {
-        let mut meta = match self.json.shift_remove("meta") {
-            Some(Value::Object(m)) => m,
-            _ => Map::new(),
-        };
-        meta.shift_remove("versionId");
-        meta.shift_remove("lastUpdated");
-        let mut ordered = Map::new();
-        // Meta elements in canonical order: id, extension, versionId, lastUpdated, source, ...
-        for key in ["id", "extension"] {
-            if let Some(v) = meta.shift_remove(key) {
-                ordered.insert(key.into(), v);
-            }
-        }
-        ordered.insert("versionId".into(), Value::String(version_id.into()));
-        ordered.insert("lastUpdated".into(), Value::String(last_updated.into()));
-        ordered.extend(meta);
-        let pos = if self.json.contains_key("id") { 2 } else { 1 };
-        self.json
-            .shift_insert(pos, "meta".into(), Value::Object(ordered));
+        stamp_meta(&mut self.json, version_id, last_updated);
     }
 
     /// The canonical compact JSON bytes.
@@ -113,6 +95,29 @@ impl ParsedResource {
         // Serialising a map of JSON values cannot fail.
         serde_json::to_vec(&self.json).unwrap_or_default()
     }
+}
+
+/// Sets `meta.versionId` and `meta.lastUpdated` of resource JSON, meta's elements in
+/// canonical order and `meta` after `id` (or `resourceType`).
+pub fn stamp_meta(json: &mut Map<String, Value>, version_id: &str, last_updated: &str) {
+    let mut meta = match json.shift_remove("meta") {
+        Some(Value::Object(m)) => m,
+        _ => Map::new(),
+    };
+    meta.shift_remove("versionId");
+    meta.shift_remove("lastUpdated");
+    let mut ordered = Map::new();
+    // Meta elements in canonical order: id, extension, versionId, lastUpdated, source, ...
+    for key in ["id", "extension"] {
+        if let Some(v) = meta.shift_remove(key) {
+            ordered.insert(key.into(), v);
+        }
+    }
+    ordered.insert("versionId".into(), Value::String(version_id.into()));
+    ordered.insert("lastUpdated".into(), Value::String(last_updated.into()));
+    ordered.extend(meta);
+    let pos = if json.contains_key("id") { 2 } else { 1 };
+    json.shift_insert(pos.min(json.len()), "meta".into(), Value::Object(ordered));
 }
 
 /// Parses and structurally validates a resource in the given format.
