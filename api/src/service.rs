@@ -232,6 +232,21 @@ fn insert(conn: &mut AnyConnection, i: Insert<'_>) -> Result<Written, ApiError> 
         })
         .collect();
     let res_type = i.parsed.resource_type();
+    // the rows stored for the version replaced: only those that change are rewritten
+    let previous_values = i
+        .current
+        .and_then(|c| serde_json::from_str::<JsonObject>(c).ok())
+        .map(|old| fhir_mapping::search_params::token_values(res_type, &old));
+    let previous_tokens: Option<Vec<Token<'_>>> = previous_values.as_ref().map(|values| {
+        values
+            .iter()
+            .map(|t| Token {
+                param: t.param,
+                system: &t.system,
+                code: &t.code,
+            })
+            .collect()
+    });
     let result = store::write_version(
         conn,
         &NewVersion {
@@ -246,6 +261,7 @@ fn insert(conn: &mut AnyConnection, i: Insert<'_>) -> Result<Written, ApiError> 
             method: i.method,
             body: Some(&body),
             tokens: &tokens,
+            previous_tokens: previous_tokens.as_deref(),
         },
     )?;
     if result == WriteResult::Conflict {
@@ -593,6 +609,7 @@ pub fn delete(
                 method: "DELETE",
                 body: None,
                 tokens: &[],
+                previous_tokens: None,
             },
         )?;
         if result == WriteResult::Conflict {

@@ -137,6 +137,7 @@ fn write_built(
             method: if previous.is_some() { "PUT" } else { "POST" },
             body: Some(&body),
             tokens: &tokens,
+            previous_tokens: None,
         },
     )?;
     if result == WriteResult::Conflict {

@@ -87,6 +87,30 @@ async fn references_codes_and_their_combinations() {
         ids(&s, &format!("Observation?patient={p1},{p2}&status=final")).await,
         sorted(vec![a.clone(), b.clone()])
     );
+    // an update moves the index rows that changed and keeps the others
+    let mut changed = json(s.get(&format!("Observation/{a}")).await).await;
+    changed["status"] = json!("amended");
+    changed["subject"] = json!({"reference": format!("Patient/{p2}")});
+    assert_eq!(
+        s.put_json(&format!("Observation/{a}"), &changed)
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(ids(&s, "Observation?status=amended").await, vec![a.clone()]);
+    assert_eq!(ids(&s, "Observation?status=final").await, vec![b.clone()]);
+    assert_eq!(
+        ids(&s, &format!("Observation?patient={p1}")).await,
+        vec![b.clone()]
+    );
+    assert_eq!(
+        ids(&s, &format!("Observation?patient={p2}")).await,
+        sorted(vec![a.clone(), c.clone()])
+    );
+    assert_eq!(
+        ids(&s, "Observation?code=72514-3").await,
+        sorted(vec![a.clone(), c.clone()])
+    );
     // unknown modifiers and parameters are refused
     outcome(
         s.get("Observation?patient:missing=true").await,

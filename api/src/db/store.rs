@@ -65,6 +65,9 @@ pub struct NewVersion<'a> {
     /// Canonical JSON, `None` for a delete.
     pub body: Option<&'a str>,
     pub tokens: &'a [Token<'a>],
+    /// The index rows stored for the version replaced, when known: only the rows that
+    /// differ are then deleted and inserted (`None`: all are rewritten).
+    pub previous_tokens: Option<&'a [Token<'a>]>,
 }
 
 /// Outcome of [`write_version`].
@@ -176,9 +179,42 @@ pub fn write_version(conn: &mut AnyConnection, v: &NewVersion<'_>) -> QueryResul
             if n == 0 {
                 return Ok(WriteResult::Conflict);
             }
-            // The old version's index rows go; and the resource may no longer match the
-            // criteria it was created under, so its conditional-create claims go too.
-            delete_tokens(conn, k)?;
+            // The old version's index rows go (or only those that changed); and the
+            // resource may no longer match the criteria it was created under, so its
+            // conditional-create claims go too.
+            match v.previous_tokens.filter(|_| !deleted) {
+                Some(old) => {
+                    fn key<'t>(t: &Token<'t>) -> (&'t str, &'t str, &'t str) {
+                        (t.param, t.system, t.code)
+                    }
+                    let new: std::collections::HashSet<_> = v.tokens.iter().map(key).collect();
+                    let before: std::collections::HashSet<_> = old.iter().map(key).collect();
+                    for (param, system, code) in before.difference(&new) {
+                        on_backend!(conn, c => diesel::delete(
+                            search_tokens::table
+                                .filter(search_tokens::tenant.eq(k.tenant))
+                                .filter(search_tokens::res_type.eq(k.res_type))
+                                .filter(search_tokens::res_id.eq(k.res_id))
+                                .filter(search_tokens::param.eq(*param))
+                                .filter(search_tokens::system.eq(*system))
+                                .filter(search_tokens::code.eq(*code)),
+                        )
+                        .execute(c))?;
+                    }
+                    let added: Vec<Token<'_>> = v
+                        .tokens
+                        .iter()
+                        .filter(|t| !before.contains(&key(t)))
+                        .map(|t| Token {
+                            param: t.param,
+                            system: t.system,
+                            code: t.code,
+                        })
+                        .collect();
+                    insert_tokens(conn, k, &added)?;
+                }
+                None => delete_tokens(conn, k)?,
+            }
             on_backend!(conn, c => diesel::delete(
                 conditional_keys::table
                     .filter(conditional_keys::tenant.eq(k.tenant))
@@ -199,7 +235,7 @@ pub fn write_version(conn: &mut AnyConnection, v: &NewVersion<'_>) -> QueryResul
             resource_versions::body.eq(v.body),
         ))
         .execute(c))?;
-    if !deleted {
+    if !deleted && (v.previous.is_none() || v.previous_tokens.is_none()) {
         insert_tokens(conn, k, v.tokens)?;
     }
     Ok(WriteResult::Written)
