@@ -89,7 +89,7 @@ fn apply_profile_rules(
     resource_type: &str,
     json: &mut JsonObject,
 ) -> Result<(), ApiError> {
-    let current: Option<JsonObject> = i.current.and_then(|c| serde_json::from_str(c).ok());
+    let current = i.current;
     let mut failure = None;
     let mut lookup = |reference: &str| -> Option<JsonObject> {
         let ReferenceTarget::Local {
@@ -117,8 +117,7 @@ fn apply_profile_rules(
         }
     };
     let now = instant_string(i.now);
-    let rules =
-        fhir_mapping::hep::apply_rules(resource_type, json, current.as_ref(), &mut lookup, &now);
+    let rules = fhir_mapping::hep::apply_rules(resource_type, json, current, &mut lookup, &now);
     if let Some(e) = failure {
         return Err(e.into());
     }
@@ -212,8 +211,8 @@ struct Insert<'a> {
     parsed: &'a ParsedResource,
     id: &'a str,
     previous: Option<i64>,
-    /// The stored body of the version replaced (an update of a live resource).
-    current: Option<&'a str>,
+    /// The stored JSON of the version replaced (an update of a live resource).
+    current: Option<&'a JsonObject>,
     now: i64,
     method: &'static str,
 }
@@ -221,7 +220,22 @@ struct Insert<'a> {
 fn insert(conn: &mut AnyConnection, i: Insert<'_>) -> Result<Written, ApiError> {
     let version = i.previous.map_or(1, |p| p + 1);
     let body = prepare(conn, &i, version)?;
-    check_references(conn, i.tenant, i.parsed)?;
+    // references already checked for the version replaced need no new check
+    let same_references = i.current.is_some_and(|old| {
+        let refs = |t: &str, j: &JsonObject| {
+            let mut r: Vec<String> = find_references(t, j)
+                .into_iter()
+                .map(|f| f.reference)
+                .collect();
+            r.sort();
+            r
+        };
+        let t = i.parsed.resource_type();
+        refs(t, old) == refs(t, i.parsed.json())
+    });
+    if !same_references {
+        check_references(conn, i.tenant, i.parsed)?;
+    }
     let token_values = tokens_of(i.parsed);
     let tokens: Vec<Token<'_>> = token_values
         .iter()
@@ -235,8 +249,7 @@ fn insert(conn: &mut AnyConnection, i: Insert<'_>) -> Result<Written, ApiError> 
     // the rows stored for the version replaced: only those that change are rewritten
     let previous_values = i
         .current
-        .and_then(|c| serde_json::from_str::<JsonObject>(c).ok())
-        .map(|old| fhir_mapping::search_params::token_values(res_type, &old));
+        .map(|old| fhir_mapping::search_params::token_values(res_type, old));
     let previous_tokens: Option<Vec<Token<'_>>> = previous_values.as_ref().map(|values| {
         values
             .iter()
@@ -268,16 +281,16 @@ fn insert(conn: &mut AnyConnection, i: Insert<'_>) -> Result<Written, ApiError> 
         return Err(ApiError::Retry);
     }
     if fhir_mapping::hep::claims_a_profile(res_type, i.parsed.json())
-        || i.current.is_some_and(|c| claimed_in(res_type, c))
+        || i.current
+            .is_some_and(|c| fhir_mapping::hep::claims_a_profile(res_type, c))
     {
-        let before: Option<JsonObject> = i.current.and_then(|c| serde_json::from_str(c).ok());
         let after: Option<JsonObject> = serde_json::from_str(&body).ok();
         sessions::after_write(
             conn,
             i.tenant,
             res_type,
             i.id,
-            before.as_ref(),
+            i.current,
             after.as_ref(),
             i.sessions,
             i.now,
@@ -406,6 +419,11 @@ fn update_in(
         }
         _ => {}
     }
+    let current_json: Option<JsonObject> = current
+        .as_ref()
+        .filter(|c| !c.deleted)
+        .and_then(|c| c.body.as_deref())
+        .and_then(|b| serde_json::from_str(b).ok());
     let mut written = insert(
         conn,
         Insert {
@@ -414,10 +432,7 @@ fn update_in(
             parsed,
             id,
             previous: current.as_ref().map(|c| c.version),
-            current: current
-                .as_ref()
-                .filter(|c| !c.deleted)
-                .and_then(|c| c.body.as_deref()),
+            current: current_json.as_ref(),
             now,
             method: "PUT",
         },
