@@ -236,30 +236,12 @@ fn insert(conn: &mut AnyConnection, i: Insert<'_>) -> Result<Written, ApiError> 
     if !same_references {
         check_references(conn, i.tenant, i.parsed)?;
     }
-    let token_values = tokens_of(i.parsed);
-    let tokens: Vec<Token<'_>> = token_values
-        .iter()
-        .map(|t| Token {
-            param: t.param,
-            system: &t.system,
-            code: &t.code,
-        })
-        .collect();
+    let new_values = tokens_of(i.parsed);
+    let tokens: Vec<Token<'_>> = Token::all(&new_values);
     let res_type = i.parsed.resource_type();
     // the rows stored for the version replaced: only those that change are rewritten
-    let previous_values = i
-        .current
-        .map(|old| fhir_mapping::search_params::token_values(res_type, old));
-    let previous_tokens: Option<Vec<Token<'_>>> = previous_values.as_ref().map(|values| {
-        values
-            .iter()
-            .map(|t| Token {
-                param: t.param,
-                system: &t.system,
-                code: &t.code,
-            })
-            .collect()
-    });
+    let previous_values = i.current.map(|old| token_values(res_type, old));
+    let previous_tokens: Option<Vec<Token<'_>>> = previous_values.as_deref().map(Token::all);
     let result = store::write_version(
         conn,
         &NewVersion {
@@ -976,14 +958,7 @@ pub fn rebuild_search_index(db: &Db) -> Result<usize, ApiError> {
                     .and_then(|b| serde_json::from_str(b).ok())
                     .unwrap_or_default();
                 let values = token_values(res_type, &json);
-                let tokens: Vec<Token<'_>> = values
-                    .iter()
-                    .map(|t| Token {
-                        param: t.param,
-                        system: &t.system,
-                        code: &t.code,
-                    })
-                    .collect();
+                let tokens: Vec<Token<'_>> = Token::all(&values);
                 let key = Key {
                     tenant,
                     res_type,

@@ -115,14 +115,7 @@ fn write_built(
     fhir_mapping::codec::stamp_meta(json, &version.to_string(), &instant_string(now));
     let body = serde_json::to_string(&json).map_err(|e| ApiError::Internal(e.to_string()))?;
     let tokens = token_values(res_type, json);
-    let tokens: Vec<Token<'_>> = tokens
-        .iter()
-        .map(|t| Token {
-            param: t.param,
-            system: &t.system,
-            code: &t.code,
-        })
-        .collect();
+    let tokens: Vec<Token<'_>> = Token::all(&tokens);
     let result = store::write_version(
         conn,
         &NewVersion {

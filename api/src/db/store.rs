@@ -46,11 +46,25 @@ pub struct Key<'a> {
 }
 
 /// A token search value to index.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct Token<'a> {
     pub param: &'a str,
     pub system: &'a str,
     pub code: &'a str,
+}
+
+impl<'a> Token<'a> {
+    /// The rows of extracted search values.
+    pub fn all(values: &'a [fhir_mapping::search_params::TokenValue]) -> Vec<Token<'a>> {
+        values
+            .iter()
+            .map(|t| Token {
+                param: t.param,
+                system: &t.system,
+                code: &t.code,
+            })
+            .collect()
+    }
 }
 
 /// A new version to write.
@@ -179,42 +193,8 @@ pub fn write_version(conn: &mut AnyConnection, v: &NewVersion<'_>) -> QueryResul
             if n == 0 {
                 return Ok(WriteResult::Conflict);
             }
-            // The old version's index rows go (or only those that changed); and the
-            // resource may no longer match the criteria it was created under, so its
-            // conditional-create claims go too.
-            match v.previous_tokens.filter(|_| !deleted) {
-                Some(old) => {
-                    fn key<'t>(t: &Token<'t>) -> (&'t str, &'t str, &'t str) {
-                        (t.param, t.system, t.code)
-                    }
-                    let new: std::collections::HashSet<_> = v.tokens.iter().map(key).collect();
-                    let before: std::collections::HashSet<_> = old.iter().map(key).collect();
-                    for (param, system, code) in before.difference(&new) {
-                        on_backend!(conn, c => diesel::delete(
-                            search_tokens::table
-                                .filter(search_tokens::tenant.eq(k.tenant))
-                                .filter(search_tokens::res_type.eq(k.res_type))
-                                .filter(search_tokens::res_id.eq(k.res_id))
-                                .filter(search_tokens::param.eq(*param))
-                                .filter(search_tokens::system.eq(*system))
-                                .filter(search_tokens::code.eq(*code)),
-                        )
-                        .execute(c))?;
-                    }
-                    let added: Vec<Token<'_>> = v
-                        .tokens
-                        .iter()
-                        .filter(|t| !before.contains(&key(t)))
-                        .map(|t| Token {
-                            param: t.param,
-                            system: t.system,
-                            code: t.code,
-                        })
-                        .collect();
-                    insert_tokens(conn, k, &added)?;
-                }
-                None => delete_tokens(conn, k)?,
-            }
+            // The resource may no longer match the criteria it was created under, so
+            // its conditional-create claims go.
             on_backend!(conn, c => diesel::delete(
                 conditional_keys::table
                     .filter(conditional_keys::tenant.eq(k.tenant))
@@ -235,9 +215,7 @@ pub fn write_version(conn: &mut AnyConnection, v: &NewVersion<'_>) -> QueryResul
             resource_versions::body.eq(v.body),
         ))
         .execute(c))?;
-    if !deleted && (v.previous.is_none() || v.previous_tokens.is_none()) {
-        insert_tokens(conn, k, v.tokens)?;
-    }
+    write_tokens(conn, v, deleted)?;
     Ok(WriteResult::Written)
 }
 
@@ -463,6 +441,48 @@ pub fn replace_tokens(
 ) -> QueryResult<()> {
     delete_tokens(conn, key)?;
     insert_tokens(conn, key, tokens)
+}
+
+/// The index rows of a new version: all of them for a first version; on an update only
+/// those that changed when the rows stored for the version replaced are known, else all
+/// rewritten; none for a deletion.
+fn write_tokens(conn: &mut AnyConnection, v: &NewVersion<'_>, deleted: bool) -> QueryResult<()> {
+    let k = v.key;
+    let old = match (v.previous, v.previous_tokens) {
+        (None, _) => &[][..],
+        (Some(_), Some(old)) if !deleted => old,
+        (Some(_), _) => {
+            delete_tokens(conn, k)?;
+            &[][..]
+        }
+    };
+    if deleted {
+        return Ok(());
+    }
+    fn key<'t>(t: &Token<'t>) -> (&'t str, &'t str, &'t str) {
+        (t.param, t.system, t.code)
+    }
+    let new: std::collections::HashSet<_> = v.tokens.iter().map(key).collect();
+    let before: std::collections::HashSet<_> = old.iter().map(key).collect();
+    for (param, system, code) in before.difference(&new) {
+        on_backend!(conn, c => diesel::delete(
+            search_tokens::table
+                .filter(search_tokens::tenant.eq(k.tenant))
+                .filter(search_tokens::res_type.eq(k.res_type))
+                .filter(search_tokens::res_id.eq(k.res_id))
+                .filter(search_tokens::param.eq(*param))
+                .filter(search_tokens::system.eq(*system))
+                .filter(search_tokens::code.eq(*code)),
+        )
+        .execute(c))?;
+    }
+    let added: Vec<Token<'_>> = v
+        .tokens
+        .iter()
+        .filter(|t| !before.contains(&key(t)))
+        .copied()
+        .collect();
+    insert_tokens(conn, k, &added)
 }
 
 fn delete_tokens(conn: &mut AnyConnection, key: Key<'_>) -> QueryResult<()> {
