@@ -45,6 +45,14 @@ pub struct Config {
     #[arg(long, env = "HEP_MAX_BINARY_BYTES", default_value_t = 10 * 1024 * 1024)]
     pub max_binary_bytes: usize,
 
+    /// Largest transaction, batch or message Bundle accepted, in bytes (larger: 413).
+    #[arg(long, env = "HEP_MAX_BUNDLE_BYTES", default_value_t = 32 * 1024 * 1024)]
+    pub max_bundle_bytes: usize,
+
+    /// Most entries in a transaction, batch or message Bundle (more: 413).
+    #[arg(long, env = "HEP_MAX_BUNDLE_ENTRIES", default_value_t = 5000)]
+    pub max_bundle_entries: usize,
+
     /// Deepest nesting of JSON objects/arrays or XML elements accepted.
     #[arg(long, env = "HEP_MAX_DEPTH", default_value_t = 64)]
     pub max_depth: usize,

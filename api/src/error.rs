@@ -27,6 +27,9 @@ pub enum ApiError {
     PreconditionFailed(String),
     #[error("request body larger than {0} bytes")]
     PayloadTooLarge(usize),
+    /// Over a configured limit other than the body size (413).
+    #[error("too large: {0}")]
+    TooLarge(String),
     #[error("unsupported media type: {0}")]
     UnsupportedMediaType(String),
     #[error("not acceptable: {0}")]
@@ -40,6 +43,14 @@ pub enum ApiError {
     /// A transaction lost a race and may be retried.
     #[error("transaction conflict")]
     Retry,
+    /// An entry of a transaction Bundle failed, which fails the whole Bundle: the
+    /// entry's own error, located in the Bundle.
+    #[error("{label}: {source}")]
+    Entry {
+        index: usize,
+        label: String,
+        source: Box<ApiError>,
+    },
 }
 
 impl From<DbError> for ApiError {
@@ -63,7 +74,11 @@ impl From<diesel::result::Error> for ApiError {
 
 impl IsRetryable for ApiError {
     fn is_retryable(&self) -> bool {
-        matches!(self, ApiError::Retry)
+        match self {
+            ApiError::Retry => true,
+            ApiError::Entry { source, .. } => source.is_retryable(),
+            _ => false,
+        }
     }
 }
 
@@ -82,11 +97,12 @@ impl ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) | ApiError::Retry => StatusCode::CONFLICT,
             ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
-            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::PayloadTooLarge(_) | ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Entry { source, .. } => source.status(),
         }
     }
 
@@ -111,6 +127,7 @@ impl ApiError {
                 IssueType::TooCostly,
                 format!("the request body is larger than the limit of {limit} bytes"),
             )],
+            ApiError::TooLarge(m) => vec![Issue::error(IssueType::TooCostly, m.clone())],
             ApiError::UnsupportedMediaType(m) | ApiError::NotAcceptable(m) => {
                 vec![Issue::error(IssueType::NotSupported, m.clone())]
             }
@@ -119,13 +136,51 @@ impl ApiError {
                 IssueType::Exception,
                 "the server could not complete the request",
             )],
+            ApiError::Entry {
+                index,
+                label,
+                source,
+            } => source
+                .issues()
+                .into_iter()
+                .map(|mut issue| {
+                    issue.diagnostics = format!("{label}: {}", issue.diagnostics);
+                    issue.expression = Some(match issue.expression.take() {
+                        // `Patient.name[0]` of the entry is `Bundle.entry[3].resource.name[0]`
+                        Some(e) if !e.starts_with("Bundle.entry[") => match e.split_once('.') {
+                            Some((_, rest)) => format!("Bundle.entry[{index}].resource.{rest}"),
+                            None => format!("Bundle.entry[{index}].resource"),
+                        },
+                        Some(e) => e,
+                        None => format!("Bundle.entry[{index}]"),
+                    });
+                    issue
+                })
+                .collect(),
+        }
+    }
+
+    /// The error of entry `index` of a Bundle (`label` says which: index, method, URL).
+    pub fn in_entry(self, index: usize, label: String) -> ApiError {
+        ApiError::Entry {
+            index,
+            label,
+            source: Box::new(self),
+        }
+    }
+
+    /// The error itself, an entry's wrapping set aside.
+    pub fn root(&self) -> &ApiError {
+        match self {
+            ApiError::Entry { source, .. } => source.root(),
+            other => other,
         }
     }
 
     /// The OperationOutcome response, in `format` (JSON when the request's format is not
     /// known or not acceptable).
     pub fn to_response(&self, format: Format, pretty: bool) -> HttpResponse {
-        if let ApiError::Internal(cause) = self {
+        if let ApiError::Internal(cause) = self.root() {
             // Logged once here; the client only sees a generic message.
             tracing::error!(error = %cause, "request failed");
         }

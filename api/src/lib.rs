@@ -11,3 +11,4 @@ pub mod server;
 pub mod service;
 pub mod sessions;
 pub mod telemetry;
+pub mod transaction;

@@ -5,7 +5,10 @@ use fhir_mapping::search_params::{ParamType, alias_of, find_param};
 use jiff::civil::{Date, DateTime};
 use jiff::{Timestamp, tz::TimeZone};
 
-use crate::db::store::{Comparison, Condition};
+use fhir_mapping::bundle::{Entry, Link, write_bundle};
+
+use crate::clock::instant_string;
+use crate::db::store::{self, Comparison, Condition, MatchRow, SearchQuery};
 use crate::error::ApiError;
 
 /// Parameters that control the result rather than select resources.
@@ -224,6 +227,103 @@ pub fn date_range(s: &str) -> Option<(i64, i64)> {
 /// The normal form of criteria (`a=1&b=2`, sorted, re-encoded) used as a claim key.
 pub fn normal_form(applied: &[(String, String)]) -> String {
     serde_urlencoded::to_string(applied).unwrap_or_default()
+}
+
+/// Runs a parsed search: the page of matches (`count` of them at most) and, when asked
+/// for, the total.
+pub fn execute(
+    conn: &mut crate::db::AnyConnection,
+    tenant: &str,
+    res_type: &str,
+    search: &Search,
+    count: i64,
+) -> Result<(Vec<MatchRow>, Option<i64>), crate::db::DbError> {
+    let q = SearchQuery {
+        tenant,
+        res_type,
+        conditions: &search.conditions,
+        after_id: search.cursor.as_deref(),
+        limit: count,
+    };
+    let rows = if count > 0 {
+        store::search(conn, &q)?
+    } else {
+        Vec::new()
+    };
+    let total = if search.total {
+        // the same search without the paging cursor
+        let all = SearchQuery {
+            after_id: None,
+            ..q.clone()
+        };
+        Some(store::count(conn, &all)?)
+    } else {
+        None
+    };
+    Ok((rows, total))
+}
+
+/// The `searchset` Bundle of a page of matches, with its `self` and `next` links.
+/// `safe_point` becomes `meta.lastUpdated` (see the README on polling).
+pub fn searchset(
+    base: &str,
+    res_type: &str,
+    search: &Search,
+    count: i64,
+    rows: &[MatchRow],
+    total: Option<i64>,
+    safe_point: i64,
+) -> Vec<u8> {
+    let path = format!("/{res_type}");
+    let mut applied = search.applied.clone();
+    applied.push(("_count".into(), count.to_string()));
+    let mut self_params = applied.clone();
+    if let Some(c) = &search.cursor {
+        self_params.push(("_cursor".into(), c.clone()));
+    }
+    let mut links = vec![Link {
+        relation: "self",
+        url: link_url(base, &path, &self_params),
+    }];
+    if count > 0
+        && rows.len() as i64 == count
+        && let Some(last) = rows.last()
+    {
+        let mut next = applied.clone();
+        next.push(("_cursor".into(), last.res_id.clone()));
+        links.push(Link {
+            relation: "next",
+            url: link_url(base, &path, &next),
+        });
+    }
+    let entries: Vec<Entry<'_>> = rows
+        .iter()
+        .map(|r| Entry {
+            full_url: Some(format!("{base}/{res_type}/{}", r.res_id)),
+            resource: r.body.as_deref().map(str::as_bytes),
+            search_mode: Some("match"),
+            ..Default::default()
+        })
+        .collect();
+    let total = total.map(|t| u64::try_from(t).unwrap_or(0));
+    write_bundle(
+        "searchset",
+        None,
+        Some(&instant_string(safe_point)),
+        None,
+        total,
+        &links,
+        &entries,
+    )
+}
+
+/// The URL of this request with other parameters (for Bundle links).
+pub fn link_url(base: &str, path: &str, params: &[(String, String)]) -> String {
+    if params.is_empty() {
+        format!("{base}{path}")
+    } else {
+        format!("{base}{path}?{}", normal_form(params))
+    }
 }
 
 #[cfg(test)]

@@ -160,6 +160,8 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<(Server, SocketAd
         },
         max_body_bytes: config.max_body_bytes,
         max_binary_bytes: config.max_binary_bytes,
+        max_bundle_bytes: config.max_bundle_bytes,
+        max_bundle_entries: config.max_bundle_entries,
     });
     let mut server = HttpServer::new(move || {
         App::new()

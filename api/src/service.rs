@@ -10,7 +10,7 @@ use fhir_mapping::{Issue, IssueType, ParsedResource};
 
 use crate::clock::{Clock, instant_string, to_micros};
 use crate::db::store::{self, Key, NewVersion, SearchQuery, Token, WriteResult};
-use crate::db::{AnyConnection, Db};
+use crate::db::{AnyConnection, Db, intake};
 use crate::error::ApiError;
 use crate::search::{Search, normal_form};
 use crate::sessions::{self, SessionSettings};
@@ -37,6 +37,19 @@ impl Scope {
             clock,
         }
     }
+}
+
+/// A write inside an open database transaction: the tenant, the session rules and the
+/// time of the write (read in the transaction).
+#[derive(Clone, Copy)]
+pub struct Ctx<'a> {
+    pub tenant: &'a str,
+    pub sessions: &'a SessionSettings,
+    pub now: i64,
+    /// Whether references are checked as each resource is written; a transaction Bundle
+    /// checks them once all its entries are written (they may reference each other in
+    /// any order).
+    pub check_references: bool,
 }
 
 /// What a write did.
@@ -125,13 +138,14 @@ fn apply_profile_rules(
 }
 
 /// Every relative reference must resolve to a live resource of the same tenant.
-fn check_references(
+pub fn check_references(
     conn: &mut AnyConnection,
     tenant: &str,
-    parsed: &ParsedResource,
+    res_type: &str,
+    json: &JsonObject,
 ) -> Result<(), ApiError> {
     let mut issues = Vec::new();
-    for found in find_references(parsed.resource_type(), parsed.json()) {
+    for found in find_references(res_type, json) {
         match classify_reference(&found.reference) {
             ReferenceTarget::Local {
                 resource_type,
@@ -215,6 +229,7 @@ struct Insert<'a> {
     current: Option<&'a JsonObject>,
     now: i64,
     method: &'static str,
+    check_references: bool,
 }
 
 fn insert(conn: &mut AnyConnection, i: Insert<'_>) -> Result<Written, ApiError> {
@@ -233,12 +248,13 @@ fn insert(conn: &mut AnyConnection, i: Insert<'_>) -> Result<Written, ApiError> 
         let t = i.parsed.resource_type();
         refs(t, old) == refs(t, i.parsed.json())
     });
-    if !same_references {
-        check_references(conn, i.tenant, i.parsed)?;
+    if i.check_references && !same_references {
+        check_references(conn, i.tenant, i.parsed.resource_type(), i.parsed.json())?;
     }
     let new_values = tokens_of(i.parsed);
     let tokens: Vec<Token<'_>> = Token::all(&new_values);
     let res_type = i.parsed.resource_type();
+    check_unique_identifiers(conn, i.tenant, res_type, i.id, &tokens)?;
     // the rows stored for the version replaced: only those that change are rewritten
     let previous_values = i.current.map(|old| token_values(res_type, old));
     let previous_tokens: Option<Vec<Token<'_>>> = previous_values.as_deref().map(Token::all);
@@ -288,6 +304,31 @@ fn insert(conn: &mut AnyConnection, i: Insert<'_>) -> Result<Written, ApiError> 
     })
 }
 
+/// Identifiers of patients, referrals and Tasks are unique in a tenant: a clear 409
+/// when another resource holds one (the unique index behind it settles races).
+fn check_unique_identifiers(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    res_type: &str,
+    id: &str,
+    tokens: &[Token<'_>],
+) -> Result<(), ApiError> {
+    if !intake::UNIQUE_IDENTIFIER_TYPES.contains(&res_type) {
+        return Ok(());
+    }
+    for t in tokens.iter().filter(|t| t.param == "identifier") {
+        if let Some(other) =
+            intake::identifier_holder(conn, tenant, res_type, id, t.system, t.code)?
+        {
+            return Err(ApiError::Conflict(format!(
+                "{res_type}/{other} already has the identifier `{}|{}`; identifiers of {res_type} are unique (use a conditional create to push the same resource again)",
+                t.system, t.code
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Whether stored JSON claims one of the project's profiles (a write may drop the claim).
 fn claimed_in(res_type: &str, stored: &str) -> bool {
     stored.contains(fhir_mapping::hep::CANONICAL_BASE)
@@ -306,55 +347,163 @@ fn existing(res_type: &str, m: store::MatchRow) -> Written {
     }
 }
 
-/// `POST [type]`, with `If-None-Exist` when `if_none_exist` is given.
+/// `POST [type]`, with `If-None-Exist` when `if_none_exist` is given. With an
+/// idempotency key, a request sent again gets the first answer (`replayed`).
 pub fn create(
     db: &Db,
     scope: Scope,
     parsed: ParsedResource,
     id: String,
     if_none_exist: Option<Search>,
-) -> Result<Written, ApiError> {
+    idempotency: Option<Idempotency>,
+) -> Result<(Written, bool), ApiError> {
     let (tenant, sessions, clock) = (scope.tenant, scope.sessions, scope.clock);
     db.write(move |conn| {
         // the time of the write is taken in its transaction: see `Db::write`
-        let now = to_micros(clock.now());
-        let (tenant, parsed, id) = (tenant.as_str(), &parsed, id.as_str());
-        let res_type = parsed.resource_type();
-        if let Some(search) = &if_none_exist {
-            let mut found = matches(conn, tenant, res_type, search)?;
-            match found.len() {
-                0 => {}
-                1 => return Ok(existing(res_type, found.remove(0))),
-                _ => {
-                    return Err(ApiError::PreconditionFailed(
-                        "the If-None-Exist criteria match more than one resource".into(),
-                    ));
-                }
-            }
-        }
-        let written = insert(
+        let ctx = Ctx {
+            tenant: &tenant,
+            sessions: &sessions,
+            now: to_micros(clock.now()),
+            check_references: true,
+        };
+        let answered = idempotent(
             conn,
-            Insert {
-                tenant,
-                sessions: &sessions,
-                parsed,
-                id,
-                previous: None,
-                current: None,
-                now,
-                method: "POST",
+            ctx,
+            idempotency.as_ref(),
+            |conn| create_in(conn, ctx, &parsed, &id, if_none_exist.as_ref()),
+            |w| {
+                let status = if w.status == WriteStatus::Created {
+                    201
+                } else {
+                    200
+                };
+                (status, Some(w), w.body.clone())
             },
         )?;
-        if let Some(search) = &if_none_exist {
-            let key = Key {
-                tenant,
-                res_type,
-                res_id: id,
-            };
-            store::claim_criteria(conn, key, &normal_form(&search.applied))?;
-        }
-        Ok(written)
+        Ok(match answered {
+            Answered::Fresh(w) => (w, false),
+            Answered::Replayed(a) => (written_of(a), true),
+        })
     })
+}
+
+/// An `Idempotency-Key` header and a fingerprint of the request it came with.
+#[derive(Debug, Clone)]
+pub struct Idempotency {
+    pub key: String,
+    /// Method, path and a digest of the body: the same key with another request is
+    /// refused.
+    pub fingerprint: String,
+}
+
+/// The answer of an idempotent request: made now, or the stored first answer.
+pub enum Answered<T> {
+    Fresh(T),
+    Replayed(intake::StoredAnswer),
+}
+
+/// Runs `run` in the open transaction unless `idempotency`'s key already has an answer;
+/// the answer of `run` (`record`: HTTP status, the resource written, the body) is
+/// stored in the same transaction, so a retry racing the first request gets its answer.
+pub fn idempotent<T>(
+    conn: &mut AnyConnection,
+    ctx: Ctx<'_>,
+    idempotency: Option<&Idempotency>,
+    run: impl FnOnce(&mut AnyConnection) -> Result<T, ApiError>,
+    record: impl FnOnce(&T) -> (i32, Option<&Written>, Option<String>),
+) -> Result<Answered<T>, ApiError> {
+    let Some(idem) = idempotency else {
+        return run(conn).map(Answered::Fresh);
+    };
+    if let Some(stored) = intake::answer(conn, ctx.tenant, &idem.key, ctx.now)? {
+        if stored.fingerprint != idem.fingerprint {
+            return Err(ApiError::Unprocessable(vec![Issue::error(
+                IssueType::BusinessRule,
+                "this Idempotency-Key was sent with a different request; use a new key for a new request",
+            )]));
+        }
+        return Ok(Answered::Replayed(stored));
+    }
+    let result = run(conn)?;
+    let (status, written, body) = record(&result);
+    intake::store_answer(
+        conn,
+        &intake::StoredAnswer {
+            tenant: ctx.tenant.to_string(),
+            idem_key: idem.key.clone(),
+            fingerprint: idem.fingerprint.clone(),
+            status,
+            res_type: written.map(|w| w.res_type.clone()),
+            res_id: written.map(|w| w.id.clone()),
+            version: written.map(|w| w.version),
+            last_updated: written.map(|w| w.last_updated),
+            body,
+            created_at: ctx.now,
+        },
+    )?;
+    Ok(Answered::Fresh(result))
+}
+
+/// The write a stored answer recorded.
+fn written_of(a: intake::StoredAnswer) -> Written {
+    Written {
+        status: if a.status == 201 {
+            WriteStatus::Created
+        } else {
+            WriteStatus::Existing
+        },
+        res_type: a.res_type.unwrap_or_default(),
+        id: a.res_id.unwrap_or_default(),
+        version: a.version.unwrap_or_default(),
+        last_updated: a.last_updated.unwrap_or_default(),
+        body: a.body,
+    }
+}
+
+/// A create (conditional when `if_none_exist` is given) in an open transaction.
+pub fn create_in(
+    conn: &mut AnyConnection,
+    ctx: Ctx<'_>,
+    parsed: &ParsedResource,
+    id: &str,
+    if_none_exist: Option<&Search>,
+) -> Result<Written, ApiError> {
+    let res_type = parsed.resource_type();
+    if let Some(search) = if_none_exist {
+        let mut found = matches(conn, ctx.tenant, res_type, search)?;
+        match found.len() {
+            0 => {}
+            1 => return Ok(existing(res_type, found.remove(0))),
+            _ => {
+                return Err(ApiError::PreconditionFailed(
+                    "the If-None-Exist criteria match more than one resource".into(),
+                ));
+            }
+        }
+    }
+    let written = insert(
+        conn,
+        Insert {
+            tenant: ctx.tenant,
+            sessions: ctx.sessions,
+            parsed,
+            id,
+            previous: None,
+            current: None,
+            now: ctx.now,
+            method: "POST",
+            check_references: ctx.check_references,
+        },
+    )?;
+    if let Some(search) = if_none_exist {
+        let key = Key {
+            tenant: ctx.tenant,
+            res_type,
+            res_id: id,
+        };
+        store::claim_criteria(conn, key, &normal_form(&search.applied))?;
+    }
+    Ok(written)
 }
 
 /// `PUT [type]/[id]` (update, or create with the client's id).
@@ -367,22 +516,26 @@ pub fn update(
 ) -> Result<Written, ApiError> {
     let (tenant, sessions, clock) = (scope.tenant, scope.sessions, scope.clock);
     db.write(move |conn| {
-        let now = to_micros(clock.now());
-        update_in(conn, &tenant, &sessions, &parsed, &id, if_match, now)
+        let ctx = Ctx {
+            tenant: &tenant,
+            sessions: &sessions,
+            now: to_micros(clock.now()),
+            check_references: true,
+        };
+        update_in(conn, ctx, &parsed, &id, if_match)
     })
 }
 
-fn update_in(
+/// An update (or create with the client's id) in an open transaction.
+pub fn update_in(
     conn: &mut AnyConnection,
-    tenant: &str,
-    sessions: &SessionSettings,
+    ctx: Ctx<'_>,
     parsed: &ParsedResource,
     id: &str,
     if_match: Option<i64>,
-    now: i64,
 ) -> Result<Written, ApiError> {
     let key = Key {
-        tenant,
+        tenant: ctx.tenant,
         res_type: parsed.resource_type(),
         res_id: id,
     };
@@ -409,14 +562,15 @@ fn update_in(
     let mut written = insert(
         conn,
         Insert {
-            tenant,
-            sessions,
+            tenant: ctx.tenant,
+            sessions: ctx.sessions,
             parsed,
             id,
             previous: current.as_ref().map(|c| c.version),
             current: current_json.as_ref(),
-            now,
+            now: ctx.now,
             method: "PUT",
+            check_references: ctx.check_references,
         },
     )?;
     written.status = match current {
@@ -446,7 +600,12 @@ pub fn seed(
     let (tenant, sessions, clock) = (scope.tenant, scope.sessions, scope.clock);
     db.write(move |conn| {
         // the time of the write is taken in its transaction: see `Db::write`
-        let now = to_micros(clock.now());
+        let ctx = Ctx {
+            tenant: &tenant,
+            sessions: &sessions,
+            now: to_micros(clock.now()),
+            check_references: true,
+        };
         let key = Key {
             tenant: &tenant,
             res_type: parsed.resource_type(),
@@ -472,7 +631,7 @@ pub fn seed(
         if keep {
             return Ok(None);
         }
-        update_in(conn, &tenant, &sessions, &parsed, &id, None, now).map(Some)
+        update_in(conn, ctx, &parsed, &id, None).map(Some)
     })
 }
 
@@ -488,72 +647,82 @@ pub fn conditional_update(
     let (tenant, sessions, clock) = (scope.tenant, scope.sessions, scope.clock);
     db.write(move |conn| {
         // the time of the write is taken in its transaction: see `Db::write`
-        let now = to_micros(clock.now());
-        let (tenant, parsed, new_id, search) = (tenant.as_str(), &parsed, new_id.as_str(), &search);
-        let res_type = parsed.resource_type();
-        let found = matches(conn, tenant, res_type, search)?;
-        match found.as_slice() {
-            [] => match parsed.id() {
-                Some(id) => {
-                    let key = Key {
-                        tenant,
-                        res_type,
-                        res_id: id,
-                    };
-                    if store::current(conn, key)?.is_some_and(|c| !c.deleted) {
-                        return Err(ApiError::Conflict(format!(
-                            "{res_type}/{id} exists but does not match the criteria"
-                        )));
-                    }
-                    update_in(conn, tenant, &sessions, parsed, id, if_match, now)
-                }
-                None => {
-                    let written = insert(
-                        conn,
-                        Insert {
-                            tenant,
-                            sessions: &sessions,
-                            parsed,
-                            id: new_id,
-                            previous: None,
-                            current: None,
-                            now,
-                            method: "PUT",
-                        },
-                    )?;
-                    let key = Key {
-                        tenant,
-                        res_type,
-                        res_id: new_id,
-                    };
-                    store::claim_criteria(conn, key, &normal_form(&search.applied))?;
-                    Ok(written)
-                }
-            },
-            [one] => {
-                if let Some(id) = parsed.id()
-                    && id != one.res_id
-                {
-                    return Err(ApiError::BadRequest(format!(
-                        "the resource id `{id}` differs from the id of the match `{}`",
-                        one.res_id
+        let ctx = Ctx {
+            tenant: &tenant,
+            sessions: &sessions,
+            now: to_micros(clock.now()),
+            check_references: true,
+        };
+        conditional_update_in(conn, ctx, &parsed, &new_id, &search, if_match)
+    })
+}
+
+/// A conditional update in an open transaction.
+pub fn conditional_update_in(
+    conn: &mut AnyConnection,
+    ctx: Ctx<'_>,
+    parsed: &ParsedResource,
+    new_id: &str,
+    search: &Search,
+    if_match: Option<i64>,
+) -> Result<Written, ApiError> {
+    let tenant = ctx.tenant;
+    let res_type = parsed.resource_type();
+    let found = matches(conn, tenant, res_type, search)?;
+    match found.as_slice() {
+        [] => match parsed.id() {
+            Some(id) => {
+                let key = Key {
+                    tenant,
+                    res_type,
+                    res_id: id,
+                };
+                if store::current(conn, key)?.is_some_and(|c| !c.deleted) {
+                    return Err(ApiError::Conflict(format!(
+                        "{res_type}/{id} exists but does not match the criteria"
                     )));
                 }
-                update_in(
-                    conn,
-                    tenant,
-                    &sessions,
-                    parsed,
-                    &one.res_id.clone(),
-                    if_match,
-                    now,
-                )
+                update_in(conn, ctx, parsed, id, if_match)
             }
-            _ => Err(ApiError::PreconditionFailed(
-                "the criteria match more than one resource".into(),
-            )),
+            None => {
+                let written = insert(
+                    conn,
+                    Insert {
+                        tenant,
+                        sessions: ctx.sessions,
+                        parsed,
+                        id: new_id,
+                        previous: None,
+                        current: None,
+                        now: ctx.now,
+                        method: "PUT",
+                        check_references: ctx.check_references,
+                    },
+                )?;
+                let key = Key {
+                    tenant,
+                    res_type,
+                    res_id: new_id,
+                };
+                store::claim_criteria(conn, key, &normal_form(&search.applied))?;
+                Ok(written)
+            }
+        },
+        [one] => {
+            if let Some(id) = parsed.id()
+                && id != one.res_id
+            {
+                return Err(ApiError::BadRequest(format!(
+                    "the resource id `{id}` differs from the id of the match `{}`",
+                    one.res_id
+                )));
+            }
+            update_in(conn, ctx, parsed, &one.res_id.clone(), if_match)
         }
-    })
+        _ => Err(ApiError::PreconditionFailed(
+            "the criteria match more than one resource".into(),
+        )),
+    }
 }
 
 /// `DELETE [type]/[id]`.
@@ -567,69 +736,110 @@ pub fn delete(
     let (tenant, sessions, clock) = (scope.tenant, scope.sessions, scope.clock);
     db.write(move |conn| {
         // the time of the write is taken in its transaction: see `Db::write`
-        let now = to_micros(clock.now());
-        let (tenant, res_type, id) = (tenant.as_str(), res_type.as_str(), id.as_str());
-        let key = Key {
+        let ctx = Ctx {
+            tenant: &tenant,
+            sessions: &sessions,
+            now: to_micros(clock.now()),
+            check_references: true,
+        };
+        delete_in(conn, ctx, &res_type, &id, if_match)
+    })
+}
+
+/// A delete in an open transaction. Deleting what is already deleted changes nothing.
+pub fn delete_in(
+    conn: &mut AnyConnection,
+    ctx: Ctx<'_>,
+    res_type: &str,
+    id: &str,
+    if_match: Option<i64>,
+) -> Result<Written, ApiError> {
+    let (tenant, now) = (ctx.tenant, ctx.now);
+    let key = Key {
+        tenant,
+        res_type,
+        res_id: id,
+    };
+    let current = store::current(conn, key)?
+        .ok_or_else(|| ApiError::NotFound(format!("{res_type}/{id} does not exist")))?;
+    if let Some(v) = if_match
+        && v != current.version
+    {
+        return Err(ApiError::PreconditionFailed(format!(
+            "If-Match names version {v} but the current version is {}",
+            current.version
+        )));
+    }
+    let mut written = Written {
+        status: WriteStatus::Unchanged,
+        res_type: res_type.to_string(),
+        id: id.to_string(),
+        version: current.version,
+        last_updated: current.last_updated,
+        body: None,
+    };
+    if current.deleted {
+        return Ok(written);
+    }
+    let version = current.version + 1;
+    let result = store::write_version(
+        conn,
+        &NewVersion {
+            key,
+            previous: Some(current.version),
+            version,
+            last_updated: now,
+            method: "DELETE",
+            body: None,
+            tokens: &[],
+            previous_tokens: None,
+        },
+    )?;
+    if result == WriteResult::Conflict {
+        return Err(ApiError::Retry);
+    }
+    if let Some(body) = current.body.as_deref().filter(|b| claimed_in(res_type, b)) {
+        let before: Option<JsonObject> = serde_json::from_str(body).ok();
+        sessions::after_write(
+            conn,
             tenant,
             res_type,
-            res_id: id,
-        };
-        let current = store::current(conn, key)?
-            .ok_or_else(|| ApiError::NotFound(format!("{res_type}/{id} does not exist")))?;
-        if let Some(v) = if_match
-            && v != current.version
-        {
-            return Err(ApiError::PreconditionFailed(format!(
-                "If-Match names version {v} but the current version is {}",
-                current.version
-            )));
-        }
-        let mut written = Written {
+            id,
+            before.as_ref(),
+            None,
+            ctx.sessions,
+            now,
+        )?;
+    }
+    written.status = WriteStatus::Deleted;
+    written.version = version;
+    written.last_updated = now;
+    Ok(written)
+}
+
+/// `DELETE [type]?criteria`: deletes the one match; no match changes nothing; several
+/// matches are refused (412).
+pub fn conditional_delete_in(
+    conn: &mut AnyConnection,
+    ctx: Ctx<'_>,
+    res_type: &str,
+    search: &Search,
+) -> Result<Written, ApiError> {
+    let found = matches(conn, ctx.tenant, res_type, search)?;
+    match found.as_slice() {
+        [] => Ok(Written {
             status: WriteStatus::Unchanged,
             res_type: res_type.to_string(),
-            id: id.to_string(),
-            version: current.version,
-            last_updated: current.last_updated,
+            id: String::new(),
+            version: 0,
+            last_updated: ctx.now,
             body: None,
-        };
-        if current.deleted {
-            return Ok(written);
-        }
-        let version = current.version + 1;
-        let result = store::write_version(
-            conn,
-            &NewVersion {
-                key,
-                previous: Some(current.version),
-                version,
-                last_updated: now,
-                method: "DELETE",
-                body: None,
-                tokens: &[],
-                previous_tokens: None,
-            },
-        )?;
-        if result == WriteResult::Conflict {
-            return Err(ApiError::Retry);
-        }
-        if let Some(body) = current.body.as_deref().filter(|b| claimed_in(res_type, b)) {
-            let before: Option<JsonObject> = serde_json::from_str(body).ok();
-            sessions::after_write(
-                conn,
-                tenant,
-                res_type,
-                id,
-                before.as_ref(),
-                None,
-                &sessions,
-                now,
-            )?;
-        }
-        written.status = WriteStatus::Deleted;
-        written.version = version;
-        written.last_updated = now;
-        Ok(written)
-    })
+        }),
+        [one] => delete_in(conn, ctx, res_type, &one.res_id.clone(), None),
+        _ => Err(ApiError::PreconditionFailed(
+            "the criteria match more than one resource".into(),
+        )),
+    }
 }
 
 /// The stored JSON of a live resource, or the answer for a missing or deleted one.
@@ -717,6 +927,7 @@ fn create_own(
             current: None,
             now,
             method: "POST",
+            check_references: true,
         },
     )
 }

@@ -5,6 +5,7 @@ pub mod adherence;
 pub mod dose;
 pub mod occurrence;
 pub mod program;
+pub mod referral;
 pub mod schedule;
 pub mod tenant;
 pub mod version;

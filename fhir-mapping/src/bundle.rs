@@ -16,6 +16,8 @@ pub struct EntryResponse {
     pub location: Option<String>,
     pub etag: Option<String>,
     pub last_modified: Option<String>,
+    /// `response.outcome`: an OperationOutcome (a failed batch entry, warnings).
+    pub outcome: Option<Value>,
 }
 
 /// One entry; `resource` is canonical JSON of a resource.
@@ -152,6 +154,9 @@ fn write_entry(out: &mut Vec<u8>, entry: &Entry<'_>) {
         if let Some(lm) = &resp.last_modified {
             m.insert("lastModified".into(), lm.clone().into());
         }
+        if let Some(o) = &resp.outcome {
+            m.insert("outcome".into(), o.clone());
+        }
         push_field(out, &mut first, "response", &Value::Object(m));
     }
     out.push(b'}');
@@ -187,6 +192,7 @@ mod tests {
                         location: None,
                         etag: Some("W/\"2\"".into()),
                         last_modified: None,
+                        outcome: None,
                     }),
                     ..Default::default()
                 },

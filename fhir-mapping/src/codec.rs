@@ -55,8 +55,8 @@ fn strict() -> Option<DeserializationConfig> {
 /// canonical JSON object (elements in FHIR order).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParsedResource {
-    resource_type: String,
-    json: Map<String, Value>,
+    pub(crate) resource_type: String,
+    pub(crate) json: Map<String, Value>,
 }
 
 impl ParsedResource {

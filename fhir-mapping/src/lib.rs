@@ -12,6 +12,7 @@ pub mod outcome;
 pub mod references;
 pub mod resource_types;
 pub mod search_params;
+pub mod transaction;
 
 pub use codec::{Format, ParseLimits, ParsedResource, parse_resource, render, render_value};
 pub use error::MappingError;

@@ -29,11 +29,13 @@ async fn if_none_exist() {
     // a code without system matches any system
     let again = conditional_create(&s, "identifier=c1", "c1").await;
     assert_eq!(again.status(), StatusCode::OK);
-    // two matches
+    // two matches (identifiers are unique per system: the same value in two systems)
     s.create(patient("dup")).await;
-    s.create(patient("dup")).await;
+    let mut other = patient("dup");
+    other["identifier"][0]["system"] = json!("urn:test:other");
+    s.create(other).await;
     outcome(
-        conditional_create(&s, "identifier=urn:test:mrn|dup", "dup").await,
+        conditional_create(&s, "identifier=dup", "dup").await,
         StatusCode::PRECONDITION_FAILED,
     )
     .await;
@@ -98,10 +100,11 @@ async fn conditional_update_by_identifier() {
     outcome(s.put_json(url, &p).await, StatusCode::BAD_REQUEST).await;
     // several matches
     s.create(patient("u2")).await;
-    s.create(patient("u2")).await;
+    let mut other = patient("u2");
+    other["identifier"][0]["system"] = json!("urn:test:other");
+    s.create(other).await;
     outcome(
-        s.put_json("Patient?identifier=urn:test:mrn|u2", &patient("u2"))
-            .await,
+        s.put_json("Patient?identifier=u2", &patient("u2")).await,
         StatusCode::PRECONDITION_FAILED,
     )
     .await;

@@ -180,7 +180,7 @@ async fn prefer_return() {
             .post(s.url("Patient"))
             .header("Content-Type", FHIR_JSON)
             .header("Prefer", prefer)
-            .body(patient("500").to_string())
+            .body(patient(prefer).to_string())
     };
     let res = send("return=minimal").send().await.expect("post");
     assert_eq!(res.status(), StatusCode::CREATED);

@@ -17,6 +17,7 @@ macro_rules! on_backend {
     };
 }
 
+pub mod intake;
 mod readers;
 pub mod schema;
 pub mod sessions;

@@ -95,3 +95,18 @@ diesel::table! {
         task_id -> Text,
     }
 }
+
+diesel::table! {
+    idempotency_keys (tenant, idem_key) {
+        tenant -> Text,
+        idem_key -> Text,
+        fingerprint -> Text,
+        status -> Integer,
+        res_type -> Nullable<Text>,
+        res_id -> Nullable<Text>,
+        version -> Nullable<BigInt>,
+        last_updated -> Nullable<BigInt>,
+        body -> Nullable<Text>,
+        created_at -> BigInt,
+    }
+}

@@ -1,5 +1,6 @@
 //! The HTTP surface: routes under `/fhir`, shared state, response helpers.
 
+pub mod bundle;
 pub mod negotiate;
 pub mod operations;
 pub mod rest;
@@ -26,6 +27,10 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Largest media content of a `Binary`, in bytes.
     pub max_binary_bytes: usize,
+    /// Largest transaction, batch or message Bundle, in bytes.
+    pub max_bundle_bytes: usize,
+    /// Most entries in a transaction, batch or message Bundle.
+    pub max_bundle_entries: usize,
     /// How exercise sessions are made.
     pub sessions: Arc<crate::sessions::SessionSettings>,
     /// The background jobs run while this is alive.
@@ -105,13 +110,23 @@ pub fn operations() -> Vec<(&'static str, &'static str, String)> {
 }
 
 /// System-level interactions, as routed below.
-pub const SYSTEM_INTERACTIONS: &[&str] = &["history-system"];
+pub const SYSTEM_INTERACTIONS: &[&str] = &["transaction", "batch", "history-system"];
 
 /// The routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     let not_allowed = || web::to(method_not_allowed);
     cfg.service(
         web::scope("/fhir")
+            .service(
+                web::resource(["", "/"])
+                    .route(web::post().to(bundle::transaction))
+                    .default_service(not_allowed()),
+            )
+            .service(
+                web::resource("/$process-message")
+                    .route(web::post().to(bundle::process_message))
+                    .default_service(not_allowed()),
+            )
             .service(
                 web::resource("/metadata")
                     .route(web::get().to(rest::metadata))

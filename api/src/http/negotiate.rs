@@ -158,17 +158,22 @@ pub enum Return {
 
 /// The `Prefer` header's `return` preference (representation when absent).
 pub fn prefer_return(req: &HttpRequest) -> Return {
+    prefer_return_given(req).unwrap_or(Return::Representation)
+}
+
+/// The `Prefer` header's `return` preference, when it states one.
+pub fn prefer_return_given(req: &HttpRequest) -> Option<Return> {
     for value in req.headers().get_all("Prefer") {
         for token in value.to_str().unwrap_or("").split([',', ';']) {
             match token.trim() {
-                "return=minimal" => return Return::Minimal,
-                "return=representation" => return Return::Representation,
-                "return=OperationOutcome" => return Return::OperationOutcome,
+                "return=minimal" => return Some(Return::Minimal),
+                "return=representation" => return Some(Return::Representation),
+                "return=OperationOutcome" => return Some(Return::OperationOutcome),
                 _ => {}
             }
         }
     }
-    Return::Representation
+    None
 }
 
 /// Reads the request body, refusing more than `limit` bytes (413) before reading them
@@ -200,4 +205,31 @@ pub async fn read_body(
         return Err(ApiError::BadRequest("the request has no body".into()));
     }
     Ok(body.freeze())
+}
+
+/// The `Idempotency-Key` of a POST, with the fingerprint of the request (method, path
+/// and body): visible ASCII, 1 to 255 characters.
+pub fn idempotency(
+    req: &HttpRequest,
+    body: &[u8],
+) -> Result<Option<crate::service::Idempotency>, ApiError> {
+    let Some(value) = req.headers().get("Idempotency-Key") else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .ok()
+        .filter(|k| !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| b.is_ascii_graphic()))
+        .ok_or_else(|| {
+            ApiError::BadRequest(
+                "Idempotency-Key is 1 to 255 visible ASCII characters (a UUID is a good key)"
+                    .into(),
+            )
+        })?;
+    let mut request = format!("{} {}\n", req.method(), req.path()).into_bytes();
+    request.extend_from_slice(body);
+    Ok(Some(crate::service::Idempotency {
+        key: key.to_string(),
+        fingerprint: uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, &request).to_string(),
+    }))
 }

@@ -11,7 +11,7 @@ use fhir_mapping::{Format, Issue, ParsedResource, operation_outcome, parse_resou
 use super::negotiate::{self, Output, Return};
 use super::{AppState, fhir_response, finish, render};
 use crate::clock::{http_date, instant_string};
-use crate::db::store::{self, HistoryQuery, Key, SearchQuery, VersionRow};
+use crate::db::store::{self, HistoryQuery, Key, VersionRow};
 use crate::error::{ApiError, content_type};
 use crate::search::{self, DEFAULT_COUNT, MAX_COUNT};
 use crate::service::{self, WriteStatus, Written};
@@ -50,7 +50,7 @@ pub(super) fn path_id(req: &HttpRequest) -> Result<String, ApiError> {
 }
 
 /// Refuses query parameters an interaction does not support.
-fn only_params(query: &[(String, String)], allowed: &[&str]) -> Result<(), ApiError> {
+pub(super) fn only_params(query: &[(String, String)], allowed: &[&str]) -> Result<(), ApiError> {
     match query.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
         Some((k, _)) => Err(ApiError::BadRequest(format!(
             "parameter `{k}` is not supported here"
@@ -186,6 +186,14 @@ pub(super) fn write_response(
     }
 }
 
+/// Marks the answer to a request sent again with the same `Idempotency-Key`.
+pub(super) fn mark_replayed(response: &mut HttpResponse) {
+    response.headers_mut().insert(
+        header::HeaderName::from_static("idempotent-replayed"),
+        header::HeaderValue::from_static("true"),
+    );
+}
+
 pub async fn metadata(req: HttpRequest, state: State) -> HttpResponse {
     let result = async {
         let query = negotiate::query_pairs(&req)?;
@@ -219,14 +227,19 @@ pub async fn create(req: HttpRequest, payload: web::Payload, state: State) -> Ht
                 Some(search::parse(&res_type, &pairs)?)
             }
         };
+        let idempotency = negotiate::idempotency(&req, &body)?;
         let id = uuid::Uuid::new_v4().to_string();
         let st = state.clone();
-        let written = blocking(move || {
+        let (written, replayed) = blocking(move || {
             let parsed = parse_body(&st, &body, format, &res_type)?;
-            service::create(&st.db, st.scope(), parsed, id, criteria)
+            service::create(&st.db, st.scope(), parsed, id, criteria, idempotency)
         })
         .await?;
-        write_response(&req, &state, out, &written)
+        let mut response = write_response(&req, &state, out, &written)?;
+        if replayed {
+            mark_replayed(&mut response);
+        }
+        Ok(response)
     }
     .await;
     finish(&req, result)
@@ -573,15 +586,6 @@ pub async fn vread(req: HttpRequest, state: State) -> HttpResponse {
 /// client that polls again from that instant misses nothing (README, "Polling").
 pub const POLL_LAG_MICROS: i64 = 5_000_000;
 
-/// The URL of this request with other parameters (for Bundle links).
-fn link_url(base: &str, path: &str, params: &[(String, String)]) -> String {
-    if params.is_empty() {
-        format!("{base}{path}")
-    } else {
-        format!("{base}{path}?{}", search::normal_form(params))
-    }
-}
-
 async fn history(
     req: HttpRequest,
     state: State,
@@ -665,7 +669,7 @@ async fn history(
         .collect();
     let mut links = vec![Link {
         relation: "self",
-        url: link_url(
+        url: search::link_url(
             &base,
             &path,
             &query
@@ -681,7 +685,7 @@ async fn history(
         kept.push(("_cursor".into(), last.seq.to_string()));
         links.push(Link {
             relation: "next",
-            url: link_url(&base, &path, &kept),
+            url: search::link_url(&base, &path, &kept),
         });
     }
     let entries: Vec<Entry<'_>> = rows
@@ -708,6 +712,7 @@ async fn history(
                     location: None,
                     etag: Some(etag(r.version)),
                     last_modified: Some(instant_string(r.last_updated)),
+                    outcome: None,
                 }),
                 ..Default::default()
             }
@@ -769,78 +774,18 @@ async fn run_search(
     let p = parsed.clone();
     let (rows, total) = state
         .db
-        .read(move |conn| {
-            let q = SearchQuery {
-                tenant: st.tenant.as_str(),
-                res_type: &t,
-                conditions: &p.conditions,
-                after_id: p.cursor.as_deref(),
-                limit: count,
-            };
-            let rows = if count > 0 {
-                store::search(conn, &q)?
-            } else {
-                Vec::new()
-            };
-            let total = if p.total {
-                Some(store::count(conn, &q_all(&q))?)
-            } else {
-                None
-            };
-            Ok((rows, total))
-        })
+        .read(move |conn| search::execute(conn, st.tenant.as_str(), &t, &p, count))
         .await?;
-    let base = state.base_url(req);
-    let path = format!("/{res_type}");
-    let mut applied = parsed.applied.clone();
-    applied.push(("_count".into(), count.to_string()));
-    let mut self_params = applied.clone();
-    if let Some(c) = &parsed.cursor {
-        self_params.push(("_cursor".into(), c.clone()));
-    }
-    let mut links = vec![Link {
-        relation: "self",
-        url: link_url(&base, &path, &self_params),
-    }];
-    if count > 0
-        && rows.len() as i64 == count
-        && let Some(last) = rows.last()
-    {
-        let mut next = applied.clone();
-        next.push(("_cursor".into(), last.res_id.clone()));
-        links.push(Link {
-            relation: "next",
-            url: link_url(&base, &path, &next),
-        });
-    }
-    let entries: Vec<Entry<'_>> = rows
-        .iter()
-        .map(|r| Entry {
-            full_url: Some(format!("{base}/{res_type}/{}", r.res_id)),
-            resource: r.body.as_deref().map(str::as_bytes),
-            search_mode: Some("match"),
-            ..Default::default()
-        })
-        .collect();
-    let total = total.map(|t| u64::try_from(t).unwrap_or(0));
-    let bundle = write_bundle(
-        "searchset",
-        None,
-        Some(&instant_string(safe_point)),
-        None,
+    let bundle = search::searchset(
+        &state.base_url(req),
+        &res_type,
+        &parsed,
+        count,
+        &rows,
         total,
-        &links,
-        &entries,
+        safe_point,
     );
     fhir_response(StatusCode::OK, out, &bundle)
-}
-
-/// The same search without the paging cursor (for the total).
-fn q_all<'a>(q: &SearchQuery<'a>) -> SearchQuery<'a> {
-    SearchQuery {
-        after_id: None,
-        ..q.clone()
-    }
 }
 
 pub async fn search(req: HttpRequest, state: State) -> HttpResponse {

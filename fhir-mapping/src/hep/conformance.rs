@@ -1,10 +1,11 @@
 //! The conformance resources of the project, built from the same constants the mapping
-//! uses: the dosage extension and the two profiles as StructureDefinitions, the code
-//! system of sides. The server stores them at start so clients can read them.
+//! uses: the dosage extension and the profiles as StructureDefinitions, the code systems
+//! (sides, session reports, referral outputs, ...). The server stores them at start so
+//! clients can read them.
 
 use serde_json::{Value, json};
 
-use super::{CANONICAL_BASE, dosage, prescription, session};
+use super::{CANONICAL_BASE, dosage, prescription, referral, session};
 
 /// Version of the project's conformance resources.
 pub const VERSION: &str = "0.1.0";
@@ -379,6 +380,17 @@ pub fn reason_code_system() -> Value {
     )
 }
 
+/// What the clinic returns for a referral.
+pub fn referral_output_code_system() -> Value {
+    code_system(
+        "referral-output",
+        "ReferralOutput",
+        "Referral output",
+        "What the clinic returns for a referral Task (Task.output types): the home exercise program (CarePlan) and its adherence summary.",
+        referral::OUTPUT_CODES,
+    )
+}
+
 /// The code system of sides.
 pub fn side_code_system() -> Value {
     let concepts: Vec<Value> = [
@@ -566,6 +578,11 @@ pub fn all() -> Vec<(&'static str, &'static str, Value)> {
         ("CodeSystem", "session-status-reason", reason_code_system()),
         ("CodeSystem", "adherence-measure", measure_code_system()),
         ("CodeSystem", "exercise-side", side_code_system()),
+        (
+            "CodeSystem",
+            "referral-output",
+            referral_output_code_system(),
+        ),
         ("CodeSystem", "body-region", body_region_code_system()),
         ("CodeSystem", "content-origin", content_origin_code_system()),
         (
@@ -605,6 +622,10 @@ mod tests {
         assert_eq!(prescription_profile()["url"], prescription::profile_url());
         assert_eq!(program_profile()["url"], program::profile_url());
         assert_eq!(side_code_system()["url"], dosage::side_system());
+        assert_eq!(
+            referral_output_code_system()["url"],
+            referral::output_system()
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod handout;
 pub mod library;
 pub mod prescription;
 pub mod program;
+pub mod referral;
 pub mod session;
 pub mod timing;
 
@@ -28,11 +29,11 @@ use serde_json::{Map, Value};
 
 use crate::outcome::{Issue, IssueType};
 
-/// The rules of the project's profiles for a write: a resource that claims one is
-/// checked against it (every problem reported), gets its generated elements, and its
-/// change from `current` (the stored version, for an update) must be allowed. `lookup`
-/// gives the current stored JSON of a local reference (`ServiceRequest/x`); `now` is the
-/// FHIR instant of the write.
+/// The rules of the project's profiles for a write: a resource that claims one (or is a
+/// referral Task, see [`referral`]) is checked against it (every problem reported), gets
+/// its generated elements, and its change from `current` (the stored version, for an
+/// update) must be allowed. `lookup` gives the current stored JSON of a local reference
+/// (`ServiceRequest/x`); `now` is the FHIR instant of the write.
 pub fn apply_rules(
     resource_type: &str,
     json: &mut Map<String, Value>,
@@ -94,6 +95,18 @@ pub fn apply_rules(
                 }
             }
             session::apply_generated(json, &view, now);
+        }
+        "Task" if referral::is_referral(json) => {
+            let view = referral::read(json)?;
+            // who makes the change is not known yet: any move of the clinic or the
+            // referrer is allowed
+            match current.filter(|c| referral::is_referral(c)) {
+                Some(stored) => {
+                    referral::check_update(stored, &view, domain::referral::Actor::Unknown)?
+                }
+                None => referral::check_create(&view)?,
+            }
+            referral::apply_generated(json, &view, current, now);
         }
         _ => {}
     }
@@ -166,12 +179,14 @@ pub(crate) fn collect<T>(part: Result<T, Vec<Issue>>, issues: &mut Vec<Issue>) -
     }
 }
 
-/// Whether a resource claims one of the profiles whose rules the server applies.
+/// Whether a resource claims one of the profiles whose rules the server applies. A
+/// referral Task counts when it fulfils a ServiceRequest, claiming the PA profile or not
+/// (see [`referral::is_referral`]).
 pub fn claims_a_profile(resource_type: &str, json: &Map<String, Value>) -> bool {
     match resource_type {
         "ServiceRequest" => prescription::claims_profile(json),
         "CarePlan" => program::claims_profile(json),
-        "Task" => session::claims_profile(json),
+        "Task" => session::claims_profile(json) || referral::is_referral(json),
         _ => false,
     }
 }

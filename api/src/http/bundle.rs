@@ -1,0 +1,149 @@
+//! `POST /fhir` with a transaction or batch Bundle, and `$process-message` for referral
+//! messages.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use fhir_mapping::transaction::{self, RequestBundle};
+use fhir_mapping::{MappingError, ParsedResource, parse_resource};
+
+use super::negotiate::{self, Return};
+use super::rest::{blocking, mark_replayed, only_params};
+use super::{AppState, fhir_response, finish};
+use crate::error::ApiError;
+use crate::transaction::{Settings, process};
+
+type State = web::Data<AppState>;
+
+/// What the entries of the response carry: `Prefer: return=` when given, else only the
+/// `response` of each entry.
+fn returns(req: &HttpRequest) -> crate::transaction::Return {
+    match negotiate::prefer_return_given(req) {
+        Some(Return::Representation) => crate::transaction::Return::Representation,
+        Some(Return::OperationOutcome) => crate::transaction::Return::OperationOutcome,
+        Some(Return::Minimal) | None => crate::transaction::Return::Minimal,
+    }
+}
+
+/// The request Bundle read, within the configured limits.
+fn read_bundle(
+    state: &AppState,
+    body: &[u8],
+    format: fhir_mapping::Format,
+) -> Result<ParsedResource, ApiError> {
+    let parsed = parse_resource(body, format, &state.limits)?;
+    if parsed.resource_type() != "Bundle" {
+        return Err(ApiError::BadRequest(format!(
+            "the base URL takes a Bundle, not a {}",
+            parsed.resource_type()
+        )));
+    }
+    let entries = parsed
+        .json()
+        .get("entry")
+        .and_then(serde_json::Value::as_array)
+        .map_or(0, Vec::len);
+    if entries > state.max_bundle_entries {
+        return Err(ApiError::TooLarge(format!(
+            "the Bundle has {entries} entries; this server takes at most {} per Bundle (split it, or raise --max-bundle-entries)",
+            state.max_bundle_entries
+        )));
+    }
+    Ok(parsed)
+}
+
+fn invalid(issues: Vec<fhir_mapping::Issue>) -> ApiError {
+    ApiError::Invalid(MappingError { issues })
+}
+
+/// `POST [base]` with a `transaction` or `batch` Bundle (R4 http.html#transaction).
+pub async fn transaction(req: HttpRequest, payload: web::Payload, state: State) -> HttpResponse {
+    let result = async {
+        let query = negotiate::query_pairs(&req)?;
+        only_params(&query, &["_format", "_pretty"])?;
+        let out = negotiate::output(&req, &query)?;
+        let format = negotiate::input_format(&req)?;
+        let body = negotiate::read_body(&req, payload, state.max_bundle_bytes).await?;
+        let idempotency = negotiate::idempotency(&req, &body)?;
+        let settings = Settings {
+            base: state.base_url(&req),
+            limits: state.limits,
+            max_binary_bytes: state.max_binary_bytes,
+            returns: returns(&req),
+        };
+        let st = state.clone();
+        let (bundle, replayed) = blocking(move || {
+            let parsed = read_bundle(&st, &body, format)?;
+            let request: RequestBundle = transaction::read_request(parsed).map_err(invalid)?;
+            process(&st.db, st.scope(), request, settings, idempotency)
+        })
+        .await?;
+        let mut response = fhir_response(StatusCode::OK, out, &bundle)?;
+        if replayed {
+            mark_replayed(&mut response);
+        }
+        Ok(response)
+    }
+    .await;
+    finish(&req, result)
+}
+
+/// `POST [base]/$process-message` with a referral message (BSeR style: MessageHeader
+/// event `v2-0003#I12`, focus the referral Task): its resources are stored as one
+/// transaction (conditional creates on their identifiers, so a message sent again
+/// changes nothing) and the answer is a response message.
+pub async fn process_message(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: State,
+) -> HttpResponse {
+    let result = async {
+        let query = negotiate::query_pairs(&req)?;
+        only_params(&query, &["_format", "_pretty", "async"])?;
+        if query.iter().any(|(k, v)| k == "async" && v == "true") {
+            return Err(ApiError::BadRequest(
+                "messages are processed synchronously here (async=false)".into(),
+            ));
+        }
+        let out = negotiate::output(&req, &query)?;
+        let format = negotiate::input_format(&req)?;
+        let body = negotiate::read_body(&req, payload, state.max_bundle_bytes).await?;
+        let base = state.base_url(&req);
+        let st = state.clone();
+        let response = blocking(move || {
+            let parsed = read_bundle(&st, &body, format)?;
+            let message = transaction::read_message(parsed).map_err(invalid)?;
+            // the same message (Bundle identity) sent again gets the same answer
+            let idempotency = message.key.clone().map(|key| crate::service::Idempotency {
+                fingerprint: uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, &body).to_string(),
+                key: format!("message:{key}"),
+            });
+            let settings = Settings {
+                base: base.clone(),
+                limits: st.limits,
+                max_binary_bytes: st.max_binary_bytes,
+                returns: crate::transaction::Return::Representation,
+            };
+            let (header, focus) = (message.header.clone(), message.focus.clone());
+            let request = RequestBundle {
+                kind: transaction::Kind::Transaction,
+                entries: message.entries.into_iter().map(Ok).collect(),
+            };
+            let (bundle, _) = process(&st.db, st.scope(), request, settings, idempotency)?;
+            let answered: serde_json::Value = serde_json::from_slice(&bundle)
+                .map_err(|e| ApiError::Internal(format!("response Bundle: {e}")))?;
+            Ok(transaction::response_message(
+                &header,
+                &focus,
+                &answered,
+                &base,
+                &uuid::Uuid::new_v4().to_string(),
+                &crate::clock::instant_string(crate::clock::to_micros(st.clock.now())),
+            ))
+        })
+        .await?;
+        let bytes = serde_json::to_vec(&response).map_err(|e| ApiError::Internal(e.to_string()))?;
+        fhir_response(StatusCode::OK, out, &bytes)
+    }
+    .await;
+    finish(&req, result)
+}

@@ -1,0 +1,2 @@
+DROP TABLE idempotency_keys;
+DROP INDEX search_tokens_unique_identifier;
