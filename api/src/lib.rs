@@ -6,6 +6,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod referrals;
 pub mod search;
 pub mod server;
 pub mod service;

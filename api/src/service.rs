@@ -8,6 +8,8 @@ use fhir_mapping::references::{ReferenceTarget, classify_reference, find_referen
 use fhir_mapping::search_params::token_values;
 use fhir_mapping::{Issue, IssueType, ParsedResource};
 
+use domain::referral::Actor;
+
 use crate::clock::{Clock, instant_string, to_micros};
 use crate::db::store::{self, Key, NewVersion, SearchQuery, Token, WriteResult};
 use crate::db::{AnyConnection, Db, intake};
@@ -50,6 +52,8 @@ pub struct Ctx<'a> {
     /// checks them once all its entries are written (they may reference each other in
     /// any order).
     pub check_references: bool,
+    /// Who writes: a client, or the server making a move of its own.
+    pub actor: Actor,
 }
 
 /// What a write did.
@@ -79,18 +83,28 @@ pub struct Written {
     pub body: Option<String>,
 }
 
-/// Applies the profiles' rules, sets id and meta and serialises: the bytes to store.
-fn prepare(conn: &mut AnyConnection, i: &Insert<'_>, version: i64) -> Result<String, ApiError> {
+/// Applies the profiles' rules, sets id and meta and serialises: the bytes to store, and
+/// the resource they are (generated elements included: they are indexed too).
+fn prepare(
+    conn: &mut AnyConnection,
+    i: &Insert<'_>,
+    version: i64,
+) -> Result<(String, ParsedResource), ApiError> {
     let mut resource = i.parsed.clone();
     let resource_type = resource.resource_type().to_string();
-    // Only a resource that claims a profile reads the stored version and its references.
-    if fhir_mapping::hep::claims_a_profile(&resource_type, resource.json()) {
+    // Only a resource that claims a profile (or whose stored version did) reads the
+    // stored version and its references.
+    if fhir_mapping::hep::claims_a_profile(&resource_type, resource.json())
+        || i.current
+            .is_some_and(|c| fhir_mapping::hep::claims_a_profile(&resource_type, c))
+    {
         apply_profile_rules(conn, i, &resource_type, resource.json_mut())?;
     }
     resource.set_id(i.id);
     resource.set_meta(&version.to_string(), &instant_string(i.now));
-    String::from_utf8(resource.to_json_bytes())
-        .map_err(|_| ApiError::Internal("serialised resource is not UTF-8".into()))
+    let body = String::from_utf8(resource.to_json_bytes())
+        .map_err(|_| ApiError::Internal("serialised resource is not UTF-8".into()))?;
+    Ok((body, resource))
 }
 
 /// The rules of the project's profiles, with the stored version being replaced and
@@ -130,7 +144,8 @@ fn apply_profile_rules(
         }
     };
     let now = instant_string(i.now);
-    let rules = fhir_mapping::hep::apply_rules(resource_type, json, current, &mut lookup, &now);
+    let rules =
+        fhir_mapping::hep::apply_rules(resource_type, json, current, &mut lookup, &now, i.actor);
     if let Some(e) = failure {
         return Err(e.into());
     }
@@ -230,11 +245,12 @@ struct Insert<'a> {
     now: i64,
     method: &'static str,
     check_references: bool,
+    actor: Actor,
 }
 
 fn insert(conn: &mut AnyConnection, i: Insert<'_>) -> Result<Written, ApiError> {
     let version = i.previous.map_or(1, |p| p + 1);
-    let body = prepare(conn, &i, version)?;
+    let (body, prepared) = prepare(conn, &i, version)?;
     // references already checked for the version replaced need no new check
     let same_references = i.current.is_some_and(|old| {
         let refs = |t: &str, j: &JsonObject| {
@@ -246,12 +262,12 @@ fn insert(conn: &mut AnyConnection, i: Insert<'_>) -> Result<Written, ApiError> 
             r
         };
         let t = i.parsed.resource_type();
-        refs(t, old) == refs(t, i.parsed.json())
+        refs(t, old) == refs(t, prepared.json())
     });
     if i.check_references && !same_references {
-        check_references(conn, i.tenant, i.parsed.resource_type(), i.parsed.json())?;
+        check_references(conn, i.tenant, prepared.resource_type(), prepared.json())?;
     }
-    let new_values = tokens_of(i.parsed);
+    let new_values = tokens_of(&prepared);
     let tokens: Vec<Token<'_>> = Token::all(&new_values);
     let res_type = i.parsed.resource_type();
     check_unique_identifiers(conn, i.tenant, res_type, i.id, &tokens)?;
@@ -282,17 +298,15 @@ fn insert(conn: &mut AnyConnection, i: Insert<'_>) -> Result<Written, ApiError> 
         || i.current
             .is_some_and(|c| fhir_mapping::hep::claims_a_profile(res_type, c))
     {
-        let after: Option<JsonObject> = serde_json::from_str(&body).ok();
+        let after: Option<&JsonObject> = Some(prepared.json());
         sessions::after_write(
-            conn,
-            i.tenant,
-            res_type,
-            i.id,
-            i.current,
-            after.as_ref(),
-            i.sessions,
-            i.now,
+            conn, i.tenant, res_type, i.id, i.current, after, i.sessions, i.now,
         )?;
+        if res_type == "CarePlan" {
+            crate::referrals::after_program_write(
+                conn, i.tenant, i.id, i.current, after, i.sessions, i.now,
+            )?;
+        }
     }
     Ok(Written {
         status: WriteStatus::Created,
@@ -365,6 +379,7 @@ pub fn create(
             sessions: &sessions,
             now: to_micros(clock.now()),
             check_references: true,
+            actor: Actor::Unknown,
         };
         let answered = idempotent(
             conn,
@@ -493,6 +508,7 @@ pub fn create_in(
             now: ctx.now,
             method: "POST",
             check_references: ctx.check_references,
+            actor: ctx.actor,
         },
     )?;
     if let Some(search) = if_none_exist {
@@ -521,6 +537,7 @@ pub fn update(
             sessions: &sessions,
             now: to_micros(clock.now()),
             check_references: true,
+            actor: Actor::Unknown,
         };
         update_in(conn, ctx, &parsed, &id, if_match)
     })
@@ -571,6 +588,7 @@ pub fn update_in(
             now: ctx.now,
             method: "PUT",
             check_references: ctx.check_references,
+            actor: ctx.actor,
         },
     )?;
     written.status = match current {
@@ -605,6 +623,7 @@ pub fn seed(
             sessions: &sessions,
             now: to_micros(clock.now()),
             check_references: true,
+            actor: Actor::Unknown,
         };
         let key = Key {
             tenant: &tenant,
@@ -652,6 +671,7 @@ pub fn conditional_update(
             sessions: &sessions,
             now: to_micros(clock.now()),
             check_references: true,
+            actor: Actor::Unknown,
         };
         conditional_update_in(conn, ctx, &parsed, &new_id, &search, if_match)
     })
@@ -697,6 +717,7 @@ pub fn conditional_update_in(
                         now: ctx.now,
                         method: "PUT",
                         check_references: ctx.check_references,
+                        actor: ctx.actor,
                     },
                 )?;
                 let key = Key {
@@ -741,6 +762,7 @@ pub fn delete(
             sessions: &sessions,
             now: to_micros(clock.now()),
             check_references: true,
+            actor: Actor::Unknown,
         };
         delete_in(conn, ctx, &res_type, &id, if_match)
     })
@@ -928,6 +950,7 @@ fn create_own(
             now,
             method: "POST",
             check_references: true,
+            actor: Actor::Server,
         },
     )
 }

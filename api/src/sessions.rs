@@ -95,7 +95,7 @@ pub fn patient_tz(
 
 /// Writes a resource the server built from its own templates (covered by the mapping
 /// crate's tests): no parse, no profile rules, version checked.
-fn write_built(
+pub(crate) fn write_built(
     conn: &mut AnyConnection,
     tenant: &str,
     res_type: &str,
@@ -980,4 +980,73 @@ pub fn clinic_adherence(
         end: show(end),
         as_of: show(as_of),
     })
+}
+
+/// The adherence summary Observation of a whole program, written when the program is
+/// completed (rewritten if it is completed again); its reference, or `None` when the
+/// program had no sessions.
+pub fn program_summary(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    care_plan_id: &str,
+    settings: &SessionSettings,
+    now: i64,
+) -> Result<Option<String>, ApiError> {
+    let rows = sql::of_plan(conn, tenant, care_plan_id)?;
+    let (Some(first), Some(last)) = (
+        rows.iter().map(|r| r.due_from).min(),
+        rows.iter().map(|r| r.due_until).max(),
+    ) else {
+        return Ok(None);
+    };
+    let Some(patient) = rows.first().map(|r| format!("Patient/{}", r.patient_id)) else {
+        return Ok(None);
+    };
+    let tz = patient_tz(conn, tenant, &patient, settings)?;
+    let (start, end) = (from_micros(first), from_micros(last));
+    let figures = adherence::compute(
+        &records(rows),
+        &Period {
+            start,
+            end,
+            now: from_micros(now),
+            tz: tz.clone(),
+        },
+    )
+    .overall;
+    let id = uuid::Uuid::new_v5(
+        &uuid::Uuid::NAMESPACE_URL,
+        format!("{tenant}/CarePlan/{care_plan_id}/adherence-program").as_bytes(),
+    )
+    .to_string();
+    let show = |t: Timestamp| {
+        t.to_zoned(tz.clone())
+            .strftime("%Y-%m-%dT%H:%M:%S%:z")
+            .to_string()
+    };
+    let plan = format!("CarePlan/{care_plan_id}");
+    let obs = fhir_mapping::hep::adherence::program_observation(
+        &fhir_mapping::hep::adherence::WeekSummary {
+            id: &id,
+            plan: &plan,
+            patient: &patient,
+            week: 0,
+            start: &show(start),
+            end: &show(end),
+            status: "final",
+            figures: &figures,
+        },
+    );
+    let mut obs = obs.as_object().cloned().unwrap_or_default();
+    let existing = load_json(conn, tenant, "Observation", &id)?;
+    write_built(
+        conn,
+        tenant,
+        "Observation",
+        &id,
+        existing.map(|(v, _)| v),
+        &mut obs,
+        now,
+    )?;
+    Ok(Some(format!("Observation/{id}")))
 }

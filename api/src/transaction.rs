@@ -14,6 +14,7 @@ use std::collections::{HashMap, HashSet};
 use actix_web::http::StatusCode;
 use diesel::Connection;
 use domain::VersionId;
+use domain::referral::Actor;
 use fhir_mapping::bundle::{Entry, EntryResponse, write_bundle};
 use fhir_mapping::references::find_references;
 use fhir_mapping::transaction::{
@@ -123,6 +124,7 @@ pub fn process(
                     sessions: &sessions,
                     now: to_micros(clock.now()),
                     check_references: false,
+                    actor: Actor::Unknown,
                 };
                 let answered = idempotent(
                     conn,
@@ -146,6 +148,7 @@ pub fn process(
                     sessions: &sessions,
                     now: to_micros(clock.now()),
                     check_references: true,
+                    actor: Actor::Unknown,
                 };
                 let answered = idempotent(
                     conn,
@@ -472,10 +475,17 @@ fn prepared_resource(
                 local_ids.insert(reference.clone(), format!("{t}/{}", one.res_id));
             }
             [] => {
-                return Err(ApiError::Unprocessable(vec![Issue::error(
+                let mut issue = Issue::error(
                     IssueType::NotFound,
                     format!("the conditional reference `{reference}` matches no resource"),
-                )]));
+                );
+                if let Some(found) = find_references(resource.resource_type(), resource.json())
+                    .into_iter()
+                    .find(|f| f.reference == reference)
+                {
+                    issue = issue.at(found.path);
+                }
+                return Err(ApiError::Unprocessable(vec![issue]));
             }
             _ => {
                 return Err(ApiError::PreconditionFailed(format!(

@@ -16,6 +16,7 @@ mod media;
 mod metadata;
 mod patch;
 mod prescriptions;
+mod referrals;
 mod robustness;
 mod search;
 mod support;

@@ -26,6 +26,10 @@ pub const MEASURES: &[(&str, &str)] = &[
         "dose-adherence",
         "Sets x repetitions done / prescribed, capped at 100 % (%)",
     ),
+    (
+        "program-exercise-adherence",
+        "Exercise adherence of a whole program: completed / due sessions (%)",
+    ),
     ("sessions-due", "Sessions due"),
     ("sessions-completed", "Sessions completed"),
 ];
@@ -60,15 +64,28 @@ fn percent_quantity(r: Ratio) -> Option<Value> {
 
 /// The weekly adherence summary Observation of a program (no meta yet).
 pub fn week_observation(w: &WeekSummary<'_>) -> Value {
+    let name = format!("{}-week-{}", w.plan.trim_start_matches("CarePlan/"), w.week);
+    summary_observation(w, "weekly-exercise-adherence", &name)
+}
+
+/// The adherence summary Observation of a whole program, made when it is completed (its
+/// referral Task returns it); `w.start` and `w.end` are the program's first and last
+/// due instants, `w.week` is not used.
+pub fn program_observation(w: &WeekSummary<'_>) -> Value {
+    let name = format!("{}-program", w.plan.trim_start_matches("CarePlan/"));
+    summary_observation(w, "program-exercise-adherence", &name)
+}
+
+fn summary_observation(w: &WeekSummary<'_>, code: &str, name: &str) -> Value {
     let f = w.figures;
     let mut obs = json!({
         "resourceType": "Observation",
         "id": w.id,
-        "identifier": [{"system": canonical("NamingSystem", "adherence-summary"), "value": format!("{}-week-{}", w.plan.trim_start_matches("CarePlan/"), w.week)}],
+        "identifier": [{"system": canonical("NamingSystem", "adherence-summary"), "value": name}],
         "basedOn": [{"reference": w.plan}],
         "status": w.status,
         "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "activity", "display": "Activity"}]}],
-        "code": measure("weekly-exercise-adherence"),
+        "code": measure(code),
         "subject": {"reference": w.patient},
         "effectivePeriod": {"start": w.start, "end": w.end},
     });

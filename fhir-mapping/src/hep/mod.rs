@@ -33,13 +33,17 @@ use crate::outcome::{Issue, IssueType};
 /// referral Task, see [`referral`]) is checked against it (every problem reported), gets
 /// its generated elements, and its change from `current` (the stored version, for an
 /// update) must be allowed. `lookup` gives the current stored JSON of a local reference
-/// (`ServiceRequest/x`); `now` is the FHIR instant of the write.
+/// (`ServiceRequest/x`); `now` is the FHIR instant of the write; `actor` who writes
+/// (the server's own moves of a referral Task are [`domain::referral::Actor::Server`]).
+/// A stored referral Task stays one: a version that drops what made it a referral is
+/// checked as a referral, and refused.
 pub fn apply_rules(
     resource_type: &str,
     json: &mut Map<String, Value>,
     current: Option<&Map<String, Value>>,
     lookup: &mut dyn FnMut(&str) -> Option<Map<String, Value>>,
     now: &str,
+    actor: domain::referral::Actor,
 ) -> Result<(), Vec<Issue>> {
     let business = |e: domain::program::LifecycleError, at: &str| {
         vec![Issue::error(IssueType::BusinessRule, e.to_string()).at(at)]
@@ -96,14 +100,12 @@ pub fn apply_rules(
             }
             session::apply_generated(json, &view, now);
         }
-        "Task" if referral::is_referral(json) => {
+        "Task" if referral::is_referral(json) || current.is_some_and(referral::is_referral) => {
             let view = referral::read(json)?;
-            // who makes the change is not known yet: any move of the clinic or the
-            // referrer is allowed
+            // the server's own moves are its own; a client is any party until
+            // authorization says which (`Actor::Unknown`)
             match current.filter(|c| referral::is_referral(c)) {
-                Some(stored) => {
-                    referral::check_update(stored, &view, domain::referral::Actor::Unknown)?
-                }
+                Some(stored) => referral::check_update(stored, &view, actor)?,
                 None => referral::check_create(&view)?,
             }
             referral::apply_generated(json, &view, current, now);

@@ -441,7 +441,7 @@ mod tests {
         current: Option<&Map<String, Value>>,
     ) -> Result<(), Vec<Issue>> {
         assert!(crate::hep::claims_a_profile("Task", json));
-        crate::hep::apply_rules("Task", json, current, &mut |_| None, NOW)
+        crate::hep::apply_rules("Task", json, current, &mut |_| None, NOW, Actor::Unknown)
     }
 
     #[test]
