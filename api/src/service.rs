@@ -510,7 +510,19 @@ pub fn create_in(
             check_references: ctx.check_references,
             actor: ctx.actor,
         },
-    )?;
+    );
+    let written = match (written, if_none_exist) {
+        // a concurrent create of the same resource committed after the search above
+        // (PostgreSQL, read committed): run again, the search then finds it
+        (Err(ApiError::Conflict(m)), Some(search)) => {
+            return Err(if matches(conn, ctx.tenant, res_type, search)?.is_empty() {
+                ApiError::Conflict(m)
+            } else {
+                ApiError::Retry
+            });
+        }
+        (w, _) => w?,
+    };
     if let Some(search) = if_none_exist {
         let key = Key {
             tenant: ctx.tenant,
