@@ -44,6 +44,42 @@ async fn every_resource_of_the_therapist_flow() {
         );
     }
 
+    // a referral pushed by an EHR: as a transaction, accepted by the clinic, and again as
+    // a referral message
+    e.keep(
+        "clinic",
+        s.post_json("Organization", &crate::referrals::clinic_organization())
+            .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let res = s
+        .client
+        .post(s.url(""))
+        .header("Content-Type", FHIR_JSON)
+        .header("Prefer", "return=representation")
+        .body(crate::referrals::referral().to_string())
+        .send()
+        .await
+        .expect("transaction");
+    let answer = e.keep("referral transaction", res, StatusCode::OK).await;
+    let mut task = answer["entry"][6]["resource"].clone();
+    task["status"] = json!("accepted");
+    let task_url = format!("Task/{}", task["id"].as_str().expect("id"));
+    e.keep(
+        "referral accepted",
+        s.put_json(&task_url, &task).await,
+        StatusCode::OK,
+    )
+    .await;
+    e.keep(
+        "referral message",
+        s.post_json("$process-message", &crate::referrals::message("emit-1"))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+
     // the people
     let mut p = patient("emit1");
     p["name"] = json!([{"use": "official", "family": "Rivera", "given": ["Sam"]}]);

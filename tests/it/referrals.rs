@@ -12,18 +12,18 @@ use crate::support::*;
 const REFERRAL: &str = include_str!("../fixtures/referral-transaction.json");
 const BASE: &str = "https://hep-fhir.org/fhir";
 
-fn referral() -> Value {
+pub(crate) fn referral() -> Value {
     serde_json::from_str(REFERRAL).expect("fixture")
 }
 
 /// The clinic the referral Task is owned by (a conditional reference in the fixture).
+pub(crate) fn clinic_organization() -> Value {
+    json!({"resourceType": "Organization", "name": "Springfield HEP clinic",
+        "identifier": [{"system": "http://hep-clinic.example.org/site", "value": "main"}]})
+}
+
 async fn clinic(s: &TestServer) -> String {
-    let org = s
-        .create(
-            json!({"resourceType": "Organization", "name": "Springfield HEP clinic",
-            "identifier": [{"system": "http://hep-clinic.example.org/site", "value": "main"}]}),
-        )
-        .await;
+    let org = s.create(clinic_organization()).await;
     org["id"].as_str().expect("id").to_string()
 }
 
@@ -462,7 +462,7 @@ async fn bundles_over_the_limits_are_refused() {
     outcome(post_bundle(&s, &big).await, StatusCode::PAYLOAD_TOO_LARGE).await;
 }
 
-fn message(bundle_id: &str) -> Value {
+pub(crate) fn message(bundle_id: &str) -> Value {
     let mut entries = vec![json!({
         "fullUrl": "urn:uuid:5e1a0c00-0000-4000-8000-000000000001",
         "resource": {
