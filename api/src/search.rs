@@ -2,13 +2,11 @@
 //! 400), and the normal form of search criteria used by conditional interactions.
 
 use fhir_mapping::search_params::{ParamType, alias_of, find_param};
-use jiff::civil::{Date, DateTime};
-use jiff::{Timestamp, tz::TimeZone};
 
 use fhir_mapping::bundle::{Entry, Link, write_bundle};
 
 use crate::clock::instant_string;
-use crate::db::store::{self, Comparison, Condition, MatchRow, SearchQuery};
+use crate::db::store::{self, Comparison, Condition, DateOp, MatchRow, SearchQuery};
 use crate::error::ApiError;
 
 /// Parameters that control the result rather than select resources.
@@ -147,6 +145,13 @@ fn condition(resource_type: &str, name: &str, value: &str) -> Result<Condition, 
                 .collect(),
         }),
         ("_lastUpdated", ParamType::Date) => last_updated(value),
+        (_, ParamType::Date) => Ok(Condition::Date {
+            param: param.name.to_string(),
+            any_of: value
+                .split(',')
+                .map(|v| date_condition(base, v))
+                .collect::<Result<Vec<_>, _>>()?,
+        }),
         // uri: exact match (R4 search.html#uri), a comma separating alternatives
         (_, ParamType::Uri) => Ok(Condition::Token {
             param: param.name.to_string(),
@@ -159,6 +164,35 @@ fn condition(resource_type: &str, name: &str, value: &str) -> Result<Condition, 
             "search parameter `{base}` is not supported"
         ))),
     }
+}
+
+/// One value of a date parameter: its prefix (R4 search.html#prefix, `eq` when none)
+/// and the range its (possibly partial) date denotes.
+fn date_condition(base: &str, value: &str) -> Result<(DateOp, i64, i64), ApiError> {
+    let (prefix, date) =
+        if value.len() > 2 && value.as_bytes()[..2].iter().all(u8::is_ascii_alphabetic) {
+            value.split_at(2)
+        } else {
+            ("eq", value)
+        };
+    let op = match prefix {
+        "eq" => DateOp::Eq,
+        "ne" => DateOp::Ne,
+        "gt" => DateOp::Gt,
+        "lt" => DateOp::Lt,
+        "ge" => DateOp::Ge,
+        "le" => DateOp::Le,
+        "sa" => DateOp::Sa,
+        "eb" => DateOp::Eb,
+        p => {
+            return Err(ApiError::BadRequest(format!(
+                "unsupported prefix `{p}` for `{base}` (eq, ne, gt, lt, ge, le, sa, eb)"
+            )));
+        }
+    };
+    let (lo, hi) = date_range(date)
+        .ok_or_else(|| ApiError::BadRequest(format!("`{date}` is not a FHIR date or dateTime")))?;
+    Ok((op, lo, hi))
 }
 
 /// `_lastUpdated` with a prefix and a (possibly partial) date, compared as ranges.
@@ -186,43 +220,7 @@ fn last_updated(value: &str) -> Result<Condition, ApiError> {
     }
 }
 
-/// The instant range `[lo, hi)` in microseconds that a FHIR date/dateTime denotes
-/// (partial dates cover their whole year, month or day, in UTC).
-pub fn date_range(s: &str) -> Option<(i64, i64)> {
-    let micros = |t: Timestamp| t.as_microsecond();
-    let at_utc = |d: DateTime| d.to_zoned(TimeZone::UTC).ok().map(|z| z.timestamp());
-    match s.len() {
-        4 => {
-            let y: i16 = s.parse().ok()?;
-            let lo = Date::new(y, 1, 1).ok()?;
-            let hi = Date::new(y.checked_add(1)?, 1, 1).ok()?;
-            Some((micros(at_utc(lo.into())?), micros(at_utc(hi.into())?)))
-        }
-        7 => {
-            let lo: Date = format!("{s}-01").parse().ok()?;
-            let hi = lo.checked_add(jiff::Span::new().months(1)).ok()?;
-            Some((micros(at_utc(lo.into())?), micros(at_utc(hi.into())?)))
-        }
-        10 => {
-            let lo: Date = s.parse().ok()?;
-            let hi = lo.tomorrow().ok()?;
-            Some((micros(at_utc(lo.into())?), micros(at_utc(hi.into())?)))
-        }
-        _ => {
-            let t: Timestamp = s.parse().ok()?;
-            let lo = micros(t);
-            // A dateTime denotes the second (or finer unit) it names.
-            let precision = match s.find('.') {
-                Some(dot) => {
-                    let digits = s[dot + 1..].bytes().take_while(u8::is_ascii_digit).count();
-                    10i64.pow(6u32.saturating_sub(digits.min(6) as u32))
-                }
-                None => 1_000_000,
-            };
-            Some((lo, lo + precision))
-        }
-    }
-}
+pub use fhir_mapping::search_params::date_range;
 
 /// The normal form of criteria (`a=1&b=2`, sorted, re-encoded) used as a claim key.
 pub fn normal_form(applied: &[(String, String)]) -> String {

@@ -5,7 +5,7 @@
 use fhir_mapping::hep::apply::{self, ApplyContext};
 use fhir_mapping::hep::handout::{self, Handout, HandoutExercise};
 use fhir_mapping::references::{ReferenceTarget, classify_reference, find_references};
-use fhir_mapping::search_params::token_values;
+use fhir_mapping::search_params::{date_values, token_values};
 use fhir_mapping::{Issue, IssueType, ParsedResource};
 
 use domain::referral::Actor;
@@ -289,6 +289,8 @@ fn insert(conn: &mut AnyConnection, i: Insert<'_>) -> Result<Written, ApiError> 
             body: Some(&body),
             tokens: &tokens,
             previous_tokens: previous_tokens.as_deref(),
+            dates: &date_values(res_type, prepared.json()),
+            previous_dates: i.current.map(|old| date_values(res_type, old)).as_deref(),
         },
     )?;
     if result == WriteResult::Conflict {
@@ -350,7 +352,7 @@ fn claimed_in(res_type: &str, stored: &str) -> bool {
             .is_ok_and(|j| fhir_mapping::hep::claims_a_profile(res_type, &j))
 }
 
-fn existing(res_type: &str, m: store::MatchRow) -> Written {
+pub fn existing(res_type: &str, m: store::MatchRow) -> Written {
     Written {
         status: WriteStatus::Existing,
         res_type: res_type.to_string(),
@@ -385,7 +387,7 @@ pub fn create(
             conn,
             ctx,
             idempotency.as_ref(),
-            |conn| create_in(conn, ctx, &parsed, &id, if_none_exist.as_ref()),
+            |conn| create_in(conn, ctx, &parsed, &id, if_none_exist.as_ref(), false),
             |w| {
                 let status = if w.status == WriteStatus::Created {
                     201
@@ -476,15 +478,19 @@ fn written_of(a: intake::StoredAnswer) -> Written {
 }
 
 /// A create (conditional when `if_none_exist` is given) in an open transaction.
+/// `searched`: the criteria were searched earlier in this transaction and matched
+/// nothing (a transaction Bundle settles its ids first), so they are not searched
+/// again; the claim on the criteria still settles races.
 pub fn create_in(
     conn: &mut AnyConnection,
     ctx: Ctx<'_>,
     parsed: &ParsedResource,
     id: &str,
     if_none_exist: Option<&Search>,
+    searched: bool,
 ) -> Result<Written, ApiError> {
     let res_type = parsed.resource_type();
-    if let Some(search) = if_none_exist {
+    if let Some(search) = if_none_exist.filter(|_| !searched) {
         let mut found = matches(conn, ctx.tenant, res_type, search)?;
         match found.len() {
             0 => {}
@@ -827,6 +833,8 @@ pub fn delete_in(
             body: None,
             tokens: &[],
             previous_tokens: None,
+            dates: &[],
+            previous_dates: None,
         },
     )?;
     if result == WriteResult::Conflict {
@@ -1211,6 +1219,7 @@ pub fn rebuild_search_index(db: &Db) -> Result<usize, ApiError> {
                     res_id,
                 };
                 store::replace_tokens(conn, key, &tokens)?;
+                store::replace_dates(conn, key, &date_values(res_type, &json))?;
             }
             Ok::<_, ApiError>(
                 rows.last()

@@ -131,6 +131,8 @@ pub(crate) fn write_built(
             body: Some(&body),
             tokens: &tokens,
             previous_tokens: None,
+            dates: &fhir_mapping::search_params::date_values(res_type, json),
+            previous_dates: None,
         },
     )?;
     if result == WriteResult::Conflict {

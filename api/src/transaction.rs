@@ -600,10 +600,6 @@ fn execute(
             let Target::Type(_) = target else {
                 return Err(ApiError::BadRequest("POST names a resource type".into()));
             };
-            let id = match resolved {
-                Some(Resolved::New(id) | Resolved::Existing(id) | Resolved::Update(id)) => id,
-                None => uuid::Uuid::new_v4().to_string(),
-            };
             let criteria = match &e.if_none_exist {
                 Some(c) => {
                     let c = c.split_once('?').map_or(c.as_str(), |(_, q)| q);
@@ -611,13 +607,39 @@ fn execute(
                 }
                 None => None,
             };
-            Answer::of_write(service::create_in(
-                conn,
-                ctx,
-                &resource,
-                &id,
-                criteria.as_ref(),
-            )?)
+            match resolved {
+                // the criteria matched this resource when the ids were settled
+                Some(Resolved::Existing(id)) => {
+                    let key = Key {
+                        tenant: ctx.tenant,
+                        res_type: resource.resource_type(),
+                        res_id: &id,
+                    };
+                    let row = store::current(conn, key)?
+                        .filter(|c| !c.deleted)
+                        .ok_or(ApiError::Retry)?;
+                    Answer::of_write(service::existing(
+                        resource.resource_type(),
+                        store::MatchRow {
+                            res_id: id.clone(),
+                            version: row.version,
+                            last_updated: row.last_updated,
+                            body: row.body,
+                        },
+                    ))
+                }
+                Some(Resolved::New(id) | Resolved::Update(id)) => Answer::of_write(
+                    service::create_in(conn, ctx, &resource, &id, criteria.as_ref(), true)?,
+                ),
+                None => Answer::of_write(service::create_in(
+                    conn,
+                    ctx,
+                    &resource,
+                    &uuid::Uuid::new_v4().to_string(),
+                    criteria.as_ref(),
+                    false,
+                )?),
+            }
         }
         (Method::Put, Some(resource)) => {
             check_type(&target, &resource)?;

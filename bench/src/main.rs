@@ -578,8 +578,14 @@ async fn synthea_import(client: &reqwest::Client, base: &str) -> Result<TimedRun
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .collect();
     files.sort_by_key(|p| {
-        let name = p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-        (!(name.starts_with("hospital") || name.starts_with("practitioner")), name)
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        (
+            !(name.starts_with("hospital") || name.starts_with("practitioner")),
+            name,
+        )
     });
     let mut bodies = Vec::new();
     let mut resources = 0usize;

@@ -5,9 +5,9 @@ use serde_json::{Map, Value};
 
 use crate::references::identifiers;
 
-/// The version of what [`token_values`] extracts: raise it whenever a parameter is added
+/// The version of what [`token_values`] and [`date_values`] extract: raise it whenever a parameter is added
 /// or extracted differently, and the server rebuilds the stored index at start.
-pub const INDEX_VERSION: &str = "3";
+pub const INDEX_VERSION: &str = "4";
 
 /// The type of a search parameter (R4 search.html).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -241,6 +241,44 @@ const ELEMENT_PARAMS: &[ElementParam] = element_params![
     ("Task", "focus", Reference, ["focus"], "Task-focus"),
     ("Task", "based-on", Reference, ["basedOn"], "Task-based-on"),
     ("Task", "part-of", Reference, ["partOf"], "Task-part-of"),
+    (
+        "Task",
+        "authored-on",
+        Date,
+        ["authoredOn"],
+        "Task-authored-on"
+    ),
+    ("Task", "modified", Date, ["lastModified"], "Task-modified"),
+    ("Task", "period", Date, ["executionPeriod"], "Task-period"),
+    (
+        "ServiceRequest",
+        "authored",
+        Date,
+        ["authoredOn"],
+        "ServiceRequest-authored"
+    ),
+    (
+        "ServiceRequest",
+        "occurrence",
+        Date,
+        ["occurrenceDateTime", "occurrencePeriod"],
+        "ServiceRequest-occurrence"
+    ),
+    ("CarePlan", "date", Date, ["period"], "clinical-date"),
+    (
+        "Observation",
+        "date",
+        Date,
+        ["effectiveDateTime", "effectivePeriod", "effectiveInstant"],
+        "clinical-date"
+    ),
+    (
+        "Patient",
+        "birthdate",
+        Date,
+        ["birthDate"],
+        "individual-birthdate"
+    ),
     (
         "Observation",
         "subject",
@@ -486,6 +524,7 @@ pub fn token_values(resource_type: &str, json: &Map<String, Value>) -> Vec<Token
         for path in p.paths {
             for v in values_at(json, path) {
                 match p.param.kind {
+                    ParamType::Date => {}
                     ParamType::Reference => {
                         for code in reference_codes(v) {
                             out.push(TokenValue {
@@ -511,9 +550,131 @@ pub fn token_values(resource_type: &str, json: &Map<String, Value>) -> Vec<Token
     out
 }
 
+/// A date search value: the instants `[lo, hi)` (microseconds since the Unix epoch)
+/// that an element covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DateValue {
+    pub param: &'static str,
+    pub lo: i64,
+    pub hi: i64,
+}
+
+/// The date values of a resource for its indexed date parameters: a date or dateTime
+/// covers what it names (a whole day, month or year when partial; in UTC when it has
+/// no offset), a Period from the start of its start to the end of its end (open ends
+/// unbounded).
+pub fn date_values(resource_type: &str, json: &Map<String, Value>) -> Vec<DateValue> {
+    let mut out = Vec::new();
+    for p in element_params(resource_type).filter(|p| p.param.kind == ParamType::Date) {
+        for path in p.paths {
+            for v in values_at(json, path) {
+                let range = match v {
+                    Value::String(s) => date_range(s),
+                    Value::Object(period) => {
+                        let start = period.get("start").and_then(Value::as_str);
+                        let end = period.get("end").and_then(Value::as_str);
+                        match (start.map(date_range), end.map(date_range)) {
+                            (Some(None), _) | (_, Some(None)) | (None, None) => None,
+                            (s, e) => Some((
+                                s.flatten().map_or(i64::MIN, |r| r.0),
+                                e.flatten().map_or(i64::MAX, |r| r.1),
+                            )),
+                        }
+                    }
+                    _ => None,
+                };
+                if let Some((lo, hi)) = range {
+                    out.push(DateValue {
+                        param: p.param.name,
+                        lo,
+                        hi,
+                    });
+                }
+            }
+        }
+    }
+    out.sort_by_key(|d| (d.param, d.lo, d.hi));
+    out.dedup();
+    out
+}
+
+/// The instant range `[lo, hi)` in microseconds that a FHIR date/dateTime/instant
+/// denotes (partial dates cover their whole year, month or day, in UTC).
+pub fn date_range(s: &str) -> Option<(i64, i64)> {
+    use jiff::civil::{Date, DateTime};
+    use jiff::{Timestamp, tz::TimeZone};
+    let micros = |t: Timestamp| t.as_microsecond();
+    let at_utc = |d: DateTime| d.to_zoned(TimeZone::UTC).ok().map(|z| z.timestamp());
+    match s.len() {
+        4 => {
+            let y: i16 = s.parse().ok()?;
+            let lo = Date::new(y, 1, 1).ok()?;
+            let hi = Date::new(y.checked_add(1)?, 1, 1).ok()?;
+            Some((micros(at_utc(lo.into())?), micros(at_utc(hi.into())?)))
+        }
+        7 => {
+            let lo: Date = format!("{s}-01").parse().ok()?;
+            let hi = lo.checked_add(jiff::Span::new().months(1)).ok()?;
+            Some((micros(at_utc(lo.into())?), micros(at_utc(hi.into())?)))
+        }
+        10 => {
+            let lo: Date = s.parse().ok()?;
+            let hi = lo.tomorrow().ok()?;
+            Some((micros(at_utc(lo.into())?), micros(at_utc(hi.into())?)))
+        }
+        _ => {
+            let t: Timestamp = s.parse().ok()?;
+            let lo = micros(t);
+            // A dateTime denotes the second (or finer unit) it names.
+            let precision = match s.find('.') {
+                Some(dot) => {
+                    let digits = s[dot + 1..].bytes().take_while(u8::is_ascii_digit).count();
+                    10i64.pow(6u32.saturating_sub(digits.min(6) as u32))
+                }
+                None => 1_000_000,
+            };
+            Some((lo, lo + precision))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates_and_periods_become_ranges() {
+        let task = serde_json::json!({
+            "resourceType": "Task",
+            "authoredOn": "2026-11-20T09:31:00Z",
+            "executionPeriod": {"start": "2026-11-21"},
+            "lastModified": "not a date"
+        });
+        let Value::Object(task) = task else {
+            panic!("object")
+        };
+        let v = date_values("Task", &task);
+        let (lo, hi) = date_range("2026-11-20T09:31:00Z").unwrap_or_default();
+        assert_eq!(hi - lo, 1_000_000);
+        assert!(v.contains(&DateValue {
+            param: "authored-on",
+            lo,
+            hi
+        }));
+        let (day, _) = date_range("2026-11-21").unwrap_or_default();
+        assert!(v.contains(&DateValue {
+            param: "period",
+            lo: day,
+            hi: i64::MAX
+        }));
+        assert_eq!(v.len(), 2, "an unreadable date is not indexed: {v:?}");
+        // a date parameter is not a token
+        assert!(
+            token_values("Task", &task)
+                .iter()
+                .all(|t| t.param != "authored-on")
+        );
+    }
 
     #[test]
     fn identifier_where_the_type_has_one() {

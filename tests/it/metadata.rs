@@ -32,7 +32,10 @@ async fn capability_statement_describes_the_server() {
         .iter()
         .filter_map(|p| p["name"].as_str())
         .collect();
-    assert_eq!(params, ["_id", "_lastUpdated", "identifier", "gender"]);
+    assert_eq!(
+        params,
+        ["_id", "_lastUpdated", "identifier", "birthdate", "gender"]
+    );
     let xml = s
         .get("metadata?_format=xml")
         .await

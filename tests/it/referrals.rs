@@ -97,9 +97,33 @@ async fn a_referral_transaction_is_stored_with_its_references() {
         format!("Task?focus={}", ids[5]),
         format!("Task?patient={}", ids[0]),
         "Task?code=http://hl7.org/fhir/CodeSystem/task-code|fulfill&business-status=2.0".into(),
+        // authored 2026-11-20T09:31:00Z
+        "Task?authored-on=2026-11-20".into(),
+        "Task?authored-on=2026-11".into(),
+        "Task?authored-on=ge2026-11-20&authored-on=lt2026-11-21".into(),
+        "Task?authored-on=sa2026-11-19".into(),
+        "Task?authored-on=le2026-11-20T09:31:00Z".into(),
+        "Task?authored-on=gt2026-11-19,lt2020-01-01".into(),
+        "ServiceRequest?authored=eb2026-11-21".into(),
+        "Patient?birthdate=1961-03-14".into(),
     ] {
         assert_eq!(total(&s, &q).await, 1, "{q}");
     }
+    for q in [
+        "Task?authored-on=2026-11-21",
+        "Task?authored-on=gt2026-11-20",
+        "Task?authored-on=lt2026-11-20",
+        "Task?authored-on=ne2026-11-20",
+        "Task?authored-on=eb2026-11-20",
+        "Task?authored-on=2026-11-20T09:30:00Z",
+    ] {
+        assert_eq!(total(&s, q).await, 0, "{q}");
+    }
+    outcome(
+        s.get("Task?authored-on=ap2026-11-20").await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -45,10 +45,22 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    search_dates (tenant, res_type, res_id, param, lo, hi) {
+        tenant -> Text,
+        res_type -> Text,
+        res_id -> Text,
+        param -> Text,
+        lo -> BigInt,
+        hi -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     conditional_keys,
     resource_versions,
     resources,
+    search_dates,
     search_tokens,
 );
 

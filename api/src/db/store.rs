@@ -3,8 +3,10 @@
 use diesel::prelude::*;
 
 use super::AnyConnection;
+use fhir_mapping::search_params::DateValue;
+
 use super::schema::{
-    conditional_keys, resource_versions, resources, search_tokens, store_settings,
+    conditional_keys, resource_versions, resources, search_dates, search_tokens, store_settings,
 };
 
 /// The current state of a resource.
@@ -82,6 +84,10 @@ pub struct NewVersion<'a> {
     /// The index rows stored for the version replaced, when known: only the rows that
     /// differ are then deleted and inserted (`None`: all are rewritten).
     pub previous_tokens: Option<&'a [Token<'a>]>,
+    /// The date index rows of the new version, and those of the version replaced when
+    /// known (then rewritten only when they differ).
+    pub dates: &'a [DateValue],
+    pub previous_dates: Option<&'a [DateValue]>,
 }
 
 /// Outcome of [`write_version`].
@@ -216,7 +222,56 @@ pub fn write_version(conn: &mut AnyConnection, v: &NewVersion<'_>) -> QueryResul
         ))
         .execute(c))?;
     write_tokens(conn, v, deleted)?;
+    let dates: &[DateValue] = if deleted { &[] } else { v.dates };
+    let unchanged = match (v.previous, v.previous_dates) {
+        (None, _) => dates.is_empty(),
+        (Some(_), Some(old)) => old == dates,
+        (Some(_), None) => false,
+    };
+    if !unchanged {
+        if v.previous.is_some() {
+            delete_dates(conn, k)?;
+        }
+        insert_dates(conn, k, dates)?;
+    }
     Ok(WriteResult::Written)
+}
+
+fn delete_dates(conn: &mut AnyConnection, key: Key<'_>) -> QueryResult<()> {
+    on_backend!(conn, c => diesel::delete(
+        search_dates::table
+            .filter(search_dates::tenant.eq(key.tenant))
+            .filter(search_dates::res_type.eq(key.res_type))
+            .filter(search_dates::res_id.eq(key.res_id)),
+    )
+    .execute(c))?;
+    Ok(())
+}
+
+fn insert_dates(conn: &mut AnyConnection, key: Key<'_>, dates: &[DateValue]) -> QueryResult<()> {
+    for d in dates {
+        on_backend!(conn, c => diesel::insert_into(search_dates::table)
+            .values((
+                search_dates::tenant.eq(key.tenant),
+                search_dates::res_type.eq(key.res_type),
+                search_dates::res_id.eq(key.res_id),
+                search_dates::param.eq(d.param),
+                search_dates::lo.eq(d.lo),
+                search_dates::hi.eq(d.hi),
+            ))
+            .execute(c))?;
+    }
+    Ok(())
+}
+
+/// Rewrites the date index rows of a resource (index rebuild).
+pub fn replace_dates(
+    conn: &mut AnyConnection,
+    key: Key<'_>,
+    dates: &[DateValue],
+) -> QueryResult<()> {
+    delete_dates(conn, key)?;
+    insert_dates(conn, key, dates)
 }
 
 /// Claims `criteria` for a conditional create of `key`. Two concurrent claims of the
@@ -283,6 +338,34 @@ pub enum Condition {
     },
     /// `_lastUpdated` compared with an instant (microseconds).
     LastUpdated { op: Comparison, value: i64 },
+    /// A date parameter matching any of `(prefix, lo, hi)`: the search range `[lo, hi)`
+    /// compared with the indexed ranges (R4 search.html#prefix).
+    Date {
+        param: String,
+        any_of: Vec<(DateOp, i64, i64)>,
+    },
+}
+
+/// The prefixes of a date search: how a resource's range `[a, b)` compares with the
+/// searched range `[lo, hi)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DateOp {
+    /// within it: `a >= lo` and `b <= hi`
+    Eq,
+    /// not within it
+    Ne,
+    /// goes on after it: `b > hi`
+    Gt,
+    /// starts before it: `a < lo`
+    Lt,
+    /// goes on from its start: `b > lo`
+    Ge,
+    /// starts before its end: `a < hi`
+    Le,
+    /// starts after it: `a >= hi`
+    Sa,
+    /// ends before it: `b <= lo`
+    Eb,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -336,6 +419,49 @@ fn filtered<'a>(q: &SearchQuery<'a>) -> Boxed<'a> {
                                 .eq_any(sub.filter(search_tokens::system.eq(s.clone()))),
                         ),
                         None => Box::new(resources::res_id.eq_any(sub)),
+                    };
+                    any = Some(match any {
+                        None => one,
+                        Some(prev) => Box::new(prev.or(one)),
+                    });
+                }
+                if let Some(e) = any {
+                    query = query.filter(e);
+                }
+            }
+            Condition::Date { param, any_of } => {
+                type Expr<'b> = Box<
+                    dyn BoxableExpression<
+                            resources::table,
+                            super::MultiBackend,
+                            SqlType = diesel::sql_types::Bool,
+                        > + 'b,
+                >;
+                let mut any: Option<Expr<'a>> = None;
+                for &(op, lo, hi) in any_of {
+                    // the resources with a range of `param` that passes the filters
+                    macro_rules! with_dates {
+                        ($($f:expr),+) => {
+                            resources::res_id.eq_any(
+                                search_dates::table
+                                    .select(search_dates::res_id)
+                                    .filter(search_dates::tenant.eq(q.tenant.to_string()))
+                                    .filter(search_dates::res_type.eq(q.res_type.to_string()))
+                                    .filter(search_dates::param.eq(param.clone()))
+                                    $(.filter($f))+,
+                            )
+                        };
+                    }
+                    use search_dates::{hi as b, lo as a};
+                    let one: Expr<'a> = match op {
+                        DateOp::Eq => Box::new(with_dates!(a.ge(lo), b.le(hi))),
+                        DateOp::Ne => Box::new(diesel::dsl::not(with_dates!(a.ge(lo), b.le(hi)))),
+                        DateOp::Gt => Box::new(with_dates!(b.gt(hi))),
+                        DateOp::Lt => Box::new(with_dates!(a.lt(lo))),
+                        DateOp::Ge => Box::new(with_dates!(b.gt(lo))),
+                        DateOp::Le => Box::new(with_dates!(a.lt(hi))),
+                        DateOp::Sa => Box::new(with_dates!(a.ge(hi))),
+                        DateOp::Eb => Box::new(with_dates!(b.le(lo))),
                     };
                     any = Some(match any {
                         None => one,

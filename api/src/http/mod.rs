@@ -106,6 +106,11 @@ pub fn operations() -> Vec<(&'static str, &'static str, String)> {
         ("Patient", "adherence", own("adherence")),
         ("Group", "adherence", own("adherence")),
         ("", "adherence", own("adherence")),
+        (
+            "",
+            "process-message",
+            "http://hl7.org/fhir/OperationDefinition/MessageHeader-process-message".into(),
+        ),
     ]
 }
 
