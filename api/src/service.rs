@@ -153,14 +153,24 @@ fn apply_profile_rules(
 }
 
 /// Every relative reference must resolve to a live resource of the same tenant.
-pub fn check_references(
+fn check_references(
     conn: &mut AnyConnection,
     tenant: &str,
     res_type: &str,
     json: &JsonObject,
 ) -> Result<(), ApiError> {
+    check_found_references(conn, tenant, find_references(res_type, json))
+}
+
+/// Every one of `found` (references of a resource, with their locations) that is
+/// relative must resolve to a live resource of the tenant (or the version it names).
+pub fn check_found_references(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    found: Vec<fhir_mapping::references::FoundReference>,
+) -> Result<(), ApiError> {
     let mut issues = Vec::new();
-    for found in find_references(res_type, json) {
+    for found in found {
         match classify_reference(&found.reference) {
             ReferenceTarget::Local {
                 resource_type,

@@ -16,7 +16,7 @@ use diesel::Connection;
 use domain::VersionId;
 use domain::referral::Actor;
 use fhir_mapping::bundle::{Entry, EntryResponse, write_bundle};
-use fhir_mapping::references::find_references;
+use fhir_mapping::references::{FoundReference, find_references};
 use fhir_mapping::transaction::{
     Kind, Method, RequestBundle, RequestEntry, Target, conditional_references, json_patch_of,
     parse_url, processing_order, rewrite_references,
@@ -29,8 +29,6 @@ use crate::db::{AnyConnection, Db};
 use crate::error::ApiError;
 use crate::search::{self, DEFAULT_COUNT, Search};
 use crate::service::{self, Answered, Ctx, Idempotency, Scope, WriteStatus, Written, idempotent};
-
-type JsonObject = serde_json::Map<String, serde_json::Value>;
 
 /// What the response entries carry besides `response`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -239,27 +237,33 @@ fn transaction(
     }
     let mut ids: HashMap<String, String> = HashMap::new();
     let resolved = resolve_ids(conn, ctx, entries, &mut ids)?;
-    let mut written: Vec<(usize, JsonObject)> = Vec::new();
+    // the references each written entry makes, checked once everything is written
+    let mut written: Vec<(usize, Vec<FoundReference>)> = Vec::new();
     for &i in order
         .iter()
         .filter(|&&i| entries[i].method != Method::Delete)
     {
         let e = &entries[i];
-        let run = |conn: &mut AnyConnection| -> Result<Answer, ApiError> {
+        let mut refs = Vec::new();
+        let mut run = |conn: &mut AnyConnection| -> Result<Answer, ApiError> {
             let resource = prepared_resource(conn, ctx, e, &ids, settings, true)?;
+            if let Some(r) = &resource {
+                refs = find_references(r.resource_type(), r.json());
+            }
             execute(conn, ctx, e, resource, resolved[i].clone(), settings)
         };
         let answer = run(conn).map_err(|err| err.in_entry(e.index, label(e)))?;
-        if let Some(w) = &answer.written
-            && matches!(w.status, WriteStatus::Created | WriteStatus::Updated)
-            && let Some(body) = &w.body
-            && let Ok(json) = serde_json::from_str::<JsonObject>(body)
+        if answer
+            .written
+            .as_ref()
+            .is_some_and(|w| matches!(w.status, WriteStatus::Created | WriteStatus::Updated))
         {
-            written.push((i, json));
+            written.push((i, refs));
         }
         answers[i] = Some(answer);
     }
-    // every reference of what was written resolves, now that all entries are written
+    // every reference of what was written resolves, now that all entries are written;
+    // those to resources written by this transaction are known to
     let fresh: HashSet<String> = written
         .iter()
         .filter_map(|(i, _)| {
@@ -269,16 +273,16 @@ fn transaction(
                 .map(|w| format!("{}/{}", w.res_type, w.id))
         })
         .collect();
-    for (i, json) in &written {
-        let e = &entries[*i];
-        let res_type = json
-            .get("resourceType")
-            .and_then(|v| v.as_str())
-            .unwrap_or_default();
-        let mut unresolved = json.clone();
-        drop_fresh_references(&mut unresolved, &fresh);
-        service::check_references(conn, ctx.tenant, res_type, &unresolved)
-            .map_err(|err| err.in_entry(e.index, label(e)))?;
+    for (i, refs) in written {
+        let e = &entries[i];
+        let others: Vec<FoundReference> = refs
+            .into_iter()
+            .filter(|f| !fresh.contains(f.reference.as_str()))
+            .collect();
+        if !others.is_empty() {
+            service::check_found_references(conn, ctx.tenant, others)
+                .map_err(|err| err.in_entry(e.index, label(e)))?;
+        }
     }
     Ok(answers
         .into_iter()
@@ -291,27 +295,6 @@ fn transaction(
             })
         })
         .collect())
-}
-
-/// Removes the references to resources written by this transaction (known to exist),
-/// so that only the others are looked up.
-fn drop_fresh_references(json: &mut JsonObject, fresh: &HashSet<String>) {
-    json.retain(|key, value| match value {
-        serde_json::Value::String(s) if key == "reference" => !fresh.contains(s.as_str()),
-        serde_json::Value::Object(o) => {
-            drop_fresh_references(o, fresh);
-            true
-        }
-        serde_json::Value::Array(items) => {
-            for item in items {
-                if let serde_json::Value::Object(o) = item {
-                    drop_fresh_references(o, fresh);
-                }
-            }
-            true
-        }
-        _ => true,
-    });
 }
 
 fn check_unique_full_urls(entries: &[RequestEntry]) -> Result<(), ApiError> {
