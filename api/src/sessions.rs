@@ -184,7 +184,7 @@ fn make_sessions(
             tz,
             authored: &authored,
         });
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = crate::service::new_id();
         sql::insert(
             conn,
             &SessionRow {
@@ -585,7 +585,7 @@ pub fn after_write(
                 )
             {
                 let mut obs = obs.as_object().cloned().unwrap_or_default();
-                let obs_id = uuid::Uuid::new_v4().to_string();
+                let obs_id = crate::service::new_id();
                 write_built(conn, tenant, "Observation", &obs_id, None, &mut obs, now)?;
             }
         }

@@ -391,7 +391,7 @@ fn resolve_one(
         return Ok(None);
     };
     let res_type = resource.resource_type();
-    let new_id = || uuid::Uuid::new_v4().to_string();
+    let new_id = service::new_id;
     Ok(Some(match e.method {
         Method::Post => match &e.if_none_exist {
             None => Resolved::New(new_id()),
@@ -618,7 +618,7 @@ fn execute(
                     conn,
                     ctx,
                     &resource,
-                    &uuid::Uuid::new_v4().to_string(),
+                    &service::new_id(),
                     criteria.as_ref(),
                     false,
                 )?),
@@ -640,7 +640,7 @@ fn execute(
                     let search = parse_search(t, q)?;
                     let new_id = match resolved {
                         Some(Resolved::Update(id)) => id,
-                        _ => uuid::Uuid::new_v4().to_string(),
+                        _ => service::new_id(),
                     };
                     Answer::of_write(service::conditional_update_in(
                         conn, ctx, &resource, &new_id, &search, if_match,

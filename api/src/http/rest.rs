@@ -228,7 +228,7 @@ pub async fn create(req: HttpRequest, payload: web::Payload, state: State) -> Ht
             }
         };
         let idempotency = negotiate::idempotency(&req, &body)?;
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = crate::service::new_id();
         let st = state.clone();
         let (written, replayed) = blocking(move || {
             let parsed = parse_body(&st, &body, format, &res_type)?;
@@ -380,7 +380,7 @@ pub async fn conditional_update(
         let if_match = if_match(&req)?;
         let format = negotiate::input_format(&req)?;
         let body = negotiate::read_body(&req, payload, state.body_limit(&res_type)).await?;
-        let new_id = uuid::Uuid::new_v4().to_string();
+        let new_id = crate::service::new_id();
         let st = state.clone();
         let written = blocking(move || {
             let parsed = parse_body(&st, &body, format, &res_type)?;
