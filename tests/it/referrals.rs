@@ -688,3 +688,45 @@ async fn the_program_moves_its_referral_task() {
     again["note"] = json!([{"text": "one more thing"}]);
     outcome(put(&s, &again).await, StatusCode::UNPROCESSABLE_ENTITY).await;
 }
+
+#[tokio::test]
+async fn an_xml_transaction_and_a_conditional_delete() {
+    let s = start().await;
+    s.create(patient("d-1")).await;
+    let xml = r#"<Bundle xmlns="http://hl7.org/fhir"><type value="transaction"/>
+      <entry><request><method value="DELETE"/><url value="Patient?identifier=urn:test:mrn|d-1"/></request></entry>
+      <entry><fullUrl value="urn:uuid:61ebe359-bfdc-4613-8bf2-c5e300945f0a"/>
+        <resource><Patient><identifier><system value="urn:test:mrn"/><value value="d-2"/></identifier></Patient></resource>
+        <request><method value="POST"/><url value="Patient"/></request></entry>
+      <entry><resource><Observation><status value="final"/><code><text value="pain"/></code>
+        <subject><reference value="urn:uuid:61ebe359-bfdc-4613-8bf2-c5e300945f0a"/></subject></Observation></resource>
+        <request><method value="POST"/><url value="Observation"/></request></entry>
+    </Bundle>"#;
+    let res = s
+        .client
+        .post(s.url(""))
+        .header("Content-Type", "application/fhir+xml")
+        .header("Accept", "application/fhir+xml")
+        .body(xml)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(res.status(), StatusCode::OK);
+    let text = res.text().await.expect("body");
+    assert!(
+        text.contains("<type value=\"transaction-response\"/>"),
+        "{text}"
+    );
+    assert!(text.contains("204 No Content") && text.contains("201 Created"));
+    assert_eq!(total(&s, "Patient?identifier=urn:test:mrn|d-1").await, 0);
+    assert_eq!(total(&s, "Patient?identifier=urn:test:mrn|d-2").await, 1);
+    let obs = json(s.get("Observation").await).await;
+    let patient = json(s.get("Patient?identifier=urn:test:mrn|d-2").await).await;
+    assert_eq!(
+        obs["entry"][0]["resource"]["subject"]["reference"],
+        format!(
+            "Patient/{}",
+            patient["entry"][0]["resource"]["id"].as_str().expect("id")
+        )
+    );
+}
