@@ -4,10 +4,10 @@
 use diesel::prelude::*;
 
 use super::AnyConnection;
-use super::schema::{idempotency_keys, search_tokens};
+use super::schema::{idempotency_keys, unique_identifiers};
 
-/// Resource types whose business identifiers are unique in a tenant (enforced by a
-/// unique index on the search rows; see the migration `referral_intake`).
+/// Resource types whose business identifiers are unique in a tenant (enforced by the
+/// primary key of `unique_identifiers`, kept with the search rows in `store.rs`).
 pub const UNIQUE_IDENTIFIER_TYPES: &[&str] = &["Patient", "ServiceRequest", "Task"];
 
 /// How long the answer to an idempotent request is kept, in microseconds (24 hours).
@@ -59,7 +59,7 @@ pub fn store_answer(conn: &mut AnyConnection, answer: &StoredAnswer) -> QueryRes
     Ok(())
 }
 
-/// Another live resource of `res_type` with the identifier `system|value`, if any.
+/// Another resource of `res_type` that holds the identifier `system|value`, if any.
 pub fn identifier_holder(
     conn: &mut AnyConnection,
     tenant: &str,
@@ -68,14 +68,13 @@ pub fn identifier_holder(
     system: &str,
     value: &str,
 ) -> QueryResult<Option<String>> {
-    on_backend!(conn, c => search_tokens::table
-        .filter(search_tokens::tenant.eq(tenant))
-        .filter(search_tokens::res_type.eq(res_type))
-        .filter(search_tokens::param.eq("identifier"))
-        .filter(search_tokens::code.eq(value))
-        .filter(search_tokens::system.eq(system))
-        .filter(search_tokens::res_id.ne(res_id))
-        .select(search_tokens::res_id)
+    on_backend!(conn, c => unique_identifiers::table
+        .filter(unique_identifiers::tenant.eq(tenant))
+        .filter(unique_identifiers::res_type.eq(res_type))
+        .filter(unique_identifiers::system.eq(system))
+        .filter(unique_identifiers::value.eq(value))
+        .filter(unique_identifiers::res_id.ne(res_id))
+        .select(unique_identifiers::res_id)
         .first(c)
         .optional())
 }

@@ -122,3 +122,13 @@ diesel::table! {
         created_at -> BigInt,
     }
 }
+
+diesel::table! {
+    unique_identifiers (tenant, res_type, system, value) {
+        tenant -> Text,
+        res_type -> Text,
+        system -> Text,
+        value -> Text,
+        res_id -> Text,
+    }
+}

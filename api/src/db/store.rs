@@ -5,8 +5,10 @@ use diesel::prelude::*;
 use super::AnyConnection;
 use fhir_mapping::search_params::DateValue;
 
+use super::intake::UNIQUE_IDENTIFIER_TYPES;
 use super::schema::{
     conditional_keys, resource_versions, resources, search_dates, search_tokens, store_settings,
+    unique_identifiers,
 };
 
 /// The current state of a resource.
@@ -222,6 +224,31 @@ pub fn write_version(conn: &mut AnyConnection, v: &NewVersion<'_>) -> QueryResul
         ))
         .execute(c))?;
     write_tokens(conn, v, deleted)?;
+    if UNIQUE_IDENTIFIER_TYPES.contains(&k.res_type) {
+        let identifiers = |t: &[Token<'_>]| -> Vec<(String, String)> {
+            let mut ids: Vec<(String, String)> = t
+                .iter()
+                .filter(|t| t.param == "identifier")
+                .map(|t| (t.system.to_string(), t.code.to_string()))
+                .collect();
+            ids.sort();
+            ids.dedup();
+            ids
+        };
+        let new = if deleted {
+            Vec::new()
+        } else {
+            identifiers(v.tokens)
+        };
+        let unchanged = match (v.previous, v.previous_tokens) {
+            (None, _) => new.is_empty(),
+            (Some(_), Some(old)) => !deleted && identifiers(old) == new,
+            (Some(_), None) => false,
+        };
+        if !unchanged {
+            replace_unique_identifiers(conn, k, &new, v.previous.is_some())?;
+        }
+    }
     let dates: &[DateValue] = if deleted { &[] } else { v.dates };
     let unchanged = match (v.previous, v.previous_dates) {
         (None, _) => dates.is_empty(),
@@ -258,6 +285,37 @@ fn insert_dates(conn: &mut AnyConnection, key: Key<'_>, dates: &[DateValue]) -> 
                 search_dates::param.eq(d.param),
                 search_dates::lo.eq(d.lo),
                 search_dates::hi.eq(d.hi),
+            ))
+            .execute(c))?;
+    }
+    Ok(())
+}
+
+/// Makes `identifiers` (`(system, value)`) the unique identifiers of a resource; a value
+/// another resource of the type holds is a unique violation.
+fn replace_unique_identifiers(
+    conn: &mut AnyConnection,
+    key: Key<'_>,
+    identifiers: &[(String, String)],
+    had_some: bool,
+) -> QueryResult<()> {
+    if had_some {
+        on_backend!(conn, c => diesel::delete(
+            unique_identifiers::table
+                .filter(unique_identifiers::tenant.eq(key.tenant))
+                .filter(unique_identifiers::res_type.eq(key.res_type))
+                .filter(unique_identifiers::res_id.eq(key.res_id)),
+        )
+        .execute(c))?;
+    }
+    for (system, value) in identifiers {
+        on_backend!(conn, c => diesel::insert_into(unique_identifiers::table)
+            .values((
+                unique_identifiers::tenant.eq(key.tenant),
+                unique_identifiers::res_type.eq(key.res_type),
+                unique_identifiers::system.eq(system),
+                unique_identifiers::value.eq(value),
+                unique_identifiers::res_id.eq(key.res_id),
             ))
             .execute(c))?;
     }
@@ -488,6 +546,13 @@ fn filtered<'a>(q: &SearchQuery<'a>) -> Boxed<'a> {
 
 /// One page of matches.
 pub fn search(conn: &mut AnyConnection, q: &SearchQuery<'_>) -> QueryResult<Vec<MatchRow>> {
+    // one token value, first page: the conditional create on an identifier and the
+    // commonest search, as a query of fixed shape that stays prepared
+    if let ([Condition::Token { param, any_of }], None) = (q.conditions, q.after_id)
+        && let [(system, code)] = any_of.as_slice()
+    {
+        return search_one_token(conn, q, param, system.as_deref(), code);
+    }
     let mut query = filtered(q)
         .select((
             resources::res_id,
@@ -501,6 +566,45 @@ pub fn search(conn: &mut AnyConnection, q: &SearchQuery<'_>) -> QueryResult<Vec<
         query = query.filter(resources::res_id.gt(after));
     }
     query.load(conn)
+}
+
+fn search_one_token(
+    conn: &mut AnyConnection,
+    q: &SearchQuery<'_>,
+    param: &str,
+    system: Option<&str>,
+    code: &str,
+) -> QueryResult<Vec<MatchRow>> {
+    let sub = search_tokens::table
+        .select(search_tokens::res_id)
+        .filter(search_tokens::tenant.eq(q.tenant))
+        .filter(search_tokens::res_type.eq(q.res_type))
+        .filter(search_tokens::param.eq(param))
+        .filter(search_tokens::code.eq(code));
+    let live = resources::table
+        .filter(resources::tenant.eq(q.tenant))
+        .filter(resources::res_type.eq(q.res_type))
+        .filter(resources::deleted.eq(false));
+    let columns = (
+        resources::res_id,
+        resources::version,
+        resources::last_updated,
+        resources::body,
+    );
+    match system {
+        Some(system) => on_backend!(conn, c => live
+            .filter(resources::res_id.eq_any(sub.filter(search_tokens::system.eq(system))))
+            .select(columns)
+            .order(resources::res_id.asc())
+            .limit(q.limit)
+            .load(c)),
+        None => on_backend!(conn, c => live
+            .filter(resources::res_id.eq_any(sub))
+            .select(columns)
+            .order(resources::res_id.asc())
+            .limit(q.limit)
+            .load(c)),
+    }
 }
 
 /// The number of all matches.
@@ -566,7 +670,18 @@ pub fn replace_tokens(
     tokens: &[Token<'_>],
 ) -> QueryResult<()> {
     delete_tokens(conn, key)?;
-    insert_tokens(conn, key, tokens)
+    insert_tokens(conn, key, tokens)?;
+    if UNIQUE_IDENTIFIER_TYPES.contains(&key.res_type) {
+        let mut ids: Vec<(String, String)> = tokens
+            .iter()
+            .filter(|t| t.param == "identifier")
+            .map(|t| (t.system.to_string(), t.code.to_string()))
+            .collect();
+        ids.sort();
+        ids.dedup();
+        replace_unique_identifiers(conn, key, &ids, true)?;
+    }
+    Ok(())
 }
 
 /// The index rows of a new version: all of them for a first version; on an update only

@@ -1,2 +1,2 @@
 DROP TABLE idempotency_keys;
-DROP INDEX search_tokens_unique_identifier;
+DROP TABLE unique_identifiers;

@@ -1,7 +1,18 @@
 -- Business identifiers of patients, referrals (ServiceRequest) and Tasks are unique in a
 -- tenant: a referral pushed twice, even at the same instant, cannot make a second set.
-CREATE UNIQUE INDEX search_tokens_unique_identifier
-    ON search_tokens (tenant, res_type, system, code)
+-- (A table of its own rather than a partial unique index on search_tokens: a partial
+-- index makes SQLite prepare every search of that table again for each new value.)
+CREATE TABLE unique_identifiers (
+    tenant   TEXT NOT NULL,
+    res_type TEXT NOT NULL,
+    system   TEXT NOT NULL,
+    value    TEXT NOT NULL,
+    res_id   TEXT NOT NULL,
+    PRIMARY KEY (tenant, res_type, system, value)
+) WITHOUT ROWID;
+CREATE INDEX unique_identifiers_resource ON unique_identifiers (tenant, res_type, res_id);
+INSERT OR IGNORE INTO unique_identifiers (tenant, res_type, system, value, res_id)
+    SELECT tenant, res_type, system, code, res_id FROM search_tokens
     WHERE param = 'identifier' AND res_type IN ('Patient', 'ServiceRequest', 'Task');
 
 -- The answer of each POST sent with an Idempotency-Key header, written in the
