@@ -121,7 +121,7 @@ pub enum TransitionError {
         from: Status,
         to: Status,
     },
-    #[error("a {} referral Task is closed: its status does not change", .status.code())]
+    #[error("a referral Task with status {} is closed: its status does not change", .status.code())]
     Closed { status: Status },
     #[error("a completed referral Task is final; further work needs a new Task")]
     Completed,
@@ -224,7 +224,7 @@ pub fn requires_reason(status: Status) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReasonError {
     #[error(
-        "a {} referral Task says why (statusReason is required when rejected, on-hold, failed or cancelled)",
+        "a referral Task with status {} says why (statusReason is required when rejected, on-hold, failed or cancelled)",
         .0.code()
     )]
     Missing(Status),
