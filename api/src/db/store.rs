@@ -250,16 +250,30 @@ pub fn write_version(conn: &mut AnyConnection, v: &NewVersion<'_>) -> QueryResul
         }
     }
     let dates: &[DateValue] = if deleted { &[] } else { v.dates };
-    let unchanged = match (v.previous, v.previous_dates) {
-        (None, _) => dates.is_empty(),
-        (Some(_), Some(old)) => old == dates,
-        (Some(_), None) => false,
-    };
-    if !unchanged {
-        if v.previous.is_some() {
-            delete_dates(conn, k)?;
+    match (v.previous, v.previous_dates) {
+        (None, _) => insert_dates(conn, k, dates)?,
+        // only the rows that changed
+        (Some(_), Some(old)) => {
+            for gone in old.iter().filter(|d| !dates.contains(d)) {
+                on_backend!(conn, c => diesel::delete(
+                    search_dates::table
+                        .filter(search_dates::tenant.eq(k.tenant))
+                        .filter(search_dates::res_type.eq(k.res_type))
+                        .filter(search_dates::res_id.eq(k.res_id))
+                        .filter(search_dates::param.eq(gone.param))
+                        .filter(search_dates::lo.eq(gone.lo))
+                        .filter(search_dates::hi.eq(gone.hi)),
+                )
+                .execute(c))?;
+            }
+            let added: Vec<DateValue> =
+                dates.iter().filter(|d| !old.contains(d)).copied().collect();
+            insert_dates(conn, k, &added)?;
         }
-        insert_dates(conn, k, dates)?;
+        (Some(_), None) => {
+            delete_dates(conn, k)?;
+            insert_dates(conn, k, dates)?;
+        }
     }
     Ok(WriteResult::Written)
 }
