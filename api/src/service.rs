@@ -31,6 +31,18 @@ pub struct Scope {
 }
 
 impl Scope {
+    /// The context of a write in the transaction being run: the time of the write is
+    /// read now, inside it. A client's write (`Actor::Unknown` until authorization).
+    pub fn ctx(&self, check_references: bool) -> Ctx<'_> {
+        Ctx {
+            tenant: &self.tenant,
+            sessions: &self.sessions,
+            now: to_micros(self.clock.now()),
+            check_references,
+            actor: Actor::Unknown,
+        }
+    }
+
     /// A tenant with default session rules.
     pub fn of_tenant(tenant: &str, clock: std::sync::Arc<dyn Clock>) -> Scope {
         Scope {
@@ -390,16 +402,9 @@ pub fn create(
     if_none_exist: Option<Search>,
     idempotency: Option<Idempotency>,
 ) -> Result<(Written, bool), ApiError> {
-    let (tenant, sessions, clock) = (scope.tenant, scope.sessions, scope.clock);
     db.write(move |conn| {
-        // the time of the write is taken in its transaction: see `Db::write`
-        let ctx = Ctx {
-            tenant: &tenant,
-            sessions: &sessions,
-            now: to_micros(clock.now()),
-            check_references: true,
-            actor: Actor::Unknown,
-        };
+        // the time of the write is read in its transaction: see `Db::write`
+        let ctx = scope.ctx(true);
         let answered = idempotent(
             conn,
             ctx,
@@ -565,15 +570,9 @@ pub fn update(
     id: String,
     if_match: Option<i64>,
 ) -> Result<Written, ApiError> {
-    let (tenant, sessions, clock) = (scope.tenant, scope.sessions, scope.clock);
     db.write(move |conn| {
-        let ctx = Ctx {
-            tenant: &tenant,
-            sessions: &sessions,
-            now: to_micros(clock.now()),
-            check_references: true,
-            actor: Actor::Unknown,
-        };
+        // the time of the write is read in its transaction: see `Db::write`
+        let ctx = scope.ctx(true);
         update_in(conn, ctx, &parsed, &id, if_match)
     })
 }
@@ -650,18 +649,11 @@ pub fn seed(
     id: String,
     policy: Seed,
 ) -> Result<Option<Written>, ApiError> {
-    let (tenant, sessions, clock) = (scope.tenant, scope.sessions, scope.clock);
     db.write(move |conn| {
-        // the time of the write is taken in its transaction: see `Db::write`
-        let ctx = Ctx {
-            tenant: &tenant,
-            sessions: &sessions,
-            now: to_micros(clock.now()),
-            check_references: true,
-            actor: Actor::Unknown,
-        };
+        // the time of the write is read in its transaction: see `Db::write`
+        let ctx = scope.ctx(true);
         let key = Key {
-            tenant: &tenant,
+            tenant: ctx.tenant,
             res_type: parsed.resource_type(),
             res_id: &id,
         };
@@ -698,16 +690,9 @@ pub fn conditional_update(
     search: Search,
     if_match: Option<i64>,
 ) -> Result<Written, ApiError> {
-    let (tenant, sessions, clock) = (scope.tenant, scope.sessions, scope.clock);
     db.write(move |conn| {
-        // the time of the write is taken in its transaction: see `Db::write`
-        let ctx = Ctx {
-            tenant: &tenant,
-            sessions: &sessions,
-            now: to_micros(clock.now()),
-            check_references: true,
-            actor: Actor::Unknown,
-        };
+        // the time of the write is read in its transaction: see `Db::write`
+        let ctx = scope.ctx(true);
         conditional_update_in(conn, ctx, &parsed, &new_id, &search, if_match)
     })
 }
@@ -789,16 +774,9 @@ pub fn delete(
     id: String,
     if_match: Option<i64>,
 ) -> Result<Written, ApiError> {
-    let (tenant, sessions, clock) = (scope.tenant, scope.sessions, scope.clock);
     db.write(move |conn| {
-        // the time of the write is taken in its transaction: see `Db::write`
-        let ctx = Ctx {
-            tenant: &tenant,
-            sessions: &sessions,
-            now: to_micros(clock.now()),
-            check_references: true,
-            actor: Actor::Unknown,
-        };
+        // the time of the write is read in its transaction: see `Db::write`
+        let ctx = scope.ctx(true);
         delete_in(conn, ctx, &res_type, &id, if_match)
     })
 }

@@ -14,7 +14,6 @@ use std::collections::{HashMap, HashSet};
 use actix_web::http::StatusCode;
 use diesel::Connection;
 use domain::VersionId;
-use domain::referral::Actor;
 use fhir_mapping::bundle::{Entry, EntryResponse, write_bundle};
 use fhir_mapping::references::{FoundReference, find_references};
 use fhir_mapping::transaction::{
@@ -23,7 +22,7 @@ use fhir_mapping::transaction::{
 };
 use fhir_mapping::{Format, Issue, IssueType, ParseLimits, ParsedResource, operation_outcome};
 
-use crate::clock::{instant_string, to_micros};
+use crate::clock::instant_string;
 use crate::db::store::{self, Key};
 use crate::db::{AnyConnection, Db};
 use crate::error::ApiError;
@@ -115,15 +114,9 @@ pub fn process(
                     })
                 })
                 .collect::<Result<Vec<RequestEntry>, ApiError>>()?;
-            let (tenant, sessions, clock) = (scope.tenant, scope.sessions, scope.clock);
             db.write(move |conn| {
-                let ctx = Ctx {
-                    tenant: &tenant,
-                    sessions: &sessions,
-                    now: to_micros(clock.now()),
-                    check_references: false,
-                    actor: Actor::Unknown,
-                };
+                // the time of the write is read in its transaction: see `Db::write`
+                let ctx = scope.ctx(false);
                 let answered = idempotent(
                     conn,
                     ctx,
@@ -139,15 +132,9 @@ pub fn process(
         }
         Kind::Batch => {
             let entries = bundle.entries;
-            let (tenant, sessions, clock) = (scope.tenant, scope.sessions, scope.clock);
             db.write(move |conn| {
-                let ctx = Ctx {
-                    tenant: &tenant,
-                    sessions: &sessions,
-                    now: to_micros(clock.now()),
-                    check_references: true,
-                    actor: Actor::Unknown,
-                };
+                // the time of the write is read in its transaction: see `Db::write`
+                let ctx = scope.ctx(true);
                 let answered = idempotent(
                     conn,
                     ctx,
