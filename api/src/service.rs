@@ -240,7 +240,7 @@ fn tokens_of(parsed: &ParsedResource) -> Vec<fhir_mapping::search_params::TokenV
 }
 
 /// Matches of `search` (at most two: enough to tell none, one and many apart).
-fn matches(
+pub fn matches(
     conn: &mut AnyConnection,
     tenant: &str,
     res_type: &str,

@@ -334,6 +334,26 @@ fn record(
     Ok(Some(view))
 }
 
+/// The overall figures of sessions over `[start, end)` as of `now`.
+fn overall(
+    rows: Vec<AdherenceRow>,
+    start: Timestamp,
+    end: Timestamp,
+    now: i64,
+    tz: &TimeZone,
+) -> adherence::Figures {
+    adherence::compute(
+        &records(rows),
+        &Period {
+            start,
+            end,
+            now: from_micros(now),
+            tz: tz.clone(),
+        },
+    )
+    .overall
+}
+
 /// The week of the program (0 for the first, counted from its first session's day) a
 /// session is in, with the patient's time zone and the program's first day.
 fn week_of(
@@ -384,16 +404,7 @@ fn refresh_summary(
         to_micros(end),
     )?;
     let open = rows.iter().any(|r| r.status == Status::Requested.code());
-    let figures = adherence::compute(
-        &records(rows),
-        &Period {
-            start,
-            end,
-            now: from_micros(now),
-            tz: tz.clone(),
-        },
-    )
-    .overall;
+    let figures = overall(rows, start, end, now, tz);
     let id = uuid::Uuid::new_v5(
         &uuid::Uuid::NAMESPACE_URL,
         format!(
@@ -1006,16 +1017,7 @@ pub fn program_summary(
     };
     let tz = patient_tz(conn, tenant, &patient, settings)?;
     let (start, end) = (from_micros(first), from_micros(last));
-    let figures = adherence::compute(
-        &records(rows),
-        &Period {
-            start,
-            end,
-            now: from_micros(now),
-            tz: tz.clone(),
-        },
-    )
-    .overall;
+    let figures = overall(rows, start, end, now, &tz);
     let id = uuid::Uuid::new_v5(
         &uuid::Uuid::NAMESPACE_URL,
         format!("{tenant}/CarePlan/{care_plan_id}/adherence-program").as_bytes(),

@@ -345,30 +345,6 @@ fn parse_search(res_type: &str, query: &str) -> Result<Search, ApiError> {
     search::parse(res_type, &query_pairs(query)?)
 }
 
-/// The matches of conditional criteria: at most two, enough to tell one from many.
-fn find(
-    conn: &mut AnyConnection,
-    ctx: Ctx<'_>,
-    res_type: &str,
-    search: &Search,
-) -> Result<Vec<store::MatchRow>, ApiError> {
-    if search.conditions.is_empty() {
-        return Err(ApiError::BadRequest(
-            "conditional interactions need at least one search parameter".into(),
-        ));
-    }
-    Ok(store::search(
-        conn,
-        &store::SearchQuery {
-            tenant: ctx.tenant,
-            res_type,
-            conditions: &search.conditions,
-            after_id: None,
-            limit: 2,
-        },
-    )?)
-}
-
 fn resolve_one(
     conn: &mut AnyConnection,
     ctx: Ctx<'_>,
@@ -387,7 +363,7 @@ fn resolve_one(
                     .split_once('?')
                     .map_or(criteria.as_str(), |(_, q)| q);
                 let search = parse_search(res_type, criteria)?;
-                match find(conn, ctx, res_type, &search)?.as_slice() {
+                match service::matches(conn, ctx.tenant, res_type, &search)?.as_slice() {
                     [] => Resolved::New(new_id()),
                     [one] => Resolved::Existing(one.res_id.clone()),
                     _ => {
@@ -402,7 +378,7 @@ fn resolve_one(
             Some(Target::Instance(_, id)) => Resolved::Update(id),
             Some(Target::Search(_, query)) if e.method == Method::Put => {
                 let search = parse_search(res_type, &query)?;
-                match find(conn, ctx, res_type, &search)?.as_slice() {
+                match service::matches(conn, ctx.tenant, res_type, &search)?.as_slice() {
                     [] => Resolved::Update(resource.id().map_or_else(new_id, str::to_string)),
                     [one] => Resolved::Update(one.res_id.clone()),
                     _ => {
@@ -440,7 +416,7 @@ fn prepared_resource(
     for reference in conditional_references(resource.json()) {
         let (t, q) = reference.split_once('?').unwrap_or_default();
         let search = parse_search(t, q)?;
-        match find(conn, ctx, t, &search)?.as_slice() {
+        match service::matches(conn, ctx.tenant, t, &search)?.as_slice() {
             [one] => {
                 local_ids.insert(reference.clone(), format!("{t}/{}", one.res_id));
             }
