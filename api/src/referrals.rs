@@ -44,13 +44,7 @@ fn tasks_for(
     )?;
     let rows = store::search(
         conn,
-        &store::SearchQuery {
-            tenant,
-            res_type: "Task",
-            conditions: &search.conditions,
-            after_id: None,
-            limit: MAX_TASKS,
-        },
+        &store::SearchQuery::new(tenant, "Task", &search.conditions, MAX_TASKS),
     )?;
     Ok(rows
         .into_iter()

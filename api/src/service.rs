@@ -253,13 +253,7 @@ pub fn matches(
     }
     Ok(store::search(
         conn,
-        &SearchQuery {
-            tenant,
-            res_type,
-            conditions: &search.conditions,
-            after_id: None,
-            limit: 2,
-        },
+        &SearchQuery::new(tenant, res_type, &search.conditions, 2),
     )?)
 }
 
@@ -912,25 +906,13 @@ fn find_canonical(
         Some((u, v)) => (u, Some(v)),
         None => (canonical, None),
     };
-    let mut conditions = vec![store::Condition::Token {
-        param: "url".into(),
-        any_of: vec![(Some(String::new()), url.to_string())],
-    }];
+    let mut conditions = vec![store::Condition::token("url", Some(""), url)];
     if let Some(v) = version {
-        conditions.push(store::Condition::Token {
-            param: "version".into(),
-            any_of: vec![(Some(String::new()), v.to_string())],
-        });
+        conditions.push(store::Condition::token("version", Some(""), v));
     }
     let rows = store::search(
         conn,
-        &SearchQuery {
-            tenant,
-            res_type,
-            conditions: &conditions,
-            after_id: None,
-            limit: 1,
-        },
+        &SearchQuery::new(tenant, res_type, &conditions, 1),
     )?;
     Ok(rows
         .into_iter()

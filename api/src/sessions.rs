@@ -473,19 +473,10 @@ fn programs_listing(
     tenant: &str,
     request_id: &str,
 ) -> Result<Vec<String>, ApiError> {
-    let conditions = [store::Condition::Token {
-        param: "activity-reference".into(),
-        any_of: vec![(None, format!("ServiceRequest/{request_id}"))],
-    }];
+    let conditions = [store::Condition::token("activity-reference", None, &format!("ServiceRequest/{request_id}"))];
     let rows = store::search(
         conn,
-        &store::SearchQuery {
-            tenant,
-            res_type: "CarePlan",
-            conditions: &conditions,
-            after_id: None,
-            limit: 100,
-        },
+        &store::SearchQuery::new(tenant, "CarePlan", &conditions, 100),
     )?;
     Ok(rows
         .into_iter()

@@ -736,9 +736,8 @@ fn read_entry(
             };
             let parsed = search::parse(t, &query)?;
             let count = parsed.count.unwrap_or(DEFAULT_COUNT);
-            let (rows, total) = search::execute(conn, ctx.tenant, t, &parsed, count)?;
-            let bundle =
-                search::searchset(&settings.base, t, &parsed, count, &rows, total, ctx.now);
+            let found = search::execute(conn, ctx.tenant, t, &parsed, count)?;
+            let bundle = search::searchset(&settings.base, t, &parsed, count, &found, ctx.now);
             (StatusCode::OK, bundle, None)
         }
     };

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::search_params::params_for;
+use crate::search_params::{ParamType, params_for, single_target};
 
 /// What the server implements for every stored resource type.
 #[derive(Debug, Clone)]
@@ -42,6 +42,24 @@ pub fn capability_statement(d: &ServerDescription<'_>) -> Value {
                 .iter()
                 .map(|p| json!({"name": p.name, "definition": p.definition, "type": p.kind.as_str()}))
                 .collect();
+            // `_include` of each reference parameter; `_revinclude` of every reference
+            // parameter of a stored type that can point to this one
+            let includes: Vec<String> = params_for(t)
+                .iter()
+                .filter(|p| p.kind == ParamType::Reference)
+                .map(|p| format!("{t}:{}", p.name))
+                .collect();
+            let revincludes: Vec<String> = d
+                .resource_types
+                .iter()
+                .flat_map(|source| {
+                    params_for(source)
+                        .into_iter()
+                        .filter(|p| p.kind == ParamType::Reference)
+                        .filter(|p| single_target(source, p.name).is_none_or(|to| to == *t))
+                        .map(move |p| format!("{source}:{}", p.name))
+                })
+                .collect();
             let profiles: Vec<&str> = d
                 .supported_profiles
                 .iter()
@@ -59,6 +77,12 @@ pub fn capability_statement(d: &ServerDescription<'_>) -> Value {
                 "conditionalDelete": "not-supported",
                 "searchParam": params
             });
+            if !includes.is_empty() {
+                r["searchInclude"] = json!(includes);
+            }
+            if !revincludes.is_empty() {
+                r["searchRevInclude"] = json!(revincludes);
+            }
             if !profiles.is_empty() {
                 r["supportedProfile"] = json!(profiles);
             }

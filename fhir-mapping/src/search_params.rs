@@ -7,7 +7,7 @@ use crate::references::identifiers;
 
 /// The version of what [`token_values`] and [`date_values`] extract: raise it whenever a parameter is added
 /// or extracted differently, and the server rebuilds the stored index at start.
-pub const INDEX_VERSION: &str = "4";
+pub const INDEX_VERSION: &str = "5";
 
 /// The type of a search parameter (R4 search.html).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +73,9 @@ struct ElementParam {
     resource_type: &'static str,
     param: SearchParam,
     paths: &'static [&'static str],
+    /// For a token: the index parameter of its text (`CodeableConcept.text`, `Coding.display`)
+    /// searched by `:text`.
+    text_param: &'static str,
 }
 
 macro_rules! element_params {
@@ -85,6 +88,7 @@ macro_rules! element_params {
                 definition: concat!("http://hl7.org/fhir/SearchParameter/", $def),
             },
             paths: &[$($path),+],
+            text_param: concat!($name, ":text"),
         }),+]
     };
 }
@@ -316,7 +320,104 @@ const ELEMENT_PARAMS: &[ElementParam] = element_params![
         "Observation-derived-from"
     ),
     ("Patient", "gender", Token, ["gender"], "individual-gender"),
+    ("Patient", "name", String, ["name"], "Patient-name"),
+    ("Patient", "family", String, ["name.family"], "individual-family"),
+    ("Patient", "given", String, ["name.given"], "individual-given"),
+    ("Practitioner", "name", String, ["name"], "Practitioner-name"),
+    ("Organization", "name", String, ["name", "alias"], "Organization-name"),
+    ("ActivityDefinition", "name", String, ["name"], "ActivityDefinition-name"),
+    ("ActivityDefinition", "title", String, ["title"], "ActivityDefinition-title"),
+    ("PlanDefinition", "name", String, ["name"], "PlanDefinition-name"),
+    ("PlanDefinition", "title", String, ["title"], "PlanDefinition-title"),
+    ("Goal", "subject", Reference, ["subject"], "Goal-subject"),
+    (
+        "Goal",
+        "lifecycle-status",
+        Token,
+        ["lifecycleStatus"],
+        "Goal-lifecycle-status"
+    ),
+    ("Goal", "category", Token, ["category"], "Goal-category"),
+    // the Patient compartment of the other clinical types a clinic's records bring
+    ("Encounter", "subject", Reference, ["subject"], "Encounter-subject"),
+    ("Condition", "subject", Reference, ["subject"], "Condition-subject"),
+    ("Procedure", "subject", Reference, ["subject"], "Procedure-subject"),
+    (
+        "MedicationRequest",
+        "subject",
+        Reference,
+        ["subject"],
+        "MedicationRequest-subject"
+    ),
+    (
+        "DiagnosticReport",
+        "subject",
+        Reference,
+        ["subject"],
+        "DiagnosticReport-subject"
+    ),
+    (
+        "DocumentReference",
+        "subject",
+        Reference,
+        ["subject"],
+        "DocumentReference-subject"
+    ),
+    ("CareTeam", "subject", Reference, ["subject"], "CareTeam-subject"),
+    (
+        "ImagingStudy",
+        "subject",
+        Reference,
+        ["subject"],
+        "ImagingStudy-subject"
+    ),
+    (
+        "MedicationAdministration",
+        "subject",
+        Reference,
+        ["subject"],
+        "MedicationAdministration-subject"
+    ),
+    ("Immunization", "patient", Reference, ["patient"], "Immunization-patient"),
+    (
+        "AllergyIntolerance",
+        "patient",
+        Reference,
+        ["patient"],
+        "AllergyIntolerance-patient"
+    ),
+    ("Claim", "patient", Reference, ["patient"], "Claim-patient"),
+    (
+        "ExplanationOfBenefit",
+        "patient",
+        Reference,
+        ["patient"],
+        "ExplanationOfBenefit-patient"
+    ),
+    ("Coverage", "patient", Reference, ["beneficiary"], "Coverage-patient"),
+    ("Device", "patient", Reference, ["patient"], "Device-patient"),
+    (
+        "SupplyDelivery",
+        "patient",
+        Reference,
+        ["patient"],
+        "SupplyDelivery-patient"
+    ),
 ];
+
+/// The project's own search parameter on the due window of an exercise session
+/// (`Task.restriction.period`), defined by the SearchParameter resource of that URL.
+pub const DUE_WINDOW: SearchParam = SearchParam {
+    name: "restriction-period",
+    kind: ParamType::Date,
+    definition: "https://hep-fhir.org/fhir/SearchParameter/Task-restriction-period",
+};
+const DUE_WINDOW_PARAM: ElementParam = ElementParam {
+    resource_type: "Task",
+    param: DUE_WINDOW,
+    paths: &["restriction.period"],
+    text_param: "",
+};
 
 /// Parameters searched through another one's index rows: `patient` is `subject` (or
 /// `for`) restricted to Patient references. (type, name, indexed parameter, target
@@ -350,6 +451,76 @@ const ALIASES: &[(&str, &str, &str, &str, &str)] = &[
         "Patient",
         "http://hl7.org/fhir/SearchParameter/clinical-patient",
     ),
+    (
+        "Goal",
+        "patient",
+        "subject",
+        "Patient",
+        "http://hl7.org/fhir/SearchParameter/clinical-patient",
+    ),
+    (
+        "Encounter",
+        "patient",
+        "subject",
+        "Patient",
+        "http://hl7.org/fhir/SearchParameter/clinical-patient",
+    ),
+    (
+        "Condition",
+        "patient",
+        "subject",
+        "Patient",
+        "http://hl7.org/fhir/SearchParameter/clinical-patient",
+    ),
+    (
+        "Procedure",
+        "patient",
+        "subject",
+        "Patient",
+        "http://hl7.org/fhir/SearchParameter/clinical-patient",
+    ),
+    (
+        "MedicationRequest",
+        "patient",
+        "subject",
+        "Patient",
+        "http://hl7.org/fhir/SearchParameter/clinical-patient",
+    ),
+    (
+        "DiagnosticReport",
+        "patient",
+        "subject",
+        "Patient",
+        "http://hl7.org/fhir/SearchParameter/clinical-patient",
+    ),
+    (
+        "DocumentReference",
+        "patient",
+        "subject",
+        "Patient",
+        "http://hl7.org/fhir/SearchParameter/clinical-patient",
+    ),
+    (
+        "CareTeam",
+        "patient",
+        "subject",
+        "Patient",
+        "http://hl7.org/fhir/SearchParameter/clinical-patient",
+    ),
+    (
+        "ImagingStudy",
+        "patient",
+        "subject",
+        "Patient",
+        "http://hl7.org/fhir/SearchParameter/clinical-patient",
+    ),
+    (
+        "MedicationAdministration",
+        "patient",
+        "subject",
+        "Patient",
+        "http://hl7.org/fhir/SearchParameter/clinical-patient",
+    ),
 ];
 
 /// For an alias: the parameter whose index rows it searches, and the one type of
@@ -364,7 +535,84 @@ pub fn alias_of(resource_type: &str, name: &str) -> Option<(&'static str, &'stat
 fn element_params(resource_type: &str) -> impl Iterator<Item = &'static ElementParam> + '_ {
     ELEMENT_PARAMS
         .iter()
+        .chain(std::iter::once(&DUE_WINDOW_PARAM))
         .filter(move |p| p.resource_type == resource_type)
+}
+
+/// The index parameter that holds the text of token parameter `name` (for `:text`).
+pub fn text_param(resource_type: &str, name: &str) -> Option<&'static str> {
+    element_params(resource_type)
+        .find(|p| p.param.name == name && p.param.kind == ParamType::Token)
+        .map(|p| p.text_param)
+}
+
+/// The one type a reference parameter can point to, when it has only one (the target of
+/// a chain such as `patient.identifier=` that names no type).
+pub fn single_target(resource_type: &str, name: &str) -> Option<&'static str> {
+    if let Some((_, target)) = alias_of(resource_type, name) {
+        return Some(target);
+    }
+    match (resource_type, name) {
+        ("ServiceRequest", "replaces") => Some("ServiceRequest"),
+        ("CarePlan", "based-on") => Some("CarePlan"),
+        (_, "patient") => Some("Patient"),
+        _ => None,
+    }
+}
+
+/// The form in which string values are indexed and searched: case and accents removed
+/// (Unicode canonical decomposition without its combining marks, then lower case).
+pub fn normalize(s: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    use unicode_normalization::char::is_combining_mark;
+    s.nfd()
+        .filter(|c| !is_combining_mark(*c))
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// System marking the index row of a string value as written (searched by `:exact`); the
+/// normalized value has the empty system.
+pub const EXACT_SYSTEM: &str = "exact";
+
+/// The strings of a string parameter's value: a string, or the parts of a HumanName.
+fn string_parts(v: &Value) -> Vec<&str> {
+    match v {
+        Value::String(s) => vec![s.as_str()],
+        Value::Object(o) => {
+            let mut out = Vec::new();
+            for key in ["text", "family"] {
+                if let Some(s) = o.get(key).and_then(Value::as_str) {
+                    out.push(s);
+                }
+            }
+            for key in ["given", "prefix", "suffix"] {
+                if let Some(a) = o.get(key).and_then(Value::as_array) {
+                    out.extend(a.iter().filter_map(Value::as_str));
+                }
+            }
+            out
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// The texts of a token value (`CodeableConcept.text`, `Coding.display`).
+fn token_texts(v: &Value) -> Vec<&str> {
+    let mut out: Vec<&str> = Vec::new();
+    if let Some(t) = v.get("text").and_then(Value::as_str) {
+        out.push(t);
+    }
+    let codings = match v.get("coding").and_then(Value::as_array) {
+        Some(c) => c.iter().collect(),
+        None => vec![v],
+    };
+    out.extend(
+        codings
+            .into_iter()
+            .filter_map(|c| c.get("display").and_then(Value::as_str)),
+    );
+    out
 }
 
 /// The values at a dot path, arrays flattened.
@@ -525,6 +773,20 @@ pub fn token_values(resource_type: &str, json: &Map<String, Value>) -> Vec<Token
             for v in values_at(json, path) {
                 match p.param.kind {
                     ParamType::Date => {}
+                    ParamType::String => {
+                        for part in string_parts(v) {
+                            out.push(TokenValue {
+                                param: p.param.name,
+                                system: String::new(),
+                                code: normalize(part),
+                            });
+                            out.push(TokenValue {
+                                param: p.param.name,
+                                system: EXACT_SYSTEM.to_string(),
+                                code: part.to_string(),
+                            });
+                        }
+                    }
                     ParamType::Reference => {
                         for code in reference_codes(v) {
                             out.push(TokenValue {
@@ -540,6 +802,13 @@ pub fn token_values(resource_type: &str, json: &Map<String, Value>) -> Vec<Token
                                 param: p.param.name,
                                 system,
                                 code,
+                            });
+                        }
+                        for text in token_texts(v) {
+                            out.push(TokenValue {
+                                param: p.text_param,
+                                system: String::new(),
+                                code: normalize(text),
                             });
                         }
                     }
@@ -677,11 +946,47 @@ mod tests {
     }
 
     #[test]
+    fn names_are_indexed_without_case_or_accents_and_as_written() {
+        let patient = serde_json::json!({"name": [{"family": "Álvarez-Núñez", "given": ["Zoë", "Ann"]}],
+            "gender": "female"});
+        let tokens = token_values("Patient", patient.as_object().expect("object"));
+        let rows = |param: &str| -> Vec<(String, String)> {
+            tokens
+                .iter()
+                .filter(|t| t.param == param)
+                .map(|t| (t.system.clone(), t.code.clone()))
+                .collect()
+        };
+        let family = rows("family");
+        assert!(family.contains(&(String::new(), "alvarez-nunez".into())));
+        assert!(family.contains(&(EXACT_SYSTEM.into(), "Álvarez-Núñez".into())));
+        assert_eq!(rows("given").len(), 4);
+        assert_eq!(rows("name").len(), 6);
+        assert_eq!(normalize("ÅNGSTRÖM Ǆ"), "angstrom ǆ");
+    }
+
+    #[test]
+    fn token_texts_are_indexed_for_text_searches() {
+        let obs = serde_json::json!({"code": {"text": "Pain severity",
+            "coding": [{"system": "http://loinc.org", "code": "72514-3", "display": "Pain severity - 0-10 verbal numeric rating"}]}});
+        let tokens = token_values("Observation", obs.as_object().expect("object"));
+        let texts: Vec<&str> = tokens
+            .iter()
+            .filter(|t| t.param == "code:text")
+            .map(|t| t.code.as_str())
+            .collect();
+        assert_eq!(texts, ["pain severity", "pain severity - 0-10 verbal numeric rating"]);
+        assert_eq!(text_param("Observation", "code"), Some("code:text"));
+        assert_eq!(single_target("Task", "patient"), Some("Patient"));
+        assert_eq!(single_target("Task", "focus"), None);
+    }
+
+    #[test]
     fn identifier_where_the_type_has_one() {
         assert!(find_param("Patient", "identifier").is_some());
         assert!(find_param("Binary", "identifier").is_none());
         assert!(find_param("Binary", "_id").is_some());
-        assert!(find_param("Patient", "name").is_none());
+        assert!(find_param("Patient", "nickname").is_none());
         assert!(find_param("ActivityDefinition", "url").is_some());
         assert!(find_param("Patient", "url").is_none());
         assert!(find_param("PlanDefinition", "topic").is_some());

@@ -41,7 +41,7 @@ async fn if_none_exist() {
     .await;
     // unsupported criteria
     outcome(
-        conditional_create(&s, "name=x", "x").await,
+        conditional_create(&s, "nickname=x", "x").await,
         StatusCode::BAD_REQUEST,
     )
     .await;

@@ -199,7 +199,7 @@ async fn strict_parameters() {
         StatusCode::BAD_REQUEST,
     )
     .await;
-    outcome(s.get("Patient?name=x").await, StatusCode::BAD_REQUEST).await;
+    outcome(s.get("Patient?nickname=x").await, StatusCode::BAD_REQUEST).await;
     outcome(
         s.get("Patient?identifier:text=x").await,
         StatusCode::BAD_REQUEST,

@@ -34,7 +34,16 @@ async fn capability_statement_describes_the_server() {
         .collect();
     assert_eq!(
         params,
-        ["_id", "_lastUpdated", "identifier", "birthdate", "gender"]
+        [
+            "_id",
+            "_lastUpdated",
+            "identifier",
+            "birthdate",
+            "gender",
+            "name",
+            "family",
+            "given"
+        ]
     );
     let xml = s
         .get("metadata?_format=xml")

@@ -120,7 +120,7 @@ async fn a_referral_transaction_is_stored_with_its_references() {
         assert_eq!(total(&s, q).await, 0, "{q}");
     }
     outcome(
-        s.get("Task?authored-on=ap2026-11-20").await,
+        s.get("Task?authored-on=around2026-11-20").await,
         StatusCode::BAD_REQUEST,
     )
     .await;

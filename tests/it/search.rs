@@ -113,7 +113,7 @@ async fn references_codes_and_their_combinations() {
     );
     // unknown modifiers and parameters are refused
     outcome(
-        s.get("Observation?patient:missing=true").await,
+        s.get("Observation?patient:below=x").await,
         StatusCode::BAD_REQUEST,
     )
     .await;

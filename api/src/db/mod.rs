@@ -18,6 +18,7 @@ macro_rules! on_backend {
 }
 
 pub mod intake;
+pub mod query;
 mod readers;
 pub mod schema;
 pub mod sessions;

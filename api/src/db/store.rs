@@ -33,11 +33,15 @@ pub struct VersionRow {
 }
 
 /// A match of a search: id and current body.
-#[derive(Debug, Clone, Queryable)]
+#[derive(Debug, Clone, Queryable, QueryableByName)]
 pub struct MatchRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
     pub res_id: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
     pub version: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
     pub last_updated: i64,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
     pub body: Option<String>,
 }
 
@@ -398,188 +402,22 @@ pub fn history(conn: &mut AnyConnection, q: HistoryQuery<'_>) -> QueryResult<Vec
     query.load(conn)
 }
 
-/// One condition of a search, already validated against the supported parameters.
-#[derive(Debug, Clone)]
-pub enum Condition {
-    /// `_id` in any of these.
-    Id(Vec<String>),
-    /// A token parameter matching any of `(system, code)`; `system: None` matches any.
-    Token {
-        param: String,
-        any_of: Vec<(Option<String>, String)>,
-    },
-    /// `_lastUpdated` compared with an instant (microseconds).
-    LastUpdated { op: Comparison, value: i64 },
-    /// A date parameter matching any of `(prefix, lo, hi)`: the search range `[lo, hi)`
-    /// compared with the indexed ranges (R4 search.html#prefix).
-    Date {
-        param: String,
-        any_of: Vec<(DateOp, i64, i64)>,
-    },
-}
-
-/// The prefixes of a date search: how a resource's range `[a, b)` compares with the
-/// searched range `[lo, hi)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DateOp {
-    /// within it: `a >= lo` and `b <= hi`
-    Eq,
-    /// not within it
-    Ne,
-    /// goes on after it: `b > hi`
-    Gt,
-    /// starts before it: `a < lo`
-    Lt,
-    /// goes on from its start: `b > lo`
-    Ge,
-    /// starts before its end: `a < hi`
-    Le,
-    /// starts after it: `a >= hi`
-    Sa,
-    /// ends before it: `b <= lo`
-    Eb,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Comparison {
-    Lt,
-    Le,
-    Gt,
-    Ge,
-}
-
-/// A search over the current versions of one type, ordered by id, after `after_id`.
-#[derive(Debug, Clone)]
-pub struct SearchQuery<'a> {
-    pub tenant: &'a str,
-    pub res_type: &'a str,
-    pub conditions: &'a [Condition],
-    pub after_id: Option<&'a str>,
-    pub limit: i64,
-}
-
-type Boxed<'a> = resources::BoxedQuery<'a, super::MultiBackend>;
-
-fn filtered<'a>(q: &SearchQuery<'a>) -> Boxed<'a> {
-    let mut query = resources::table
-        .filter(resources::tenant.eq(q.tenant))
-        .filter(resources::res_type.eq(q.res_type))
-        .filter(resources::deleted.eq(false))
-        .into_boxed();
-    for c in q.conditions {
-        match c {
-            Condition::Id(ids) => query = query.filter(resources::res_id.eq_any(ids.clone())),
-            Condition::Token { param, any_of } => {
-                type Expr<'b> = Box<
-                    dyn BoxableExpression<
-                            resources::table,
-                            super::MultiBackend,
-                            SqlType = diesel::sql_types::Bool,
-                        > + 'b,
-                >;
-                let mut any: Option<Expr<'a>> = None;
-                for (system, code) in any_of {
-                    let sub = search_tokens::table
-                        .select(search_tokens::res_id)
-                        .filter(search_tokens::tenant.eq(q.tenant.to_string()))
-                        .filter(search_tokens::res_type.eq(q.res_type.to_string()))
-                        .filter(search_tokens::param.eq(param.clone()))
-                        .filter(search_tokens::code.eq(code.clone()));
-                    let one: Expr<'a> = match system {
-                        Some(s) => Box::new(
-                            resources::res_id
-                                .eq_any(sub.filter(search_tokens::system.eq(s.clone()))),
-                        ),
-                        None => Box::new(resources::res_id.eq_any(sub)),
-                    };
-                    any = Some(match any {
-                        None => one,
-                        Some(prev) => Box::new(prev.or(one)),
-                    });
-                }
-                if let Some(e) = any {
-                    query = query.filter(e);
-                }
-            }
-            Condition::Date { param, any_of } => {
-                type Expr<'b> = Box<
-                    dyn BoxableExpression<
-                            resources::table,
-                            super::MultiBackend,
-                            SqlType = diesel::sql_types::Bool,
-                        > + 'b,
-                >;
-                let mut any: Option<Expr<'a>> = None;
-                for &(op, lo, hi) in any_of {
-                    // the resources with a range of `param` that passes the filters
-                    macro_rules! with_dates {
-                        ($($f:expr),+) => {
-                            resources::res_id.eq_any(
-                                search_dates::table
-                                    .select(search_dates::res_id)
-                                    .filter(search_dates::tenant.eq(q.tenant.to_string()))
-                                    .filter(search_dates::res_type.eq(q.res_type.to_string()))
-                                    .filter(search_dates::param.eq(param.clone()))
-                                    $(.filter($f))+,
-                            )
-                        };
-                    }
-                    use search_dates::{hi as b, lo as a};
-                    let one: Expr<'a> = match op {
-                        DateOp::Eq => Box::new(with_dates!(a.ge(lo), b.le(hi))),
-                        DateOp::Ne => Box::new(diesel::dsl::not(with_dates!(a.ge(lo), b.le(hi)))),
-                        DateOp::Gt => Box::new(with_dates!(b.gt(hi))),
-                        DateOp::Lt => Box::new(with_dates!(a.lt(lo))),
-                        DateOp::Ge => Box::new(with_dates!(b.gt(lo))),
-                        DateOp::Le => Box::new(with_dates!(a.lt(hi))),
-                        DateOp::Sa => Box::new(with_dates!(a.ge(hi))),
-                        DateOp::Eb => Box::new(with_dates!(b.le(lo))),
-                    };
-                    any = Some(match any {
-                        None => one,
-                        Some(prev) => Box::new(prev.or(one)),
-                    });
-                }
-                if let Some(e) = any {
-                    query = query.filter(e);
-                }
-            }
-            Condition::LastUpdated { op, value } => {
-                let v = *value;
-                query = match op {
-                    Comparison::Lt => query.filter(resources::last_updated.lt(v)),
-                    Comparison::Le => query.filter(resources::last_updated.le(v)),
-                    Comparison::Gt => query.filter(resources::last_updated.gt(v)),
-                    Comparison::Ge => query.filter(resources::last_updated.ge(v)),
-                };
-            }
-        }
-    }
-    query
-}
+pub use super::query::{
+    Condition, DateOp, Index, KeyValue, Page, SearchQuery, Sort, SortBy, SortKey, StrMatch,
+    TokenMatch, count,
+};
 
 /// One page of matches.
 pub fn search(conn: &mut AnyConnection, q: &SearchQuery<'_>) -> QueryResult<Vec<MatchRow>> {
-    // one token value, first page: the conditional create on an identifier and the
-    // commonest search, as a query of fixed shape that stays prepared
-    if let ([Condition::Token { param, any_of }], None) = (q.conditions, q.after_id)
-        && let [(system, code)] = any_of.as_slice()
+    // one token value, first page in id order: the conditional create on an identifier
+    // and the commonest search, as a query of fixed shape that stays prepared
+    if let ([Condition::Token { param, any_of, negate: false, .. }], None, true) =
+        (q.conditions, q.page, q.sort.keys.is_empty() && !q.sort.id_desc)
+        && let [TokenMatch { system, code: Some(code) }] = any_of.as_slice()
     {
         return search_one_token(conn, q, param, system.as_deref(), code);
     }
-    let mut query = filtered(q)
-        .select((
-            resources::res_id,
-            resources::version,
-            resources::last_updated,
-            resources::body,
-        ))
-        .order(resources::res_id.asc())
-        .limit(q.limit);
-    if let Some(after) = q.after_id {
-        query = query.filter(resources::res_id.gt(after));
-    }
-    query.load(conn)
+    super::query::search(conn, q)
 }
 
 fn search_one_token(
@@ -621,9 +459,77 @@ fn search_one_token(
     }
 }
 
-/// The number of all matches.
-pub fn count(conn: &mut AnyConnection, q: &SearchQuery<'_>) -> QueryResult<i64> {
-    filtered(q).count().get_result(conn)
+/// The codes a reference parameter of the resources `ids` holds (`Type/id`, ...).
+pub fn referenced(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    res_type: &str,
+    ids: &[String],
+    param: &str,
+) -> QueryResult<Vec<String>> {
+    search_tokens::table
+        .select(search_tokens::code)
+        .filter(search_tokens::tenant.eq(tenant))
+        .filter(search_tokens::res_type.eq(res_type))
+        .filter(search_tokens::res_id.eq_any(ids))
+        .filter(search_tokens::param.eq(param))
+        .filter(search_tokens::system.eq(""))
+        .distinct()
+        .load(conn)
+}
+
+/// The live resources of a type among `ids`, in id order.
+pub fn live_by_ids(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    res_type: &str,
+    ids: &[String],
+) -> QueryResult<Vec<MatchRow>> {
+    resources::table
+        .select((
+            resources::res_id,
+            resources::version,
+            resources::last_updated,
+            resources::body,
+        ))
+        .filter(resources::tenant.eq(tenant))
+        .filter(resources::res_type.eq(res_type))
+        .filter(resources::res_id.eq_any(ids))
+        .filter(resources::deleted.eq(false))
+        .order(resources::res_id.asc())
+        .load(conn)
+}
+
+/// Live resources of `res_type` whose reference parameter `param` names any of
+/// `targets` (`Type/id`), in id order, `limit` at most.
+pub fn referencing(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    res_type: &str,
+    param: &str,
+    targets: &[String],
+    limit: i64,
+) -> QueryResult<Vec<MatchRow>> {
+    let sub = search_tokens::table
+        .select(search_tokens::res_id)
+        .filter(search_tokens::tenant.eq(tenant))
+        .filter(search_tokens::res_type.eq(res_type))
+        .filter(search_tokens::param.eq(param))
+        .filter(search_tokens::code.eq_any(targets));
+    resources::table
+        .select((
+            resources::res_id,
+            resources::version,
+            resources::last_updated,
+            resources::body,
+        ))
+        .filter(resources::tenant.eq(tenant))
+        .filter(resources::res_type.eq(res_type))
+        .filter(resources::res_id.eq_any(sub))
+        .filter(resources::deleted.eq(false))
+        .order(resources::res_id.asc())
+        .limit(limit)
+        .load(conn)
 }
 
 /// A stored setting of the data (`None` when never set).

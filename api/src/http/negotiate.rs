@@ -176,6 +176,18 @@ pub fn prefer_return_given(req: &HttpRequest) -> Option<Return> {
     None
 }
 
+/// Whether the `Prefer` header asks for lenient handling of search parameters
+/// (`handling=lenient`; strict is the default).
+pub fn prefer_lenient(req: &HttpRequest) -> bool {
+    req.headers().get_all("Prefer").any(|value| {
+        value
+            .to_str()
+            .unwrap_or("")
+            .split([',', ';'])
+            .any(|t| t.trim() == "handling=lenient")
+    })
+}
+
 /// Reads the request body, refusing more than `limit` bytes (413) before reading them
 /// when `Content-Length` says so, and while reading otherwise.
 pub async fn read_body(

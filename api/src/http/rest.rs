@@ -762,17 +762,16 @@ async fn run_search(
     let res_type = resource_type(req)?;
     let safe_point = crate::clock::to_micros(state.clock.now()) - POLL_LAG_MICROS;
     let out = negotiate::output(req, &query)?;
-    let parsed = search::parse(&res_type, &query)?;
+    let options = search::Options {
+        lenient: negotiate::prefer_lenient(req),
+        now: crate::clock::to_micros(state.clock.now()),
+    };
+    let parsed = search::parse_with(&res_type, &query, options)?;
     let count = parsed.count.unwrap_or(DEFAULT_COUNT);
-    if let Some(c) = &parsed.cursor
-        && !is_valid_id(c)
-    {
-        return Err(ApiError::BadRequest("invalid _cursor".into()));
-    }
     let st = state.clone();
     let t = res_type.clone();
     let p = parsed.clone();
-    let (rows, total) = state
+    let found = state
         .db
         .read(move |conn| search::execute(conn, st.tenant.as_str(), &t, &p, count))
         .await?;
@@ -781,8 +780,7 @@ async fn run_search(
         &res_type,
         &parsed,
         count,
-        &rows,
-        total,
+        &found,
         safe_point,
     );
     fhir_response(StatusCode::OK, out, &bundle)

@@ -558,6 +558,29 @@ pub fn adherence_operation() -> Value {
     })
 }
 
+/// The search parameter on the due window of an exercise session.
+pub fn due_window_search_parameter() -> Value {
+    let p = crate::search_params::DUE_WINDOW;
+    json!({
+        "resourceType": "SearchParameter",
+        "id": "Task-restriction-period",
+        "url": p.definition,
+        "version": VERSION,
+        "name": "restriction-period",
+        "status": "active",
+        "date": DATE,
+        "publisher": PUBLISHER,
+        "description": "The due window of an exercise session (`Task.restriction.period`): when the patient is to do the exercise. Compared as a range, with every date prefix.",
+        "code": p.name,
+        "base": ["Task"],
+        "type": "date",
+        "expression": "Task.restriction.period",
+        "xpath": "f:Task/f:restriction/f:period",
+        "xpathUsage": "normal",
+        "comparator": ["eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap"]
+    })
+}
+
 /// Every conformance resource of the project, as `(resource type, id, JSON)`.
 pub fn all() -> Vec<(&'static str, &'static str, Value)> {
     vec![
@@ -591,6 +614,11 @@ pub fn all() -> Vec<(&'static str, &'static str, Value)> {
             handout_operation(),
         ),
         ("OperationDefinition", "adherence", adherence_operation()),
+        (
+            "SearchParameter",
+            "Task-restriction-period",
+            due_window_search_parameter(),
+        ),
     ]
 }
 
