@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use fhir_mapping::bundle::{Entry, Link, write_bundle};
 use fhir_mapping::resource_types::is_storable;
 use fhir_mapping::search_params::{
-    ParamType, SearchParam, alias_of, find_param, normalize, single_target, text_param,
+    CANONICAL_TYPES, ParamType, SearchParam, alias_of, find_param, normalize, single_target, text_param,
 };
 
 use crate::clock::instant_string;
@@ -720,16 +720,28 @@ fn include_all(
                 let codes = store::referenced(conn, tenant, ty, ids, &inc.param)?;
                 let mut by_type: std::collections::BTreeMap<String, Vec<String>> =
                     Default::default();
+                let wanted = |t: &str| inc.target.as_deref().is_none_or(|want| want == t);
+                let mut canonicals = Vec::new();
                 for code in codes {
-                    if let Some((t, id)) = code.split_once('/')
+                    if code.contains("://") || code.starts_with("urn:") {
+                        // a canonical URL, `|version` left aside
+                        canonicals.push(code.split('|').next().unwrap_or_default().to_string());
+                    } else if let Some((t, id)) = code.split_once('/')
                         && is_storable(t)
                         && !id.contains('/')
-                        && inc.target.as_deref().is_none_or(|want| want == t)
-                        && !seen.contains(&(t.to_string(), id.to_string()))
+                        && wanted(t)
                     {
                         by_type.entry(t.to_string()).or_default().push(id.to_string());
                     }
                 }
+                if !canonicals.is_empty() {
+                    let types: Vec<&str> =
+                        CANONICAL_TYPES.iter().copied().filter(|t| wanted(t)).collect();
+                    for (t, id) in store::by_canonical(conn, tenant, &types, &canonicals)? {
+                        by_type.entry(t).or_default().push(id);
+                    }
+                }
+
                 for (t, ids) in by_type {
                     for row in store::live_by_ids(conn, tenant, &t, &ids)? {
                         if seen.insert((t.clone(), row.res_id.clone())) {

@@ -686,7 +686,7 @@ fn reference_codes(v: &Value) -> Vec<String> {
 
 /// Canonical resources searched by `url` and `version` (the ones this server defines or
 /// a clinic adds: exercises, templates, profiles, code systems).
-const CANONICAL_TYPES: &[&str] = &[
+pub const CANONICAL_TYPES: &[&str] = &[
     "ActivityDefinition",
     "CodeSystem",
     "OperationDefinition",

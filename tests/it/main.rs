@@ -19,4 +19,5 @@ mod prescriptions;
 mod referrals;
 mod robustness;
 mod search;
+mod search_more;
 mod support;

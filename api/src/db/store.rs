@@ -478,6 +478,23 @@ pub fn referenced(
         .load(conn)
 }
 
+/// The `(type, id)` of the live resources among `types` whose `url` is one of `urls`.
+pub fn by_canonical(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    types: &[&str],
+    urls: &[String],
+) -> QueryResult<Vec<(String, String)>> {
+    search_tokens::table
+        .select((search_tokens::res_type, search_tokens::res_id))
+        .filter(search_tokens::tenant.eq(tenant))
+        .filter(search_tokens::res_type.eq_any(types))
+        .filter(search_tokens::param.eq("url"))
+        .filter(search_tokens::code.eq_any(urls))
+        .distinct()
+        .load(conn)
+}
+
 /// The live resources of a type among `ids`, in id order.
 pub fn live_by_ids(
     conn: &mut AnyConnection,
