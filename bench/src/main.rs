@@ -48,6 +48,9 @@ struct Args {
     /// Active programs seeded for the session scenarios (840 sessions each).
     #[arg(long, default_value_t = 40)]
     programs: usize,
+    /// Tasks seeded per patient for the search scenarios (5,000 patients x 200 = 1 M).
+    #[arg(long, default_value_t = 200)]
+    tasks_per_patient: usize,
     /// The server binary (default: build it with `cargo build --release`).
     #[arg(long)]
     server_bin: Option<PathBuf>,
@@ -65,6 +68,9 @@ enum Needs {
     Patients,
     /// Active 12-week programs of 10 daily exercises (840 sessions each).
     Programs,
+    /// Per patient: a CarePlan of 3 ServiceRequests and `--tasks-per-patient` Tasks
+    /// (half completed, with their execution periods over the last 200 days).
+    SearchData,
 }
 
 /// One scenario: what it sends and the target it is held to.
@@ -150,6 +156,22 @@ const SCENARIOS: &[Scenario] = &[
         target: ">= 1,000 / s",
         script: include_str!("../lua/referral_transaction.lua"),
         needs: Needs::Patients,
+        connections: None,
+    },
+    Scenario {
+        name: "search-tasks",
+        title: "Task?patient=..&status=completed&period=ge(30 days ago), first page with total, over 200 Tasks per patient (1 M with --patients 5000)",
+        target: "p99 < 5 ms",
+        script: include_str!("../lua/search_tasks.lua"),
+        needs: Needs::SearchData,
+        connections: Some(2),
+    },
+    Scenario {
+        name: "search-careplan-include",
+        title: "CarePlan?patient=..&_include=CarePlan:activity-reference (1 CarePlan + 3 ServiceRequests per patient)",
+        target: ">= 3,000 / s",
+        script: include_str!("../lua/search_careplan_include.lua"),
+        needs: Needs::SearchData,
         connections: None,
     },
     Scenario {
@@ -306,6 +328,25 @@ async fn run(args: Args) -> Result<PathBuf, String> {
         });
     }
 
+    let mut search_seed = None;
+    if selected.iter().any(|s| s.needs == Needs::SearchData) {
+        let started = std::time::Instant::now();
+        let tasks = seed_search_data(&client, &hep.base, &ids, args.tasks_per_patient).await?;
+        let secs = started.elapsed().as_secs_f64();
+        println!("seeded {tasks} Tasks for the search scenarios in {secs:.1}s");
+        let since = jiff::Timestamp::now()
+            .checked_sub(jiff::SignedDuration::from_hours(30 * 24))
+            .map_err(|e| e.to_string())?
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .date();
+        prelude.push_str(&format!("SINCE = \"{since}\"\n"));
+        search_seed = Some(report::SearchSeed {
+            patients: ids.len(),
+            tasks,
+            seconds: secs,
+        });
+    }
+
     // The ceiling: the same bytes as a read, from a trivial actix-web endpoint.
     let body_file = work.path().join("ceiling-body.json");
     std::fs::write(&body_file, &sample).map_err(|e| e.to_string())?;
@@ -378,6 +419,7 @@ async fn run(args: Args) -> Result<PathBuf, String> {
         ceiling: ceiling_result,
         scenarios: results,
         programs,
+        search_seed,
         timed: timed_results,
     };
     let out = args.output_dir.unwrap_or_else(workspace_root);
@@ -548,6 +590,76 @@ async fn seed_programs(
         out.activation_ms.push(ms);
     }
     Ok(out)
+}
+
+/// Seeds, for each patient, one transaction: a CarePlan whose activities are 3
+/// ServiceRequests, and `per_patient` Tasks based on it (status completed for half of
+/// them, with an execution period on one of the last 200 days; requested or failed for
+/// the others). Four transactions at a time; returns the number of Tasks.
+async fn seed_search_data(
+    client: &reqwest::Client,
+    base: &str,
+    patients: &[String],
+    per_patient: usize,
+) -> Result<usize, String> {
+    let now = jiff::Timestamp::now();
+    let results: Vec<Result<usize, String>> = futures_util::stream::iter(patients.iter().enumerate())
+        .map(|(n, patient)| {
+            let client = client.clone();
+            let subject = json!({"reference": format!("Patient/{patient}")});
+            let mut entries = Vec::with_capacity(per_patient + 4);
+            for e in 0..3 {
+                entries.push(json!({
+                    "fullUrl": format!("urn:uuid:00000000-0000-4000-8000-00000000000{e}"),
+                    "resource": {"resourceType": "ServiceRequest", "status": "active", "intent": "order",
+                        "code": {"text": format!("Exercise {e}")}, "subject": subject},
+                    "request": {"method": "POST", "url": "ServiceRequest"}
+                }));
+            }
+            let plan_urn = "urn:uuid:00000000-0000-4000-8000-000000000010";
+            entries.push(json!({
+                "fullUrl": plan_urn,
+                "resource": {"resourceType": "CarePlan", "status": "active", "intent": "plan",
+                    "subject": subject,
+                    "activity": (0..3).map(|e| json!({"reference": {"reference":
+                        format!("urn:uuid:00000000-0000-4000-8000-00000000000{e}")}})).collect::<Vec<_>>()},
+                "request": {"method": "POST", "url": "CarePlan"}
+            }));
+            for t in 0..per_patient {
+                let mut task = json!({"resourceType": "Task", "intent": "order",
+                    "basedOn": [{"reference": plan_urn}], "for": subject, "owner": subject,
+                    "status": match (t + n) % 4 { 0 | 1 => "completed", 2 => "requested", _ => "failed" }});
+                if task["status"] == "completed" {
+                    let day = now
+                        .checked_sub(jiff::SignedDuration::from_hours(24 * ((t * 7 + n) % 200) as i64))
+                        .unwrap_or(now);
+                    let end = day.checked_add(jiff::SignedDuration::from_mins(20)).unwrap_or(day);
+                    task["executionPeriod"] = json!({"start": day.to_string(), "end": end.to_string()});
+                }
+                entries.push(json!({"resource": task, "request": {"method": "POST", "url": "Task"}}));
+            }
+            let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": entries});
+            let url = base.to_string();
+            async move {
+                let res = client
+                    .post(url)
+                    .header("Content-Type", "application/fhir+json")
+                    .header("Prefer", "return=minimal")
+                    .body(bundle.to_string())
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if res.status().as_u16() != 200 {
+                    let status = res.status();
+                    return Err(format!("seeding answered {status}: {}", res.text().await.unwrap_or_default()));
+                }
+                Ok(per_patient)
+            }
+        })
+        .buffer_unordered(4)
+        .collect()
+        .await;
+    results.into_iter().sum()
 }
 
 /// What a timed scenario measured.

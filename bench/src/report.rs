@@ -34,6 +34,14 @@ pub struct ProgramSeed {
     pub activation_ms: Vec<f64>,
 }
 
+/// Data seeded over HTTP for the search scenarios.
+#[derive(Debug, Serialize)]
+pub struct SearchSeed {
+    pub patients: usize,
+    pub tasks: usize,
+    pub seconds: f64,
+}
+
 /// A scenario timed request by request.
 #[derive(Debug, Serialize)]
 pub struct TimedResult {
@@ -61,6 +69,7 @@ pub struct Report {
     pub ceiling: Figures,
     pub scenarios: Vec<ScenarioResult>,
     pub programs: Option<ProgramSeed>,
+    pub search_seed: Option<SearchSeed>,
     pub timed: Vec<TimedResult>,
 }
 
@@ -211,6 +220,17 @@ impl Report {
                 p.sessions,
                 median(&p.activation_ms),
                 max
+            );
+        }
+        if let Some(d) = &self.search_seed {
+            let _ = writeln!(
+                s,
+                "\nSeeded for the search scenarios: {} Tasks for {} patients (one transaction per patient with a \
+                 CarePlan of 3 ServiceRequests), in {:.0} s ({:.0} Tasks / s).",
+                d.tasks,
+                d.patients,
+                d.seconds,
+                d.tasks as f64 / d.seconds.max(0.001)
             );
         }
         if !self.timed.is_empty() {
