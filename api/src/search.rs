@@ -679,10 +679,14 @@ pub fn execute(
         {
             found.previous = Some(crate::db::query::page_at(conn, &q, &first.res_id, true)?);
         }
+        if search.total && search.page.is_none() && !more {
+            // the first page holds every match: it is the total
+            found.total = Some(rows.len() as i64);
+        }
         found.rows = rows;
         include_all(conn, tenant, res_type, search, &mut found)?;
     }
-    if search.total || search.summary == Summary::Count {
+    if found.total.is_none() && (search.total || search.summary == Summary::Count) {
         found.total = Some(store::count(conn, &SearchQuery { page: None, ..q })?);
     }
     Ok(found)

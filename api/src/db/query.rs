@@ -216,6 +216,10 @@ struct Sql {
     binds: Vec<Bind>,
     pg: bool,
     aliases: usize,
+    /// Emitting the body of an `EXISTS` probe on SQLite: value columns are written
+    /// `+col`, so that SQLite looks the row up by the index table's primary key (the
+    /// resource's id) rather than by a value index that a common value makes long.
+    probe: bool,
 }
 
 impl Sql {
@@ -225,6 +229,7 @@ impl Sql {
             binds: Vec::new(),
             pg: matches!(conn, AnyConnection::Postgresql(_)),
             aliases: 0,
+            probe: false,
         }
     }
 
@@ -248,6 +253,15 @@ impl Sql {
 
     fn int(&mut self, i: i64) {
         self.bind(Bind::Int(i));
+    }
+
+    /// A value column of an index table alias, as the current mode wants it.
+    fn col(&self, a: &str, name: &str) -> String {
+        if self.probe {
+            format!("+{a}.{name}")
+        } else {
+            format!("{a}.{name}")
+        }
     }
 
     fn alias(&mut self) -> String {
@@ -330,18 +344,18 @@ impl Sql {
                 s.push(" AND ");
                 s.any(any_of, |s, m| match (&m.system, &m.code) {
                     (Some(system), Some(code)) => {
-                        s.push(&format!("({a}.system = "));
+                        s.push(&format!("({} = ", s.col(a, "system")));
                         s.str(system);
-                        s.push(&format!(" AND {a}.code = "));
+                        s.push(&format!(" AND {} = ", s.col(a, "code")));
                         s.str(code);
                         s.push(")");
                     }
                     (None, Some(code)) => {
-                        s.push(&format!("{a}.code = "));
+                        s.push(&format!("{} = ", s.col(a, "code")));
                         s.str(code);
                     }
                     (Some(system), None) => {
-                        s.push(&format!("{a}.system = "));
+                        s.push(&format!("{} = ", s.col(a, "system")));
                         s.str(system);
                     }
                     (None, None) => s.push("1 = 1"),
@@ -353,27 +367,35 @@ impl Sql {
                     s.push(" AND ");
                     s.any(any_of, |s, (how, value)| match how {
                         StrMatch::Exact => {
-                            s.push(&format!("({a}.system = "));
+                            s.push(&format!("({} = ", s.col(a, "system")));
                             s.str(fhir_mapping::search_params::EXACT_SYSTEM);
-                            s.push(&format!(" AND {a}.code = "));
+                            s.push(&format!(" AND {} = ", s.col(a, "code")));
                             s.str(value);
                             s.push(")");
                         }
                         StrMatch::Prefix => {
-                            s.push(&format!("({a}.system = '' AND {a}.code LIKE "));
+                            s.push(&format!(
+                                "({} = '' AND {} LIKE ",
+                                s.col(a, "system"),
+                                s.col(a, "code")
+                            ));
                             s.str(&format!("{}%", like_escape(value)));
                             s.push(" ESCAPE '\\'");
                             if !s.pg {
                                 // the same as a range of the index (binary collation)
-                                s.push(&format!(" AND {a}.code >= "));
+                                s.push(&format!(" AND {} >= ", s.col(a, "code")));
                                 s.str(value);
-                                s.push(&format!(" AND {a}.code < "));
+                                s.push(&format!(" AND {} < ", s.col(a, "code")));
                                 s.str(&format!("{value}{}", char::MAX));
                             }
                             s.push(")");
                         }
                         StrMatch::Contains => {
-                            s.push(&format!("({a}.system = '' AND {a}.code LIKE "));
+                            s.push(&format!(
+                                "({} = '' AND {} LIKE ",
+                                s.col(a, "system"),
+                                s.col(a, "code")
+                            ));
                             s.str(&format!("%{}%", like_escape(value)));
                             s.push(" ESCAPE '\\')");
                         }
@@ -393,7 +415,7 @@ impl Sql {
                 self.index_match(table, o, o_type, tenant, false, *missing, |s, a| {
                     s.param(a, param);
                     if let Some(p) = code_prefix {
-                        s.push(&format!(" AND {a}.code LIKE "));
+                        s.push(&format!(" AND {} LIKE ", s.col(a, "code")));
                         s.str(&format!("{}%", like_escape(p)));
                         s.push(" ESCAPE '\\'");
                     }
@@ -404,7 +426,7 @@ impl Sql {
                     s.param(a, param);
                     s.push(" AND ");
                     s.any(any_of, |s, &(op, lo, hi)| {
-                        let (la, hb) = (format!("{a}.lo"), format!("{a}.hi"));
+                        let (la, hb) = (s.col(a, "lo"), s.col(a, "hi"));
                         let cmp = |s: &mut Sql, col: &str, op: &str, v: i64| {
                             s.push(&format!("{col} {op} "));
                             s.int(v);
@@ -445,7 +467,7 @@ impl Sql {
                 self.index_match("search_tokens", o, o_type, tenant, driver, false, |s, a| {
                     s.param(a, param);
                     let c = s.alias();
-                    s.push(&format!(" AND {a}.code IN (SELECT "));
+                    s.push(&format!(" AND {} IN (SELECT ", s.col(a, "code")));
                     s.str(&format!("{target_type}/"));
                     s.push(&format!(
                         " || {c}.res_id FROM resources {c} WHERE {c}.tenant = "
@@ -509,7 +531,10 @@ impl Sql {
                  AND {a}.res_type = {o}.res_type AND {a}.res_id = {o}.res_id AND "
             ));
         }
+        let outer = self.probe;
+        self.probe = !(driver && !negate) && !self.pg;
         body(self, &a);
+        self.probe = outer;
         self.push(")");
     }
 
