@@ -10,13 +10,14 @@ use serde_json::{Map, Value};
 use fhir_mapping::bundle::{Entry, Link, write_bundle};
 use fhir_mapping::resource_types::is_storable;
 use fhir_mapping::search_params::{
-    CANONICAL_TYPES, ParamType, SearchParam, alias_of, find_param, normalize, single_target, text_param,
+    CANONICAL_TYPES, ParamType, SearchParam, alias_of, find_param, normalize, single_target,
+    text_param,
 };
 
 use crate::clock::instant_string;
 use crate::db::store::{
-    self, Condition, DateOp, Index, MatchRow, Page, SearchQuery, Sort, SortBy, SortKey,
-    StrMatch, TokenMatch,
+    self, Condition, DateOp, Index, MatchRow, Page, SearchQuery, Sort, SortBy, SortKey, StrMatch,
+    TokenMatch,
 };
 use crate::error::ApiError;
 
@@ -167,7 +168,9 @@ pub fn parse_with(
                 }
                 _ => invalid("_total must be none, estimate or accurate".into()),
             },
-            "_sort" if seen_sort => invalid("give `_sort` once, its keys separated by commas".into()),
+            "_sort" if seen_sort => {
+                invalid("give `_sort` once, its keys separated by commas".into())
+            }
             "_sort" => {
                 seen_sort = true;
                 sort(resource_type, value).map(|s| search.sort = s)
@@ -179,16 +182,20 @@ pub fn parse_with(
                     search.revincludes.push(i);
                 }
             }),
-            "_summary" => match value.as_str() {
-                "false" => Ok(search.summary = Summary::False),
-                "text" => Ok(search.summary = Summary::Text),
-                "data" => Ok(search.summary = Summary::Data),
-                "count" => Ok(search.summary = Summary::Count),
-                "true" => unsupported(
-                    "`_summary=true` is not supported; use _elements to name the elements".into(),
-                ),
-                _ => invalid("_summary must be true, false, text, data or count".into()),
-            },
+            "_summary" => {
+                let summary = match value.as_str() {
+                    "false" => Ok(Summary::False),
+                    "text" => Ok(Summary::Text),
+                    "data" => Ok(Summary::Data),
+                    "count" => Ok(Summary::Count),
+                    "true" => unsupported(
+                        "`_summary=true` is not supported; use _elements to name the elements"
+                            .into(),
+                    ),
+                    _ => invalid("_summary must be true, false, text, data or count".into()),
+                };
+                summary.map(|s| search.summary = s)
+            }
             "_elements" => {
                 let names: Vec<String> = value
                     .split(',')
@@ -196,7 +203,10 @@ pub fn parse_with(
                     .filter(|n| !n.is_empty())
                     .map(str::to_string)
                     .collect();
-                if names.iter().any(|n| !n.chars().all(|c| c.is_ascii_alphanumeric())) {
+                if names
+                    .iter()
+                    .any(|n| !n.chars().all(|c| c.is_ascii_alphanumeric()))
+                {
                     invalid("_elements takes element names separated by commas".into())
                 } else {
                     search.elements = Some(names);
@@ -212,7 +222,10 @@ pub fn parse_with(
         match result {
             Ok(()) => {
                 if RESULT_PARAMS.contains(&base)
-                    && !matches!(base, "_count" | "_cursor" | "_total" | "_format" | "_pretty")
+                    && !matches!(
+                        base,
+                        "_count" | "_cursor" | "_total" | "_format" | "_pretty"
+                    )
                 {
                     search.shaping.push((name.clone(), value.clone()));
                 }
@@ -221,7 +234,11 @@ pub fn parse_with(
             Err(r) => return Err(r.into()),
         }
     }
-    if search.page.as_ref().is_some_and(|p| p.keys.len() != search.sort.keys.len()) {
+    if search
+        .page
+        .as_ref()
+        .is_some_and(|p| p.keys.len() != search.sort.keys.len())
+    {
         return Err(ApiError::BadRequest(
             "the _cursor belongs to a search with another _sort".into(),
         ));
@@ -295,10 +312,14 @@ fn include(resource_type: &str, name: &str, value: &str) -> Result<Include, Reje
     let mut parts = value.split(':');
     let (source, param, target) = (parts.next(), parts.next(), parts.next());
     let (Some(source), Some(param), None) = (source, param, parts.next()) else {
-        return invalid(format!("`{name}` takes Type:parameter or Type:parameter:Target"));
+        return invalid(format!(
+            "`{name}` takes Type:parameter or Type:parameter:Target"
+        ));
     };
     if !is_storable(source) {
-        return unsupported(format!("`{name}`: {source} is not a resource type this server stores"));
+        return unsupported(format!(
+            "`{name}`: {source} is not a resource type this server stores"
+        ));
     }
     if !iterate && !reverse && source != resource_type {
         return invalid(format!(
@@ -326,7 +347,9 @@ fn include(resource_type: &str, name: &str, value: &str) -> Result<Include, Reje
         target = alias_target.map(str::to_string);
     }
     if reverse && !iterate && target.as_deref().is_some_and(|t| t != resource_type) {
-        return invalid(format!("`_revinclude={value}` does not refer to {resource_type}"));
+        return invalid(format!(
+            "`_revinclude={value}` does not refer to {resource_type}"
+        ));
     }
     Ok(Include {
         source: source.to_string(),
@@ -353,15 +376,15 @@ fn condition(resource_type: &str, name: &str, value: &str, now: i64) -> Result<C
     if value.is_empty() {
         return invalid(format!("`{name}` needs a value"));
     }
-    let bad_modifier = |m: &str| {
-        unsupported(format!("unsupported modifier `:{m}` on `{base}`"))
-    };
+    let bad_modifier = |m: &str| unsupported(format!("unsupported modifier `:{m}` on `{base}`"));
     if modifier == Some("missing") {
         return missing(resource_type, param, value);
     }
     match (param.name, param.kind) {
         ("_id", _) => match modifier {
-            None => Ok(Condition::Id(value.split(',').map(str::to_string).collect())),
+            None => Ok(Condition::Id(
+                value.split(',').map(str::to_string).collect(),
+            )),
             Some(m) => bad_modifier(m),
         },
         ("_lastUpdated", _) => match modifier {
@@ -419,7 +442,10 @@ fn condition(resource_type: &str, name: &str, value: &str, now: i64) -> Result<C
                 None => alias_target,
                 Some(m) if is_storable(m) => {
                     if alias_target.is_some_and(|t| t != m) {
-                        return invalid(format!("`{base}` only refers to a {}", alias_target.unwrap_or_default()));
+                        return invalid(format!(
+                            "`{base}` only refers to a {}",
+                            alias_target.unwrap_or_default()
+                        ));
                     }
                     Some(m)
                 }
@@ -549,7 +575,9 @@ fn chain(
             ))
         })?;
     if inner.contains('.') {
-        return unsupported(format!("`{left}.{inner}`: only one level of chaining is supported"));
+        return unsupported(format!(
+            "`{left}.{inner}`: only one level of chaining is supported"
+        ));
     }
     let target = match modifier {
         Some(m) if is_storable(m) => m,
@@ -720,7 +748,11 @@ fn include_all(
             if ids.is_empty() {
                 continue;
             }
-            for inc in search.includes.iter().filter(|i| (round == 0 || i.iterate) && i.source == *ty) {
+            for inc in search
+                .includes
+                .iter()
+                .filter(|i| (round == 0 || i.iterate) && i.source == *ty)
+            {
                 let codes = store::referenced(conn, tenant, ty, ids, &inc.param)?;
                 let mut by_type: std::collections::BTreeMap<String, Vec<String>> =
                     Default::default();
@@ -735,12 +767,18 @@ fn include_all(
                         && !id.contains('/')
                         && wanted(t)
                     {
-                        by_type.entry(t.to_string()).or_default().push(id.to_string());
+                        by_type
+                            .entry(t.to_string())
+                            .or_default()
+                            .push(id.to_string());
                     }
                 }
                 if !canonicals.is_empty() {
-                    let types: Vec<&str> =
-                        CANONICAL_TYPES.iter().copied().filter(|t| wanted(t)).collect();
+                    let types: Vec<&str> = CANONICAL_TYPES
+                        .iter()
+                        .copied()
+                        .filter(|t| wanted(t))
+                        .collect();
                     for (t, id) in store::by_canonical(conn, tenant, &types, &canonicals)? {
                         by_type.entry(t).or_default().push(id);
                     }
@@ -759,7 +797,9 @@ fn include_all(
             }) {
                 let targets: Vec<String> = ids.iter().map(|id| format!("{ty}/{id}")).collect();
                 let limit = (MAX_INCLUDED + 1) as i64;
-                for row in store::referencing(conn, tenant, &inc.source, &inc.param, &targets, limit)? {
+                for row in
+                    store::referencing(conn, tenant, &inc.source, &inc.param, &targets, limit)?
+                {
                     if seen.insert((inc.source.clone(), row.res_id.clone())) {
                         added.push((inc.source.clone(), row));
                     }
@@ -827,14 +867,20 @@ pub fn searchset(
         .rows
         .iter()
         .map(|r| r.body.as_deref().map(shaped))
-        .chain(found.included.iter().map(|(_, r)| r.body.as_deref().map(shaped)))
+        .chain(
+            found
+                .included
+                .iter()
+                .map(|(_, r)| r.body.as_deref().map(shaped)),
+        )
         .collect();
     let mut entries: Vec<Entry<'_>> = Vec::new();
-    let modes = found
-        .rows
-        .iter()
-        .map(|r| (res_type, r, "match"))
-        .chain(found.included.iter().map(|(t, r)| (t.as_str(), r, "include")));
+    let modes = found.rows.iter().map(|r| (res_type, r, "match")).chain(
+        found
+            .included
+            .iter()
+            .map(|(t, r)| (t.as_str(), r, "include")),
+    );
     for ((t, r, mode), body) in modes.zip(&bodies) {
         entries.push(Entry {
             full_url: Some(format!("{base}/{t}/{}", r.res_id)),
@@ -875,31 +921,32 @@ fn outcome(search: &Search, found: &Found) -> Option<Vec<u8>> {
             serde_json::json!({"severity": "warning", "code": "not-supported",
                 "diagnostics": format!("ignored: {m}")})
         })
-        .chain(found.warnings.iter().map(|m| {
-            serde_json::json!({"severity": "warning", "code": "too-costly", "diagnostics": m})
-        }))
+        .chain(found.warnings.iter().map(
+            |m| serde_json::json!({"severity": "warning", "code": "too-costly", "diagnostics": m}),
+        ))
         .collect();
-    serde_json::to_vec(&serde_json::json!({"resourceType": "OperationOutcome", "issue": issues})).ok()
+    serde_json::to_vec(&serde_json::json!({"resourceType": "OperationOutcome", "issue": issues}))
+        .ok()
 }
 
 /// The stored JSON of a resource as `_summary` and `_elements` ask: elements left out
 /// and the resource tagged SUBSETTED (R4 search.html#elements).
 fn shape(body: &str, search: &Search) -> Vec<u8> {
-    let keep: Option<Box<dyn Fn(&str) -> bool + '_>> = match (&search.elements, search.summary) {
-        (Some(names), _) => Some(Box::new(move |k: &str| {
-            names.iter().any(|n| {
-                k == n
-                    || k.strip_prefix(n.as_str())
-                        .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_uppercase()))
-            })
-        })),
-        (None, Summary::Text) => Some(Box::new(|k: &str| k == "text")),
-        (None, Summary::Data) => Some(Box::new(|k: &str| k != "text")),
-        _ => None,
+    // which top-level elements stay (besides resourceType, id and meta)
+    let keep = |k: &str| match (&search.elements, search.summary) {
+        (Some(names), _) => names.iter().any(|n| {
+            k == n
+                || k.strip_prefix(n.as_str())
+                    .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_uppercase()))
+        }),
+        (None, Summary::Text) => k == "text",
+        _ => k != "text",
     };
-    let Some(keep) = keep else {
+    let subsetted =
+        search.elements.is_some() || matches!(search.summary, Summary::Text | Summary::Data);
+    if !subsetted {
         return body.as_bytes().to_vec();
-    };
+    }
     let Ok(Value::Object(json)) = serde_json::from_str::<Value>(body) else {
         return body.as_bytes().to_vec();
     };
@@ -913,7 +960,9 @@ fn shape(body: &str, search: &Search) -> Vec<u8> {
         .entry("meta")
         .or_insert_with(|| Value::Object(Map::new()));
     if let Value::Object(meta) = meta {
-        let tags = meta.entry("tag").or_insert_with(|| Value::Array(Vec::new()));
+        let tags = meta
+            .entry("tag")
+            .or_insert_with(|| Value::Array(Vec::new()));
         if let Value::Array(tags) = tags {
             tags.push(serde_json::json!({
                 "system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
@@ -943,7 +992,14 @@ mod tests {
     }
 
     fn lenient(t: &str, q: &str) -> Result<Search, ApiError> {
-        parse_with(t, &pairs(q), Options { lenient: true, now: 0 })
+        parse_with(
+            t,
+            &pairs(q),
+            Options {
+                lenient: true,
+                now: 0,
+            },
+        )
     }
 
     #[test]
@@ -984,7 +1040,9 @@ mod tests {
         let day = 24 * 3600 * 1_000_000i64;
         let (lo, hi) = date_range("2026-01-11").unwrap_or_default();
         let now = lo + 100 * day;
-        let r = date_condition("date", "ap2026-01-11", now).ok().map(|(_, l, h)| (l, h));
+        let r = date_condition("date", "ap2026-01-11", now)
+            .ok()
+            .map(|(_, l, h)| (l, h));
         assert_eq!(r, Some((lo - 10 * day, hi + 10 * day)));
     }
 

@@ -910,10 +910,7 @@ fn find_canonical(
     if let Some(v) = version {
         conditions.push(store::Condition::token("version", Some(""), v));
     }
-    let rows = store::search(
-        conn,
-        &SearchQuery::new(tenant, res_type, &conditions, 1),
-    )?;
+    let rows = store::search(conn, &SearchQuery::new(tenant, res_type, &conditions, 1))?;
     Ok(rows
         .into_iter()
         .next()

@@ -473,7 +473,11 @@ fn programs_listing(
     tenant: &str,
     request_id: &str,
 ) -> Result<Vec<String>, ApiError> {
-    let conditions = [store::Condition::token("activity-reference", None, &format!("ServiceRequest/{request_id}"))];
+    let conditions = [store::Condition::token(
+        "activity-reference",
+        None,
+        &format!("ServiceRequest/{request_id}"),
+    )];
     let rows = store::search(
         conn,
         &store::SearchQuery::new(tenant, "CarePlan", &conditions, 100),

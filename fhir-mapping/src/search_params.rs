@@ -321,14 +321,62 @@ const ELEMENT_PARAMS: &[ElementParam] = element_params![
     ),
     ("Patient", "gender", Token, ["gender"], "individual-gender"),
     ("Patient", "name", String, ["name"], "Patient-name"),
-    ("Patient", "family", String, ["name.family"], "individual-family"),
-    ("Patient", "given", String, ["name.given"], "individual-given"),
-    ("Practitioner", "name", String, ["name"], "Practitioner-name"),
-    ("Organization", "name", String, ["name", "alias"], "Organization-name"),
-    ("ActivityDefinition", "name", String, ["name"], "ActivityDefinition-name"),
-    ("ActivityDefinition", "title", String, ["title"], "ActivityDefinition-title"),
-    ("PlanDefinition", "name", String, ["name"], "PlanDefinition-name"),
-    ("PlanDefinition", "title", String, ["title"], "PlanDefinition-title"),
+    (
+        "Patient",
+        "family",
+        String,
+        ["name.family"],
+        "individual-family"
+    ),
+    (
+        "Patient",
+        "given",
+        String,
+        ["name.given"],
+        "individual-given"
+    ),
+    (
+        "Practitioner",
+        "name",
+        String,
+        ["name"],
+        "Practitioner-name"
+    ),
+    (
+        "Organization",
+        "name",
+        String,
+        ["name", "alias"],
+        "Organization-name"
+    ),
+    (
+        "ActivityDefinition",
+        "name",
+        String,
+        ["name"],
+        "ActivityDefinition-name"
+    ),
+    (
+        "ActivityDefinition",
+        "title",
+        String,
+        ["title"],
+        "ActivityDefinition-title"
+    ),
+    (
+        "PlanDefinition",
+        "name",
+        String,
+        ["name"],
+        "PlanDefinition-name"
+    ),
+    (
+        "PlanDefinition",
+        "title",
+        String,
+        ["title"],
+        "PlanDefinition-title"
+    ),
     ("Goal", "subject", Reference, ["subject"], "Goal-subject"),
     (
         "Goal",
@@ -339,9 +387,27 @@ const ELEMENT_PARAMS: &[ElementParam] = element_params![
     ),
     ("Goal", "category", Token, ["category"], "Goal-category"),
     // the Patient compartment of the other clinical types a clinic's records bring
-    ("Encounter", "subject", Reference, ["subject"], "Encounter-subject"),
-    ("Condition", "subject", Reference, ["subject"], "Condition-subject"),
-    ("Procedure", "subject", Reference, ["subject"], "Procedure-subject"),
+    (
+        "Encounter",
+        "subject",
+        Reference,
+        ["subject"],
+        "Encounter-subject"
+    ),
+    (
+        "Condition",
+        "subject",
+        Reference,
+        ["subject"],
+        "Condition-subject"
+    ),
+    (
+        "Procedure",
+        "subject",
+        Reference,
+        ["subject"],
+        "Procedure-subject"
+    ),
     (
         "MedicationRequest",
         "subject",
@@ -363,7 +429,13 @@ const ELEMENT_PARAMS: &[ElementParam] = element_params![
         ["subject"],
         "DocumentReference-subject"
     ),
-    ("CareTeam", "subject", Reference, ["subject"], "CareTeam-subject"),
+    (
+        "CareTeam",
+        "subject",
+        Reference,
+        ["subject"],
+        "CareTeam-subject"
+    ),
     (
         "ImagingStudy",
         "subject",
@@ -378,7 +450,13 @@ const ELEMENT_PARAMS: &[ElementParam] = element_params![
         ["subject"],
         "MedicationAdministration-subject"
     ),
-    ("Immunization", "patient", Reference, ["patient"], "Immunization-patient"),
+    (
+        "Immunization",
+        "patient",
+        Reference,
+        ["patient"],
+        "Immunization-patient"
+    ),
     (
         "AllergyIntolerance",
         "patient",
@@ -394,8 +472,20 @@ const ELEMENT_PARAMS: &[ElementParam] = element_params![
         ["patient"],
         "ExplanationOfBenefit-patient"
     ),
-    ("Coverage", "patient", Reference, ["beneficiary"], "Coverage-patient"),
-    ("Device", "patient", Reference, ["patient"], "Device-patient"),
+    (
+        "Coverage",
+        "patient",
+        Reference,
+        ["beneficiary"],
+        "Coverage-patient"
+    ),
+    (
+        "Device",
+        "patient",
+        Reference,
+        ["patient"],
+        "Device-patient"
+    ),
     (
         "SupplyDelivery",
         "patient",
@@ -975,7 +1065,13 @@ mod tests {
             .filter(|t| t.param == "code:text")
             .map(|t| t.code.as_str())
             .collect();
-        assert_eq!(texts, ["pain severity", "pain severity - 0-10 verbal numeric rating"]);
+        assert_eq!(
+            texts,
+            [
+                "pain severity",
+                "pain severity - 0-10 verbal numeric rating"
+            ]
+        );
         assert_eq!(text_param("Observation", "code"), Some("code:text"));
         assert_eq!(single_target("Task", "patient"), Some("Patient"));
         assert_eq!(single_target("Task", "focus"), None);

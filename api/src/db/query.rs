@@ -339,28 +339,36 @@ impl Sql {
                 any_of,
                 negate,
                 ..
-            } => self.index_match("search_tokens", o, o_type, tenant, driver, *negate, |s, a| {
-                s.param(a, param);
-                s.push(" AND ");
-                s.any(any_of, |s, m| match (&m.system, &m.code) {
-                    (Some(system), Some(code)) => {
-                        s.push(&format!("({} = ", s.col(a, "system")));
-                        s.str(system);
-                        s.push(&format!(" AND {} = ", s.col(a, "code")));
-                        s.str(code);
-                        s.push(")");
-                    }
-                    (None, Some(code)) => {
-                        s.push(&format!("{} = ", s.col(a, "code")));
-                        s.str(code);
-                    }
-                    (Some(system), None) => {
-                        s.push(&format!("{} = ", s.col(a, "system")));
-                        s.str(system);
-                    }
-                    (None, None) => s.push("1 = 1"),
-                });
-            }),
+            } => self.index_match(
+                "search_tokens",
+                o,
+                o_type,
+                tenant,
+                driver,
+                *negate,
+                |s, a| {
+                    s.param(a, param);
+                    s.push(" AND ");
+                    s.any(any_of, |s, m| match (&m.system, &m.code) {
+                        (Some(system), Some(code)) => {
+                            s.push(&format!("({} = ", s.col(a, "system")));
+                            s.str(system);
+                            s.push(&format!(" AND {} = ", s.col(a, "code")));
+                            s.str(code);
+                            s.push(")");
+                        }
+                        (None, Some(code)) => {
+                            s.push(&format!("{} = ", s.col(a, "code")));
+                            s.str(code);
+                        }
+                        (Some(system), None) => {
+                            s.push(&format!("{} = ", s.col(a, "system")));
+                            s.str(system);
+                        }
+                        (None, None) => s.push("1 = 1"),
+                    });
+                },
+            ),
             Condition::Str { param, any_of } => {
                 self.index_match("search_tokens", o, o_type, tenant, driver, false, |s, a| {
                     s.param(a, param);
@@ -532,7 +540,7 @@ impl Sql {
             ));
         }
         let outer = self.probe;
-        self.probe = !(driver && !negate) && !self.pg;
+        self.probe = (!driver || negate) && !self.pg;
         body(self, &a);
         self.probe = outer;
         self.push(")");
@@ -546,7 +554,12 @@ impl Sql {
                 self.push("r.last_updated");
                 return;
             }
-            SortBy::Date(p) => (agg(key.desc, "MIN(s.lo)", "MAX(s.hi)"), "search_dates", p, ""),
+            SortBy::Date(p) => (
+                agg(key.desc, "MIN(s.lo)", "MAX(s.hi)"),
+                "search_dates",
+                p,
+                "",
+            ),
             SortBy::Token(p) => (
                 agg(key.desc, "MIN(s.code)", "MAX(s.code)"),
                 "search_tokens",
@@ -639,7 +652,7 @@ impl Sql {
         }
     }
 
-    fn from_where(&mut self, q: &SearchQuery<'_>) {
+    fn select_from(&mut self, q: &SearchQuery<'_>) {
         self.push(" FROM resources r WHERE r.tenant = ");
         self.str(q.tenant);
         self.push(" AND r.res_type = ");
@@ -700,7 +713,7 @@ fn like_escape(s: &str) -> String {
 pub fn search(conn: &mut AnyConnection, q: &SearchQuery<'_>) -> QueryResult<Vec<MatchRow>> {
     let mut sql = Sql::new(conn);
     sql.push("SELECT r.res_id, r.version, r.last_updated, r.body");
-    sql.from_where(q);
+    sql.select_from(q);
     let backward = q.page.is_some_and(|p| p.backward);
     if let Some(page) = q.page {
         sql.push(" AND ");
@@ -726,7 +739,7 @@ struct CountRow {
 pub fn count(conn: &mut AnyConnection, q: &SearchQuery<'_>) -> QueryResult<i64> {
     let mut sql = Sql::new(conn);
     sql.push("SELECT COUNT(*) AS n");
-    sql.from_where(q);
+    sql.select_from(q);
     let rows: Vec<CountRow> = sql.load(conn)?;
     Ok(rows.first().map_or(0, |r| r.n))
 }
@@ -768,7 +781,10 @@ pub fn page_at(
             }
             SortBy::Token(_) | SortBy::Str(_) => {
                 let rows: Vec<TextValue> = sql.load(conn)?;
-                rows.into_iter().next().and_then(|r| r.v).map(KeyValue::Text)
+                rows.into_iter()
+                    .next()
+                    .and_then(|r| r.v)
+                    .map(KeyValue::Text)
             }
         };
         keys.push(value);

@@ -411,9 +411,27 @@ pub use super::query::{
 pub fn search(conn: &mut AnyConnection, q: &SearchQuery<'_>) -> QueryResult<Vec<MatchRow>> {
     // one token value, first page in id order: the conditional create on an identifier
     // and the commonest search, as a query of fixed shape that stays prepared
-    if let ([Condition::Token { param, any_of, negate: false, .. }], None, true) =
-        (q.conditions, q.page, q.sort.keys.is_empty() && !q.sort.id_desc)
-        && let [TokenMatch { system, code: Some(code) }] = any_of.as_slice()
+    if let (
+        [
+            Condition::Token {
+                param,
+                any_of,
+                negate: false,
+                ..
+            },
+        ],
+        None,
+        true,
+    ) = (
+        q.conditions,
+        q.page,
+        q.sort.keys.is_empty() && !q.sort.id_desc,
+    ) && let [
+        TokenMatch {
+            system,
+            code: Some(code),
+        },
+    ] = any_of.as_slice()
     {
         return search_one_token(conn, q, param, system.as_deref(), code);
     }
