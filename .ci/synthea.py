@@ -25,6 +25,7 @@ def request(method, url, body=None):
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url, data=data, method=method)
     req.add_header("Accept", FHIR_JSON)
+    req.add_header("Authorization", "Bearer " + os.environ["HEP_TOKEN"])
     if data is not None:
         req.add_header("Content-Type", FHIR_JSON)
     with urllib.request.urlopen(req, timeout=600) as res:

@@ -1,6 +1,6 @@
 //! Configuration: command-line flags, each with an environment variable.
 
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -24,7 +24,12 @@ pub struct Config {
     pub bind: String,
 
     /// Database: a PostgreSQL URL (`postgres://user:pass@host/db`) or an SQLite file path.
-    #[arg(long, env = "HEP_DATABASE_URL", default_value = "hep.db")]
+    #[arg(
+        long,
+        env = "HEP_DATABASE_URL",
+        default_value = "hep.db",
+        global = true
+    )]
     pub database_url: String,
 
     /// Public base URL of the FHIR endpoint (e.g. `https://hep.example.org/fhir`), used in
@@ -88,6 +93,33 @@ pub struct Config {
     /// Seconds to finish in-flight requests after SIGTERM/SIGINT.
     #[arg(long, env = "HEP_SHUTDOWN_TIMEOUT", default_value_t = 30)]
     pub shutdown_timeout: u64,
+
+    /// A command instead of serving.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Commands besides serving.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Prints an access token for local use, signed with the database's token key.
+    DevToken {
+        /// SMART scopes, space separated (`system/*.cruds`, `patient/*.rs`, ...).
+        #[arg(long, default_value = "system/*.cruds")]
+        scope: String,
+        /// The patient in context (for patient scopes).
+        #[arg(long)]
+        patient: Option<String>,
+        /// The clinic whose data the token opens.
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        /// Minutes the token lasts.
+        #[arg(long, default_value_t = 480)]
+        minutes: i64,
+        /// Sign a token for a PostgreSQL server that is not on this machine.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 impl Config {

@@ -40,6 +40,12 @@ pub enum ApiError {
     /// A failure of the server; the cause is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
+    /// No valid access token (401, with `WWW-Authenticate`).
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    /// The token does not allow this (403).
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     /// A transaction lost a race and may be retried.
     #[error("transaction conflict")]
     Retry,
@@ -102,6 +108,8 @@ impl ApiError {
             ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Entry { source, .. } => source.status(),
         }
     }
@@ -132,6 +140,8 @@ impl ApiError {
                 vec![Issue::error(IssueType::NotSupported, m.clone())]
             }
             ApiError::Unprocessable(issues) => issues.clone(),
+            ApiError::Unauthorized(m) => vec![Issue::error(IssueType::Login, m.clone())],
+            ApiError::Forbidden(m) => vec![Issue::error(IssueType::Forbidden, m.clone())],
             ApiError::Internal(_) => vec![Issue::error(
                 IssueType::Exception,
                 "the server could not complete the request",
@@ -188,6 +198,14 @@ impl ApiError {
         let mut builder = HttpResponse::build(self.status());
         if matches!(self, ApiError::MethodNotAllowed) {
             builder.insert_header(("Allow", "GET, POST, PUT, DELETE"));
+        }
+        if let ApiError::Unauthorized(m) = self.root() {
+            // RFC 6750: the scheme, and why the token was refused
+            let description = m.replace(['"', '\\'], "'");
+            builder.insert_header((
+                "WWW-Authenticate",
+                format!("Bearer realm=\"hep\", error=\"invalid_token\", error_description=\"{description}\""),
+            ));
         }
         match render_value(&outcome, format, pretty) {
             Ok(bytes) => builder.content_type(content_type(format)).body(bytes),

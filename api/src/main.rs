@@ -12,6 +12,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[actix_web::main]
 async fn main() -> std::process::ExitCode {
     let config = Config::parse();
+    if let Some(command) = &config.command {
+        return run_command(&config, command);
+    }
     api::telemetry::init(config.log_format);
     match api::server::build(&config, Arc::new(SystemClock)) {
         Ok((server, addr)) => {
@@ -32,6 +35,38 @@ async fn main() -> std::process::ExitCode {
         Err(e) => {
             tracing::error!(error = %e, "hep-server could not start");
             std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs a command instead of serving; what it prints goes to stdout, problems to stderr.
+fn run_command(config: &Config, command: &api::config::Command) -> std::process::ExitCode {
+    match command {
+        api::config::Command::DevToken {
+            scope,
+            patient,
+            tenant,
+            minutes,
+            force,
+        } => {
+            let request = api::auth::tokens::DevToken {
+                scope: scope.clone(),
+                patient: patient.clone(),
+                tenant: tenant.clone(),
+                minutes: *minutes,
+                force: *force,
+            };
+            let now = jiff::Timestamp::now().as_second();
+            match api::auth::tokens::dev_token(&config.database_url, &request, now) {
+                Ok(token) => {
+                    println!("{token}");
+                    std::process::ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("hep-server dev-token: {e}");
+                    std::process::ExitCode::FAILURE
+                }
+            }
         }
     }
 }

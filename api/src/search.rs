@@ -14,6 +14,7 @@ use fhir_mapping::search_params::{
     text_param,
 };
 
+use crate::auth::{Access, scopes::Perm};
 use crate::clock::instant_string;
 use crate::db::store::{
     self, Condition, DateOp, Index, MatchRow, Page, SearchQuery, Sort, SortBy, SortKey, StrMatch,
@@ -653,6 +654,34 @@ pub fn normal_form(applied: &[(String, String)]) -> String {
     serde_urlencoded::to_string(applied).unwrap_or_default()
 }
 
+/// The search as an access may run it: its limits on the type (a patient's
+/// compartment, a scope's restriction) added to the conditions, and to those of each
+/// chained type; a 403 when a scope is missing for the type, a chained type or an
+/// included type that the request names.
+pub fn limit(access: &Access, res_type: &str, search: &Search) -> Result<Search, ApiError> {
+    let mut limited = search.clone();
+    limited
+        .conditions
+        .extend(access.require(res_type, Perm::Search)?.conditions);
+    for c in &mut limited.conditions {
+        if let Condition::Chain {
+            target_type, inner, ..
+        } = c
+        {
+            inner.extend(access.require(target_type, Perm::Search)?.conditions);
+        }
+    }
+    for inc in &search.includes {
+        if let Some(t) = &inc.target {
+            access.require(t, Perm::Read)?;
+        }
+    }
+    for inc in &search.revincludes {
+        access.require(&inc.source, Perm::Read)?;
+    }
+    Ok(limited)
+}
+
 /// A page of a search with what it includes.
 #[derive(Debug, Clone, Default)]
 pub struct Found {
@@ -674,6 +703,7 @@ pub fn execute(
     res_type: &str,
     search: &Search,
     count: i64,
+    access: Option<&Access>,
 ) -> Result<Found, crate::db::DbError> {
     let q = SearchQuery {
         tenant,
@@ -712,7 +742,7 @@ pub fn execute(
             found.total = Some(rows.len() as i64);
         }
         found.rows = rows;
-        include_all(conn, tenant, res_type, search, &mut found)?;
+        include_all(conn, tenant, res_type, search, access, &mut found)?;
     }
     if found.total.is_none() && (search.total || search.summary == Summary::Count) {
         found.total = Some(store::count(conn, &SearchQuery { page: None, ..q })?);
@@ -727,6 +757,7 @@ fn include_all(
     tenant: &str,
     res_type: &str,
     search: &Search,
+    access: Option<&Access>,
     found: &mut Found,
 ) -> Result<(), crate::db::DbError> {
     if search.includes.is_empty() && search.revincludes.is_empty() {
@@ -785,6 +816,10 @@ fn include_all(
                 }
 
                 for (t, ids) in by_type {
+                    let Some(ids) = readable(conn, tenant, &t, ids, access, &mut found.warnings)?
+                    else {
+                        continue;
+                    };
                     for row in store::live_by_ids(conn, tenant, &t, &ids)? {
                         if seen.insert((t.clone(), row.res_id.clone())) {
                             added.push((t.clone(), row));
@@ -797,9 +832,15 @@ fn include_all(
             }) {
                 let targets: Vec<String> = ids.iter().map(|id| format!("{ty}/{id}")).collect();
                 let limit = (MAX_INCLUDED + 1) as i64;
-                for row in
-                    store::referencing(conn, tenant, &inc.source, &inc.param, &targets, limit)?
-                {
+                let rows =
+                    store::referencing(conn, tenant, &inc.source, &inc.param, &targets, limit)?;
+                let ids: Vec<String> = rows.iter().map(|r| r.res_id.clone()).collect();
+                let Some(ids) =
+                    readable(conn, tenant, &inc.source, ids, access, &mut found.warnings)?
+                else {
+                    continue;
+                };
+                for row in rows.into_iter().filter(|r| ids.contains(&r.res_id)) {
                     if seen.insert((inc.source.clone(), row.res_id.clone())) {
                         added.push((inc.source.clone(), row));
                     }
@@ -828,6 +869,43 @@ fn include_all(
         frontier = next.into_iter().collect();
     }
     Ok(())
+}
+
+/// Of `ids` of `res_type`, those the access may read (its limits applied in SQL); `None`
+/// when it may read none of that type (a warning says so).
+fn readable(
+    conn: &mut crate::db::AnyConnection,
+    tenant: &str,
+    res_type: &str,
+    ids: Vec<String>,
+    access: Option<&Access>,
+    warnings: &mut Vec<String>,
+) -> Result<Option<Vec<String>>, crate::db::DbError> {
+    let Some(access) = access else {
+        return Ok(Some(ids));
+    };
+    let limits = match access.require(res_type, Perm::Read) {
+        Ok(l) => l,
+        Err(_) => {
+            let w = format!("{res_type} resources were not included: the token cannot read them");
+            if !warnings.contains(&w) {
+                warnings.push(w);
+            }
+            return Ok(None);
+        }
+    };
+    if limits.is_open() {
+        return Ok(Some(ids));
+    }
+    let mut conditions = vec![Condition::Id(ids.clone())];
+    conditions.extend(limits.conditions);
+    let q = SearchQuery::new(tenant, res_type, &conditions, ids.len() as i64);
+    Ok(Some(
+        store::search(conn, &q)?
+            .into_iter()
+            .map(|r| r.res_id)
+            .collect(),
+    ))
 }
 
 /// The `searchset` Bundle of a page of matches, with its `self`, `next` and `previous`

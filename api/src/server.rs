@@ -116,6 +116,10 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<(Server, SocketAd
     if indexed > 0 {
         tracing::info!(resources = indexed, "search index rebuilt");
     }
+    let token_keys = Arc::new(
+        db.write(crate::auth::tokens::TokenKeys::of_database)
+            .map_err(|e| StartError::Config(e.to_string()))?,
+    );
     let tenant = TenantId::default_tenant();
     store_own(
         &db,
@@ -162,6 +166,7 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<(Server, SocketAd
         max_binary_bytes: config.max_binary_bytes,
         max_bundle_bytes: config.max_bundle_bytes,
         max_bundle_entries: config.max_bundle_entries,
+        token_keys,
     });
     let mut server = HttpServer::new(move || {
         App::new()

@@ -24,6 +24,8 @@ type JsonObject = serde_json::Map<String, serde_json::Value>;
 #[derive(Clone)]
 pub struct Scope {
     pub tenant: String,
+    /// A patient-context client writes only in this patient's compartment.
+    pub patient: Option<String>,
     pub sessions: std::sync::Arc<SessionSettings>,
     /// The time of a write is read in its transaction, so that on one database the
     /// order of `lastUpdated` is the order of commits (see the README on polling).
@@ -40,6 +42,7 @@ impl Scope {
             now: to_micros(self.clock.now()),
             check_references,
             actor: Actor::Unknown,
+            patient: self.patient.as_deref(),
         }
     }
 
@@ -47,6 +50,7 @@ impl Scope {
     pub fn of_tenant(tenant: &str, clock: std::sync::Arc<dyn Clock>) -> Scope {
         Scope {
             tenant: tenant.to_string(),
+            patient: None,
             sessions: std::sync::Arc::new(SessionSettings::default()),
             clock,
         }
@@ -73,6 +77,9 @@ pub struct Ctx<'a> {
     pub check_references: bool,
     /// Who writes: a client, or the server making a move of its own.
     pub actor: Actor,
+    /// A patient-context client: what it writes, and what it changes, must be in this
+    /// patient's compartment.
+    pub patient: Option<&'a str>,
 }
 
 /// What a write did.
@@ -239,6 +246,23 @@ fn tokens_of(parsed: &ParsedResource) -> Vec<fhir_mapping::search_params::TokenV
     token_values(parsed.resource_type(), parsed.json())
 }
 
+/// Whether a live or deleted resource may be seen within `limits` (always when they are
+/// open; else a query of the resource with the limits' conditions).
+pub fn visible(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    res_type: &str,
+    id: &str,
+    limits: &crate::auth::Limits,
+) -> Result<bool, crate::db::DbError> {
+    if limits.is_open() {
+        return Ok(true);
+    }
+    let mut conditions = vec![store::Condition::Id(vec![id.to_string()])];
+    conditions.extend(limits.conditions.iter().cloned());
+    Ok(!store::search(conn, &SearchQuery::new(tenant, res_type, &conditions, 1))?.is_empty())
+}
+
 /// Matches of `search` (at most two: enough to tell none, one and many apart).
 pub fn matches(
     conn: &mut AnyConnection,
@@ -269,9 +293,49 @@ struct Insert<'a> {
     method: &'static str,
     check_references: bool,
     actor: Actor,
+    patient: Option<&'a str>,
+}
+
+/// A 403 unless a patient-context client's write stays in its patient's compartment.
+fn check_compartment(
+    patient: Option<&str>,
+    res_type: &str,
+    id: &str,
+    json: &JsonObject,
+) -> Result<(), ApiError> {
+    match patient {
+        Some(p) if !fhir_mapping::search_params::in_patient_compartment(res_type, id, json, p) => {
+            Err(ApiError::Forbidden(format!(
+                "a patient-context token writes only resources of its patient (Patient/{p})"
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A 404, as for a resource that does not exist, when a patient-context client acts on
+/// a resource of another patient: nothing of another patient shows by any route.
+fn hidden_outside_compartment(
+    patient: Option<&str>,
+    res_type: &str,
+    id: &str,
+    json: &JsonObject,
+) -> Result<(), ApiError> {
+    match patient {
+        Some(p) if !fhir_mapping::search_params::in_patient_compartment(res_type, id, json, p) => {
+            Err(ApiError::NotFound(format!(
+                "{res_type}/{id} does not exist"
+            )))
+        }
+        _ => Ok(()),
+    }
 }
 
 fn insert(conn: &mut AnyConnection, i: Insert<'_>) -> Result<Written, ApiError> {
+    if let Some(current) = i.current {
+        hidden_outside_compartment(i.patient, i.parsed.resource_type(), i.id, current)?;
+    }
+    check_compartment(i.patient, i.parsed.resource_type(), i.id, i.parsed.json())?;
     let version = i.previous.map_or(1, |p| p + 1);
     let (body, prepared) = prepare(conn, &i, version)?;
     // references already checked for the version replaced need no new check
@@ -531,6 +595,7 @@ pub fn create_in(
             method: "POST",
             check_references: ctx.check_references,
             actor: ctx.actor,
+            patient: ctx.patient,
         },
     );
     let written = match (written, if_none_exist) {
@@ -585,6 +650,22 @@ pub fn update_in(
         res_id: id,
     };
     let current = store::current(conn, key)?;
+    if ctx.patient.is_some()
+        && let Some(c) = &current
+    {
+        // a patient-context client sees nothing outside its compartment, not even a
+        // version number, and cannot take over the id of a deleted resource
+        let json: Option<JsonObject> = c.body.as_deref().and_then(|b| serde_json::from_str(b).ok());
+        match json {
+            Some(j) => hidden_outside_compartment(ctx.patient, parsed.resource_type(), id, &j)?,
+            None => {
+                return Err(ApiError::NotFound(format!(
+                    "{}/{id} does not exist",
+                    parsed.resource_type()
+                )));
+            }
+        }
+    }
     match (&current, if_match) {
         (None, Some(_)) => {
             return Err(ApiError::PreconditionFailed(
@@ -617,6 +698,7 @@ pub fn update_in(
             method: "PUT",
             check_references: ctx.check_references,
             actor: ctx.actor,
+            patient: ctx.patient,
         },
     )?;
     written.status = match current {
@@ -732,6 +814,7 @@ pub fn conditional_update_in(
                         method: "PUT",
                         check_references: ctx.check_references,
                         actor: ctx.actor,
+                        patient: ctx.patient,
                     },
                 )?;
                 let key = Key {
@@ -809,6 +892,13 @@ pub fn delete_in(
     };
     if current.deleted {
         return Ok(written);
+    }
+    if let Some(body) = current.body.as_deref()
+        && ctx.patient.is_some()
+    {
+        let json: JsonObject = serde_json::from_str(body)
+            .map_err(|e| ApiError::Internal(format!("stored resource is not JSON: {e}")))?;
+        hidden_outside_compartment(ctx.patient, res_type, id, &json)?;
     }
     let version = current.version + 1;
     let result = store::write_version(
@@ -945,6 +1035,7 @@ fn create_own(
             method: "POST",
             check_references: true,
             actor: Actor::Server,
+            patient: None,
         },
     )
 }

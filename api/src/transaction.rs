@@ -736,7 +736,7 @@ fn read_entry(
             };
             let parsed = search::parse(t, &query)?;
             let count = parsed.count.unwrap_or(DEFAULT_COUNT);
-            let found = search::execute(conn, ctx.tenant, t, &parsed, count)?;
+            let found = search::execute(conn, ctx.tenant, t, &parsed, count, None)?;
             let bundle = search::searchset(&settings.base, t, &parsed, count, &found, ctx.now);
             (StatusCode::OK, bundle, None)
         }

@@ -19,6 +19,7 @@ local body = '[{"op":"replace","path":"/status","value":"completed"},' ..
   '{"type":{"coding":[{"system":"http://loinc.org","code":"72514-3"}]},"valueInteger":2}]}]'
 local headers = { ["Content-Type"] = "application/json-patch+json", ["Accept"] = "application/fhir+json",
                   ["Prefer"] = "return=minimal" }
+headers["Authorization"] = "Bearer " .. TOKEN
 
 function request()
   next_one = next_one + 1

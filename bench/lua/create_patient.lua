@@ -1,6 +1,7 @@
 -- POST /fhir/Patient with a new identifier each time.
 local n = 0
 local headers = { ["Content-Type"] = "application/fhir+json" }
+headers["Authorization"] = "Bearer " .. TOKEN
 function request()
   n = n + 1
   local body = string.format(

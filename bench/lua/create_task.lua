@@ -1,6 +1,7 @@
 -- POST /fhir/Task: a scheduled exercise occurrence for a seeded patient (IDS).
 local n = 0
 local headers = { ["Content-Type"] = "application/fhir+json" }
+headers["Authorization"] = "Bearer " .. TOKEN
 function request()
   n = n + 1
   local patient = IDS[math.random(#IDS)]

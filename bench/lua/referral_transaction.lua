@@ -3,6 +3,7 @@
 -- create on its identifier, references as urn:uuid; new identifiers each time.
 local n = 0
 local headers = { ["Content-Type"] = "application/fhir+json" }
+headers["Authorization"] = "Bearer " .. TOKEN
 local template = [[
 {"resourceType":"Bundle","type":"transaction","entry":[
 {"fullUrl":"urn:uuid:@K-1","resource":{"resourceType":"Patient","identifier":[{"system":"http://ehr.example.org/mrn","value":"@K"}],"name":[{"family":"Lindqvist","given":["Maren"]}],"gender":"female","birthDate":"1961-03-14","telecom":[{"system":"phone","value":"+1 555 0142"}]},"request":{"method":"POST","url":"Patient","ifNoneExist":"identifier=http://ehr.example.org/mrn|@K"}},

@@ -1,6 +1,7 @@
 -- GET /fhir/CarePlan?patient=..&_include=CarePlan:activity-reference: a patient's
 -- programs with their prescriptions (IDS is defined by the harness).
 local headers = { ["Accept"] = "application/fhir+json" }
+headers["Authorization"] = "Bearer " .. TOKEN
 local n = 0
 function request()
   n = n + 1

@@ -2,6 +2,7 @@
 -- completed Tasks of the last 30 days, first page with its total (IDS and SINCE are
 -- defined by the harness).
 local headers = { ["Accept"] = "application/fhir+json" }
+headers["Authorization"] = "Bearer " .. TOKEN
 local n = 0
 function request()
   n = n + 1

@@ -22,6 +22,7 @@ function request()
   return wrk.format("PUT", PATH_PREFIX .. id, {
     ["Content-Type"] = "application/fhir+json",
     ["If-Match"] = string.format('W/"%d"', version[id]),
+    ["Authorization"] = "Bearer " .. TOKEN,
   }, body)
 end
 

@@ -495,6 +495,27 @@ const ELEMENT_PARAMS: &[ElementParam] = element_params![
     ),
 ];
 
+/// Whether a resource is in `patient`'s compartment as this server draws it: the
+/// Patient itself, or a resource whose `patient` (or `subject`, `for`) names it.
+pub fn in_patient_compartment(
+    resource_type: &str,
+    id: &str,
+    json: &Map<String, Value>,
+    patient: &str,
+) -> bool {
+    if resource_type == "Patient" {
+        return id == patient;
+    }
+    let target = format!("Patient/{patient}");
+    let param = match alias_of(resource_type, "patient") {
+        Some((indexed, _)) => indexed,
+        None => "patient",
+    };
+    token_values(resource_type, json)
+        .iter()
+        .any(|t| t.param == param && t.code == target)
+}
+
 /// The project's own search parameter on the due window of an exercise session
 /// (`Task.restriction.period`), defined by the SearchParameter resource of that URL.
 pub const DUE_WINDOW: SearchParam = SearchParam {

@@ -20,4 +20,5 @@ mod referrals;
 mod robustness;
 mod search;
 mod search_more;
+mod security;
 mod support;

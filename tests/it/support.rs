@@ -53,16 +53,57 @@ pub async fn start_with(adjust: impl FnOnce(&mut Config), clock: Arc<dyn Clock>)
     config.shutdown_timeout = 1;
     adjust(&mut config);
     let database_url = config.database_url.clone();
+    let clock_now = clock.now().as_second();
     let (server, addr) = api::server::build(&config, clock).expect("server starts");
     let handle = server.handle();
     tokio::spawn(server);
     TestServer {
         base: format!("http://{addr}/fhir"),
-        client: Client::new(),
+        client: client_with_token(&token_at(&database_url, "system/*.cruds", None, clock_now)),
         database_url,
         handle,
         _dir: dir,
     }
+}
+
+/// An access token of the test database (as `hep-server dev-token` prints it), issued
+/// now by the system clock, for an hour.
+pub fn token(database_url: &str, scope: &str, patient: Option<&str>) -> String {
+    let request = api::auth::tokens::DevToken {
+        scope: scope.into(),
+        patient: patient.map(str::to_string),
+        tenant: "default".into(),
+        minutes: 60,
+        force: false,
+    };
+    api::auth::tokens::dev_token(database_url, &request, jiff::Timestamp::now().as_second())
+        .expect("dev token")
+}
+
+/// A token issued at `now` (the server's clock, in seconds) that lasts ten years: the
+/// clock of a test may move on by months.
+fn token_at(database_url: &str, scope: &str, patient: Option<&str>, now: i64) -> String {
+    let request = api::auth::tokens::DevToken {
+        scope: scope.into(),
+        patient: patient.map(str::to_string),
+        tenant: "default".into(),
+        minutes: 10 * 366 * 24 * 60,
+        force: false,
+    };
+    api::auth::tokens::dev_token(database_url, &request, now).expect("dev token")
+}
+
+/// An HTTP client that sends this bearer token with every request.
+pub fn client_with_token(token: &str) -> Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().expect("header value"),
+    );
+    Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("client")
 }
 
 impl TestServer {

@@ -567,6 +567,16 @@ pub fn referencing(
         .load(conn)
 }
 
+/// The stored setting `name`, stored as `value` first when it has none (the first
+/// writer's value wins, even when two processes start at once).
+pub fn setting_or_insert(conn: &mut AnyConnection, name: &str, value: &str) -> QueryResult<String> {
+    on_backend!(conn, c => diesel::insert_into(store_settings::table)
+        .values((store_settings::name.eq(name), store_settings::value.eq(value)))
+        .on_conflict_do_nothing()
+        .execute(c))?;
+    Ok(setting(conn, name)?.unwrap_or_else(|| value.to_string()))
+}
+
 /// A stored setting of the data (`None` when never set).
 pub fn setting(conn: &mut AnyConnection, name: &str) -> QueryResult<Option<String>> {
     on_backend!(conn, c => store_settings::table

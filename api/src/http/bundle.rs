@@ -9,6 +9,7 @@ use fhir_mapping::{MappingError, ParsedResource, parse_resource};
 use super::negotiate::{self, Return};
 use super::rest::{blocking, mark_replayed, only_params};
 use super::{AppState, fhir_response, finish};
+use crate::auth::{self, Access, scopes::Perm};
 use crate::error::ApiError;
 use crate::transaction::{Settings, process};
 
@@ -51,6 +52,36 @@ fn read_bundle(
     Ok(parsed)
 }
 
+/// A 403 unless the access allows every entry of the Bundle, without limits: a Bundle
+/// takes user or system scopes (patient apps write one resource at a time), and its
+/// entries are checked before any of them runs.
+fn authorize_entries(access: &Access, request: &RequestBundle) -> Result<(), ApiError> {
+    access.require_beyond_patient("a transaction or batch Bundle")?;
+    for e in request.entries.iter().flatten() {
+        let Some(target) = transaction::parse_url(&e.url, "") else {
+            continue;
+        };
+        let perm = match (e.method, &target) {
+            (transaction::Method::Post, _) => Perm::Create,
+            (transaction::Method::Put | transaction::Method::Patch, _) => Perm::Update,
+            (transaction::Method::Delete, _) => Perm::Delete,
+            (_, transaction::Target::Type(_) | transaction::Target::Search(..)) => Perm::Search,
+            _ => Perm::Read,
+        };
+        let limits = access
+            .require(target.resource_type(), perm)
+            .map_err(|err| err.in_entry(e.index, e.label()))?;
+        if !limits.is_open() {
+            return Err(ApiError::Forbidden(format!(
+                "{}: a scope restricts {}; Bundles take unrestricted scopes",
+                e.label(),
+                target.resource_type()
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn invalid(issues: Vec<fhir_mapping::Issue>) -> ApiError {
     ApiError::Invalid(MappingError { issues })
 }
@@ -58,6 +89,8 @@ fn invalid(issues: Vec<fhir_mapping::Issue>) -> ApiError {
 /// `POST [base]` with a `transaction` or `batch` Bundle (R4 http.html#transaction).
 pub async fn transaction(req: HttpRequest, payload: web::Payload, state: State) -> HttpResponse {
     let result = async {
+        let access = auth::access(&req)?;
+        access.require_beyond_patient("a transaction or batch Bundle")?;
         let query = negotiate::query_pairs(&req)?;
         only_params(&query, &["_format", "_pretty"])?;
         let out = negotiate::output(&req, &query)?;
@@ -74,7 +107,9 @@ pub async fn transaction(req: HttpRequest, payload: web::Payload, state: State) 
         let (bundle, replayed) = blocking(move || {
             let parsed = read_bundle(&st, &body, format)?;
             let request: RequestBundle = transaction::read_request(parsed).map_err(invalid)?;
-            process(&st.db, st.scope(), request, settings, idempotency)
+            authorize_entries(&access, &request)?;
+            let scope = st.scope_for(&access, &auth::Limits::default());
+            process(&st.db, scope, request, settings, idempotency)
         })
         .await?;
         let mut response = fhir_response(StatusCode::OK, out, &bundle)?;
@@ -97,6 +132,7 @@ pub async fn process_message(
     state: State,
 ) -> HttpResponse {
     let result = async {
+        auth::access(&req)?.require_beyond_patient("$process-message")?;
         let query = negotiate::query_pairs(&req)?;
         only_params(&query, &["_format", "_pretty", "async"])?;
         if query.iter().any(|(k, v)| k == "async" && v == "true") {
@@ -108,6 +144,7 @@ pub async fn process_message(
         let format = negotiate::input_format(&req)?;
         let body = negotiate::read_body(&req, payload, state.max_bundle_bytes).await?;
         let base = state.base_url(&req);
+        let access = auth::access(&req)?;
         let st = state.clone();
         let response = blocking(move || {
             let parsed = read_bundle(&st, &body, format)?;
@@ -128,7 +165,9 @@ pub async fn process_message(
                 kind: transaction::Kind::Transaction,
                 entries: message.entries.into_iter().map(Ok).collect(),
             };
-            let (bundle, _) = process(&st.db, st.scope(), request, settings, idempotency)?;
+            authorize_entries(&access, &request)?;
+            let scope = st.scope_for(&access, &auth::Limits::default());
+            let (bundle, _) = process(&st.db, scope, request, settings, idempotency)?;
             let answered: serde_json::Value = serde_json::from_slice(&bundle)
                 .map_err(|e| ApiError::Internal(format!("response Bundle: {e}")))?;
             Ok(transaction::response_message(

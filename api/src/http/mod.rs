@@ -37,13 +37,20 @@ pub struct AppState {
     pub _jobs: crate::sessions::Jobs,
     /// The CapabilityStatement, built once at start from what the server implements.
     pub capability: serde_json::Value,
+    /// The key of the access tokens this server issues.
+    pub token_keys: Arc<crate::auth::tokens::TokenKeys>,
 }
 
 impl AppState {
-    /// The scope of a write by this request.
-    pub fn scope(&self) -> crate::service::Scope {
+    /// The scope of a write by a request with this access, within these limits.
+    pub fn scope_for(
+        &self,
+        access: &crate::auth::Access,
+        limits: &crate::auth::Limits,
+    ) -> crate::service::Scope {
         crate::service::Scope {
-            tenant: self.tenant.to_string(),
+            tenant: access.tenant.clone(),
+            patient: limits.patient.clone(),
             sessions: self.sessions.clone(),
             clock: self.clock.clone(),
         }
@@ -122,6 +129,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     let not_allowed = || web::to(method_not_allowed);
     cfg.service(
         web::scope("/fhir")
+            .wrap(actix_web::middleware::from_fn(crate::auth::authenticate))
+            .service(
+                web::resource("/.well-known/smart-configuration")
+                    .route(web::get().to(rest::smart_configuration))
+                    .default_service(not_allowed()),
+            )
             .service(
                 web::resource(["", "/"])
                     .route(web::post().to(bundle::transaction))

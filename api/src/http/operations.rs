@@ -9,6 +9,7 @@ use serde_json::Value;
 use super::negotiate;
 use super::rest::{blocking, path_id, write_response};
 use super::{AppState, finish};
+use crate::auth::{self, scopes::Perm};
 use crate::clock::to_micros;
 use crate::error::ApiError;
 use crate::service;
@@ -104,10 +105,21 @@ async fn apply(
 ) -> HttpResponse {
     let result = async {
         let id = path_id(&req)?;
+        let access = auth::access(&req)?;
+        access.require_beyond_patient("$apply")?;
+        let definition = if req.path().contains("/PlanDefinition/") {
+            "PlanDefinition"
+        } else {
+            "ActivityDefinition"
+        };
+        access.require(definition, Perm::Read)?;
+        access.require("ServiceRequest", Perm::Create)?;
+        let limits = access.require("CarePlan", Perm::Create)?;
         let out = negotiate::output(&req, &negotiate::query_pairs(&req)?)?;
         let ctx = context(&req, payload, &state).await?;
         let st = state.clone();
-        let written = blocking(move || f(&st.db, st.scope(), id, ctx, st.limits)).await?;
+        let scope = st.scope_for(&access, &limits);
+        let written = blocking(move || f(&st.db, scope, id, ctx, st.limits)).await?;
         write_response(&req, &state, out, &written)
     }
     .await;
@@ -184,10 +196,17 @@ pub async fn handout(req: HttpRequest, state: web::Data<AppState>) -> HttpRespon
             .to_zoned(jiff::tz::TimeZone::UTC)
             .date()
             .to_string();
-        let tenant = state.tenant.to_string();
+        let access = auth::access(&req)?;
+        let limits = access.require("CarePlan", Perm::Read)?;
+        let tenant = access.tenant.clone();
         let sheet = state
             .db
-            .read(move |conn| Ok(service::handout(conn, &tenant, &id, produced)))
+            .read(move |conn| {
+                if !service::visible(conn, &tenant, "CarePlan", &id, &limits)? {
+                    return Ok(Err(ApiError::NotFound(format!("CarePlan/{id} does not exist"))));
+                }
+                Ok(service::handout(conn, &tenant, &id, produced))
+            })
             .await??;
         Ok(match format {
             Sheet::Html => HttpResponse::Ok()
@@ -284,12 +303,21 @@ pub async fn clinic_adherence(req: HttpRequest, state: web::Data<AppState>) -> H
             csv,
             out,
         } = adherence_query(&req)?;
+        let access = auth::access(&req)?;
+        access.require_beyond_patient("$adherence of a clinic or a Group")?;
+        for t in ["Patient", "Task", "Group"] {
+            if !access.require(t, Perm::Read)?.is_open() {
+                return Err(ApiError::Forbidden(format!(
+                    "$adherence of a clinic or a Group needs unrestricted read scopes on {t}"
+                )));
+            }
+        }
         let now = to_micros(state.clock.now());
         let st = state.clone();
         let answer = state
             .db
             .read(move |conn| {
-                let tenant = st.tenant.as_str();
+                let tenant = access.tenant.as_str();
                 let run = |conn: &mut crate::db::AnyConnection| {
                     let members = match &group {
                         None => None,
@@ -340,11 +368,19 @@ pub async fn adherence(req: HttpRequest, state: web::Data<AppState>) -> HttpResp
             csv,
             out,
         } = adherence_query(&req)?;
+        let access = auth::access(&req)?;
+        let target_type = if program { "CarePlan" } else { "Patient" };
+        let limits = access.require(target_type, Perm::Read)?;
         let now = to_micros(state.clock.now());
         let st = state.clone();
         let answer = state
             .db
             .read(move |conn| {
+                if !service::visible(conn, &access.tenant, target_type, &id, &limits)? {
+                    return Ok(Err(ApiError::NotFound(format!(
+                        "{target_type}/{id} does not exist"
+                    ))));
+                }
                 let target = if program {
                     crate::sessions::Target::Program(&id)
                 } else {
@@ -352,7 +388,7 @@ pub async fn adherence(req: HttpRequest, state: web::Data<AppState>) -> HttpResp
                 };
                 Ok(crate::sessions::adherence(
                     conn,
-                    st.tenant.as_str(),
+                    access.tenant.as_str(),
                     target,
                     start.as_deref(),
                     end.as_deref(),

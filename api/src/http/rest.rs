@@ -10,6 +10,7 @@ use fhir_mapping::{Format, Issue, ParsedResource, operation_outcome, parse_resou
 
 use super::negotiate::{self, Output, Return};
 use super::{AppState, fhir_response, finish, render};
+use crate::auth::{self, Access, Limits, scopes::Perm};
 use crate::clock::{http_date, instant_string};
 use crate::db::store::{self, HistoryQuery, Key, VersionRow};
 use crate::error::{ApiError, content_type};
@@ -194,6 +195,27 @@ pub(super) fn mark_replayed(response: &mut HttpResponse) {
     );
 }
 
+/// `GET /fhir/.well-known/smart-configuration` (SMART App Launch 2): how clients get
+/// tokens and what this server accepts.
+pub async fn smart_configuration(req: HttpRequest, state: State) -> HttpResponse {
+    let base = state.base_url(&req);
+    let origin = base.strip_suffix("/fhir").unwrap_or(&base).to_string();
+    let body = serde_json::json!({
+        "issuer": crate::auth::tokens::ISSUER,
+        "token_endpoint": format!("{origin}/auth/token"),
+        "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+        "token_endpoint_auth_signing_alg_values_supported": ["RS384", "ES384"],
+        "grant_types_supported": ["client_credentials"],
+        "scopes_supported": ["system/*.cruds", "system/*.rs", "user/*.cruds", "user/*.rs",
+            "patient/*.cruds", "patient/*.rs", "system/*.read", "system/*.write"],
+        "response_types_supported": ["token"],
+        "capabilities": ["client-confidential-asymmetric", "permission-v1", "permission-v2"]
+    });
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(body.to_string())
+}
+
 pub async fn metadata(req: HttpRequest, state: State) -> HttpResponse {
     let result = async {
         let query = negotiate::query_pairs(&req)?;
@@ -211,6 +233,8 @@ pub async fn metadata(req: HttpRequest, state: State) -> HttpResponse {
 pub async fn create(req: HttpRequest, payload: web::Payload, state: State) -> HttpResponse {
     let result = async {
         let res_type = resource_type(&req)?;
+        let access = auth::access(&req)?;
+        let limits = access.require(&res_type, Perm::Create)?;
         let query = negotiate::query_pairs(&req)?;
         only_params(&query, &["_format", "_pretty"])?;
         let out = negotiate::output(&req, &query)?;
@@ -232,7 +256,14 @@ pub async fn create(req: HttpRequest, payload: web::Payload, state: State) -> Ht
         let st = state.clone();
         let (written, replayed) = blocking(move || {
             let parsed = parse_body(&st, &body, format, &res_type)?;
-            service::create(&st.db, st.scope(), parsed, id, criteria, idempotency)
+            service::create(
+                &st.db,
+                st.scope_for(&access, &limits),
+                parsed,
+                id,
+                criteria,
+                idempotency,
+            )
         })
         .await?;
         let mut response = write_response(&req, &state, out, &written)?;
@@ -249,6 +280,8 @@ pub async fn update(req: HttpRequest, payload: web::Payload, state: State) -> Ht
     let result = async {
         let res_type = resource_type(&req)?;
         let id = path_id(&req)?;
+        let access = auth::access(&req)?;
+        let limits = access.require(&res_type, Perm::Update)?;
         let query = negotiate::query_pairs(&req)?;
         only_params(&query, &["_format", "_pretty"])?;
         let out = negotiate::output(&req, &query)?;
@@ -270,7 +303,7 @@ pub async fn update(req: HttpRequest, payload: web::Payload, state: State) -> Ht
                 }
                 Some(_) => {}
             }
-            service::update(&st.db, st.scope(), parsed, id, if_match)
+            service::update(&st.db, st.scope_for(&access, &limits), parsed, id, if_match)
         })
         .await?;
         write_response(&req, &state, out, &written)
@@ -286,6 +319,8 @@ pub async fn patch(req: HttpRequest, payload: web::Payload, state: State) -> Htt
     let result = async {
         let res_type = resource_type(&req)?;
         let id = path_id(&req)?;
+        let access = auth::access(&req)?;
+        let limits = access.require(&res_type, Perm::Update)?;
         let query = negotiate::query_pairs(&req)?;
         only_params(&query, &["_format", "_pretty"])?;
         let out = negotiate::output(&req, &query)?;
@@ -308,7 +343,7 @@ pub async fn patch(req: HttpRequest, payload: web::Payload, state: State) -> Htt
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let current = current_of(&state, &res_type, &id).await?;
+            let current = current_of(&state, &access, &limits, &res_type, &id).await?;
             let Some(stored) = current.body.filter(|_| !current.deleted) else {
                 return Err(ApiError::Gone(format!("{res_type}/{id} was deleted")));
             };
@@ -332,6 +367,7 @@ pub async fn patch(req: HttpRequest, payload: web::Payload, state: State) -> Htt
                 serde_json::to_vec(&doc).map_err(|e| ApiError::Internal(e.to_string()))?;
             let st = state.clone();
             let (t, i, version) = (res_type.clone(), id.clone(), current.version);
+            let scope = st.scope_for(&access, &limits);
             let written = blocking(move || {
                 let parsed = parse_body(&st, &patched, Format::Json, &t)?;
                 if parsed.id() != Some(i.as_str()) {
@@ -343,7 +379,7 @@ pub async fn patch(req: HttpRequest, payload: web::Payload, state: State) -> Htt
                         .at(format!("{t}.id")),
                     ]));
                 }
-                service::update(&st.db, st.scope(), parsed, i, Some(version))
+                service::update(&st.db, scope, parsed, i, Some(version))
             })
             .await;
             match written {
@@ -369,6 +405,9 @@ pub async fn conditional_update(
 ) -> HttpResponse {
     let result = async {
         let res_type = resource_type(&req)?;
+        let access = auth::access(&req)?;
+        let limits = access.require(&res_type, Perm::Update)?;
+        access.require(&res_type, Perm::Search)?;
         let query = negotiate::query_pairs(&req)?;
         let out = negotiate::output(&req, &query)?;
         let criteria: Vec<(String, String)> = query
@@ -384,7 +423,14 @@ pub async fn conditional_update(
         let st = state.clone();
         let written = blocking(move || {
             let parsed = parse_body(&st, &body, format, &res_type)?;
-            service::conditional_update(&st.db, st.scope(), parsed, new_id, search, if_match)
+            service::conditional_update(
+                &st.db,
+                st.scope_for(&access, &limits),
+                parsed,
+                new_id,
+                search,
+                if_match,
+            )
         })
         .await?;
         write_response(&req, &state, out, &written)
@@ -397,12 +443,15 @@ pub async fn delete(req: HttpRequest, state: State) -> HttpResponse {
     let result = async {
         let res_type = resource_type(&req)?;
         let id = path_id(&req)?;
+        let access = auth::access(&req)?;
+        let limits = access.require(&res_type, Perm::Delete)?;
         let query = negotiate::query_pairs(&req)?;
         only_params(&query, &["_format", "_pretty"])?;
         let if_match = if_match(&req)?;
         let st = state.clone();
+        let scope = st.scope_for(&access, &limits);
         let written =
-            blocking(move || service::delete(&st.db, st.scope(), res_type, id, if_match)).await?;
+            blocking(move || service::delete(&st.db, scope, res_type, id, if_match)).await?;
         let mut b = HttpResponse::NoContent();
         b.insert_header((header::ETAG, etag(written.version)));
         Ok(b.finish())
@@ -411,21 +460,28 @@ pub async fn delete(req: HttpRequest, state: State) -> HttpResponse {
     finish(&req, result)
 }
 
-/// The current row of a resource (deleted or not); 404 when it never existed.
+/// The current row of a resource (deleted or not) in the request's tenant; 404 when it
+/// never existed, or when the access's limits (a patient's compartment, a scope's
+/// restriction) leave it out.
 async fn current_of(
     state: &State,
+    access: &Access,
+    limits: &Limits,
     res_type: &str,
     id: &str,
 ) -> Result<store::CurrentRow, ApiError> {
-    let st = state.clone();
     let (t, i) = (res_type.to_string(), id.to_string());
+    let (tenant, limits) = (access.tenant.clone(), limits.clone());
     state
         .db
         .read(move |conn| {
+            if !service::visible(conn, &tenant, &t, &i, &limits)? {
+                return Ok(None);
+            }
             Ok(store::current(
                 conn,
                 Key {
-                    tenant: st.tenant.as_str(),
+                    tenant: &tenant,
                     res_type: &t,
                     res_id: &i,
                 },
@@ -451,7 +507,9 @@ pub async fn read(req: HttpRequest, state: State) -> HttpResponse {
                 "{res_type}/{id} does not exist"
             )));
         }
-        let current = current_of(&state, &res_type, &id).await?;
+        let access = auth::access(&req)?;
+        let limits = access.require(&res_type, Perm::Read)?;
+        let current = current_of(&state, &access, &limits, &res_type, &id).await?;
         let Some(body) = current.body.filter(|_| !current.deleted) else {
             return Err(ApiError::Gone(format!(
                 "{res_type}/{id} was deleted (version {})",
@@ -546,15 +604,20 @@ pub async fn vread(req: HttpRequest, state: State) -> HttpResponse {
         if !is_valid_id(&id) {
             return Err(not_found());
         }
-        let st = state.clone();
+        let access = auth::access(&req)?;
+        let limits = access.require(&res_type, Perm::Read)?;
         let (t, i) = (res_type.clone(), id.clone());
+        let tenant = access.tenant.clone();
         let row = state
             .db
             .read(move |conn| {
+                if !service::visible(conn, &tenant, &t, &i, &limits)? {
+                    return Ok(None);
+                }
                 Ok(store::version(
                     conn,
                     Key {
-                        tenant: st.tenant.as_str(),
+                        tenant: &tenant,
                         res_type: &t,
                         res_id: &i,
                     },
@@ -631,15 +694,31 @@ async fn history(
         ),
         None => None,
     };
-    let st = state.clone();
+    let access = auth::access(&req)?;
+    let limits = match &res_type {
+        Some(t) => access.require(t, Perm::Read)?,
+        None => access.require_every_type(Perm::Read)?,
+    };
+    if id.is_none() && !limits.is_open() {
+        return Err(ApiError::Forbidden(
+            "the history of a type or of the server needs user or system scopes without a restriction"
+                .into(),
+        ));
+    }
     let (t, i) = (res_type.clone(), id.clone());
+    let tenant = access.tenant.clone();
     let rows: Vec<VersionRow> = state
         .db
         .read(move |conn| {
+            if let (Some(t), Some(i)) = (&t, &i)
+                && !service::visible(conn, &tenant, t, i, &limits)?
+            {
+                return Ok(Vec::new());
+            }
             Ok(store::history(
                 conn,
                 HistoryQuery {
-                    tenant: st.tenant.as_str(),
+                    tenant: &tenant,
                     res_type: t.as_deref(),
                     res_id: i.as_deref(),
                     since,
@@ -767,13 +846,13 @@ async fn run_search(
         now: crate::clock::to_micros(state.clock.now()),
     };
     let parsed = search::parse_with(&res_type, &query, options)?;
+    let access = auth::access(req)?;
+    let limited = search::limit(&access, &res_type, &parsed)?;
     let count = parsed.count.unwrap_or(DEFAULT_COUNT);
-    let st = state.clone();
     let t = res_type.clone();
-    let p = parsed.clone();
     let found = state
         .db
-        .read(move |conn| search::execute(conn, st.tenant.as_str(), &t, &p, count))
+        .read(move |conn| search::execute(conn, &access.tenant, &t, &limited, count, Some(&access)))
         .await?;
     let bundle = search::searchset(
         &state.base_url(req),

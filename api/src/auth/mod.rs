@@ -1,0 +1,231 @@
+//! Authorization: who a request comes from (its access token), in which clinic, and
+//! what its SMART scopes let it do. Every route under `/fhir` but the
+//! CapabilityStatement and the SMART configuration needs a token.
+
+pub mod scopes;
+pub mod tokens;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{HttpMessage, HttpRequest, web};
+
+use crate::db::store::Condition;
+use crate::error::ApiError;
+use scopes::{Grant, Perm, Scopes};
+
+/// The access of a request, from its verified token.
+#[derive(Debug, Clone)]
+pub struct Access {
+    pub tenant: String,
+    /// The client the token was issued to.
+    pub client: String,
+    pub scopes: Scopes,
+    /// The patient in context: patient scopes open this patient's compartment only.
+    pub patient: Option<String>,
+}
+
+/// Types outside any patient's compartment that a patient app may read with patient
+/// scopes: the exercise library, the people and places of the clinic, definitions.
+const SHARED_TYPES: &[&str] = &[
+    "ActivityDefinition",
+    "PlanDefinition",
+    "Practitioner",
+    "PractitionerRole",
+    "Organization",
+    "Location",
+    "Binary",
+    "Questionnaire",
+    "StructureDefinition",
+    "CodeSystem",
+    "ValueSet",
+    "SearchParameter",
+    "OperationDefinition",
+];
+
+/// What a request may see of one type: its conditions are added to the SQL of every
+/// query of that type (the patient's compartment, a scope's search restriction).
+#[derive(Debug, Clone, Default)]
+pub struct Limits {
+    /// Only resources of this patient's compartment.
+    pub patient: Option<String>,
+    pub conditions: Vec<Condition>,
+}
+
+impl Limits {
+    pub fn is_open(&self) -> bool {
+        self.patient.is_none() && self.conditions.is_empty()
+    }
+}
+
+impl Access {
+    /// The limits of `perm` on `resource_type`, or a 403 that says which scope is missing.
+    pub fn require(&self, resource_type: &str, perm: Perm) -> Result<Limits, ApiError> {
+        let Grant::Allowed {
+            patient_only,
+            restriction,
+        } = self.scopes.grant(resource_type, perm)
+        else {
+            return Err(ApiError::Forbidden(format!(
+                "the access token has no scope that allows `{}` on {resource_type} (for example user/{resource_type}.{})",
+                perm.letter(),
+                perm.letter()
+            )));
+        };
+        let mut limits = Limits::default();
+        if patient_only {
+            let patient = self.patient.clone().ok_or_else(|| {
+                ApiError::Forbidden("patient scopes need a token with a patient in context".into())
+            })?;
+            if SHARED_TYPES.contains(&resource_type) {
+                if !matches!(perm, Perm::Read | Perm::Search) {
+                    return Err(ApiError::Forbidden(format!(
+                        "{resource_type} is not in a patient's compartment: patient scopes only read it"
+                    )));
+                }
+            } else {
+                limits
+                    .conditions
+                    .push(compartment(resource_type, &patient)?);
+                limits.patient = Some(patient);
+            }
+        }
+        if !restriction.is_empty() {
+            let search = crate::search::parse(resource_type, &restriction).map_err(|_| {
+                ApiError::Forbidden(format!(
+                    "a scope restricts {resource_type} by a search this server does not support"
+                ))
+            })?;
+            limits.conditions.extend(search.conditions);
+        }
+        Ok(limits)
+    }
+
+    /// The limits of `perm` on every type at once (history of the server): only a
+    /// wildcard scope grants it.
+    pub fn require_every_type(&self, perm: Perm) -> Result<Limits, ApiError> {
+        match self.scopes.grant("*", perm) {
+            Grant::Allowed {
+                patient_only: false,
+                restriction,
+            } if restriction.is_empty() => Ok(Limits::default()),
+            _ => Err(ApiError::Forbidden(format!(
+                "this needs a scope on every type, such as system/*.{}",
+                perm.letter()
+            ))),
+        }
+    }
+
+    /// A 403 unless the token opens more than one patient's data.
+    pub fn require_beyond_patient(&self, what: &str) -> Result<(), ApiError> {
+        if self.scopes.beyond_patient() {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(format!(
+                "{what} needs user or system scopes"
+            )))
+        }
+    }
+}
+
+/// The condition that keeps a search of `resource_type` in `patient`'s compartment.
+fn compartment(resource_type: &str, patient: &str) -> Result<Condition, ApiError> {
+    if resource_type == "Patient" {
+        return Ok(Condition::Id(vec![patient.to_string()]));
+    }
+    let search = crate::search::parse(
+        resource_type,
+        &[("patient".to_string(), format!("Patient/{patient}"))],
+    )
+    .map_err(|_| {
+        ApiError::Forbidden(format!(
+            "{resource_type} is not in a patient's compartment on this server: patient scopes cannot open it"
+        ))
+    })?;
+    search
+        .conditions
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::Internal("no compartment condition".into()))
+}
+
+/// The access of a request (set by [`authenticate`]).
+pub fn access(req: &HttpRequest) -> Result<Access, ApiError> {
+    req.extensions()
+        .get::<Access>()
+        .cloned()
+        .ok_or_else(|| ApiError::Unauthorized(MISSING.into()))
+}
+
+/// The message of a request without a token (answered without an error code, RFC 6750).
+pub const MISSING: &str = "an access token is required (Authorization: Bearer ...)";
+
+/// Routes that answer without a token.
+fn is_open(req: &ServiceRequest) -> bool {
+    let path = req.path().trim_end_matches('/');
+    req.method() == actix_web::http::Method::GET
+        && (path.ends_with("/fhir/metadata")
+            || path.ends_with("/fhir/.well-known/smart-configuration"))
+}
+
+/// Middleware: checks the bearer token of every request under `/fhir` (but the open
+/// routes) and stores its [`Access`] in the request.
+pub async fn authenticate(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<actix_web::body::EitherBody<impl MessageBody>>, actix_web::Error> {
+    if is_open(&req) {
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_left_body);
+    }
+    let verified = match req.app_data::<web::Data<crate::http::AppState>>() {
+        Some(state) => verify(&req, state),
+        None => Err(ApiError::Internal("no application state".into())),
+    };
+    match verified {
+        Ok(access) => {
+            req.extensions_mut().insert(access);
+            next.call(req)
+                .await
+                .map(ServiceResponse::map_into_left_body)
+        }
+        Err(e) => {
+            let out = crate::http::negotiate::error_output(req.request());
+            let response = e.to_response(out.format, out.pretty);
+            Ok(req.into_response(response).map_into_right_body())
+        }
+    }
+}
+
+fn verify(req: &ServiceRequest, state: &crate::http::AppState) -> Result<Access, ApiError> {
+    let header = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::Unauthorized(MISSING.into()))?;
+    let token = header
+        .to_str()
+        .ok()
+        .and_then(|h| {
+            let (scheme, token) = h.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        })
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".into())
+        })?;
+    let now = crate::clock::to_micros(state.clock.now()) / 1_000_000;
+    let claims = state.token_keys.verify(token, now)?;
+    if domain::TenantId::parse(&claims.tenant).is_err() {
+        return Err(ApiError::Unauthorized(
+            "the access token names no valid tenant".into(),
+        ));
+    }
+    Ok(Access {
+        tenant: claims.tenant,
+        client: claims.sub,
+        scopes: Scopes::parse(&claims.scope),
+        patient: claims.patient,
+    })
+}

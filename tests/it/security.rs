@@ -1,0 +1,582 @@
+//! Authorization: every route needs a valid token of the right clinic with the right
+//! scopes; a patient-context token opens its patient's compartment and nothing else,
+//! by any route.
+
+use reqwest::{Client, Response, StatusCode};
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+/// Every kind of route, as (method, path, body).
+fn routes(patient: &str, plan: &str) -> Vec<(&'static str, String, Option<Value>)> {
+    vec![
+        ("GET", format!("Patient/{patient}"), None),
+        ("GET", format!("Patient/{patient}/_history/1"), None),
+        ("GET", format!("Patient/{patient}/_history"), None),
+        ("GET", "Patient/_history".into(), None),
+        ("GET", "_history".into(), None),
+        ("GET", "Patient?gender=female".into(), None),
+        (
+            "GET",
+            format!("Observation?patient={patient}&_include=Observation:patient"),
+            None,
+        ),
+        (
+            "GET",
+            format!("Patient?_id={patient}&_revinclude=Observation:patient"),
+            None,
+        ),
+        (
+            "GET",
+            "Observation?patient.identifier=urn:test:mrn|a".into(),
+            None,
+        ),
+        ("POST", "Patient".into(), Some(patient_body("new"))),
+        (
+            "PUT",
+            format!("Patient/{patient}"),
+            Some(json!({"resourceType": "Patient", "id": patient})),
+        ),
+        ("DELETE", format!("Observation/{plan}"), None),
+        (
+            "POST",
+            "".into(),
+            Some(json!({"resourceType": "Bundle", "type": "batch", "entry": [
+            {"request": {"method": "GET", "url": format!("Patient/{patient}")}}]})),
+        ),
+        ("GET", format!("CarePlan/{plan}/$adherence"), None),
+        ("GET", format!("Patient/{patient}/$adherence"), None),
+        ("GET", "$adherence".into(), None),
+        ("GET", format!("CarePlan/{plan}/$handout"), None),
+    ]
+}
+
+fn patient_body(mrn: &str) -> Value {
+    patient(mrn)
+}
+
+async fn send(
+    client: &Client,
+    s: &TestServer,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> Response {
+    let url = s.url(path);
+    let req = match method {
+        "GET" => client.get(url),
+        "POST" => client.post(url),
+        "PUT" => client.put(url),
+        "DELETE" => client.delete(url),
+        other => panic!("{other}"),
+    };
+    let req = match body {
+        Some(b) => req.header("Content-Type", FHIR_JSON).body(b.to_string()),
+        None => req,
+    };
+    req.send().await.expect("request")
+}
+
+/// The text of a response, which must not name anything of the data.
+async fn refused(res: Response, status: StatusCode, secret: &str, what: &str) {
+    assert_eq!(res.status(), status, "{what}");
+    let body = res.text().await.unwrap_or_default();
+    assert!(body.contains("OperationOutcome"), "{what}: {body}");
+    assert!(!body.contains(secret), "{what} leaks: {body}");
+}
+
+struct Data {
+    a: String,
+    b: String,
+    plan_b: String,
+    obs_a: String,
+    obs_b: String,
+}
+
+async fn seed(s: &TestServer) -> Data {
+    let mut pa = patient("a");
+    pa["gender"] = json!("female");
+    pa["name"] = json!([{"family": "Secretname"}]);
+    let a = s.create(pa).await["id"].as_str().expect("id").to_string();
+    let b = s.create(patient("b")).await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let obs = |p: &str, category: &str| {
+        json!({"resourceType": "Observation", "status": "final",
+            "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": category}]}],
+            "code": {"coding": [{"system": "http://loinc.org", "code": "72514-3"}]},
+            "subject": {"reference": format!("Patient/{p}")}, "valueInteger": 3})
+    };
+    let obs_a = s.create(obs(&a, "vital-signs")).await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let obs_b = s.create(obs(&b, "survey")).await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let plan = json!({"resourceType": "CarePlan", "status": "draft", "intent": "plan",
+        "subject": {"reference": format!("Patient/{b}")}});
+    let plan_b = s.create(plan).await["id"].as_str().expect("id").to_string();
+    Data {
+        a,
+        b,
+        plan_b,
+        obs_a,
+        obs_b,
+    }
+}
+
+#[tokio::test]
+async fn every_route_refuses_a_missing_or_bad_token() {
+    let s = start().await;
+    let d = seed(&s).await;
+    let anonymous = Client::new();
+    let expired = {
+        let request = api::auth::tokens::DevToken {
+            scope: "system/*.cruds".into(),
+            patient: None,
+            tenant: "default".into(),
+            minutes: 5,
+            force: false,
+        };
+        let long_ago = jiff::Timestamp::now().as_second() - 3600;
+        api::auth::tokens::dev_token(&s.database_url, &request, long_ago).expect("token")
+    };
+    // signed by another database's key
+    let other = start().await;
+    let foreign = token(&other.database_url, "system/*.cruds", None);
+    let tampered = {
+        let t = token(&s.database_url, "system/*.rs", None);
+        let mut parts: Vec<String> = t.split('.').map(str::to_string).collect();
+        use base64::Engine;
+        let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(&parts[1])
+            .expect("claims");
+        let claims = String::from_utf8(claims)
+            .expect("utf8")
+            .replace("system/*.rs", "system/*.cruds");
+        parts[1] = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(claims);
+        parts.join(".")
+    };
+    let clients = [
+        ("no token", anonymous.clone()),
+        ("expired", client_with_token(&expired)),
+        ("wrong signature", client_with_token(&foreign)),
+        ("tampered", client_with_token(&tampered)),
+        ("not a JWT", client_with_token("abc")),
+    ];
+    for (label, client) in &clients {
+        for (method, path, body) in routes(&d.a, &d.plan_b) {
+            let res = send(client, &s, method, &path, body.as_ref()).await;
+            let www = res
+                .headers()
+                .get("WWW-Authenticate")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            assert!(
+                www.starts_with("Bearer realm=\"hep\""),
+                "{label} {method} {path}: {www}"
+            );
+            refused(
+                res,
+                StatusCode::UNAUTHORIZED,
+                "Secretname",
+                &format!("{label} {method} {path}"),
+            )
+            .await;
+        }
+    }
+    // a Basic header is not a bearer token
+    let res = anonymous
+        .get(s.url("Patient"))
+        .header("Authorization", "Basic dXNlcjpwYXNz")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    // the CapabilityStatement and the SMART configuration are open
+    assert_eq!(
+        anonymous
+            .get(s.url("metadata"))
+            .send()
+            .await
+            .expect("get")
+            .status(),
+        StatusCode::OK
+    );
+    let smart: Value = anonymous
+        .get(s.url(".well-known/smart-configuration"))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        smart["capabilities"]
+            .as_array()
+            .is_some_and(|c| c.contains(&json!("permission-v2")))
+    );
+    // the right token passes
+    assert_eq!(
+        s.get(&format!("Patient/{}", d.a)).await.status(),
+        StatusCode::OK
+    );
+    let _ = d.b;
+}
+
+#[tokio::test]
+async fn scopes_are_enforced_per_type_and_interaction() {
+    let s = start().await;
+    let d = seed(&s).await;
+    let read_patients = client_with_token(&token(&s.database_url, "system/Patient.rs", None));
+    assert_eq!(
+        send(&read_patients, &s, "GET", &format!("Patient/{}", d.a), None)
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    for (method, path, body) in [
+        ("POST", "Patient".to_string(), Some(patient("x"))),
+        ("GET", format!("Observation/{}", d.obs_a), None),
+        ("GET", "Observation?status=final".into(), None),
+        (
+            "GET",
+            "Observation?patient.identifier=urn:test:mrn|a".into(),
+            None,
+        ),
+        ("GET", "_history".into(), None),
+        (
+            "GET",
+            "Patient?_revinclude=Observation:patient".into(),
+            None,
+        ),
+        ("DELETE", format!("Patient/{}", d.a), None),
+        (
+            "POST",
+            "".into(),
+            Some(json!({"resourceType": "Bundle", "type": "batch", "entry": [
+            {"request": {"method": "GET", "url": format!("Observation/{}", d.obs_a)}}]})),
+        ),
+        ("GET", "$adherence".into(), None),
+    ] {
+        refused(
+            send(&read_patients, &s, method, &path, body.as_ref()).await,
+            StatusCode::FORBIDDEN,
+            "Secretname",
+            &format!("{method} {path}"),
+        )
+        .await;
+    }
+    // an include of a type the token cannot read: refused when the request names the
+    // type, left out (and said so) when the reference could be of any type
+    let watcher = client_with_token(&token(&s.database_url, "system/Observation.rs", None));
+    refused(
+        send(
+            &watcher,
+            &s,
+            "GET",
+            &format!("Observation?_id={}&_include=Observation:patient", d.obs_a),
+            None,
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+        "Secretname",
+        "include of Patient",
+    )
+    .await;
+    let b: Value = send(
+        &watcher,
+        &s,
+        "GET",
+        &format!("Observation?_id={}&_include=Observation:subject", d.obs_a),
+        None,
+    )
+    .await
+    .json()
+    .await
+    .expect("bundle");
+    let entries = b["entry"].as_array().cloned().unwrap_or_default();
+    assert_eq!(entries.len(), 2, "{b}");
+    assert!(
+        entries
+            .iter()
+            .all(|e| e["resource"]["resourceType"] != "Patient"),
+        "{b}"
+    );
+    assert!(entries.iter().any(|e| e["search"]["mode"] == "outcome"));
+    assert!(!b.to_string().contains("Secretname"));
+
+    // a v2 restriction narrows every search and read
+    let vitals = client_with_token(&token(
+        &s.database_url,
+        "user/Observation.rs?category=vital-signs",
+        None,
+    ));
+    let b: Value = send(&vitals, &s, "GET", "Observation", None)
+        .await
+        .json()
+        .await
+        .expect("bundle");
+    assert_eq!(b["total"], 1);
+    assert_eq!(b["entry"][0]["resource"]["id"], d.obs_a.as_str());
+    assert_eq!(
+        send(
+            &vitals,
+            &s,
+            "GET",
+            &format!("Observation/{}", d.obs_b),
+            None
+        )
+        .await
+        .status(),
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn another_clinic_sees_nothing() {
+    let s = start().await;
+    let d = seed(&s).await;
+    let request = api::auth::tokens::DevToken {
+        scope: "system/*.cruds".into(),
+        patient: None,
+        tenant: "other-clinic".into(),
+        minutes: 60,
+        force: false,
+    };
+    let other = client_with_token(
+        &api::auth::tokens::dev_token(
+            &s.database_url,
+            &request,
+            jiff::Timestamp::now().as_second(),
+        )
+        .expect("token"),
+    );
+    for path in [
+        format!("Patient/{}", d.a),
+        format!("Patient/{}/_history/1", d.a),
+        format!("Patient/{}/_history", d.a),
+        format!("CarePlan/{}/$adherence", d.plan_b),
+        format!("CarePlan/{}/$handout", d.plan_b),
+    ] {
+        refused(
+            send(&other, &s, "GET", &path, None).await,
+            StatusCode::NOT_FOUND,
+            "Secretname",
+            &path,
+        )
+        .await;
+    }
+    for path in [
+        "Patient",
+        "Observation?patient.name=secret",
+        "_history",
+        "Patient/_history",
+    ] {
+        let b: Value = send(&other, &s, "GET", path, None)
+            .await
+            .json()
+            .await
+            .expect("bundle");
+        assert!(
+            b["entry"].as_array().is_none_or(|e| e.is_empty()),
+            "{path}: {b}"
+        );
+    }
+    // a write to the same id makes the other clinic's own resource, not a new version
+    let mut p = patient("a");
+    p["id"] = json!(d.a);
+    let res = send(&other, &s, "PUT", &format!("Patient/{}", d.a), Some(&p)).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let mine = json(s.get(&format!("Patient/{}", d.a)).await).await;
+    assert_eq!(mine["meta"]["versionId"], "1");
+}
+
+#[tokio::test]
+async fn a_patient_token_opens_its_compartment_only() {
+    let s = start().await;
+    let d = seed(&s).await;
+    let app = client_with_token(&token(&s.database_url, "patient/*.cruds", Some(&d.a)));
+    // its own
+    for path in [
+        format!("Patient/{}", d.a),
+        format!("Observation/{}", d.obs_a),
+        format!("Patient/{}/_history", d.a),
+        format!("Patient/{}/$adherence", d.a),
+    ] {
+        assert_eq!(
+            send(&app, &s, "GET", &path, None).await.status(),
+            StatusCode::OK,
+            "{path}"
+        );
+    }
+    let b: Value = send(&app, &s, "GET", "Observation", None)
+        .await
+        .json()
+        .await
+        .expect("bundle");
+    assert_eq!(b["total"], 1, "{b}");
+    let b: Value = send(&app, &s, "GET", "Patient", None)
+        .await
+        .json()
+        .await
+        .expect("bundle");
+    assert_eq!(b["total"], 1);
+    // another patient's, by every route: as if it did not exist
+    for path in [
+        format!("Patient/{}", d.b),
+        format!("Patient/{}/_history/1", d.b),
+        format!("Patient/{}/_history", d.b),
+        format!("Observation/{}", d.obs_b),
+        format!("CarePlan/{}/$adherence", d.plan_b),
+        format!("CarePlan/{}/$handout", d.plan_b),
+        format!("Patient/{}/$adherence", d.b),
+    ] {
+        refused(
+            send(&app, &s, "GET", &path, None).await,
+            StatusCode::NOT_FOUND,
+            "urn:test",
+            &path,
+        )
+        .await;
+    }
+    for path in [
+        "Observation?patient.identifier=urn:test:mrn|b".to_string(),
+        format!("Observation?subject=Patient/{}", d.b),
+        format!("Patient?_id={}", d.b),
+        format!("Observation?_id={}&_include=Observation:patient", d.obs_b),
+        format!("Patient?_id={}&_revinclude=Observation:patient", d.a),
+        format!("CarePlan?_id={}", d.plan_b),
+    ] {
+        let b: Value = send(&app, &s, "GET", &path, None)
+            .await
+            .json()
+            .await
+            .expect("bundle");
+        let ids: Vec<&str> = b["entry"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e["resource"]["id"].as_str())
+            .collect();
+        assert!(
+            !ids.contains(&d.b.as_str())
+                && !ids.contains(&d.obs_b.as_str())
+                && !ids.contains(&d.plan_b.as_str()),
+            "{path}: {ids:?}"
+        );
+    }
+    // writes: its own compartment only
+    let obs = |p: &str| {
+        json!({"resourceType": "Observation", "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "72514-3"}]},
+            "subject": {"reference": format!("Patient/{p}")}, "valueInteger": 2})
+    };
+    assert_eq!(
+        send(&app, &s, "POST", "Observation", Some(&obs(&d.a)))
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+    refused(
+        send(&app, &s, "POST", "Observation", Some(&obs(&d.b))).await,
+        StatusCode::FORBIDDEN,
+        "urn:test",
+        "create for another",
+    )
+    .await;
+    let mut moved = obs(&d.a);
+    moved["id"] = json!(d.obs_b);
+    refused(
+        send(
+            &app,
+            &s,
+            "PUT",
+            &format!("Observation/{}", d.obs_b),
+            Some(&moved),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "urn:test",
+        "update of another's",
+    )
+    .await;
+    refused(
+        send(
+            &app,
+            &s,
+            "DELETE",
+            &format!("Observation/{}", d.obs_b),
+            None,
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "urn:test",
+        "delete",
+    )
+    .await;
+    // moving its own resource to another patient is refused
+    let mut mine = obs(&d.b);
+    mine["id"] = json!(d.obs_a);
+    refused(
+        send(
+            &app,
+            &s,
+            "PUT",
+            &format!("Observation/{}", d.obs_a),
+            Some(&mine),
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+        "urn:test",
+        "move",
+    )
+    .await;
+    // shared definitions are readable, not writable; type and server history, Bundles
+    // and the clinic's adherence need more than a patient
+    let b: Value = send(&app, &s, "GET", "ActivityDefinition?_count=1", None)
+        .await
+        .json()
+        .await
+        .expect("bundle");
+    assert!(b["total"].as_i64().is_some_and(|t| t > 0));
+    for (method, path, body) in [
+        (
+            "POST",
+            "ActivityDefinition".to_string(),
+            Some(json!({"resourceType": "ActivityDefinition", "status": "draft"})),
+        ),
+        ("GET", "Patient/_history".into(), None),
+        ("GET", "_history".into(), None),
+        ("GET", "$adherence".into(), None),
+        (
+            "POST",
+            "".into(),
+            Some(json!({"resourceType": "Bundle", "type": "batch", "entry": []})),
+        ),
+    ] {
+        refused(
+            send(&app, &s, method, &path, body.as_ref()).await,
+            StatusCode::FORBIDDEN,
+            "urn:test",
+            &format!("{method} {path}"),
+        )
+        .await;
+    }
+    // the other patient's data is untouched
+    let b = json(s.get(&format!("Observation/{}", d.obs_b)).await).await;
+    assert_eq!(b["meta"]["versionId"], "1");
+    // a patient scope without a patient in context opens nothing
+    let lost = client_with_token(&token(&s.database_url, "patient/*.rs", None));
+    refused(
+        send(&lost, &s, "GET", &format!("Patient/{}", d.a), None).await,
+        StatusCode::FORBIDDEN,
+        "urn:test",
+        "no patient",
+    )
+    .await;
+}
