@@ -120,6 +120,34 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Registered clients (SMART Backend Services).
+    Client {
+        #[command(subcommand)]
+        command: ClientCommand,
+    },
+}
+
+/// What `hep-server client` does.
+#[derive(Debug, Clone, Subcommand)]
+pub enum ClientCommand {
+    /// Registers a client and prints its id.
+    Add {
+        /// The clinic it acts for.
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        /// A name for people (the EHR, the tool).
+        #[arg(long)]
+        name: String,
+        /// The scopes it may be granted, space separated (such as `system/*.rs`).
+        #[arg(long)]
+        scope: String,
+        /// A file holding its public keys as a JWKS document.
+        #[arg(long, conflicts_with = "jwks_url")]
+        jwks_file: Option<std::path::PathBuf>,
+        /// The https URL of its JWKS document.
+        #[arg(long)]
+        jwks_url: Option<String>,
+    },
 }
 
 impl Config {

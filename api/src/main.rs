@@ -68,5 +68,40 @@ fn run_command(config: &Config, command: &api::config::Command) -> std::process:
                 }
             }
         }
+        api::config::Command::Client {
+            command:
+                api::config::ClientCommand::Add {
+                    tenant,
+                    name,
+                    scope,
+                    jwks_file,
+                    jwks_url,
+                },
+        } => {
+            let jwks = match jwks_file.as_ref().map(std::fs::read_to_string).transpose() {
+                Ok(j) => j,
+                Err(e) => {
+                    eprintln!("hep-server client add: cannot read the JWKS file: {e}");
+                    return std::process::ExitCode::FAILURE;
+                }
+            };
+            let registration = api::auth::clients::Registration {
+                tenant: tenant.clone(),
+                name: name.clone(),
+                scope: scope.clone(),
+                jwks,
+                jwks_url: jwks_url.clone(),
+            };
+            match api::auth::clients::register_in(&config.database_url, &registration) {
+                Ok(client) => {
+                    println!("{}", client.client_id);
+                    std::process::ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("hep-server client add: {e}");
+                    std::process::ExitCode::FAILURE
+                }
+            }
+        }
     }
 }

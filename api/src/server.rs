@@ -167,6 +167,7 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<(Server, SocketAd
         max_bundle_bytes: config.max_bundle_bytes,
         max_bundle_entries: config.max_bundle_entries,
         token_keys,
+        jwks_cache: Arc::new(crate::auth::clients::JwksCache::default()),
     });
     let mut server = HttpServer::new(move || {
         App::new()

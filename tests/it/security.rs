@@ -580,3 +580,276 @@ async fn a_patient_token_opens_its_compartment_only() {
     )
     .await;
 }
+
+/// A freshly generated key pair of a client: its JWK (public) and a way to sign.
+struct ClientKey {
+    jwk: Value,
+    encoding: jsonwebtoken::EncodingKey,
+    alg: jsonwebtoken::Algorithm,
+    kid: String,
+}
+
+/// The PKCS#1 `RSAPrivateKey` inside a PKCS#8 `PrivateKeyInfo` (its last field, an
+/// OCTET STRING after the version and the algorithm).
+fn pkcs1_of_pkcs8(der: &[u8]) -> &[u8] {
+    // one DER element at `at`: (start of its content, end of it)
+    fn element(der: &[u8], at: usize) -> (usize, usize) {
+        let len_byte = der[at + 1] as usize;
+        let (len, header) = if len_byte < 0x80 {
+            (len_byte, 2)
+        } else {
+            let n = len_byte & 0x7f;
+            let len = der[at + 2..at + 2 + n]
+                .iter()
+                .fold(0usize, |acc, b| (acc << 8) | *b as usize);
+            (len, 2 + n)
+        };
+        (at + header, at + header + len)
+    }
+    let (body, _) = element(der, 0);
+    let (_, after_version) = element(der, body);
+    let (_, after_algorithm) = element(der, after_version);
+    let (key, end) = element(der, after_algorithm);
+    &der[key..end]
+}
+
+fn b64url(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn ec_key(kid: &str) -> ClientKey {
+    use aws_lc_rs::signature::{ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+    let pair = EcdsaKeyPair::generate(&ECDSA_P384_SHA384_FIXED_SIGNING).expect("EC key");
+    let pkcs8 = pair.to_pkcs8v1().expect("pkcs8");
+    let point = pair.public_key().as_ref().to_vec();
+    // uncompressed point: 0x04, X (48 bytes), Y (48 bytes)
+    let (x, y) = point[1..].split_at(48);
+    ClientKey {
+        jwk: json!({"kty": "EC", "crv": "P-384", "x": b64url(x), "y": b64url(y),
+            "kid": kid, "alg": "ES384", "use": "sig"}),
+        encoding: jsonwebtoken::EncodingKey::from_ec_der(pkcs8.as_ref()),
+        alg: jsonwebtoken::Algorithm::ES384,
+        kid: kid.into(),
+    }
+}
+
+fn rsa_key(kid: &str) -> ClientKey {
+    use aws_lc_rs::encoding::AsDer;
+    use aws_lc_rs::rsa::{KeyPair, KeySize};
+    use aws_lc_rs::signature::KeyPair as _;
+    let pair = KeyPair::generate(KeySize::Rsa2048).expect("RSA key");
+    let pkcs8 = pair.as_der().expect("pkcs8");
+    let public = pair.public_key();
+    ClientKey {
+        jwk: json!({"kty": "RSA", "n": b64url(public.modulus().big_endian_without_leading_zero()),
+            "e": b64url(public.exponent().big_endian_without_leading_zero()),
+            "kid": kid, "alg": "RS384", "use": "sig"}),
+        encoding: jsonwebtoken::EncodingKey::from_rsa_der(pkcs1_of_pkcs8(pkcs8.as_ref())),
+        alg: jsonwebtoken::Algorithm::RS384,
+        kid: kid.into(),
+    }
+}
+
+fn assertion(key: &ClientKey, client_id: &str, aud: &str, jti: &str, exp_in: i64) -> String {
+    let mut header = jsonwebtoken::Header::new(key.alg);
+    header.kid = Some(key.kid.clone());
+    let now = jiff::Timestamp::now().as_second();
+    let claims = json!({"iss": client_id, "sub": client_id, "aud": aud, "jti": jti,
+        "exp": now + exp_in, "iat": now});
+    jsonwebtoken::encode(&header, &claims, &key.encoding).expect("sign")
+}
+
+async fn token_request(s: &TestServer, scope: &str, assertion: &str) -> Response {
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("scope", scope),
+        (
+            "client_assertion_type",
+            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        ),
+        ("client_assertion", assertion),
+    ];
+    Client::new()
+        .post(s.base.replace("/fhir", "/auth/token"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(serde_urlencoded::to_string(form).expect("form"))
+        .send()
+        .await
+        .expect("token request")
+}
+
+#[tokio::test]
+async fn backend_services_get_tokens_with_signed_assertions() {
+    let s = start().await;
+    let d = seed(&s).await;
+    let aud = s.base.replace("/fhir", "/auth/token");
+    // an EHR registered over HTTP by the clinic's administrator, with an EC key
+    let ec = ec_key("ehr-1");
+    let admin = client_with_token(&token(&s.database_url, "hep-admin", None));
+    let res = admin
+        .post(s.base.replace("/fhir", "/auth/clients"))
+        .json(
+            &json!({"name": "Clinic EHR", "scope": "system/Patient.rs system/Observation.rs",
+            "jwks": {"keys": [ec.jwk.clone()]}}),
+        )
+        .send()
+        .await
+        .expect("register");
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let ehr = res.json::<Value>().await.expect("json")["client_id"]
+        .as_str()
+        .expect("client_id")
+        .to_string();
+    // registering needs the admin scope
+    let res = s
+        .client
+        .post(s.base.replace("/fhir", "/auth/clients"))
+        .json(&json!({"name": "x", "scope": "system/*.rs", "jwks": {"keys": [ec.jwk.clone()]}}))
+        .send()
+        .await
+        .expect("register");
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+
+    let res = token_request(
+        &s,
+        "system/Patient.rs system/Task.rs",
+        &assertion(&ec, &ehr, &aud, "j1", 240),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let answer: Value = res.json().await.expect("json");
+    assert_eq!(answer["token_type"], "bearer");
+    assert_eq!(answer["expires_in"], 300);
+    assert_eq!(
+        answer["scope"], "system/Patient.rs",
+        "only what it was registered for"
+    );
+    let ehr_client = client_with_token(answer["access_token"].as_str().expect("token"));
+    assert_eq!(
+        send(&ehr_client, &s, "GET", &format!("Patient/{}", d.a), None)
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    refused(
+        send(&ehr_client, &s, "POST", "Patient", Some(&patient("z"))).await,
+        StatusCode::FORBIDDEN,
+        "Secretname",
+        "create",
+    )
+    .await;
+    refused(
+        send(&ehr_client, &s, "GET", "Task", None).await,
+        StatusCode::FORBIDDEN,
+        "Secretname",
+        "Task",
+    )
+    .await;
+
+    // refusals
+    let other_key = ec_key("ehr-1");
+    for (label, scope, a, status, error) in [
+        (
+            "replayed jti",
+            "system/Patient.rs",
+            assertion(&ec, &ehr, &aud, "j1", 240),
+            401,
+            "invalid_client",
+        ),
+        (
+            "another key",
+            "system/Patient.rs",
+            assertion(&other_key, &ehr, &aud, "j2", 240),
+            401,
+            "invalid_client",
+        ),
+        (
+            "wrong audience",
+            "system/Patient.rs",
+            assertion(&ec, &ehr, "https://elsewhere.example/token", "j3", 240),
+            401,
+            "invalid_client",
+        ),
+        (
+            "expired",
+            "system/Patient.rs",
+            assertion(&ec, &ehr, &aud, "j4", -120),
+            401,
+            "invalid_client",
+        ),
+        (
+            "too long",
+            "system/Patient.rs",
+            assertion(&ec, &ehr, &aud, "j5", 3600),
+            401,
+            "invalid_client",
+        ),
+        (
+            "unknown client",
+            "system/Patient.rs",
+            assertion(&ec, "nobody", &aud, "j6", 240),
+            401,
+            "invalid_client",
+        ),
+        (
+            "scope not registered",
+            "system/Task.rs",
+            assertion(&ec, &ehr, &aud, "j7", 240),
+            400,
+            "invalid_scope",
+        ),
+        (
+            "not a JWT",
+            "system/Patient.rs",
+            "abc".to_string(),
+            401,
+            "invalid_client",
+        ),
+    ] {
+        let res = token_request(&s, scope, &a).await;
+        assert_eq!(res.status().as_u16(), status, "{label}");
+        let body: Value = res.json().await.expect("json");
+        assert_eq!(body["error"], error, "{label}: {body}");
+    }
+    let res = Client::new()
+        .post(&aud)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body("grant_type=password&scope=system%2F*.rs")
+        .send()
+        .await
+        .expect("token request");
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        res.json::<Value>().await.expect("json")["error"],
+        "unsupported_grant_type"
+    );
+
+    // a tool registered on the command line, with an RSA key (RS384), in another clinic
+    let rsa = rsa_key("tool-1");
+    let registration = api::auth::clients::Registration {
+        tenant: "other-clinic".into(),
+        name: "Reporting tool".into(),
+        scope: "system/*.rs".into(),
+        jwks: Some(json!({"keys": [rsa.jwk.clone()]}).to_string()),
+        jwks_url: None,
+    };
+    let tool = api::auth::clients::register_in(&s.database_url, &registration).expect("register");
+    let res = token_request(
+        &s,
+        "system/*.rs",
+        &assertion(&rsa, &tool.client_id, &aud, "r1", 240),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let answer: Value = res.json().await.expect("json");
+    let tool_client = client_with_token(answer["access_token"].as_str().expect("token"));
+    // its clinic is not the default one: nothing of it shows
+    refused(
+        send(&tool_client, &s, "GET", &format!("Patient/{}", d.a), None).await,
+        StatusCode::NOT_FOUND,
+        "Secretname",
+        "other clinic",
+    )
+    .await;
+}

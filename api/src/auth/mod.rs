@@ -2,6 +2,7 @@
 //! what its SMART scopes let it do. Every route under `/fhir` but the
 //! CapabilityStatement and the SMART configuration needs a token.
 
+pub mod clients;
 pub mod scopes;
 pub mod tokens;
 
@@ -23,7 +24,12 @@ pub struct Access {
     pub scopes: Scopes,
     /// The patient in context: patient scopes open this patient's compartment only.
     pub patient: Option<String>,
+    /// The token carries the scope that registers clients ([`ADMIN_SCOPE`]).
+    pub admin: bool,
 }
+
+/// The scope that lets a token register clients of its clinic (`POST /auth/clients`).
+pub const ADMIN_SCOPE: &str = "hep-admin";
 
 /// Types outside any patient's compartment that a patient app may read with patient
 /// scopes: the exercise library, the people and places of the clinic, definitions.
@@ -181,7 +187,7 @@ pub async fn authenticate(
             .map(ServiceResponse::map_into_left_body);
     }
     let verified = match req.app_data::<web::Data<crate::http::AppState>>() {
-        Some(state) => verify(&req, state),
+        Some(state) => verify(req.headers(), state),
         None => Err(ApiError::Internal("no application state".into())),
     };
     match verified {
@@ -199,9 +205,12 @@ pub async fn authenticate(
     }
 }
 
-fn verify(req: &ServiceRequest, state: &crate::http::AppState) -> Result<Access, ApiError> {
-    let header = req
-        .headers()
+/// The access of the bearer token in `headers`.
+pub fn verify(
+    headers: &actix_web::http::header::HeaderMap,
+    state: &crate::http::AppState,
+) -> Result<Access, ApiError> {
+    let header = headers
         .get(actix_web::http::header::AUTHORIZATION)
         .ok_or_else(|| ApiError::Unauthorized(MISSING.into()))?;
     let token = header
@@ -226,6 +235,7 @@ fn verify(req: &ServiceRequest, state: &crate::http::AppState) -> Result<Access,
         tenant: claims.tenant,
         client: claims.sub,
         scopes: Scopes::parse(&claims.scope),
+        admin: claims.scope.split_whitespace().any(|s| s == ADMIN_SCOPE),
         patient: claims.patient,
     })
 }

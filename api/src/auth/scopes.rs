@@ -121,6 +121,18 @@ impl Scope {
         })
     }
 
+    /// Whether everything this scope grants is granted by `other` too (a client asks for
+    /// scopes within those it was registered with).
+    pub fn within(&self, other: &Scope) -> bool {
+        self.context == other.context
+            && other
+                .resource_type
+                .as_ref()
+                .is_none_or(|t| self.resource_type.as_ref() == Some(t))
+            && self.perms & !other.perms == 0
+            && (other.restriction.is_empty() || other.restriction == self.restriction)
+    }
+
     /// Whether this scope covers `perm` on `resource_type`.
     pub fn covers(&self, resource_type: &str, perm: Perm) -> bool {
         self.perms & perm.bit() != 0
@@ -269,6 +281,19 @@ mod tests {
         assert_eq!(s.grant("Patient", Perm::Update), Grant::Denied);
         assert_eq!(Scope::parse("user/Task.xyz"), None);
         assert_eq!(Scope::parse("user/Task."), None);
+    }
+
+    #[test]
+    fn a_request_within_the_registered_scopes() {
+        let allowed = Scope::parse("system/*.rs").expect("scope");
+        let within = |s: &str| Scope::parse(s).expect("scope").within(&allowed);
+        assert!(within("system/Task.rs"));
+        assert!(within("system/*.read"));
+        assert!(within("system/Observation.s"));
+        assert!(!within("system/Task.cruds"));
+        assert!(!within("user/Task.rs"));
+        let narrow = Scope::parse("system/Task.r").expect("scope");
+        assert!(!Scope::parse("system/*.r").expect("scope").within(&narrow));
     }
 
     #[test]

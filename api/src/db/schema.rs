@@ -1,6 +1,27 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
+    client_assertions (tenant, client_id, jti) {
+        tenant -> Text,
+        client_id -> Text,
+        jti -> Text,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    clients (tenant, client_id) {
+        tenant -> Text,
+        client_id -> Text,
+        name -> Text,
+        scope -> Text,
+        jwks -> Nullable<Text>,
+        jwks_url -> Nullable<Text>,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
     conditional_keys (tenant, res_type, criteria) {
         tenant -> Text,
         res_type -> Text,

@@ -4,6 +4,7 @@ pub mod bundle;
 pub mod negotiate;
 pub mod operations;
 pub mod rest;
+pub mod token;
 
 use std::sync::Arc;
 
@@ -39,6 +40,8 @@ pub struct AppState {
     pub capability: serde_json::Value,
     /// The key of the access tokens this server issues.
     pub token_keys: Arc<crate::auth::tokens::TokenKeys>,
+    /// Clients' JWKS documents fetched from their URLs.
+    pub jwks_cache: Arc<crate::auth::clients::JwksCache>,
 }
 
 impl AppState {
@@ -127,6 +130,16 @@ pub const SYSTEM_INTERACTIONS: &[&str] = &["transaction", "batch", "history-syst
 /// The routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     let not_allowed = || web::to(method_not_allowed);
+    cfg.service(
+        web::resource("/auth/token")
+            .route(web::post().to(token::token))
+            .default_service(not_allowed()),
+    )
+    .service(
+        web::resource("/auth/clients")
+            .route(web::post().to(token::register_client))
+            .default_service(not_allowed()),
+    );
     cfg.service(
         web::scope("/fhir")
             .wrap(actix_web::middleware::from_fn(crate::auth::authenticate))

@@ -1,0 +1,425 @@
+//! SMART Backend Services: registered clients, and the `client_credentials` grant with a
+//! `private_key_jwt` client assertion (RS384 or ES384) checked against the client's
+//! JWKS, each assertion usable once.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Serialize;
+
+use super::scopes::Scope;
+use super::tokens::{Claims, ISSUER, TokenKeys};
+use crate::db::clients::{self, ClientRow};
+use crate::db::{AnyConnection, Db};
+use crate::error::ApiError;
+
+/// Seconds an access token from the token endpoint lasts.
+pub const ACCESS_TOKEN_SECONDS: i64 = 300;
+/// The longest an assertion may be valid ahead (SMART: at most five minutes).
+const MAX_ASSERTION_SECONDS: i64 = 300;
+const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/// How long a JWKS fetched from a client's URL is used before it is fetched again.
+const JWKS_CACHE: Duration = Duration::from_secs(300);
+
+/// What registering a client takes.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    pub tenant: String,
+    pub name: String,
+    /// The scopes it may be granted.
+    pub scope: String,
+    pub jwks: Option<String>,
+    pub jwks_url: Option<String>,
+}
+
+/// Checks and stores a client; returns it with its new id.
+pub fn register(
+    conn: &mut AnyConnection,
+    r: &Registration,
+    now_micros: i64,
+) -> Result<ClientRow, ApiError> {
+    domain::TenantId::parse(&r.tenant)
+        .map_err(|_| ApiError::BadRequest(format!("`{}` is not a valid tenant", r.tenant)))?;
+    if r.name.trim().is_empty() || r.name.len() > 200 {
+        return Err(ApiError::BadRequest(
+            "a client needs a name (200 characters at most)".into(),
+        ));
+    }
+    let scopes: Vec<&str> = r.scope.split_whitespace().collect();
+    if scopes.is_empty() || scopes.iter().any(|s| Scope::parse(s).is_none()) {
+        return Err(ApiError::BadRequest(format!(
+            "`{}`: a client's scopes are SMART resource scopes such as system/*.rs",
+            r.scope
+        )));
+    }
+    match (&r.jwks, &r.jwks_url) {
+        (Some(jwks), None) => {
+            usable_keys(jwks)?;
+        }
+        (None, Some(url)) => check_jwks_url(url)?,
+        _ => {
+            return Err(ApiError::BadRequest(
+                "give the client's public keys as a JWKS document or as the URL of one (not both)"
+                    .into(),
+            ));
+        }
+    }
+    let row = ClientRow {
+        tenant: r.tenant.clone(),
+        client_id: uuid::Uuid::new_v4().to_string(),
+        name: r.name.trim().to_string(),
+        scope: scopes.join(" "),
+        jwks: r.jwks.clone(),
+        jwks_url: r.jwks_url.clone(),
+        created_at: now_micros,
+    };
+    clients::insert(conn, &row)?;
+    Ok(row)
+}
+
+/// Registers a client in the database at `database_url` (the `client add` command).
+pub fn register_in(database_url: &str, r: &Registration) -> Result<ClientRow, ApiError> {
+    let db = Db::open(database_url, 1)?;
+    let now = jiff::Timestamp::now().as_microsecond();
+    let r = r.clone();
+    db.write(move |conn| register(conn, &r, now))
+}
+
+/// The keys of a JWKS document that can check RS384 or ES384 signatures.
+fn usable_keys(jwks: &str) -> Result<JwkSet, ApiError> {
+    let set: JwkSet = serde_json::from_str(jwks)
+        .map_err(|e| ApiError::BadRequest(format!("the JWKS is not valid: {e}")))?;
+    if set.keys.iter().all(|k| DecodingKey::from_jwk(k).is_err()) {
+        return Err(ApiError::BadRequest(
+            "the JWKS holds no RSA or EC public key".into(),
+        ));
+    }
+    Ok(set)
+}
+
+/// A JWKS URL must be https (http only on this machine's loopback, for development).
+fn check_jwks_url(url: &str) -> Result<(), ApiError> {
+    let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+        .iter()
+        .any(|p| {
+            url.strip_prefix(p)
+                .is_some_and(|r| r.starts_with([':', '/']))
+        });
+    if url.starts_with("https://") || loopback {
+        Ok(())
+    } else {
+        Err(ApiError::BadRequest(
+            "a JWKS URL must be https (or http on the loopback address)".into(),
+        ))
+    }
+}
+
+/// JWKS documents fetched from clients' URLs, by URL.
+#[derive(Default)]
+pub struct JwksCache {
+    fetched: Mutex<HashMap<String, (Instant, String)>>,
+}
+
+impl JwksCache {
+    async fn get(&self, url: &str, refresh: bool) -> Result<String, TokenError> {
+        if !refresh
+            && let Ok(cache) = self.fetched.lock()
+            && let Some((at, jwks)) = cache.get(url)
+            && at.elapsed() < JWKS_CACHE
+        {
+            return Ok(jwks.clone());
+        }
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|_| TokenError::Server)?;
+        let res = client.get(url).send().await.map_err(|_| {
+            TokenError::InvalidClient("the client's JWKS URL cannot be fetched".into())
+        })?;
+        if !res.status().is_success() {
+            return Err(TokenError::InvalidClient(format!(
+                "the client's JWKS URL answered {}",
+                res.status()
+            )));
+        }
+        let text = res
+            .text()
+            .await
+            .map_err(|_| TokenError::InvalidClient("the client's JWKS cannot be read".into()))?;
+        if let Ok(mut cache) = self.fetched.lock() {
+            cache.insert(url.to_string(), (Instant::now(), text.clone()));
+        }
+        Ok(text)
+    }
+}
+
+/// Why a token request is refused (RFC 6749 §5.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenError {
+    InvalidRequest(String),
+    InvalidClient(String),
+    InvalidGrant(String),
+    InvalidScope(String),
+    UnsupportedGrantType,
+    Server,
+}
+
+impl TokenError {
+    /// The HTTP status and the body of the error answer.
+    pub fn answer(&self) -> (u16, serde_json::Value) {
+        let (status, code, description) = match self {
+            TokenError::InvalidRequest(d) => (400, "invalid_request", d.as_str()),
+            TokenError::InvalidClient(d) => (401, "invalid_client", d.as_str()),
+            TokenError::InvalidGrant(d) => (400, "invalid_grant", d.as_str()),
+            TokenError::InvalidScope(d) => (400, "invalid_scope", d.as_str()),
+            TokenError::UnsupportedGrantType => (
+                400,
+                "unsupported_grant_type",
+                "only client_credentials is supported",
+            ),
+            TokenError::Server => (500, "server_error", "the token could not be issued"),
+        };
+        (
+            status,
+            serde_json::json!({"error": code, "error_description": description}),
+        )
+    }
+}
+
+/// The answer to a granted token request.
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenAnswer {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    pub scope: String,
+}
+
+/// A token request's form.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct TokenForm {
+    pub grant_type: Option<String>,
+    pub scope: Option<String>,
+    pub client_assertion_type: Option<String>,
+    pub client_assertion: Option<String>,
+}
+
+/// The `iss` and `sub` of an assertion, read before its signature is checked (to find
+/// the client and its keys).
+fn unverified_client(assertion: &str) -> Option<String> {
+    let payload = assertion.split('.').nth(1)?;
+    let bytes = URL_SAFE_NO_PAD.decode(payload).ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let iss = claims.get("iss")?.as_str()?;
+    (claims.get("sub")?.as_str()? == iss).then(|| iss.to_string())
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct AssertionClaims {
+    jti: Option<String>,
+    exp: i64,
+}
+
+/// Everything the token endpoint needs.
+pub struct TokenContext<'a> {
+    pub db: &'a Db,
+    pub keys: &'a TokenKeys,
+    pub cache: &'a JwksCache,
+    /// The token endpoint's URL: the assertion's `aud`.
+    pub token_url: String,
+    /// Seconds since the Unix epoch.
+    pub now: i64,
+}
+
+/// The `client_credentials` grant: checks the client assertion and answers an access
+/// token for the requested scopes the client is registered for.
+pub async fn exchange(ctx: TokenContext<'_>, form: TokenForm) -> Result<TokenAnswer, TokenError> {
+    if form.grant_type.as_deref() != Some("client_credentials") {
+        return Err(match form.grant_type {
+            None => TokenError::InvalidRequest("grant_type is missing".into()),
+            Some(_) => TokenError::UnsupportedGrantType,
+        });
+    }
+    if form.client_assertion_type.as_deref() != Some(ASSERTION_TYPE) {
+        return Err(TokenError::InvalidRequest(format!(
+            "client_assertion_type must be {ASSERTION_TYPE}"
+        )));
+    }
+    let assertion = form
+        .client_assertion
+        .ok_or_else(|| TokenError::InvalidRequest("client_assertion is missing".into()))?;
+    let requested = form
+        .scope
+        .ok_or_else(|| TokenError::InvalidRequest("scope is missing".into()))?;
+    let header = jsonwebtoken::decode_header(&assertion)
+        .map_err(|_| TokenError::InvalidClient("the client assertion is not a JWT".into()))?;
+    if !matches!(header.alg, Algorithm::RS384 | Algorithm::ES384) {
+        return Err(TokenError::InvalidClient(
+            "client assertions are signed RS384 or ES384".into(),
+        ));
+    }
+    let client_id = unverified_client(&assertion).ok_or_else(|| {
+        TokenError::InvalidClient("the assertion's iss and sub must both be the client id".into())
+    })?;
+    let id = client_id.clone();
+    let client = ctx
+        .db
+        .read(move |conn| Ok(clients::find(conn, &id)?))
+        .await
+        .map_err(|_| TokenError::Server)?
+        .ok_or_else(|| TokenError::InvalidClient("unknown client".into()))?;
+    let claims = match verify_assertion(&ctx, &client, &assertion, header, false).await {
+        // a URL's keys may have been rotated since they were cached
+        Err(TokenError::InvalidClient(_)) if client.jwks_url.is_some() => {
+            let header = jsonwebtoken::decode_header(&assertion).map_err(|_| TokenError::Server)?;
+            verify_assertion(&ctx, &client, &assertion, header, true).await?
+        }
+        other => other?,
+    };
+    if claims.exp > ctx.now + MAX_ASSERTION_SECONDS + 60 {
+        return Err(TokenError::InvalidClient(
+            "the assertion must expire within five minutes".into(),
+        ));
+    }
+    let jti = claims
+        .jti
+        .filter(|j| !j.is_empty() && j.len() <= 255)
+        .ok_or_else(|| TokenError::InvalidClient("the assertion needs a jti".into()))?;
+    let (tenant, cid, now, exp) = (
+        client.tenant.clone(),
+        client.client_id.clone(),
+        ctx.now,
+        claims.exp,
+    );
+    let fresh = ctx
+        .db
+        .write(move |conn| {
+            Ok::<_, ApiError>(clients::use_assertion(conn, &tenant, &cid, &jti, exp, now)?)
+        })
+        .map_err(|_| TokenError::Server)?;
+    if !fresh {
+        return Err(TokenError::InvalidClient(
+            "this assertion was used already (jti)".into(),
+        ));
+    }
+    let allowed: Vec<Scope> = client
+        .scope
+        .split_whitespace()
+        .filter_map(Scope::parse)
+        .collect();
+    let granted: Vec<&str> = requested
+        .split_whitespace()
+        .filter(|s| Scope::parse(s).is_some_and(|r| allowed.iter().any(|a| r.within(a))))
+        .collect();
+    if granted.is_empty() {
+        return Err(TokenError::InvalidScope(format!(
+            "none of the requested scopes is among the client's: {}",
+            client.scope
+        )));
+    }
+    let scope = granted.join(" ");
+    let access_token = ctx
+        .keys
+        .issue(&Claims {
+            iss: ISSUER.into(),
+            aud: ISSUER.into(),
+            sub: client.client_id.clone(),
+            iat: ctx.now,
+            exp: ctx.now + ACCESS_TOKEN_SECONDS,
+            jti: uuid::Uuid::new_v4().to_string(),
+            scope: scope.clone(),
+            tenant: client.tenant.clone(),
+            patient: None,
+            fhir_user: None,
+        })
+        .map_err(|_| TokenError::Server)?;
+    Ok(TokenAnswer {
+        access_token,
+        token_type: "bearer",
+        expires_in: ACCESS_TOKEN_SECONDS,
+        scope,
+    })
+}
+
+async fn verify_assertion(
+    ctx: &TokenContext<'_>,
+    client: &ClientRow,
+    assertion: &str,
+    header: jsonwebtoken::Header,
+    refresh: bool,
+) -> Result<AssertionClaims, TokenError> {
+    let jwks = match (&client.jwks, &client.jwks_url) {
+        (Some(j), _) => j.clone(),
+        (None, Some(url)) => ctx.cache.get(url, refresh).await?,
+        (None, None) => return Err(TokenError::InvalidClient("the client has no keys".into())),
+    };
+    let set: JwkSet = serde_json::from_str(&jwks)
+        .map_err(|_| TokenError::InvalidClient("the client's JWKS is not valid".into()))?;
+    let candidates: Vec<_> = match &header.kid {
+        Some(kid) => set
+            .keys
+            .iter()
+            .filter(|k| k.common.key_id.as_deref() == Some(kid))
+            .collect(),
+        None => set.keys.iter().collect(),
+    };
+    let mut validation = Validation::new(header.alg);
+    validation.set_audience(&[ctx.token_url.as_str()]);
+    validation.set_issuer(&[client.client_id.as_str()]);
+    validation.sub = Some(client.client_id.clone());
+    validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
+    validation.leeway = 60;
+    for jwk in candidates {
+        let Ok(key) = DecodingKey::from_jwk(jwk) else {
+            continue;
+        };
+        if let Ok(data) = jsonwebtoken::decode::<AssertionClaims>(assertion, &key, &validation) {
+            return Ok(data.claims);
+        }
+    }
+    Err(TokenError::InvalidClient(
+        "the client assertion is not signed by a key of the client, or is expired or not for this server".into(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jwks_urls_are_https_or_loopback() {
+        assert!(check_jwks_url("https://ehr.example.org/jwks.json").is_ok());
+        assert!(check_jwks_url("http://127.0.0.1:9000/jwks").is_ok());
+        assert!(check_jwks_url("http://localhost/jwks").is_ok());
+        assert!(check_jwks_url("http://ehr.example.org/jwks").is_err());
+        assert!(check_jwks_url("http://localhost.evil.example/jwks").is_err());
+        assert!(check_jwks_url("file:///etc/passwd").is_err());
+    }
+
+    #[test]
+    fn the_client_is_read_from_iss_and_sub() {
+        let part = |v: serde_json::Value| URL_SAFE_NO_PAD.encode(v.to_string());
+        let jwt = |claims| {
+            format!(
+                "{}.{}.sig",
+                part(serde_json::json!({"alg": "ES384"})),
+                part(claims)
+            )
+        };
+        assert_eq!(
+            unverified_client(&jwt(serde_json::json!({"iss": "c1", "sub": "c1"}))),
+            Some("c1".into())
+        );
+        assert_eq!(
+            unverified_client(&jwt(serde_json::json!({"iss": "c1", "sub": "c2"}))),
+            None
+        );
+        assert_eq!(unverified_client("garbage"), None);
+    }
+}

@@ -1,0 +1,118 @@
+//! The token endpoint of SMART Backend Services (`POST /auth/token`) and the
+//! registration of clients (`POST /auth/clients`).
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde_json::Value;
+
+use super::{AppState, finish, negotiate};
+use crate::auth::clients::{self, Registration, TokenContext, TokenError, TokenForm};
+use crate::error::ApiError;
+
+type State = web::Data<AppState>;
+
+/// The URL of the token endpoint as clients reach it (the `aud` of their assertions).
+pub fn token_url(state: &AppState, req: &HttpRequest) -> String {
+    let base = state.base_url(req);
+    let origin = base.strip_suffix("/fhir").unwrap_or(&base);
+    format!("{origin}/auth/token")
+}
+
+fn oauth_error(e: &TokenError) -> HttpResponse {
+    let (status, body) = e.answer();
+    let mut b =
+        HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST));
+    b.insert_header(("Cache-Control", "no-store"));
+    if status == 401 {
+        b.insert_header(("WWW-Authenticate", "Bearer realm=\"hep\""));
+    }
+    b.content_type("application/json").body(body.to_string())
+}
+
+/// `POST /auth/token`: `grant_type=client_credentials` with a signed client assertion.
+pub async fn token(req: HttpRequest, payload: web::Payload, state: State) -> HttpResponse {
+    let ct = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !ct.starts_with("application/x-www-form-urlencoded") {
+        return oauth_error(&TokenError::InvalidRequest(
+            "the token request is a form (application/x-www-form-urlencoded)".into(),
+        ));
+    }
+    let body = match negotiate::read_body(&req, payload, 64 * 1024).await {
+        Ok(b) => b,
+        Err(_) => return oauth_error(&TokenError::InvalidRequest("the form is too large".into())),
+    };
+    let form: TokenForm = match serde_urlencoded::from_bytes(&body) {
+        Ok(f) => f,
+        Err(_) => return oauth_error(&TokenError::InvalidRequest("the form is not valid".into())),
+    };
+    let ctx = TokenContext {
+        db: &state.db,
+        keys: &state.token_keys,
+        cache: &state.jwks_cache,
+        token_url: token_url(&state, &req),
+        now: crate::clock::to_micros(state.clock.now()) / 1_000_000,
+    };
+    match clients::exchange(ctx, form).await {
+        Ok(answer) => {
+            tracing::info!(scope = %answer.scope, "access token issued");
+            HttpResponse::Ok()
+                .insert_header(("Cache-Control", "no-store"))
+                .insert_header(("Pragma", "no-cache"))
+                .json(answer)
+        }
+        Err(e) => {
+            tracing::info!(error = ?e.answer().1["error"], "token request refused");
+            oauth_error(&e)
+        }
+    }
+}
+
+/// `POST /auth/clients` (a token of the clinic with the `hep-admin` scope): registers a
+/// client of that clinic. The body: `{"name": .., "scope": .., "jwks": {..}}` or
+/// `"jwks_url": ".."`. Answers 201 with the client's id.
+pub async fn register_client(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: State,
+) -> HttpResponse {
+    let result = async {
+        let access = crate::auth::verify(req.headers(), &state)?;
+        if !access.admin {
+            return Err(ApiError::Forbidden(format!(
+                "registering clients needs the `{}` scope",
+                crate::auth::ADMIN_SCOPE
+            )));
+        }
+        let body = negotiate::read_body(&req, payload, 256 * 1024).await?;
+        let v: Value = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::BadRequest(format!("the body is not JSON: {e}")))?;
+        let text = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+        let registration = Registration {
+            tenant: access.tenant.clone(),
+            name: text("name").unwrap_or_default(),
+            scope: text("scope").unwrap_or_default(),
+            jwks: v
+                .get("jwks")
+                .filter(|j| j.is_object())
+                .map(Value::to_string),
+            jwks_url: text("jwks_url"),
+        };
+        let now = crate::clock::to_micros(state.clock.now());
+        let row = state
+            .db
+            .write(move |conn| clients::register(conn, &registration, now))?;
+        Ok(HttpResponse::Created().json(serde_json::json!({
+            "client_id": row.client_id,
+            "name": row.name,
+            "scope": row.scope,
+            "tenant": row.tenant,
+            "token_endpoint": token_url(&state, &req),
+        })))
+    }
+    .await;
+    finish(&req, result)
+}
