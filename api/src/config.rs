@@ -94,6 +94,20 @@ pub struct Config {
     #[arg(long, env = "HEP_SHUTDOWN_TIMEOUT", default_value_t = 30)]
     pub shutdown_timeout: u64,
 
+    /// Origins of browser apps allowed to call the API (CORS), comma separated, such as
+    /// `https://app.example.org`. None by default: browsers then refuse cross-origin calls.
+    #[arg(long, env = "HEP_CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub cors_allowed_origins: Vec<String>,
+
+    /// Requests per second each client (token subject) may make, on average; 0 for no
+    /// limit. Over it: 429 with `Retry-After`.
+    #[arg(long, env = "HEP_RATE_LIMIT_PER_SECOND", default_value_t = 500)]
+    pub rate_limit_per_second: u32,
+
+    /// Requests a client may make at once above the average rate.
+    #[arg(long, env = "HEP_RATE_LIMIT_BURST", default_value_t = 1000)]
+    pub rate_limit_burst: u32,
+
     /// A command instead of serving.
     #[command(subcommand)]
     pub command: Option<Command>,

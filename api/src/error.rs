@@ -46,6 +46,10 @@ pub enum ApiError {
     /// The token does not allow this (403).
     #[error("forbidden: {0}")]
     Forbidden(String),
+    /// The client sent more requests than its rate allows; retry after this many seconds
+    /// (429).
+    #[error("too many requests")]
+    TooManyRequests(u64),
     /// A transaction lost a race and may be retried.
     #[error("transaction conflict")]
     Retry,
@@ -109,6 +113,7 @@ impl ApiError {
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Entry { source, .. } => source.status(),
         }
@@ -141,6 +146,10 @@ impl ApiError {
             }
             ApiError::Unprocessable(issues) => issues.clone(),
             ApiError::Unauthorized(m) => vec![Issue::error(IssueType::Login, m.clone())],
+            ApiError::TooManyRequests(secs) => vec![Issue::error(
+                IssueType::Throttled,
+                format!("too many requests from this client; retry in {secs} s"),
+            )],
             ApiError::Forbidden(m) => vec![Issue::error(IssueType::Forbidden, m.clone())],
             ApiError::Internal(_) => vec![Issue::error(
                 IssueType::Exception,
@@ -198,6 +207,9 @@ impl ApiError {
         let mut builder = HttpResponse::build(self.status());
         if matches!(self, ApiError::MethodNotAllowed) {
             builder.insert_header(("Allow", "GET, POST, PUT, DELETE"));
+        }
+        if let ApiError::TooManyRequests(secs) = self.root() {
+            builder.insert_header(("Retry-After", secs.to_string()));
         }
         if let ApiError::Unauthorized(m) = self.root() {
             // RFC 6750: the scheme, and why the token was refused

@@ -107,6 +107,83 @@ fn own_resource(
         .map_err(|e| StartError::Conformance(format!("{resource_type}/{id}: {e}")))
 }
 
+/// The allowed origins of browser apps, each checked to be a scheme, a host and an
+/// optional port (no `*`: every origin is named).
+fn cors_origins(configured: &[String]) -> Result<Vec<String>, StartError> {
+    let mut origins = Vec::new();
+    for o in configured
+        .iter()
+        .map(|o| o.trim())
+        .filter(|o| !o.is_empty())
+    {
+        let valid = (o.starts_with("https://") || o.starts_with("http://"))
+            && o.split_once("://").is_some_and(|(_, host)| {
+                !host.is_empty()
+                    && host.chars().all(|c| {
+                        c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']')
+                    })
+            });
+        if !valid {
+            return Err(StartError::Config(format!(
+                "`{o}` is not an origin (scheme://host[:port]) for --cors-allowed-origins"
+            )));
+        }
+        origins.push(o.to_string());
+    }
+    Ok(origins)
+}
+
+/// CORS for the configured origins: the FHIR methods and headers, and the response
+/// headers a browser app reads.
+fn cors(origins: &[String]) -> actix_cors::Cors {
+    let mut cors = actix_cors::Cors::default()
+        .allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
+        .allowed_headers([
+            "authorization",
+            "content-type",
+            "accept",
+            "if-match",
+            "if-none-exist",
+            "if-none-match",
+            "prefer",
+            "idempotency-key",
+            "x-request-id",
+        ])
+        .expose_headers([
+            "location",
+            "etag",
+            "last-modified",
+            "content-location",
+            "x-request-id",
+            "retry-after",
+        ])
+        .max_age(600);
+    for o in origins {
+        cors = cors.allowed_origin(o);
+    }
+    cors
+}
+
+/// Headers on every answer: no sniffing, no framing, no referrer, nothing kept in
+/// shared caches (answers hold patient data), no active content; HSTS when the server
+/// is reached over https.
+fn security_headers(hsts: bool) -> actix_web::middleware::DefaultHeaders {
+    let headers = actix_web::middleware::DefaultHeaders::new()
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("X-Frame-Options", "DENY"))
+        .add(("Referrer-Policy", "no-referrer"))
+        .add(("Cache-Control", "no-store"))
+        .add((
+            "Content-Security-Policy",
+            "default-src 'none'; frame-ancestors 'none'",
+        ));
+    if hsts {
+        headers.add(("Strict-Transport-Security", "max-age=31536000"))
+    } else {
+        headers
+    }
+}
+
 /// Opens the database (applying migrations), binds and returns the server, not yet
 /// awaited, with the address it listens on (port 0 picks a free port).
 pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<(Server, SocketAddr), StartError> {
@@ -168,10 +245,25 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<(Server, SocketAd
         max_bundle_entries: config.max_bundle_entries,
         token_keys,
         jwks_cache: Arc::new(crate::auth::clients::JwksCache::default()),
+        rate_limit: crate::auth::RateLimit::new(
+            config.rate_limit_per_second,
+            config.rate_limit_burst,
+        )
+        .map(Arc::new),
     });
+    let origins = cors_origins(&config.cors_allowed_origins)?;
+    let hsts = config
+        .base_url
+        .as_deref()
+        .is_some_and(|b| b.starts_with("https://"));
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .wrap(security_headers(hsts))
+            .wrap(actix_web::middleware::Condition::new(
+                !origins.is_empty(),
+                cors(&origins),
+            ))
             .wrap(from_fn(telemetry::request_span))
             .configure(http::routes)
             .default_service(web::to(http::not_found))

@@ -42,6 +42,7 @@ pub enum IssueType {
     TooCostly,
     BusinessRule,
     Conflict,
+    Throttled,
     Exception,
     Informational,
 }
@@ -66,6 +67,7 @@ impl IssueType {
             IssueType::TooCostly => "too-costly",
             IssueType::BusinessRule => "business-rule",
             IssueType::Conflict => "conflict",
+            IssueType::Throttled => "throttled",
             IssueType::Exception => "exception",
             IssueType::Informational => "informational",
         }

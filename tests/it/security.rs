@@ -853,3 +853,123 @@ async fn backend_services_get_tokens_with_signed_assertions() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn answers_carry_security_headers_and_cors_only_for_named_origins() {
+    let s = start_with(
+        |c| c.cors_allowed_origins = vec!["https://app.example.org".into()],
+        std::sync::Arc::new(api::clock::SystemClock),
+    )
+    .await;
+    let d = seed(&s).await;
+    let res = s.get(&format!("Patient/{}", d.a)).await;
+    for (name, value) in [
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "DENY"),
+        ("cache-control", "no-store"),
+        ("referrer-policy", "no-referrer"),
+    ] {
+        assert_eq!(
+            res.headers().get(name).and_then(|v| v.to_str().ok()),
+            Some(value),
+            "{name}"
+        );
+    }
+    // a preflight from the named origin is answered; another origin gets no CORS headers
+    let preflight = |origin: &str| {
+        Client::new()
+            .request(reqwest::Method::OPTIONS, s.url("Patient"))
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "GET")
+            .header("Access-Control-Request-Headers", "authorization")
+            .send()
+    };
+    let ok = preflight("https://app.example.org")
+        .await
+        .expect("preflight");
+    assert_eq!(
+        ok.headers()
+            .get("access-control-allow-origin")
+            .and_then(|v| v.to_str().ok()),
+        Some("https://app.example.org")
+    );
+    let other = preflight("https://evil.example").await.expect("preflight");
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+    // a server that names no origin sends no CORS headers at all
+    let plain = start().await;
+    let res = Client::new()
+        .request(reqwest::Method::OPTIONS, plain.url("Patient"))
+        .header("Origin", "https://app.example.org")
+        .header("Access-Control-Request-Method", "GET")
+        .send()
+        .await
+        .expect("preflight");
+    assert!(res.headers().get("access-control-allow-origin").is_none());
+    // a bad origin is refused at start
+    let dir = tempfile::tempdir().expect("dir");
+    let mut config =
+        api::config::Config::for_database(&dir.path().join("x.db").display().to_string());
+    config.bind = "127.0.0.1:0".into();
+    config.cors_allowed_origins = vec!["*".into()];
+    assert!(api::server::build(&config, std::sync::Arc::new(api::clock::SystemClock)).is_err());
+}
+
+#[tokio::test]
+async fn a_client_over_its_rate_is_told_to_wait() {
+    let s = start_with(
+        |c| {
+            c.rate_limit_per_second = 2;
+            c.rate_limit_burst = 5;
+        },
+        std::sync::Arc::new(api::clock::SystemClock),
+    )
+    .await;
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    for _ in 0..12 {
+        let res = s.get("Patient?_count=1").await;
+        if res.status() == StatusCode::TOO_MANY_REQUESTS {
+            retry_after = res
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            let o = outcome(res, StatusCode::TOO_MANY_REQUESTS).await;
+            assert_eq!(o["code"], "throttled");
+            statuses.push(429);
+        } else {
+            statuses.push(res.status().as_u16());
+        }
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        5,
+        "{statuses:?}"
+    );
+    assert!(retry_after.is_some_and(|r| r.parse::<u64>().is_ok_and(|n| n >= 1)));
+    // another client has its own allowance
+    let request = api::auth::tokens::DevToken {
+        scope: "system/*.rs".into(),
+        patient: None,
+        tenant: "other-clinic".into(),
+        minutes: 60,
+        force: false,
+    };
+    let other = client_with_token(
+        &api::auth::tokens::dev_token(
+            &s.database_url,
+            &request,
+            jiff::Timestamp::now().as_second(),
+        )
+        .expect("token"),
+    );
+    assert_eq!(
+        other
+            .get(s.url("Patient?_count=1"))
+            .send()
+            .await
+            .expect("get")
+            .status(),
+        StatusCode::OK
+    );
+}

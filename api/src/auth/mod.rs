@@ -166,6 +166,35 @@ pub fn access(req: &HttpRequest) -> Result<Access, ApiError> {
 /// The message of a request without a token (answered without an error code, RFC 6750).
 pub const MISSING: &str = "an access token is required (Authorization: Bearer ...)";
 
+/// The request rate of each client (the subject of its tokens), with a burst allowance.
+pub struct RateLimit {
+    limiter: governor::DefaultKeyedRateLimiter<String>,
+}
+
+impl RateLimit {
+    /// `None` when `per_second` is 0 (no limit).
+    pub fn new(per_second: u32, burst: u32) -> Option<RateLimit> {
+        let rate = std::num::NonZeroU32::new(per_second)?;
+        let burst = std::num::NonZeroU32::new(burst.max(per_second)).unwrap_or(rate);
+        Some(RateLimit {
+            limiter: governor::RateLimiter::keyed(
+                governor::Quota::per_second(rate).allow_burst(burst),
+            ),
+        })
+    }
+
+    /// A 429 (with the seconds to wait) when `client` is over its rate.
+    fn check(&self, client: &str) -> Result<(), ApiError> {
+        use governor::clock::{Clock, DefaultClock};
+        self.limiter
+            .check_key(&client.to_string())
+            .map_err(|not_until| {
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                ApiError::TooManyRequests(wait.as_secs().max(1))
+            })
+    }
+}
+
 /// Routes that answer without a token.
 fn is_open(req: &ServiceRequest) -> bool {
     let path = req.path().trim_end_matches('/');
@@ -187,7 +216,12 @@ pub async fn authenticate(
             .map(ServiceResponse::map_into_left_body);
     }
     let verified = match req.app_data::<web::Data<crate::http::AppState>>() {
-        Some(state) => verify(req.headers(), state),
+        Some(state) => verify(req.headers(), state).and_then(|access| {
+            if let Some(limit) = &state.rate_limit {
+                limit.check(&format!("{}/{}", access.tenant, access.client))?;
+            }
+            Ok(access)
+        }),
         None => Err(ApiError::Internal("no application state".into())),
     };
     match verified {

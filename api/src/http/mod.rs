@@ -42,6 +42,8 @@ pub struct AppState {
     pub token_keys: Arc<crate::auth::tokens::TokenKeys>,
     /// Clients' JWKS documents fetched from their URLs.
     pub jwks_cache: Arc<crate::auth::clients::JwksCache>,
+    /// Requests per client (token subject), when limited.
+    pub rate_limit: Option<Arc<crate::auth::RateLimit>>,
 }
 
 impl AppState {
