@@ -1,6 +1,7 @@
 //! The HEP FHIR server: HTTP (actix-web), SQL (diesel), configuration, logging.
 //! The only crate of the workspace that does IO.
 
+pub mod audit;
 pub mod auth;
 pub mod clock;
 pub mod config;

@@ -228,7 +228,9 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<(Server, SocketAd
         clock.clone(),
         std::time::Duration::from_millis(config.job_interval_ms.max(10)),
     );
+    let audit = crate::audit::AuditLog::start(db.clone());
     let state = web::Data::new(AppState {
+        audit,
         sessions,
         _jobs: jobs,
         db,

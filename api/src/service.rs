@@ -26,6 +26,8 @@ pub struct Scope {
     pub tenant: String,
     /// A patient-context client writes only in this patient's compartment.
     pub patient: Option<String>,
+    /// Who writes, for the audit records of the changes (none for the server's own).
+    pub agent: Option<crate::audit::Agent>,
     pub sessions: std::sync::Arc<SessionSettings>,
     /// The time of a write is read in its transaction, so that on one database the
     /// order of `lastUpdated` is the order of commits (see the README on polling).
@@ -43,6 +45,7 @@ impl Scope {
             check_references,
             actor: Actor::Unknown,
             patient: self.patient.as_deref(),
+            agent: self.agent.as_ref(),
         }
     }
 
@@ -51,6 +54,7 @@ impl Scope {
         Scope {
             tenant: tenant.to_string(),
             patient: None,
+            agent: None,
             sessions: std::sync::Arc::new(SessionSettings::default()),
             clock,
         }
@@ -80,6 +84,8 @@ pub struct Ctx<'a> {
     /// A patient-context client: what it writes, and what it changes, must be in this
     /// patient's compartment.
     pub patient: Option<&'a str>,
+    /// Who writes: each change is recorded in the audit trail in its transaction.
+    pub agent: Option<&'a crate::audit::Agent>,
 }
 
 /// What a write did.
@@ -294,6 +300,7 @@ struct Insert<'a> {
     check_references: bool,
     actor: Actor,
     patient: Option<&'a str>,
+    agent: Option<&'a crate::audit::Agent>,
 }
 
 /// A 403 unless a patient-context client's write stays in its patient's compartment.
@@ -311,6 +318,38 @@ fn check_compartment(
         }
         _ => Ok(()),
     }
+}
+
+/// Records a client's change in the audit trail, in the transaction of the change.
+fn audit_change(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    agent: &crate::audit::Agent,
+    (action, subtype): (&str, &str),
+    (res_type, id, version): (&str, &str, i64),
+    patient: Option<String>,
+    now: i64,
+) -> Result<(), ApiError> {
+    crate::db::audit::insert(
+        conn,
+        &[crate::db::audit::AuditRow {
+            tenant: tenant.to_string(),
+            id: crate::audit::new_id(),
+            recorded: now,
+            action: action.into(),
+            subtype: subtype.into(),
+            outcome: "0".into(),
+            status: if subtype == "create" { 201 } else { 200 },
+            client: agent.client.clone(),
+            address: agent.address.clone(),
+            res_type: Some(res_type.to_string()),
+            res_id: Some(id.to_string()),
+            version: Some(version),
+            patient,
+            query: None,
+        }],
+    )?;
+    Ok(())
 }
 
 /// A 404, as for a resource that does not exist, when a patient-context client acts on
@@ -382,6 +421,21 @@ fn insert(conn: &mut AnyConnection, i: Insert<'_>) -> Result<Written, ApiError> 
     )?;
     if result == WriteResult::Conflict {
         return Err(ApiError::Retry);
+    }
+    if let Some(agent) = i.agent {
+        let (action, subtype) = match i.previous {
+            None => ("C", "create"),
+            Some(_) => ("U", "update"),
+        };
+        audit_change(
+            conn,
+            i.tenant,
+            agent,
+            (action, subtype),
+            (res_type, i.id, version),
+            fhir_mapping::search_params::patient_of(res_type, i.id, prepared.json()),
+            i.now,
+        )?;
     }
     if fhir_mapping::hep::claims_a_profile(res_type, i.parsed.json())
         || i.current
@@ -596,6 +650,7 @@ pub fn create_in(
             check_references: ctx.check_references,
             actor: ctx.actor,
             patient: ctx.patient,
+            agent: ctx.agent,
         },
     );
     let written = match (written, if_none_exist) {
@@ -699,6 +754,7 @@ pub fn update_in(
             check_references: ctx.check_references,
             actor: ctx.actor,
             patient: ctx.patient,
+            agent: ctx.agent,
         },
     )?;
     written.status = match current {
@@ -815,6 +871,7 @@ pub fn conditional_update_in(
                         check_references: ctx.check_references,
                         actor: ctx.actor,
                         patient: ctx.patient,
+                        agent: ctx.agent,
                     },
                 )?;
                 let key = Key {
@@ -918,6 +975,22 @@ pub fn delete_in(
     )?;
     if result == WriteResult::Conflict {
         return Err(ApiError::Retry);
+    }
+    if let Some(agent) = ctx.agent {
+        let patient = current
+            .body
+            .as_deref()
+            .and_then(|b| serde_json::from_str::<JsonObject>(b).ok())
+            .and_then(|j| fhir_mapping::search_params::patient_of(res_type, id, &j));
+        audit_change(
+            conn,
+            tenant,
+            agent,
+            ("D", "delete"),
+            (res_type, id, version),
+            patient,
+            now,
+        )?;
     }
     if let Some(body) = current.body.as_deref().filter(|b| claimed_in(res_type, b)) {
         let before: Option<JsonObject> = serde_json::from_str(body).ok();
@@ -1036,6 +1109,7 @@ fn create_own(
             check_references: true,
             actor: Actor::Server,
             patient: None,
+            agent: None,
         },
     )
 }

@@ -1,6 +1,7 @@
 //! FHIR R4 mapping: parsing and rendering with fhirbolt, references, search values,
 //! Bundles, OperationOutcome and CapabilityStatement construction. No IO.
 
+pub mod audit;
 pub mod bundle;
 pub mod capability;
 pub mod codec;

@@ -320,6 +320,35 @@ const ELEMENT_PARAMS: &[ElementParam] = element_params![
         "Observation-derived-from"
     ),
     ("Patient", "gender", Token, ["gender"], "individual-gender"),
+    ("AuditEvent", "date", Date, ["recorded"], "AuditEvent-date"),
+    (
+        "AuditEvent",
+        "entity",
+        Reference,
+        ["entity.what"],
+        "AuditEvent-entity"
+    ),
+    (
+        "AuditEvent",
+        "subtype",
+        Token,
+        ["subtype"],
+        "AuditEvent-subtype"
+    ),
+    (
+        "AuditEvent",
+        "outcome",
+        Token,
+        ["outcome"],
+        "AuditEvent-outcome"
+    ),
+    (
+        "AuditEvent",
+        "action",
+        Token,
+        ["action"],
+        "AuditEvent-action"
+    ),
     ("Patient", "name", String, ["name"], "Patient-name"),
     (
         "Patient",
@@ -495,6 +524,21 @@ const ELEMENT_PARAMS: &[ElementParam] = element_params![
     ),
 ];
 
+/// The patient whose compartment a resource is in (its id for a Patient), if any.
+pub fn patient_of(resource_type: &str, id: &str, json: &Map<String, Value>) -> Option<String> {
+    if resource_type == "Patient" {
+        return Some(id.to_string());
+    }
+    let param = match alias_of(resource_type, "patient") {
+        Some((indexed, _)) => indexed,
+        None => "patient",
+    };
+    token_values(resource_type, json)
+        .into_iter()
+        .find(|t| t.param == param && t.code.starts_with("Patient/"))
+        .map(|t| t.code["Patient/".len()..].to_string())
+}
+
 /// Whether a resource is in `patient`'s compartment as this server draws it: the
 /// Patient itself, or a resource whose `patient` (or `subject`, `for`) names it.
 pub fn in_patient_compartment(
@@ -534,6 +578,13 @@ const DUE_WINDOW_PARAM: ElementParam = ElementParam {
 /// `for`) restricted to Patient references. (type, name, indexed parameter, target
 /// type, definition)
 const ALIASES: &[(&str, &str, &str, &str, &str)] = &[
+    (
+        "AuditEvent",
+        "patient",
+        "entity",
+        "Patient",
+        "http://hl7.org/fhir/SearchParameter/AuditEvent-patient",
+    ),
     (
         "CarePlan",
         "patient",
@@ -810,6 +861,7 @@ pub const CANONICAL_TYPES: &[&str] = &[
 
 /// Types whose R4 definition has no `identifier` element.
 const NO_IDENTIFIER: &[&str] = &[
+    "AuditEvent",
     "Binary",
     "CapabilityStatement",
     "CompartmentDefinition",

@@ -3,6 +3,7 @@
 
 mod adherence;
 mod architecture;
+mod audit;
 mod concurrency;
 mod conditional;
 mod crud;

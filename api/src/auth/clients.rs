@@ -199,6 +199,11 @@ pub struct TokenAnswer {
     pub token_type: &'static str,
     pub expires_in: i64,
     pub scope: String,
+    /// For the audit trail, not sent.
+    #[serde(skip)]
+    pub client_id: String,
+    #[serde(skip)]
+    pub tenant: String,
 }
 
 /// A token request's form.
@@ -212,7 +217,7 @@ pub struct TokenForm {
 
 /// The `iss` and `sub` of an assertion, read before its signature is checked (to find
 /// the client and its keys).
-fn unverified_client(assertion: &str) -> Option<String> {
+pub fn unverified_client(assertion: &str) -> Option<String> {
     let payload = assertion.split('.').nth(1)?;
     let bytes = URL_SAFE_NO_PAD.decode(payload).ok()?;
     let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
@@ -344,6 +349,8 @@ pub async fn exchange(ctx: TokenContext<'_>, form: TokenForm) -> Result<TokenAns
         token_type: "bearer",
         expires_in: ACCESS_TOKEN_SECONDS,
         scope,
+        client_id: client.client_id.clone(),
+        tenant: client.tenant.clone(),
     })
 }
 

@@ -24,8 +24,11 @@ pub struct Access {
     pub scopes: Scopes,
     /// The patient in context: patient scopes open this patient's compartment only.
     pub patient: Option<String>,
-    /// The token carries the scope that registers clients ([`ADMIN_SCOPE`]).
+    /// The token carries the scope that registers clients and reads the audit trail
+    /// ([`ADMIN_SCOPE`]).
     pub admin: bool,
+    /// The network address the request came from.
+    pub address: Option<String>,
 }
 
 /// The scope that lets a token register clients of its clinic (`POST /auth/clients`).
@@ -67,6 +70,18 @@ impl Limits {
 impl Access {
     /// The limits of `perm` on `resource_type`, or a 403 that says which scope is missing.
     pub fn require(&self, resource_type: &str, perm: Perm) -> Result<Limits, ApiError> {
+        if resource_type == "AuditEvent" {
+            // the audit trail: written by the server only, read with the admin scope
+            return match perm {
+                Perm::Read | Perm::Search if self.admin => Ok(Limits::default()),
+                Perm::Read | Perm::Search => Err(ApiError::Forbidden(format!(
+                    "the audit trail is read with the `{ADMIN_SCOPE}` scope"
+                ))),
+                _ => Err(ApiError::Forbidden(
+                    "AuditEvents are written by the server only".into(),
+                )),
+            };
+        }
         let Grant::Allowed {
             patient_only,
             restriction,
@@ -216,7 +231,8 @@ pub async fn authenticate(
             .map(ServiceResponse::map_into_left_body);
     }
     let verified = match req.app_data::<web::Data<crate::http::AppState>>() {
-        Some(state) => verify(req.headers(), state).and_then(|access| {
+        Some(state) => verify(req.headers(), state).and_then(|mut access| {
+            access.address = req.peer_addr().map(|a| a.ip().to_string());
             if let Some(limit) = &state.rate_limit {
                 limit.check(&format!("{}/{}", access.tenant, access.client))?;
             }
@@ -271,5 +287,6 @@ pub fn verify(
         scopes: Scopes::parse(&claims.scope),
         admin: claims.scope.split_whitespace().any(|s| s == ADMIN_SCOPE),
         patient: claims.patient,
+        address: None,
     })
 }

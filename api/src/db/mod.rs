@@ -17,6 +17,7 @@ macro_rules! on_backend {
     };
 }
 
+pub mod audit;
 pub mod clients;
 pub mod intake;
 pub mod query;

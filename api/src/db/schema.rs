@@ -1,6 +1,25 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
+    audit_events (tenant, id) {
+        tenant -> Text,
+        id -> Text,
+        recorded -> BigInt,
+        action -> Text,
+        subtype -> Text,
+        outcome -> Text,
+        status -> Integer,
+        client -> Text,
+        address -> Nullable<Text>,
+        res_type -> Nullable<Text>,
+        res_id -> Nullable<Text>,
+        version -> Nullable<BigInt>,
+        patient -> Nullable<Text>,
+        query -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
     client_assertions (tenant, client_id, jti) {
         tenant -> Text,
         client_id -> Text,

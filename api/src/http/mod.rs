@@ -44,6 +44,8 @@ pub struct AppState {
     pub jwks_cache: Arc<crate::auth::clients::JwksCache>,
     /// Requests per client (token subject), when limited.
     pub rate_limit: Option<Arc<crate::auth::RateLimit>>,
+    /// The audit trail's queue.
+    pub audit: crate::audit::AuditLog,
 }
 
 impl AppState {
@@ -56,6 +58,10 @@ impl AppState {
         crate::service::Scope {
             tenant: access.tenant.clone(),
             patient: limits.patient.clone(),
+            agent: Some(crate::audit::Agent {
+                client: access.client.clone(),
+                address: access.address.clone(),
+            }),
             sessions: self.sessions.clone(),
             clock: self.clock.clone(),
         }
@@ -145,6 +151,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/fhir")
             .wrap(actix_web::middleware::from_fn(crate::auth::authenticate))
+            .wrap(actix_web::middleware::from_fn(
+                crate::audit::record_requests,
+            ))
             .service(
                 web::resource("/.well-known/smart-configuration")
                     .route(web::get().to(rest::smart_configuration))

@@ -509,6 +509,12 @@ pub async fn read(req: HttpRequest, state: State) -> HttpResponse {
         }
         let access = auth::access(&req)?;
         let limits = access.require(&res_type, Perm::Read)?;
+        if res_type == "AuditEvent" {
+            let event = crate::audit::read_event(&state.db, access.tenant.clone(), id).await?;
+            let bytes =
+                serde_json::to_vec(&event).map_err(|e| ApiError::Internal(e.to_string()))?;
+            return fhir_response(StatusCode::OK, out, &bytes);
+        }
         let current = current_of(&state, &access, &limits, &res_type, &id).await?;
         let Some(body) = current.body.filter(|_| !current.deleted) else {
             return Err(ApiError::Gone(format!(
@@ -848,6 +854,16 @@ async fn run_search(
     let parsed = search::parse_with(&res_type, &query, options)?;
     let access = auth::access(req)?;
     let limited = search::limit(&access, &res_type, &parsed)?;
+    if res_type == "AuditEvent" {
+        let bundle = crate::audit::search_events(
+            &state.db,
+            access.tenant.clone(),
+            &query,
+            &state.base_url(req),
+        )
+        .await?;
+        return fhir_response(StatusCode::OK, out, &bundle);
+    }
     let count = parsed.count.unwrap_or(DEFAULT_COUNT);
     let t = res_type.clone();
     let found = state

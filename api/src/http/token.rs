@@ -45,7 +45,7 @@ pub async fn token(req: HttpRequest, payload: web::Payload, state: State) -> Htt
         Ok(b) => b,
         Err(_) => return oauth_error(&TokenError::InvalidRequest("the form is too large".into())),
     };
-    let form: TokenForm = match serde_urlencoded::from_bytes(&body) {
+    let form: TokenForm = match serde_urlencoded::from_bytes::<TokenForm>(&body) {
         Ok(f) => f,
         Err(_) => return oauth_error(&TokenError::InvalidRequest("the form is not valid".into())),
     };
@@ -56,9 +56,35 @@ pub async fn token(req: HttpRequest, payload: web::Payload, state: State) -> Htt
         token_url: token_url(&state, &req),
         now: crate::clock::to_micros(state.clock.now()) / 1_000_000,
     };
+    let claimed = form
+        .client_assertion
+        .as_deref()
+        .and_then(clients::unverified_client)
+        .filter(|c| c.len() <= 100);
+    let address = req.peer_addr().map(|a| a.ip().to_string());
+    let record = |tenant: String, client: String, status: u16| crate::db::audit::AuditRow {
+        tenant,
+        id: crate::audit::new_id(),
+        recorded: crate::clock::to_micros(state.clock.now()),
+        action: "E".into(),
+        subtype: "token".into(),
+        outcome: if status < 400 { "0" } else { "4" }.into(),
+        status: i32::from(status),
+        client,
+        address: address.clone(),
+        res_type: None,
+        res_id: None,
+        version: None,
+        patient: None,
+        query: None,
+    };
     match clients::exchange(ctx, form).await {
         Ok(answer) => {
             tracing::info!(scope = %answer.scope, "access token issued");
+            state
+                .audit
+                .record(record(answer.tenant.clone(), answer.client_id.clone(), 200))
+                .await;
             HttpResponse::Ok()
                 .insert_header(("Cache-Control", "no-store"))
                 .insert_header(("Pragma", "no-cache"))
@@ -66,6 +92,12 @@ pub async fn token(req: HttpRequest, payload: web::Payload, state: State) -> Htt
         }
         Err(e) => {
             tracing::info!(error = ?e.answer().1["error"], "token request refused");
+            let status = e.answer().0;
+            let client = claimed.unwrap_or_else(|| "unknown".into());
+            state
+                .audit
+                .record(record(state.tenant.to_string(), client, status))
+                .await;
             oauth_error(&e)
         }
     }

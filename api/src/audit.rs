@@ -1,0 +1,404 @@
+//! The audit trail: who did what to which clinic data, when, from where, with what
+//! outcome. A change is recorded in its own transaction (`service`); reads, searches,
+//! operations, refusals and tokens are recorded by the middleware here, through a queue
+//! that a thread writes in batches. Served as AuditEvent resources, read-only, to
+//! tokens with the `hep-admin` scope.
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{HttpMessage, web};
+
+use crate::auth::Access;
+use crate::db::Db;
+use crate::db::audit::AuditRow;
+
+/// Records waiting to be written, at most this many (then requests wait for room).
+const QUEUE: usize = 65_536;
+/// Records written per transaction at most.
+const BATCH: usize = 1_000;
+
+/// Who acts, for the records of the changes it makes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Agent {
+    pub client: String,
+    pub address: Option<String>,
+}
+
+/// The queue of records and the thread that writes them.
+#[derive(Clone)]
+pub struct AuditLog {
+    queue: crossbeam_channel::Sender<AuditRow>,
+}
+
+impl AuditLog {
+    /// Starts the writing thread; it ends when every `AuditLog` is dropped, after
+    /// writing what is queued.
+    pub fn start(db: Db) -> AuditLog {
+        let (queue, records) = crossbeam_channel::bounded::<AuditRow>(QUEUE);
+        let run = move || {
+            while let Ok(first) = records.recv() {
+                let mut batch = vec![first];
+                while batch.len() < BATCH {
+                    match records.try_recv() {
+                        Ok(r) => batch.push(r),
+                        Err(_) => break,
+                    }
+                }
+                let rows = batch;
+                let written = db.write(move |conn| {
+                    crate::db::audit::insert(conn, &rows)?;
+                    Ok::<_, crate::error::ApiError>(())
+                });
+                if let Err(e) = written {
+                    tracing::error!(error = %e, "audit records could not be written");
+                }
+            }
+        };
+        if let Err(e) = std::thread::Builder::new()
+            .name("audit-writer".into())
+            .spawn(run)
+        {
+            tracing::error!(error = %e, "the audit writer could not start");
+        }
+        AuditLog { queue }
+    }
+
+    /// Queues a record; waits (off the async worker) while the queue is full.
+    pub async fn record(&self, row: AuditRow) {
+        match self.queue.try_send(row) {
+            Ok(()) => {}
+            Err(crossbeam_channel::TrySendError::Full(row)) => {
+                let queue = self.queue.clone();
+                let _ = web::block(move || queue.send(row).is_ok()).await;
+            }
+            Err(crossbeam_channel::TrySendError::Disconnected(_)) => {
+                tracing::error!("the audit writer has stopped; a record is lost");
+            }
+        }
+    }
+}
+
+/// A new record's id: time-ordered, so the newest sort last.
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// What a request did, from its method and route: (action, interaction, type, id).
+fn interaction(
+    method: &actix_web::http::Method,
+    path: &str,
+) -> (&'static str, &'static str, Option<String>, Option<String>) {
+    let rest = path
+        .split_once("/fhir")
+        .map_or("", |(_, r)| r)
+        .trim_matches('/');
+    let parts: Vec<&str> = if rest.is_empty() {
+        Vec::new()
+    } else {
+        rest.split('/').collect()
+    };
+    let is_type = |s: &str| fhir_mapping::resource_types::is_storable(s);
+    let op = parts.iter().any(|p| p.starts_with('$'));
+    let t = parts.first().filter(|t| is_type(t)).map(|t| t.to_string());
+    let id = parts
+        .get(1)
+        .filter(|p| !p.starts_with('$') && !p.starts_with('_'))
+        .map(|p| p.to_string());
+    let m = method.as_str();
+    let (action, subtype) = match (m, parts.as_slice()) {
+        (_, _) if op => ("E", "operation"),
+        ("POST", []) => ("E", "transaction"),
+        ("GET", ["_history"]) => ("R", "history-system"),
+        ("GET", [_, "_history"]) => ("R", "history-type"),
+        ("GET", [_, _, "_history"]) => ("R", "history-instance"),
+        ("GET", [_, _, "_history", _]) => ("R", "vread"),
+        ("GET", [_]) | ("POST", [_, "_search"]) => ("R", "search-type"),
+        ("GET", [_, _]) => ("R", "read"),
+        ("POST", [_]) => ("C", "create"),
+        ("PUT", _) => ("U", "update"),
+        ("PATCH", _) => ("U", "patch"),
+        ("DELETE", _) => ("D", "delete"),
+        _ => ("E", "operation"),
+    };
+    (action, subtype, t, id)
+}
+
+/// The patient a request is about, when it says: a patient token's, the Patient read,
+/// or the `patient` / `subject` of a search.
+fn patient_of(
+    access: Option<&Access>,
+    res_type: Option<&str>,
+    id: Option<&str>,
+    query: &str,
+) -> Option<String> {
+    if let Some(p) = access.and_then(|a| a.patient.clone()) {
+        return Some(p);
+    }
+    if res_type == Some("Patient") {
+        return id.map(str::to_string);
+    }
+    serde_urlencoded::from_str::<Vec<(String, String)>>(query)
+        .ok()?
+        .into_iter()
+        .find(|(k, _)| k == "patient" || k == "subject" || k == "subject:Patient")
+        .map(|(_, v)| v.strip_prefix("Patient/").unwrap_or(&v).to_string())
+        .filter(|p| fhir_mapping::resource_types::is_valid_id(p))
+}
+
+/// Middleware around `/fhir`: records every request but those of the open routes and
+/// the changes already recorded in their transaction (a successful write).
+pub async fn record_requests(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let method = req.method().clone();
+    let path = req.path().to_string();
+    let query = req.query_string().to_string();
+    let address = req.peer_addr().map(|a| a.ip().to_string());
+    let res = next.call(req).await?;
+    let status = res.status();
+    let open = path.ends_with("/metadata") || path.ends_with("/smart-configuration");
+    let changed = matches!(method.as_str(), "POST" | "PUT" | "PATCH" | "DELETE")
+        && status.is_success()
+        && !path.contains('$')
+        && !path.ends_with("/_search");
+    if open || changed {
+        return Ok(res);
+    }
+    let Some(state) = res
+        .request()
+        .app_data::<web::Data<crate::http::AppState>>()
+        .cloned()
+    else {
+        return Ok(res);
+    };
+    let access = res.request().extensions().get::<Access>().cloned();
+    let (action, subtype, res_type, id) = interaction(&method, &path);
+    let outcome = match status.as_u16() {
+        s if s < 400 => "0",
+        s if s < 500 => "4",
+        _ => "8",
+    };
+    let row = AuditRow {
+        tenant: access
+            .as_ref()
+            .map_or_else(|| state.tenant.to_string(), |a| a.tenant.clone()),
+        id: new_id(),
+        recorded: crate::clock::to_micros(state.clock.now()),
+        action: action.into(),
+        subtype: subtype.into(),
+        outcome: outcome.into(),
+        status: i32::from(status.as_u16()),
+        client: access
+            .as_ref()
+            .map_or_else(|| "unauthenticated".to_string(), |a| a.client.clone()),
+        address,
+        patient: patient_of(access.as_ref(), res_type.as_deref(), id.as_deref(), &query),
+        res_type,
+        res_id: id,
+        version: None,
+        query: (!query.is_empty()).then_some(query),
+    };
+    state.audit.record(row).await;
+    Ok(res)
+}
+
+/// The AuditEvent of a stored record.
+fn event_json(r: &AuditRow) -> serde_json::Value {
+    let recorded = crate::clock::instant_string(r.recorded);
+    fhir_mapping::audit::audit_event(&fhir_mapping::audit::AuditFacts {
+        id: &r.id,
+        recorded: &recorded,
+        action: &r.action,
+        subtype: &r.subtype,
+        outcome: &r.outcome,
+        status: r.status,
+        client: &r.client,
+        address: r.address.as_deref(),
+        entity: match (&r.res_type, &r.res_id) {
+            (Some(t), Some(i)) => Some((t.as_str(), i.as_str(), r.version)),
+            _ => None,
+        },
+        patient: r.patient.as_deref(),
+        query: r.query.as_deref(),
+    })
+}
+
+/// `GET AuditEvent/[id]` (the admin scope checked by the caller).
+pub async fn read_event(
+    db: &Db,
+    tenant: String,
+    id: String,
+) -> Result<serde_json::Value, crate::error::ApiError> {
+    let q = crate::db::audit::AuditQuery {
+        id: Some(id.clone()),
+        ..Default::default()
+    };
+    let rows = db
+        .read(move |conn| Ok(crate::db::audit::search(conn, &tenant, &q, 1)?))
+        .await?;
+    rows.first()
+        .map(event_json)
+        .ok_or_else(|| crate::error::ApiError::NotFound(format!("AuditEvent/{id} does not exist")))
+}
+
+/// `GET AuditEvent?...`: newest first; `date` (with a prefix), `patient`, `entity`,
+/// `subtype`, `outcome`, `action`, `_count`, `_cursor`.
+pub async fn search_events(
+    db: &Db,
+    tenant: String,
+    pairs: &[(String, String)],
+    base: &str,
+) -> Result<Vec<u8>, crate::error::ApiError> {
+    use crate::error::ApiError;
+    let mut q = crate::db::audit::AuditQuery::default();
+    let mut count = crate::search::DEFAULT_COUNT;
+    let mut applied = Vec::new();
+    for (k, v) in pairs {
+        match k.as_str() {
+            "_format" | "_pretty" => continue,
+            "_count" => {
+                count = v
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(|| {
+                        ApiError::BadRequest("_count must be a positive whole number".into())
+                    })?
+                    .min(crate::search::MAX_COUNT);
+                continue;
+            }
+            "_cursor" => q.before_id = Some(v.clone()),
+            "_id" => q.id = Some(v.clone()),
+            "date" | "_lastUpdated" => {
+                let (prefix, date) = match v.get(..2) {
+                    Some(p) if p.bytes().all(|b| b.is_ascii_alphabetic()) => (p, &v[2..]),
+                    _ => ("eq", v.as_str()),
+                };
+                let (lo, hi) = crate::search::date_range(date).ok_or_else(|| {
+                    ApiError::BadRequest(format!("`{date}` is not a FHIR date or dateTime"))
+                })?;
+                match prefix {
+                    "eq" => {
+                        q.from = Some(lo);
+                        q.until = Some(hi);
+                    }
+                    "ge" => q.from = Some(lo),
+                    "gt" => q.from = Some(hi),
+                    "lt" => q.until = Some(lo),
+                    "le" => q.until = Some(hi),
+                    p => {
+                        return Err(ApiError::BadRequest(format!(
+                            "`date` of AuditEvent takes eq, ge, gt, le or lt, not `{p}`"
+                        )));
+                    }
+                }
+            }
+            "patient" => q.patient = Some(v.strip_prefix("Patient/").unwrap_or(v).to_string()),
+            "entity" => {
+                let (t, i) = v
+                    .split_once('/')
+                    .ok_or_else(|| ApiError::BadRequest("`entity` is Type/id".into()))?;
+                q.entity = Some((t.to_string(), i.to_string()));
+            }
+            "subtype" => q.subtype = Some(v.rsplit('|').next().unwrap_or(v).to_string()),
+            "outcome" => q.outcome = Some(v.clone()),
+            "action" => q.action = Some(v.clone()),
+            other => {
+                return Err(ApiError::BadRequest(format!(
+                    "unknown or unsupported search parameter `{other}` for AuditEvent (_id, _lastUpdated, date, patient, entity, subtype, outcome, action)"
+                )));
+            }
+        }
+        if k != "_cursor" {
+            applied.push((k.clone(), v.clone()));
+        }
+    }
+    let query = q.clone();
+    let rows = db
+        .read(move |conn| Ok(crate::db::audit::search(conn, &tenant, &query, count)?))
+        .await?;
+    let bodies: Vec<Vec<u8>> = rows
+        .iter()
+        .map(|r| serde_json::to_vec(&event_json(r)).unwrap_or_default())
+        .collect();
+    let entries: Vec<fhir_mapping::bundle::Entry<'_>> = rows
+        .iter()
+        .zip(&bodies)
+        .map(|(r, b)| fhir_mapping::bundle::Entry {
+            full_url: Some(format!("{base}/AuditEvent/{}", r.id)),
+            resource: Some(b),
+            search_mode: Some("match"),
+            ..Default::default()
+        })
+        .collect();
+    applied.push(("_count".into(), count.to_string()));
+    let mut links = vec![fhir_mapping::bundle::Link {
+        relation: "self",
+        url: crate::search::link_url(base, "/AuditEvent", &applied),
+    }];
+    if rows.len() as i64 == count
+        && let Some(last) = rows.last()
+    {
+        let mut next = applied.clone();
+        next.push(("_cursor".into(), last.id.clone()));
+        links.push(fhir_mapping::bundle::Link {
+            relation: "next",
+            url: crate::search::link_url(base, "/AuditEvent", &next),
+        });
+    }
+    Ok(fhir_mapping::bundle::write_bundle(
+        "searchset",
+        None,
+        None,
+        None,
+        None,
+        &links,
+        &entries,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::Method;
+
+    #[test]
+    fn routes_are_named_as_interactions() {
+        let cases = [
+            (Method::GET, "/fhir/Patient/1", ("R", "read")),
+            (Method::GET, "/fhir/Patient", ("R", "search-type")),
+            (Method::POST, "/fhir/Patient/_search", ("R", "search-type")),
+            (Method::GET, "/fhir/Patient/1/_history/2", ("R", "vread")),
+            (
+                Method::GET,
+                "/fhir/Patient/1/_history",
+                ("R", "history-instance"),
+            ),
+            (Method::GET, "/fhir/_history", ("R", "history-system")),
+            (
+                Method::GET,
+                "/fhir/CarePlan/1/$adherence",
+                ("E", "operation"),
+            ),
+            (Method::POST, "/fhir", ("E", "transaction")),
+            (Method::DELETE, "/fhir/Patient/1", ("D", "delete")),
+        ];
+        for (m, path, (action, subtype)) in cases {
+            let (a, s, _, _) = interaction(&m, path);
+            assert_eq!((a, s), (action, subtype), "{path}");
+        }
+        let (_, _, t, id) = interaction(&Method::GET, "/fhir/Patient/1");
+        assert_eq!((t.as_deref(), id.as_deref()), (Some("Patient"), Some("1")));
+        assert_eq!(
+            patient_of(
+                None,
+                Some("Observation"),
+                None,
+                "subject=Patient%2Fp9&code=x"
+            ),
+            Some("p9".into())
+        );
+    }
+}
