@@ -108,6 +108,23 @@ pub struct Config {
     #[arg(long, env = "HEP_RATE_LIMIT_BURST", default_value_t = 1000)]
     pub rate_limit_burst: u32,
 
+    /// Accept the access tokens of this OpenID Connect provider (its `iss`), besides the
+    /// server's own.
+    #[arg(long, env = "HEP_OIDC_ISSUER")]
+    pub oidc_issuer: Option<String>,
+
+    /// The provider's JWKS URL (https).
+    #[arg(long, env = "HEP_OIDC_JWKS_URL")]
+    pub oidc_jwks_url: Option<String>,
+
+    /// The `aud` the provider's tokens must name (usually this server's FHIR base URL).
+    #[arg(long, env = "HEP_OIDC_AUDIENCE")]
+    pub oidc_audience: Option<String>,
+
+    /// The claim of the provider's tokens that names the clinic.
+    #[arg(long, env = "HEP_OIDC_TENANT_CLAIM", default_value = "tenant")]
+    pub oidc_tenant_claim: String,
+
     /// A command instead of serving.
     #[command(subcommand)]
     pub command: Option<Command>,

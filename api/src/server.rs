@@ -228,9 +228,24 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<(Server, SocketAd
         clock.clone(),
         std::time::Duration::from_millis(config.job_interval_ms.max(10)),
     );
+    let origins = cors_origins(&config.cors_allowed_origins)?;
     let audit = crate::audit::AuditLog::start(db.clone());
+    let oidc = match &config.oidc_issuer {
+        Some(issuer) => Some(Arc::new(
+            crate::auth::oidc::Oidc::new(
+                issuer,
+                config.oidc_jwks_url.as_deref(),
+                config.oidc_audience.as_deref(),
+                &config.oidc_tenant_claim,
+            )
+            .map_err(StartError::Config)?,
+        )),
+        None => None,
+    };
     let state = web::Data::new(AppState {
         audit,
+        oidc,
+        cors_enabled: !origins.is_empty(),
         sessions,
         _jobs: jobs,
         db,
@@ -253,7 +268,6 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<(Server, SocketAd
         )
         .map(Arc::new),
     });
-    let origins = cors_origins(&config.cors_allowed_origins)?;
     let hsts = config
         .base_url
         .as_deref()

@@ -483,7 +483,9 @@ async fn seed_patients(
                     .await
                     .map_err(|e| e.to_string())?;
                 if res.status().as_u16() != 201 {
-                    return Err(format!("seeding answered {}", res.status()));
+                    let status = res.status();
+                    let text = res.text().await.unwrap_or_default();
+                    return Err(format!("seeding answered {status}: {text}"));
                 }
                 let v: Value = res.json().await.map_err(|e| e.to_string())?;
                 v["id"]

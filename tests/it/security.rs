@@ -973,3 +973,141 @@ async fn a_client_over_its_rate_is_told_to_wait() {
         StatusCode::OK
     );
 }
+
+/// Serves a JWKS document on a free loopback port (an identity provider's keys).
+async fn serve_jwks(jwks: Value) -> String {
+    let body = jwks.to_string();
+    let server = actix_web::HttpServer::new(move || {
+        let body = body.clone();
+        actix_web::App::new().route(
+            "/jwks",
+            actix_web::web::get().to(move || {
+                let body = body.clone();
+                async move {
+                    actix_web::HttpResponse::Ok()
+                        .content_type("application/json")
+                        .body(body)
+                }
+            }),
+        )
+    })
+    .workers(1)
+    .bind("127.0.0.1:0")
+    .expect("bind");
+    let addr = server.addrs()[0];
+    tokio::spawn(server.run());
+    format!("http://{addr}/jwks")
+}
+
+#[tokio::test]
+async fn tokens_of_a_configured_identity_provider_are_accepted() {
+    let idp_key = ec_key("idp-1");
+    let jwks_url = serve_jwks(json!({"keys": [idp_key.jwk.clone()]})).await;
+    let issuer = "https://idp.clinic.example.org";
+    let audience = "https://hep.clinic.example.org/fhir";
+    let url = jwks_url.clone();
+    let s = start_with(
+        move |c| {
+            c.oidc_issuer = Some(issuer.into());
+            c.oidc_jwks_url = Some(url);
+            c.oidc_audience = Some(audience.into());
+        },
+        std::sync::Arc::new(api::clock::SystemClock),
+    )
+    .await;
+    let d = seed(&s).await;
+    let now = jiff::Timestamp::now().as_second();
+    let sign = |key: &ClientKey, claims: Value| {
+        let mut header = jsonwebtoken::Header::new(key.alg);
+        header.kid = Some(key.kid.clone());
+        jsonwebtoken::encode(&header, &claims, &key.encoding).expect("sign")
+    };
+    let claims = |changes: Value| {
+        let mut c = json!({"iss": issuer, "aud": audience, "sub": "therapist-7", "iat": now,
+            "nbf": now - 10, "exp": now + 300, "scope": "openid fhirUser user/Patient.rs",
+            "fhirUser": "Practitioner/p7", "tenant": "default"});
+        if let (Value::Object(c), Value::Object(changes)) = (&mut c, changes) {
+            for (k, v) in changes {
+                if v.is_null() {
+                    c.remove(&k);
+                } else {
+                    c.insert(k, v);
+                }
+            }
+        }
+        c
+    };
+    let user = client_with_token(&sign(&idp_key, claims(json!({}))));
+    assert_eq!(
+        send(&user, &s, "GET", &format!("Patient/{}", d.a), None)
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    refused(
+        send(&user, &s, "GET", "Observation", None).await,
+        StatusCode::FORBIDDEN,
+        "Secretname",
+        "scope",
+    )
+    .await;
+    // a patient's app signed in at the provider
+    let app = client_with_token(&sign(
+        &idp_key,
+        claims(json!({"scope": "patient/*.rs", "patient": d.a, "fhirUser": null})),
+    ));
+    assert_eq!(
+        send(&app, &s, "GET", &format!("Observation/{}", d.obs_a), None)
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(&app, &s, "GET", &format!("Observation/{}", d.obs_b), None)
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    let other_key = ec_key("idp-1");
+    for (label, token) in [
+        (
+            "wrong audience",
+            sign(
+                &idp_key,
+                claims(json!({"aud": "https://elsewhere.example/fhir"})),
+            ),
+        ),
+        ("expired", sign(&idp_key, claims(json!({"exp": now - 600})))),
+        (
+            "not yet valid",
+            sign(&idp_key, claims(json!({"nbf": now + 600}))),
+        ),
+        ("no clinic", sign(&idp_key, claims(json!({"tenant": null})))),
+        ("another key", sign(&other_key, claims(json!({})))),
+        (
+            "another issuer",
+            sign(
+                &idp_key,
+                claims(json!({"iss": "https://idp.other.example"})),
+            ),
+        ),
+    ] {
+        let client = client_with_token(&token);
+        refused(
+            send(&client, &s, "GET", &format!("Patient/{}", d.a), None).await,
+            StatusCode::UNAUTHORIZED,
+            "Secretname",
+            label,
+        )
+        .await;
+    }
+    // an issuer without its JWKS URL or audience does not start
+    let dir = tempfile::tempdir().expect("dir");
+    let mut config =
+        api::config::Config::for_database(&dir.path().join("x.db").display().to_string());
+    config.bind = "127.0.0.1:0".into();
+    config.oidc_issuer = Some(issuer.into());
+    config.oidc_jwks_url = Some("http://idp.example.org/jwks".into());
+    config.oidc_audience = Some(audience.into());
+    assert!(api::server::build(&config, std::sync::Arc::new(api::clock::SystemClock)).is_err());
+}

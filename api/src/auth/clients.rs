@@ -103,7 +103,7 @@ fn usable_keys(jwks: &str) -> Result<JwkSet, ApiError> {
 }
 
 /// A JWKS URL must be https (http only on this machine's loopback, for development).
-fn check_jwks_url(url: &str) -> Result<(), ApiError> {
+pub(crate) fn check_jwks_url(url: &str) -> Result<(), ApiError> {
     let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
         .iter()
         .any(|p| {
@@ -126,7 +126,7 @@ pub struct JwksCache {
 }
 
 impl JwksCache {
-    async fn get(&self, url: &str, refresh: bool) -> Result<String, TokenError> {
+    pub(crate) async fn get(&self, url: &str, refresh: bool) -> Result<String, TokenError> {
         if !refresh
             && let Ok(cache) = self.fetched.lock()
             && let Some((at, jwks)) = cache.get(url)

@@ -3,6 +3,7 @@
 //! CapabilityStatement and the SMART configuration needs a token.
 
 pub mod clients;
+pub mod oidc;
 pub mod scopes;
 pub mod tokens;
 
@@ -231,7 +232,7 @@ pub async fn authenticate(
             .map(ServiceResponse::map_into_left_body);
     }
     let verified = match req.app_data::<web::Data<crate::http::AppState>>() {
-        Some(state) => verify(req.headers(), state).and_then(|mut access| {
+        Some(state) => verify(req.headers(), state).await.and_then(|mut access| {
             access.address = req.peer_addr().map(|a| a.ip().to_string());
             if let Some(limit) = &state.rate_limit {
                 limit.check(&format!("{}/{}", access.tenant, access.client))?;
@@ -255,8 +256,19 @@ pub async fn authenticate(
     }
 }
 
+/// The `iss` of a token, read before any check (to choose the key that checks it).
+fn unverified_issuer(token: &str) -> Option<String> {
+    use base64::Engine;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    claims.get("iss")?.as_str().map(str::to_string)
+}
+
 /// The access of the bearer token in `headers`.
-pub fn verify(
+pub async fn verify(
     headers: &actix_web::http::header::HeaderMap,
     state: &crate::http::AppState,
 ) -> Result<Access, ApiError> {
@@ -275,7 +287,12 @@ pub fn verify(
             ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".into())
         })?;
     let now = crate::clock::to_micros(state.clock.now()) / 1_000_000;
-    let claims = state.token_keys.verify(token, now)?;
+    let claims = match &state.oidc {
+        Some(oidc) if unverified_issuer(token).as_deref() == Some(oidc.issuer.as_str()) => {
+            oidc.verify(token, now).await?
+        }
+        _ => state.token_keys.verify(token, now)?,
+    };
     if domain::TenantId::parse(&claims.tenant).is_err() {
         return Err(ApiError::Unauthorized(
             "the access token names no valid tenant".into(),

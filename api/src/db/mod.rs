@@ -151,32 +151,20 @@ struct DbInner {
 
 /// Checkpoints the SQLite WAL from its own connection every 200 ms (PASSIVE: it never
 /// waits for, nor blocks, the writer or the readers), so that commits in the writer
-/// thread do not pay for copying pages into the database. Under a long run of writes a
-/// passive checkpoint never catches up and the WAL only grows (gigabytes after a million
-/// writes, which slows every read): past [`WAL_LIMIT_BYTES`] it checkpoints with
-/// TRUNCATE instead, which waits for the writer's current commit and empties the file.
-/// Stops when dropped.
+/// thread do not pay for copying pages into the database (the writer empties the log
+/// when it grows too large, see `writer.rs`). Stops when dropped.
 struct Checkpointer {
     _stop: std::sync::mpsc::Sender<()>,
 }
 
-/// The WAL size past which the checkpointer empties it.
-const WAL_LIMIT_BYTES: u64 = 256 * 1024 * 1024;
-
 impl Checkpointer {
-    fn start(mut conn: AnyConnection, wal_path: String) -> Checkpointer {
+    fn start(mut conn: AnyConnection) -> Checkpointer {
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let run = move || {
             while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
                 stopped.recv_timeout(Duration::from_millis(200))
             {
-                let large = std::fs::metadata(&wal_path).is_ok_and(|m| m.len() > WAL_LIMIT_BYTES);
-                let sql = if large {
-                    "PRAGMA wal_checkpoint(TRUNCATE);"
-                } else {
-                    "PRAGMA wal_checkpoint(PASSIVE);"
-                };
-                if let Err(e) = conn.batch_execute(sql) {
+                if let Err(e) = conn.batch_execute("PRAGMA wal_checkpoint(PASSIVE);") {
                     tracing::warn!(error = %e, "WAL checkpoint failed; retried");
                 }
             }
@@ -205,15 +193,13 @@ impl Db {
                 run_migrations(&mut conn)?;
                 // the checkpointer thread copies the WAL into the database, not the writer
                 conn.batch_execute("PRAGMA wal_autocheckpoint = 0;")?;
-                Some(writer::Writer::start(conn)?)
+                let path = url.strip_prefix("sqlite://").unwrap_or(url);
+                Some(writer::Writer::start(conn, format!("{path}-wal"))?)
             }
             Backend::Postgres => None,
         };
         let checkpointer = match backend {
-            Backend::Sqlite => {
-                let path = url.strip_prefix("sqlite://").unwrap_or(url);
-                Some(Checkpointer::start(manager.open()?, format!("{path}-wal")))
-            }
+            Backend::Sqlite => Some(Checkpointer::start(manager.open()?)),
             Backend::Postgres => None,
         };
         let readers = readers::Readers::start(&manager, pool_size)?;

@@ -68,11 +68,12 @@ pub struct Writer {
 
 impl Writer {
     /// Starts the writer thread on `conn`.
-    pub fn start(conn: AnyConnection) -> Result<Writer, DbError> {
+    /// Starts the writer thread on `conn`; `wal_path` is the file of its write-ahead log.
+    pub fn start(conn: AnyConnection, wal_path: String) -> Result<Writer, DbError> {
         let (jobs, rx) = sync_channel::<Box<dyn Job>>(QUEUE);
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx))
+            .spawn(move || writer_loop(conn, rx, &wal_path))
             .map_err(|e| DbError::Connection(format!("cannot start the writer thread: {e}")))?;
         Ok(Writer { jobs })
     }
@@ -99,7 +100,14 @@ impl Writer {
     }
 }
 
-fn writer_loop(mut conn: AnyConnection, rx: Receiver<Box<dyn Job>>) {
+/// After a commit, the writer empties a write-ahead log grown past this size: under a
+/// long run of writes the checkpointer's passive checkpoints never catch up, and a log
+/// of gigabytes slows every read. The writer does it itself, between two of its
+/// transactions (it is the only writer, so no transaction of its own can find its
+/// snapshot reset); readers only make it wait.
+const WAL_LIMIT_BYTES: u64 = 256 * 1024 * 1024;
+
+fn writer_loop(mut conn: AnyConnection, rx: Receiver<Box<dyn Job>>, wal_path: &str) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -111,6 +119,12 @@ fn writer_loop(mut conn: AnyConnection, rx: Receiver<Box<dyn Job>>) {
         let committed = commit_batch(&mut conn, &mut batch);
         for job in batch {
             job.finish(&committed);
+        }
+        if std::fs::metadata(wal_path).is_ok_and(|m| m.len() > WAL_LIMIT_BYTES) {
+            use diesel::connection::SimpleConnection;
+            if let Err(e) = conn.batch_execute("PRAGMA wal_checkpoint(TRUNCATE);") {
+                tracing::warn!(error = %e, "emptying the write-ahead log failed; retried later");
+            }
         }
     }
 }

@@ -46,6 +46,10 @@ pub struct AppState {
     pub rate_limit: Option<Arc<crate::auth::RateLimit>>,
     /// The audit trail's queue.
     pub audit: crate::audit::AuditLog,
+    /// Whether browser apps of named origins are allowed (CORS).
+    pub cors_enabled: bool,
+    /// The external OpenID Connect provider whose tokens are accepted, if configured.
+    pub oidc: Option<Arc<crate::auth::oidc::Oidc>>,
 }
 
 impl AppState {

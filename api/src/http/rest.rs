@@ -222,7 +222,21 @@ pub async fn metadata(req: HttpRequest, state: State) -> HttpResponse {
         only_params(&query, &["_format", "_pretty", "mode"])?;
         let out = negotiate::output(&req, &query)?;
         let mut cs = state.capability.clone();
-        cs["implementation"]["url"] = state.base_url(&req).into();
+        let base = state.base_url(&req);
+        cs["implementation"]["url"] = base.clone().into();
+        let origin = base.strip_suffix("/fhir").unwrap_or(&base);
+        cs["rest"][0]["security"] = serde_json::json!({
+            "extension": [{
+                "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+                "extension": [{"url": "token", "valueUri": format!("{origin}/auth/token")}]
+            }],
+            "cors": state.cors_enabled,
+            "service": [{"coding": [{
+                "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                "code": "SMART-on-FHIR"
+            }]}],
+            "description": "Every request needs a bearer access token: SMART Backend Services (client_credentials with a private_key_jwt assertion, RS384 or ES384) at the token endpoint, or a token of the configured OpenID Connect provider. SMART v1 and v2 scopes are enforced per type and interaction; patient scopes open the token's patient only. See /fhir/.well-known/smart-configuration."
+        });
         let bytes = serde_json::to_vec(&cs).map_err(|e| ApiError::Internal(e.to_string()))?;
         fhir_response(StatusCode::OK, out, &bytes)
     }

@@ -112,7 +112,7 @@ pub async fn register_client(
     state: State,
 ) -> HttpResponse {
     let result = async {
-        let access = crate::auth::verify(req.headers(), &state)?;
+        let access = crate::auth::verify(req.headers(), &state).await?;
         if !access.admin {
             return Err(ApiError::Forbidden(format!(
                 "registering clients needs the `{}` scope",
