@@ -45,6 +45,10 @@ impl AuditLog {
                         Err(_) => break,
                     }
                 }
+                // ids are given here, by one thread, in the order of the records
+                for r in batch.iter_mut().filter(|r| r.id.is_empty()) {
+                    r.id = new_id();
+                }
                 let rows = batch;
                 let written = db.write(move |conn| {
                     crate::db::audit::insert(conn, &rows)?;
@@ -64,7 +68,8 @@ impl AuditLog {
         AuditLog { queue }
     }
 
-    /// Queues a record; waits (off the async worker) while the queue is full.
+    /// Queues a record (its id, when empty, is given by the writer); waits (off the async
+    /// worker) while the queue is full.
     pub async fn record(&self, row: AuditRow) {
         match self.queue.try_send(row) {
             Ok(()) => {}
@@ -181,10 +186,11 @@ pub async fn record_requests(
         _ => "8",
     };
     let row = AuditRow {
+        // given by the writer
+        id: String::new(),
         tenant: access
             .as_ref()
             .map_or_else(|| state.tenant.to_string(), |a| a.tenant.clone()),
-        id: new_id(),
         recorded: crate::clock::to_micros(state.clock.now()),
         action: action.into(),
         subtype: subtype.into(),

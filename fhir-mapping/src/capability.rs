@@ -33,9 +33,12 @@ pub fn capability_statement(d: &ServerDescription<'_>) -> Value {
         .resource_types
         .iter()
         .map(|t| {
+            // the audit trail is written by the server only
+            let read_only = *t == "AuditEvent";
             let interactions: Vec<Value> = d
                 .type_interactions
                 .iter()
+                .filter(|code| !read_only || matches!(**code, "read" | "search-type"))
                 .map(|code| json!({ "code": code }))
                 .collect();
             let params: Vec<Value> = params_for(t)
@@ -52,6 +55,7 @@ pub fn capability_statement(d: &ServerDescription<'_>) -> Value {
             let revincludes: Vec<String> = d
                 .resource_types
                 .iter()
+                .filter(|source| **source != "AuditEvent")
                 .flat_map(|source| {
                     params_for(source)
                         .into_iter()
@@ -69,15 +73,15 @@ pub fn capability_statement(d: &ServerDescription<'_>) -> Value {
             let mut r = json!({
                 "type": t,
                 "interaction": interactions,
-                "versioning": "versioned-update",
-                "readHistory": true,
-                "updateCreate": true,
-                "conditionalCreate": d.conditional_create,
-                "conditionalUpdate": d.conditional_update,
+                "versioning": if read_only { "no-version" } else { "versioned-update" },
+                "readHistory": !read_only,
+                "updateCreate": !read_only,
+                "conditionalCreate": d.conditional_create && !read_only,
+                "conditionalUpdate": d.conditional_update && !read_only,
                 "conditionalDelete": "not-supported",
                 "searchParam": params
             });
-            if !includes.is_empty() {
+            if !includes.is_empty() && !read_only {
                 r["searchInclude"] = json!(includes);
             }
             if !revincludes.is_empty() {

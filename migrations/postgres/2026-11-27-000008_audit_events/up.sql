@@ -4,7 +4,7 @@
 -- after. Clients cannot change them.
 CREATE TABLE audit_events (
     tenant    TEXT    NOT NULL,
-    id        TEXT    NOT NULL, -- time-ordered (UUID v7)
+    id        TEXT    NOT NULL, -- time-ordered (UUID v7: its first 48 bits are the millisecond)
     recorded  BIGINT  NOT NULL, -- microseconds since the Unix epoch
     action    TEXT    NOT NULL, -- C, R, U, D or E (R4 audit-event-action)
     subtype   TEXT    NOT NULL, -- the interaction (read, search-type, create, token, ...)
@@ -19,5 +19,5 @@ CREATE TABLE audit_events (
     query     TEXT,             -- a search's query string
     PRIMARY KEY (tenant, id)
 );
-CREATE INDEX audit_events_recorded ON audit_events (tenant, recorded);
-CREATE INDEX audit_events_patient ON audit_events (tenant, patient, id);
+-- (no index on `recorded`: the ids are time-ordered, a time range is a range of ids)
+CREATE INDEX audit_events_patient ON audit_events (tenant, patient, id) WHERE patient IS NOT NULL;
