@@ -261,6 +261,7 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<(Server, SocketAd
         max_bundle_bytes: config.max_bundle_bytes,
         max_bundle_entries: config.max_bundle_entries,
         token_keys,
+        token_cache: crate::auth::TokenCache::default(),
         jwks_cache: Arc::new(crate::auth::clients::JwksCache::default()),
         rate_limit: crate::auth::RateLimit::new(
             config.rate_limit_per_second,

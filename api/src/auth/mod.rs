@@ -287,6 +287,9 @@ pub async fn verify(
             ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".into())
         })?;
     let now = crate::clock::to_micros(state.clock.now()) / 1_000_000;
+    if let Some(access) = state.token_cache.get(token, now) {
+        return Ok(access);
+    }
     let claims = match &state.oidc {
         Some(oidc) if unverified_issuer(token).as_deref() == Some(oidc.issuer.as_str()) => {
             oidc.verify(token, now).await?
@@ -298,12 +301,46 @@ pub async fn verify(
             "the access token names no valid tenant".into(),
         ));
     }
-    Ok(Access {
+    let access = Access {
         tenant: claims.tenant,
         client: claims.sub,
         scopes: Scopes::parse(&claims.scope),
         admin: claims.scope.split_whitespace().any(|s| s == ADMIN_SCOPE),
         patient: claims.patient,
         address: None,
-    })
+    };
+    state.token_cache.put(token, &access, claims.exp, now);
+    Ok(access)
+}
+
+/// Tokens already checked, until they expire: a client sends the same token with every
+/// request, and checking one (base64, the HMAC or signature, JSON, the scopes) was a
+/// good part of the cost of a read.
+#[derive(Default)]
+pub struct TokenCache {
+    entries: std::sync::RwLock<std::collections::HashMap<String, (Access, i64)>>,
+}
+
+/// Tokens kept at most (then the expired ones go, or all of them).
+const TOKEN_CACHE_ENTRIES: usize = 10_000;
+
+impl TokenCache {
+    /// The access of a token checked before and not expired at `now` (seconds).
+    fn get(&self, token: &str, now: i64) -> Option<Access> {
+        let entries = self.entries.read().ok()?;
+        let (access, exp) = entries.get(token)?;
+        (*exp > now).then(|| access.clone())
+    }
+
+    fn put(&self, token: &str, access: &Access, exp: i64, now: i64) {
+        if let Ok(mut entries) = self.entries.write() {
+            if entries.len() >= TOKEN_CACHE_ENTRIES {
+                entries.retain(|_, (_, e)| *e > now);
+                if entries.len() >= TOKEN_CACHE_ENTRIES {
+                    entries.clear();
+                }
+            }
+            entries.insert(token.to_string(), (access.clone(), exp));
+        }
+    }
 }

@@ -40,6 +40,8 @@ pub struct AppState {
     pub capability: serde_json::Value,
     /// The key of the access tokens this server issues.
     pub token_keys: Arc<crate::auth::tokens::TokenKeys>,
+    /// Tokens already checked.
+    pub token_cache: crate::auth::TokenCache,
     /// Clients' JWKS documents fetched from their URLs.
     pub jwks_cache: Arc<crate::auth::clients::JwksCache>,
     /// Requests per client (token subject), when limited.
