@@ -303,6 +303,16 @@ struct Insert<'a> {
     agent: Option<&'a crate::audit::Agent>,
 }
 
+/// The patient of a patient-context client when `json` lies outside its compartment.
+fn outside_compartment<'p>(
+    patient: Option<&'p str>,
+    res_type: &str,
+    id: &str,
+    json: &JsonObject,
+) -> Option<&'p str> {
+    patient.filter(|p| !fhir_mapping::search_params::in_patient_compartment(res_type, id, json, p))
+}
+
 /// A 403 unless a patient-context client's write stays in its patient's compartment.
 fn check_compartment(
     patient: Option<&str>,
@@ -310,13 +320,11 @@ fn check_compartment(
     id: &str,
     json: &JsonObject,
 ) -> Result<(), ApiError> {
-    match patient {
-        Some(p) if !fhir_mapping::search_params::in_patient_compartment(res_type, id, json, p) => {
-            Err(ApiError::Forbidden(format!(
-                "a patient-context token writes only resources of its patient (Patient/{p})"
-            )))
-        }
-        _ => Ok(()),
+    match outside_compartment(patient, res_type, id, json) {
+        Some(p) => Err(ApiError::Forbidden(format!(
+            "a patient-context token writes only resources of its patient (Patient/{p})"
+        ))),
+        None => Ok(()),
     }
 }
 
@@ -360,13 +368,11 @@ fn hidden_outside_compartment(
     id: &str,
     json: &JsonObject,
 ) -> Result<(), ApiError> {
-    match patient {
-        Some(p) if !fhir_mapping::search_params::in_patient_compartment(res_type, id, json, p) => {
-            Err(ApiError::NotFound(format!(
-                "{res_type}/{id} does not exist"
-            )))
-        }
-        _ => Ok(()),
+    match outside_compartment(patient, res_type, id, json) {
+        Some(_) => Err(ApiError::NotFound(format!(
+            "{res_type}/{id} does not exist"
+        ))),
+        None => Ok(()),
     }
 }
 
