@@ -285,10 +285,7 @@ pub async fn search_events(
             "_cursor" => q.before_id = Some(v.clone()),
             "_id" => q.id = Some(v.clone()),
             "date" | "_lastUpdated" => {
-                let (prefix, date) = match v.get(..2) {
-                    Some(p) if p.bytes().all(|b| b.is_ascii_alphabetic()) => (p, &v[2..]),
-                    _ => ("eq", v.as_str()),
-                };
+                let (prefix, date) = crate::search::date_prefix(v);
                 let (lo, hi) = crate::search::date_range(date).ok_or_else(|| {
                     ApiError::BadRequest(format!("`{date}` is not a FHIR date or dateTime"))
                 })?;

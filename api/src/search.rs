@@ -612,13 +612,17 @@ fn dates(base: &str, value: &str, now: i64) -> Result<Vec<(DateOp, i64, i64)>, R
         .collect()
 }
 
+/// A date search value split into its prefix (`eq` when it has none) and its date.
+pub fn date_prefix(value: &str) -> (&str, &str) {
+    if value.len() > 2 && value.as_bytes()[..2].iter().all(u8::is_ascii_alphabetic) {
+        value.split_at(2)
+    } else {
+        ("eq", value)
+    }
+}
+
 fn date_condition(base: &str, value: &str, now: i64) -> Result<(DateOp, i64, i64), Reject> {
-    let (prefix, date) =
-        if value.len() > 2 && value.as_bytes()[..2].iter().all(u8::is_ascii_alphabetic) {
-            value.split_at(2)
-        } else {
-            ("eq", value)
-        };
+    let (prefix, date) = date_prefix(value);
     let op = match prefix {
         "eq" => DateOp::Eq,
         "ne" => DateOp::Ne,
@@ -894,18 +898,9 @@ fn readable(
             return Ok(None);
         }
     };
-    if limits.is_open() {
-        return Ok(Some(ids));
-    }
-    let mut conditions = vec![Condition::Id(ids.clone())];
-    conditions.extend(limits.conditions);
-    let q = SearchQuery::new(tenant, res_type, &conditions, ids.len() as i64);
-    Ok(Some(
-        store::search(conn, &q)?
-            .into_iter()
-            .map(|r| r.res_id)
-            .collect(),
-    ))
+    Ok(Some(crate::service::visible_ids(
+        conn, tenant, res_type, ids, &limits,
+    )?))
 }
 
 /// The `searchset` Bundle of a page of matches, with its `self`, `next` and `previous`

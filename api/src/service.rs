@@ -261,12 +261,29 @@ pub fn visible(
     id: &str,
     limits: &crate::auth::Limits,
 ) -> Result<bool, crate::db::DbError> {
+    Ok(!visible_ids(conn, tenant, res_type, vec![id.to_string()], limits)?.is_empty())
+}
+
+/// Of `ids` of `res_type`, those that may be seen within `limits` (all of them when the
+/// limits are open; else one query of them with the limits' conditions).
+pub fn visible_ids(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    res_type: &str,
+    ids: Vec<String>,
+    limits: &crate::auth::Limits,
+) -> Result<Vec<String>, crate::db::DbError> {
     if limits.is_open() {
-        return Ok(true);
+        return Ok(ids);
     }
-    let mut conditions = vec![store::Condition::Id(vec![id.to_string()])];
+    let limit = ids.len() as i64;
+    let mut conditions = vec![store::Condition::Id(ids)];
     conditions.extend(limits.conditions.iter().cloned());
-    Ok(!store::search(conn, &SearchQuery::new(tenant, res_type, &conditions, 1))?.is_empty())
+    let q = SearchQuery::new(tenant, res_type, &conditions, limit);
+    Ok(store::search(conn, &q)?
+        .into_iter()
+        .map(|r| r.res_id)
+        .collect())
 }
 
 /// Matches of `search` (at most two: enough to tell none, one and many apart).

@@ -6,8 +6,6 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Serialize;
@@ -218,9 +216,7 @@ pub struct TokenForm {
 /// The `iss` and `sub` of an assertion, read before its signature is checked (to find
 /// the client and its keys).
 pub fn unverified_client(assertion: &str) -> Option<String> {
-    let payload = assertion.split('.').nth(1)?;
-    let bytes = URL_SAFE_NO_PAD.decode(payload).ok()?;
-    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let claims = super::tokens::unverified_claims(assertion)?;
     let iss = claims.get("iss")?.as_str()?;
     (claims.get("sub")?.as_str()? == iss).then(|| iss.to_string())
 }
@@ -398,6 +394,8 @@ async fn verify_assertion(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
     #[test]
     fn jwks_urls_are_https_or_loopback() {

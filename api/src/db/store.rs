@@ -45,6 +45,19 @@ pub struct MatchRow {
     pub body: Option<String>,
 }
 
+/// The columns of a [`MatchRow`].
+const MATCH_COLUMNS: (
+    resources::res_id,
+    resources::version,
+    resources::last_updated,
+    resources::body,
+) = (
+    resources::res_id,
+    resources::version,
+    resources::last_updated,
+    resources::body,
+);
+
 /// The identity of a resource inside a tenant.
 #[derive(Debug, Clone, Copy)]
 pub struct Key<'a> {
@@ -455,12 +468,7 @@ fn search_one_token(
         .filter(resources::tenant.eq(q.tenant))
         .filter(resources::res_type.eq(q.res_type))
         .filter(resources::deleted.eq(false));
-    let columns = (
-        resources::res_id,
-        resources::version,
-        resources::last_updated,
-        resources::body,
-    );
+    let columns = MATCH_COLUMNS;
     match system {
         Some(system) => on_backend!(conn, c => live
             .filter(resources::res_id.eq_any(sub.filter(search_tokens::system.eq(system))))
@@ -521,12 +529,7 @@ pub fn live_by_ids(
     ids: &[String],
 ) -> QueryResult<Vec<MatchRow>> {
     resources::table
-        .select((
-            resources::res_id,
-            resources::version,
-            resources::last_updated,
-            resources::body,
-        ))
+        .select(MATCH_COLUMNS)
         .filter(resources::tenant.eq(tenant))
         .filter(resources::res_type.eq(res_type))
         .filter(resources::res_id.eq_any(ids))
@@ -552,12 +555,7 @@ pub fn referencing(
         .filter(search_tokens::param.eq(param))
         .filter(search_tokens::code.eq_any(targets));
     resources::table
-        .select((
-            resources::res_id,
-            resources::version,
-            resources::last_updated,
-            resources::body,
-        ))
+        .select(MATCH_COLUMNS)
         .filter(resources::tenant.eq(tenant))
         .filter(resources::res_type.eq(res_type))
         .filter(resources::res_id.eq_any(sub))
