@@ -111,7 +111,8 @@ fn interaction(
         rest.split('/').collect()
     };
     let is_type = |s: &str| fhir_mapping::resource_types::is_storable(s);
-    let op = parts.iter().any(|p| p.starts_with('$'));
+    // an export's status and files belong to its `$export`
+    let op = parts.iter().any(|p| p.starts_with('$')) || parts.first() == Some(&"_export");
     let t = parts.first().filter(|t| is_type(t)).map(|t| t.to_string());
     let id = parts
         .get(1)

@@ -125,6 +125,29 @@ pub struct Config {
     #[arg(long, env = "HEP_OIDC_TENANT_CLAIM", default_value = "tenant")]
     pub oidc_tenant_claim: String,
 
+    /// Directory of bulk export files (one directory per export). With several server
+    /// processes, every process must see the same directory (a shared volume).
+    #[arg(long, env = "HEP_EXPORT_DIR", default_value = "exports")]
+    pub export_dir: String,
+
+    /// Minutes the files of a finished export are kept before they are removed.
+    #[arg(long, env = "HEP_EXPORT_EXPIRY_MINUTES", default_value_t = 24 * 60)]
+    pub export_expiry_minutes: u64,
+
+    /// Resources per export file; a type with more is split into several files.
+    #[arg(long, env = "HEP_EXPORT_FILE_MAX_RESOURCES", default_value_t = 250_000)]
+    pub export_file_max_resources: u64,
+
+    /// Threads of this process that run exports (0: this process accepts kick-offs and
+    /// serves files, and other processes on the same database run the exports).
+    #[arg(long, env = "HEP_EXPORT_WORKERS", default_value_t = 1)]
+    pub export_workers: usize,
+
+    /// Milliseconds an export pauses after each 1,000 resources, leaving room for
+    /// interactive requests on a busy machine (0: no pause).
+    #[arg(long, env = "HEP_EXPORT_PAUSE_MS", default_value_t = 0)]
+    pub export_pause_ms: u64,
+
     /// A command instead of serving.
     #[command(subcommand)]
     pub command: Option<Command>,

@@ -50,6 +50,9 @@ pub enum ApiError {
     /// (429).
     #[error("too many requests")]
     TooManyRequests(u64),
+    /// Too much work of this client under way (429): why, and when to retry (seconds).
+    #[error("busy: {0}")]
+    Busy(String, u64),
     /// A transaction lost a race and may be retried.
     #[error("transaction conflict")]
     Retry,
@@ -113,7 +116,7 @@ impl ApiError {
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooManyRequests(_) | ApiError::Busy(..) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Entry { source, .. } => source.status(),
         }
@@ -150,6 +153,7 @@ impl ApiError {
                 IssueType::Throttled,
                 format!("too many requests from this client; retry in {secs} s"),
             )],
+            ApiError::Busy(m, _) => vec![Issue::error(IssueType::Throttled, m.clone())],
             ApiError::Forbidden(m) => vec![Issue::error(IssueType::Forbidden, m.clone())],
             ApiError::Internal(_) => vec![Issue::error(
                 IssueType::Exception,
@@ -208,7 +212,7 @@ impl ApiError {
         if matches!(self, ApiError::MethodNotAllowed) {
             builder.insert_header(("Allow", "GET, POST, PUT, DELETE"));
         }
-        if let ApiError::TooManyRequests(secs) = self.root() {
+        if let ApiError::TooManyRequests(secs) | ApiError::Busy(_, secs) = self.root() {
             builder.insert_header(("Retry-After", secs.to_string()));
         }
         if let ApiError::Unauthorized(m) = self.root() {

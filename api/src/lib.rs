@@ -7,6 +7,7 @@ pub mod clock;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod export;
 pub mod http;
 pub mod referrals;
 pub mod search;

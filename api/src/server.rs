@@ -242,7 +242,21 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<(Server, SocketAd
         )),
         None => None,
     };
+    let export_settings = Arc::new(crate::export::ExportSettings {
+        dir: std::path::PathBuf::from(&config.export_dir),
+        expiry_micros: i64::try_from(config.export_expiry_minutes)
+            .unwrap_or(i64::MAX / 60_000_000)
+            .saturating_mul(60_000_000),
+        file_max_resources: config.export_file_max_resources.max(1),
+        pause: std::time::Duration::from_millis(config.export_pause_ms),
+        workers: config.export_workers,
+    });
+    let export_workers = (config.export_workers > 0).then(|| {
+        crate::export::spawn_workers(db.clone(), clock.clone(), export_settings.clone())
+    });
     let state = web::Data::new(AppState {
+        export_dir: export_settings.dir.clone(),
+        export_workers,
         audit,
         oidc,
         cors_enabled: !origins.is_empty(),

@@ -132,5 +132,10 @@ pub fn capability_statement(d: &ServerDescription<'_>) -> Value {
     if !system_operations.is_empty() {
         statement["rest"][0]["operation"] = Value::Array(system_operations);
     }
+    if d.operations.iter().any(|(_, name, _)| *name == "export") {
+        // the server is a Bulk Data Access server
+        statement["instantiates"] =
+            json!(["http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data"]);
+    }
     statement
 }

@@ -2,6 +2,7 @@
 //! Bundles, OperationOutcome and CapabilityStatement construction. No IO.
 
 pub mod audit;
+pub mod bulk;
 pub mod bundle;
 pub mod capability;
 pub mod codec;

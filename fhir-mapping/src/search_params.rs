@@ -7,7 +7,7 @@ use crate::references::identifiers;
 
 /// The version of what [`token_values`] and [`date_values`] extract: raise it whenever a parameter is added
 /// or extracted differently, and the server rebuilds the stored index at start.
-pub const INDEX_VERSION: &str = "5";
+pub const INDEX_VERSION: &str = "6";
 
 /// The type of a search parameter (R4 search.html).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -415,6 +415,16 @@ const ELEMENT_PARAMS: &[ElementParam] = element_params![
         "Goal-lifecycle-status"
     ),
     ("Goal", "category", Token, ["category"], "Goal-category"),
+    // groups of patients (Bulk Data export of a Group)
+    (
+        "Group",
+        "member",
+        Reference,
+        ["member.entity"],
+        "Group-member"
+    ),
+    ("Group", "type", Token, ["type"], "Group-type"),
+    ("Group", "code", Token, ["code"], "Group-code"),
     // the Patient compartment of the other clinical types a clinic's records bring
     (
         "Encounter",
@@ -537,6 +547,19 @@ pub fn patient_of(resource_type: &str, id: &str, json: &Map<String, Value>) -> O
         .into_iter()
         .find(|t| t.param == param && t.code.starts_with("Patient/"))
         .map(|t| t.code["Patient/".len()..].to_string())
+}
+
+/// The index parameter that places a resource of `resource_type` in a patient's
+/// compartment (`patient`, or the parameter it aliases), `None` for the Patient itself
+/// and for types outside every patient's compartment.
+pub fn compartment_param(resource_type: &str) -> Option<&'static str> {
+    if resource_type == "Patient" {
+        return None;
+    }
+    match alias_of(resource_type, "patient") {
+        Some((indexed, _)) => Some(indexed),
+        None => find_param(resource_type, "patient").map(|_| "patient"),
+    }
 }
 
 /// Whether a resource is in `patient`'s compartment as this server draws it: the

@@ -19,6 +19,7 @@ macro_rules! on_backend {
 
 pub mod audit;
 pub mod clients;
+pub mod exports;
 pub mod intake;
 pub mod query;
 mod readers;
@@ -140,6 +141,8 @@ pub struct Db {
 
 struct DbInner {
     backend: Backend,
+    /// Opens connections of the backend (a long export has one of its own).
+    manager: Manager,
     /// PostgreSQL only: connections for write transactions.
     pool: Option<Pool>,
     readers: readers::Readers,
@@ -203,6 +206,7 @@ impl Db {
             Backend::Postgres => None,
         };
         let readers = readers::Readers::start(&manager, pool_size)?;
+        let own_manager = manager.clone();
         let pool = match backend {
             Backend::Sqlite => None,
             Backend::Postgres => {
@@ -222,6 +226,7 @@ impl Db {
         Ok(Db {
             inner: Arc::new(DbInner {
                 backend,
+                manager: own_manager,
                 pool,
                 readers,
                 writer,
@@ -232,6 +237,12 @@ impl Db {
 
     pub fn backend(&self) -> Backend {
         self.inner.backend
+    }
+
+    /// A connection of its own, outside the readers and the pool, for work that holds
+    /// one for long (a bulk export's snapshot).
+    pub fn connect(&self) -> Result<AnyConnection, DbError> {
+        self.inner.manager.open()
     }
 
     /// Runs `f` (reads) on one of the dedicated reader threads.

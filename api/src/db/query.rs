@@ -57,6 +57,11 @@ pub enum Condition {
         target_type: String,
         inner: Vec<Condition>,
     },
+    /// In the compartment of a member of the Group `group` (its `member` references):
+    /// through the reference parameter `param`, or, `None`, the member Patient itself.
+    Members { param: Option<String>, group: String },
+    /// Any of several conjunctions of conditions (the `_typeFilter`s of an export).
+    AnyOf(Vec<Vec<Condition>>),
 }
 
 impl Condition {
@@ -467,6 +472,16 @@ impl Sql {
                     });
                 });
             }
+            Condition::Members { param, group } => {
+                self.members(param.as_deref(), group, o, o_type, tenant);
+            }
+            Condition::AnyOf(alternatives) => {
+                self.any(alternatives, |s, conds| {
+                    s.push("(1 = 1");
+                    s.conditions(conds, o, o_type, tenant);
+                    s.push(")");
+                });
+            }
             Condition::Chain {
                 param,
                 target_type,
@@ -488,6 +503,43 @@ impl Sql {
                     s.push(")");
                 });
             }
+        }
+    }
+
+    /// `o.res_id IN (...)` of the resources in the compartments of a Group's members.
+    fn members(&mut self, param: Option<&str>, group: &str, o: &str, o_type: &str, tenant: &str) {
+        let g = self.alias();
+        match param {
+            Some(p) => {
+                let a = self.alias();
+                self.push(&format!(
+                    "{o}.res_id IN (SELECT {a}.res_id FROM search_tokens {a} WHERE {a}.tenant = "
+                ));
+                self.str(tenant);
+                self.push(&format!(" AND {a}.res_type = "));
+                self.str(o_type);
+                self.push(&format!(" AND {a}.param = "));
+                self.str(p);
+                self.push(&format!(
+                    " AND {a}.system = '' AND {a}.code IN (SELECT {g}.code FROM search_tokens {g} WHERE {g}.tenant = "
+                ));
+            }
+            None => {
+                self.push(&format!(
+                    "{o}.res_id IN (SELECT substr({g}.code, 9) FROM search_tokens {g} WHERE {g}.tenant = "
+                ));
+            }
+        }
+        self.str(tenant);
+        self.push(&format!(
+            " AND {g}.res_type = 'Group' AND {g}.res_id = "
+        ));
+        self.str(group);
+        self.push(&format!(
+            " AND {g}.param = 'member' AND {g}.system = '' AND {g}.code LIKE 'Patient/%')"
+        ));
+        if param.is_some() {
+            self.push(")");
         }
     }
 
@@ -687,6 +739,7 @@ fn driver_rank(c: &Condition) -> Option<u8> {
             selective: true,
             ..
         } => Some(1),
+        Condition::Members { .. } => Some(0),
         Condition::Chain { .. } => Some(2),
         Condition::Str { any_of, .. }
             if any_of.iter().all(|(how, _)| *how != StrMatch::Contains) =>

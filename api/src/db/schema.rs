@@ -50,6 +50,26 @@ diesel::table! {
 }
 
 diesel::table! {
+    export_jobs (tenant, id) {
+        tenant -> Text,
+        id -> Text,
+        client -> Text,
+        status -> Text,
+        request -> Text,
+        spec -> Text,
+        created_at -> BigInt,
+        owner -> Nullable<Text>,
+        lease_until -> Nullable<BigInt>,
+        attempts -> Integer,
+        progress -> Nullable<Text>,
+        result -> Nullable<Text>,
+        error -> Nullable<Text>,
+        finished_at -> Nullable<BigInt>,
+        expires_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
     resource_versions (tenant, seq) {
         seq -> BigInt,
         tenant -> Text,

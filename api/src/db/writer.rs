@@ -122,8 +122,15 @@ fn writer_loop(mut conn: AnyConnection, rx: Receiver<Box<dyn Job>>, wal_path: &s
         }
         if std::fs::metadata(wal_path).is_ok_and(|m| m.len() > WAL_LIMIT_BYTES) {
             use diesel::connection::SimpleConnection;
-            if let Err(e) = conn.batch_execute("PRAGMA wal_checkpoint(TRUNCATE);") {
+            // A reader holding an old snapshot (a bulk export) keeps the log from being
+            // emptied: wait for it briefly only, and try again after a later commit.
+            let emptied = conn
+                .batch_execute("PRAGMA busy_timeout = 50; PRAGMA wal_checkpoint(TRUNCATE);");
+            if let Err(e) = emptied {
                 tracing::warn!(error = %e, "emptying the write-ahead log failed; retried later");
+            }
+            if let Err(e) = conn.batch_execute("PRAGMA busy_timeout = 10000;") {
+                tracing::warn!(error = %e, "restoring the busy timeout failed");
             }
         }
     }

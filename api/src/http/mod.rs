@@ -1,6 +1,8 @@
 //! The HTTP surface: routes under `/fhir`, shared state, response helpers.
 
 pub mod bundle;
+pub mod everything;
+pub mod export;
 pub mod negotiate;
 pub mod operations;
 pub mod rest;
@@ -52,6 +54,10 @@ pub struct AppState {
     pub cors_enabled: bool,
     /// The external OpenID Connect provider whose tokens are accepted, if configured.
     pub oidc: Option<Arc<crate::auth::oidc::Oidc>>,
+    /// Where bulk export files are written (one directory per job).
+    pub export_dir: std::path::PathBuf,
+    /// This process's export workers (`None`: it runs none; another process will).
+    pub export_workers: Option<crate::export::ExportWorkers>,
 }
 
 impl AppState {
@@ -132,6 +138,26 @@ pub fn operations() -> Vec<(&'static str, &'static str, String)> {
         ("", "adherence", own("adherence")),
         (
             "",
+            "export",
+            "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export".into(),
+        ),
+        (
+            "Patient",
+            "export",
+            "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export".into(),
+        ),
+        (
+            "Group",
+            "export",
+            "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export".into(),
+        ),
+        (
+            "Patient",
+            "everything",
+            "http://hl7.org/fhir/OperationDefinition/Patient-everything".into(),
+        ),
+        (
+            "",
             "process-message",
             "http://hl7.org/fhir/OperationDefinition/MessageHeader-process-message".into(),
         ),
@@ -193,6 +219,28 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(
                 web::resource("/_history")
                     .route(web::get().to(rest::history_system))
+                    .default_service(not_allowed()),
+            )
+            .service(
+                web::resource(["/$export", "/Patient/$export", "/Group/{id}/$export"])
+                    .route(web::get().to(export::kick_off))
+                    .route(web::post().to(export::kick_off))
+                    .default_service(not_allowed()),
+            )
+            .service(
+                web::resource("/_export/{job}")
+                    .route(web::get().to(export::status))
+                    .route(web::delete().to(export::cancel))
+                    .default_service(not_allowed()),
+            )
+            .service(
+                web::resource("/_export/{job}/{file}")
+                    .route(web::get().to(export::file))
+                    .default_service(not_allowed()),
+            )
+            .service(
+                web::resource("/Patient/{id}/$everything")
+                    .route(web::get().to(everything::everything))
                     .default_service(not_allowed()),
             )
             .service(

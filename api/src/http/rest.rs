@@ -663,11 +663,6 @@ pub async fn vread(req: HttpRequest, state: State) -> HttpResponse {
     finish(&req, result)
 }
 
-/// The longest a write may take from reading the clock (in its transaction) to its
-/// commit. Search and history Bundles state as `meta.lastUpdated` the instant this long
-/// before their read began: every version stamped up to then is in the answer, so a
-/// client that polls again from that instant misses nothing (README, "Polling").
-pub const POLL_LAG_MICROS: i64 = 5_000_000;
 
 async fn history(
     req: HttpRequest,
@@ -675,7 +670,7 @@ async fn history(
     res_type: Option<String>,
     id: Option<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let safe_point = crate::clock::to_micros(state.clock.now()) - POLL_LAG_MICROS;
+    let safe_point = crate::clock::to_micros(state.clock.now()) - crate::clock::POLL_LAG_MICROS;
     let query = negotiate::query_pairs(&req)?;
     only_params(
         &query,
@@ -859,7 +854,7 @@ async fn run_search(
     query: Vec<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let res_type = resource_type(req)?;
-    let safe_point = crate::clock::to_micros(state.clock.now()) - POLL_LAG_MICROS;
+    let safe_point = crate::clock::to_micros(state.clock.now()) - crate::clock::POLL_LAG_MICROS;
     let out = negotiate::output(req, &query)?;
     let options = search::Options {
         lenient: negotiate::prefer_lenient(req),
