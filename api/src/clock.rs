@@ -68,6 +68,12 @@ pub fn http_date(micros: i64) -> String {
     httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
 }
 
+/// The longest a write may take from reading the clock (in its transaction) to its
+/// commit. Search and history Bundles state as `meta.lastUpdated` the instant this long
+/// before their read began: every version stamped up to then is in the answer, so a
+/// client that polls again from that instant misses nothing (README, "Polling").
+pub const POLL_LAG_MICROS: i64 = 5_000_000;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,9 +90,3 @@ mod tests {
         );
     }
 }
-
-/// The longest a write may take from reading the clock (in its transaction) to its
-/// commit. Search and history Bundles state as `meta.lastUpdated` the instant this long
-/// before their read began: every version stamped up to then is in the answer, so a
-/// client that polls again from that instant misses nothing (README, "Polling").
-pub const POLL_LAG_MICROS: i64 = 5_000_000;

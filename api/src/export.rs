@@ -39,6 +39,9 @@ const MAX_ATTEMPTS: i32 = 3;
 pub const MAX_UNFINISHED_PER_CLIENT: i64 = 5;
 /// Patients a kick-off's `patient` parameter may name.
 const MAX_PATIENTS: usize = 1000;
+/// How often a running job renews its lease, which is also when it learns that it was
+/// cancelled.
+const RENEW: Duration = Duration::from_secs(1);
 /// How often idle workers look for jobs another process accepted.
 const POLL: Duration = Duration::from_secs(1);
 /// How often expired jobs and orphaned files are removed.
@@ -216,7 +219,9 @@ pub fn read_kickoff(
             "patient" => {
                 refuse("the `patient` parameter needs Patient- or Group-level $export".into())?
             }
-            other => refuse(format!("the parameter `{other}` is not supported by $export"))?,
+            other => refuse(format!(
+                "the parameter `{other}` is not supported by $export"
+            ))?,
         }
     }
     if patients.len() > MAX_PATIENTS {
@@ -293,7 +298,9 @@ fn check_filter(resource_type: &str, params: &[(String, String)]) -> Result<(), 
     if !search.includes.is_empty()
         || !search.revincludes.is_empty()
         || !search.shaping.is_empty()
-        || params.iter().any(|(k, _)| k.starts_with('_') && k != "_id" && k != "_lastUpdated")
+        || params
+            .iter()
+            .any(|(k, _)| k.starts_with('_') && k != "_id" && k != "_lastUpdated")
     {
         return Err("only search parameters, not result parameters, filter an export".into());
     }
@@ -504,7 +511,7 @@ impl Worker {
         });
         match ended {
             Ok(true) => {}
-            Ok(false) => remove_dir(&self.attempt_dir(job)),
+            Ok(false) => self.abandon(job),
             Err(e) => tracing::warn!(error = %e, "recording the end of an export failed"),
         }
     }
@@ -512,7 +519,17 @@ impl Worker {
     /// The directory of this claim's files: a worker that lost its claim (a stall that
     /// outlived its lease) never touches the files of the worker that took over.
     fn attempt_dir(&self, job: &JobRow) -> PathBuf {
-        self.settings.dir.join(&job.id).join(job.attempts.to_string())
+        self.settings
+            .dir
+            .join(&job.id)
+            .join(job.attempts.to_string())
+    }
+
+    /// Removes the files of a claim this worker lost, and the job's directory when no
+    /// other claim has files in it (the job was cancelled).
+    fn abandon(&self, job: &JobRow) {
+        remove_dir(&self.attempt_dir(job));
+        let _ = std::fs::remove_dir(self.settings.dir.join(&job.id));
     }
 
     fn run_job(&self, job: JobRow) {
@@ -536,7 +553,7 @@ impl Worker {
                 );
                 self.finish(&job, exports::COMPLETED, result, None);
             }
-            Err(RunError::Cancelled) => remove_dir(&dir),
+            Err(RunError::Cancelled) => self.abandon(&job),
             // left to the lease: this process or another starts it again
             Err(RunError::Stopping) => {}
             Err(e) => {
@@ -624,7 +641,7 @@ impl Worker {
                             total += 1;
                         }
                     }
-                    if last_renew.elapsed() >= Duration::from_micros(LEASE_MICROS as u64 / 4) {
+                    if last_renew.elapsed() >= RENEW {
                         self.renew(job, format!("{total} resources written ({t})"))?;
                         last_renew = Instant::now();
                     }

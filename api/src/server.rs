@@ -251,9 +251,8 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<(Server, SocketAd
         pause: std::time::Duration::from_millis(config.export_pause_ms),
         workers: config.export_workers,
     });
-    let export_workers = (config.export_workers > 0).then(|| {
-        crate::export::spawn_workers(db.clone(), clock.clone(), export_settings.clone())
-    });
+    let export_workers = (config.export_workers > 0)
+        .then(|| crate::export::spawn_workers(db.clone(), clock.clone(), export_settings.clone()));
     let state = web::Data::new(AppState {
         export_dir: export_settings.dir.clone(),
         export_workers,

@@ -38,7 +38,11 @@ pub fn kickoff_pairs(parameters: &Map<String, Value>) -> Result<Vec<(String, Str
         ]
         .iter()
         .find_map(|k| p.get(*k).and_then(Value::as_str).map(str::to_string))
-        .or_else(|| p.get("valueBoolean").and_then(Value::as_bool).map(|b| b.to_string()))
+        .or_else(|| {
+            p.get("valueBoolean")
+                .and_then(Value::as_bool)
+                .map(|b| b.to_string())
+        })
         .or_else(|| {
             p.pointer("/valueReference/reference")
                 .and_then(Value::as_str)
@@ -130,7 +134,7 @@ mod tests {
                 { "name": "patient", "valueReference": { "reference": "Patient/p1" } }
             ]
         });
-        let pairs = kickoff_pairs(body.as_object().unwrap()).unwrap();
+        let pairs = kickoff_pairs(body.as_object().expect("object")).expect("pairs");
         assert_eq!(
             pairs,
             vec![
@@ -140,6 +144,6 @@ mod tests {
             ]
         );
         let bad = json!({ "resourceType": "Parameters", "parameter": [{ "name": "x", "valueQuantity": {} }] });
-        assert!(kickoff_pairs(bad.as_object().unwrap()).is_err());
+        assert!(kickoff_pairs(bad.as_object().expect("object")).is_err());
     }
 }

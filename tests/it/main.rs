@@ -9,6 +9,7 @@ mod conditional;
 mod crud;
 mod emitted;
 mod errors;
+mod export;
 mod formats;
 mod history;
 mod library;

@@ -48,6 +48,14 @@ fn routes(patient: &str, plan: &str) -> Vec<(&'static str, String, Option<Value>
         ("GET", format!("Patient/{patient}/$adherence"), None),
         ("GET", "$adherence".into(), None),
         ("GET", format!("CarePlan/{plan}/$handout"), None),
+        ("GET", "$export".into(), None),
+        ("GET", "Patient/$export".into(), None),
+        (
+            "GET",
+            "_export/0192a6f0-0000-7000-8000-000000000000".into(),
+            None,
+        ),
+        ("GET", format!("Patient/{patient}/$everything"), None),
     ]
 }
 
@@ -362,6 +370,7 @@ async fn another_clinic_sees_nothing() {
         format!("Patient/{}/_history", d.a),
         format!("CarePlan/{}/$adherence", d.plan_b),
         format!("CarePlan/{}/$handout", d.plan_b),
+        format!("Patient/{}/$everything", d.a),
     ] {
         refused(
             send(&other, &s, "GET", &path, None).await,
@@ -435,6 +444,7 @@ async fn a_patient_token_opens_its_compartment_only() {
         format!("CarePlan/{}/$adherence", d.plan_b),
         format!("CarePlan/{}/$handout", d.plan_b),
         format!("Patient/{}/$adherence", d.b),
+        format!("Patient/{}/$everything", d.b),
     ] {
         refused(
             send(&app, &s, "GET", &path, None).await,
@@ -553,6 +563,8 @@ async fn a_patient_token_opens_its_compartment_only() {
         ("GET", "Patient/_history".into(), None),
         ("GET", "_history".into(), None),
         ("GET", "$adherence".into(), None),
+        ("GET", "$export".into(), None),
+        ("GET", "Patient/$export".into(), None),
         (
             "POST",
             "".into(),

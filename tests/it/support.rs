@@ -16,6 +16,8 @@ pub struct TestServer {
     pub client: Client,
     /// The database, for a second server on the same data.
     pub database_url: String,
+    /// The directory of export files.
+    pub export_dir: std::path::PathBuf,
     handle: ServerHandle,
     _dir: tempfile::TempDir,
 }
@@ -51,8 +53,10 @@ pub async fn start_with(adjust: impl FnOnce(&mut Config), clock: Arc<dyn Clock>)
     config.workers = Some(2);
     config.db_pool_size = 4;
     config.shutdown_timeout = 1;
+    config.export_dir = dir.path().join("exports").display().to_string();
     adjust(&mut config);
     let database_url = config.database_url.clone();
+    let export_dir = std::path::PathBuf::from(&config.export_dir);
     let clock_now = clock.now().as_second();
     let (server, addr) = api::server::build(&config, clock).expect("server starts");
     let handle = server.handle();
@@ -61,6 +65,7 @@ pub async fn start_with(adjust: impl FnOnce(&mut Config), clock: Arc<dyn Clock>)
         base: format!("http://{addr}/fhir"),
         client: client_with_token(&token_at(&database_url, "system/*.cruds", None, clock_now)),
         database_url,
+        export_dir,
         handle,
         _dir: dir,
     }
@@ -107,6 +112,11 @@ pub fn client_with_token(token: &str) -> Client {
 }
 
 impl TestServer {
+    /// Stops the server and waits until it has (its background workers stop with it).
+    pub async fn stop(&self) {
+        self.handle.stop(false).await;
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}/{}", self.base, path.trim_start_matches('/'))
     }

@@ -233,12 +233,7 @@ pub fn finish(
 }
 
 /// Removes the job `id` of `client`; `false` when there was none.
-pub fn delete(
-    conn: &mut AnyConnection,
-    tenant: &str,
-    client: &str,
-    id: &str,
-) -> QueryResult<bool> {
+pub fn delete(conn: &mut AnyConnection, tenant: &str, client: &str, id: &str) -> QueryResult<bool> {
     let n = on_backend!(conn, c => diesel::delete(
         export_jobs::table
             .filter(export_jobs::tenant.eq(tenant))
@@ -250,7 +245,11 @@ pub fn delete(
 }
 
 /// Jobs that expired before `now`, across clinics, `limit` at most: (tenant, id).
-pub fn expired(conn: &mut AnyConnection, now: i64, limit: i64) -> QueryResult<Vec<(String, String)>> {
+pub fn expired(
+    conn: &mut AnyConnection,
+    now: i64,
+    limit: i64,
+) -> QueryResult<Vec<(String, String)>> {
     export_jobs::table
         .filter(export_jobs::expires_at.lt(now))
         .select((export_jobs::tenant, export_jobs::id))

@@ -59,7 +59,10 @@ pub enum Condition {
     },
     /// In the compartment of a member of the Group `group` (its `member` references):
     /// through the reference parameter `param`, or, `None`, the member Patient itself.
-    Members { param: Option<String>, group: String },
+    Members {
+        param: Option<String>,
+        group: String,
+    },
     /// Any of several conjunctions of conditions (the `_typeFilter`s of an export).
     AnyOf(Vec<Vec<Condition>>),
 }
@@ -531,9 +534,7 @@ impl Sql {
             }
         }
         self.str(tenant);
-        self.push(&format!(
-            " AND {g}.res_type = 'Group' AND {g}.res_id = "
-        ));
+        self.push(&format!(" AND {g}.res_type = 'Group' AND {g}.res_id = "));
         self.str(group);
         self.push(&format!(
             " AND {g}.param = 'member' AND {g}.system = '' AND {g}.code LIKE 'Patient/%')"

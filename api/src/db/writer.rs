@@ -124,8 +124,8 @@ fn writer_loop(mut conn: AnyConnection, rx: Receiver<Box<dyn Job>>, wal_path: &s
             use diesel::connection::SimpleConnection;
             // A reader holding an old snapshot (a bulk export) keeps the log from being
             // emptied: wait for it briefly only, and try again after a later commit.
-            let emptied = conn
-                .batch_execute("PRAGMA busy_timeout = 50; PRAGMA wal_checkpoint(TRUNCATE);");
+            let emptied =
+                conn.batch_execute("PRAGMA busy_timeout = 50; PRAGMA wal_checkpoint(TRUNCATE);");
             if let Err(e) = emptied {
                 tracing::warn!(error = %e, "emptying the write-ahead log failed; retried later");
             }

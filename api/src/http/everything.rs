@@ -284,7 +284,14 @@ pub async fn everything(req: HttpRequest, state: web::Data<AppState>) -> HttpRes
             .read(move |c| {
                 let run = |c: &mut AnyConnection| {
                     let tenant = access2.tenant.as_str();
-                    if !crate::service::visible(c, tenant, "Patient", &id, &patient_limits)? {
+                    let key = store::Key {
+                        tenant,
+                        res_type: "Patient",
+                        res_id: &id,
+                    };
+                    if !store::exists(c, key)?
+                        || !crate::service::visible(c, tenant, "Patient", &id, &patient_limits)?
+                    {
                         return Err(ApiError::NotFound(format!("Patient/{id} does not exist")));
                     }
                     read_page(c, &access2, &r)

@@ -5,8 +5,8 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::{AppState, finish, negotiate};
-use crate::auth::{self, Access};
 use crate::auth::scopes::Perm;
+use crate::auth::{self, Access};
 use crate::clock::{http_date, instant_string, to_micros};
 use crate::db::exports::{self, JobRow};
 use crate::error::ApiError;
@@ -125,7 +125,9 @@ pub async fn kick_off(req: HttpRequest, payload: web::Payload, state: State) -> 
 /// The request's path below `/fhir`.
 fn fhir_path(req: &HttpRequest) -> String {
     let p = req.path();
-    p.split_once("/fhir").map_or(p, |(_, rest)| rest).to_string()
+    p.split_once("/fhir")
+        .map_or(p, |(_, rest)| rest)
+        .to_string()
 }
 
 /// The job of the path's `{job}` if it is the requesting client's and has not expired.
@@ -194,10 +196,7 @@ pub async fn status(req: HttpRequest, state: State) -> HttpResponse {
                     .body(outcome.to_string()))
             }
             _ => {
-                let progress = job
-                    .progress
-                    .clone()
-                    .unwrap_or_else(|| format!("{}", job.status));
+                let progress = job.progress.clone().unwrap_or_else(|| job.status.clone());
                 Ok(HttpResponse::build(StatusCode::ACCEPTED)
                     .insert_header(("X-Progress", progress))
                     .insert_header(("Retry-After", RETRY_AFTER))
@@ -252,7 +251,12 @@ pub async fn file(req: HttpRequest, state: State) -> HttpResponse {
         }
         let done = produced(&job)?;
         // only a name the job wrote: nothing else of the directory is reachable
-        if !done.output.iter().chain(&done.error).any(|f| f.file == name) {
+        if !done
+            .output
+            .iter()
+            .chain(&done.error)
+            .any(|f| f.file == name)
+        {
             return Err(not_found());
         }
         let path = state
@@ -263,7 +267,11 @@ pub async fn file(req: HttpRequest, state: State) -> HttpResponse {
         let f = actix_files::NamedFile::open_async(path)
             .await
             .map_err(|_| not_found())?
-            .set_content_type(NDJSON.parse().map_err(|_| ApiError::Internal("mime".into()))?)
+            .set_content_type(
+                NDJSON
+                    .parse()
+                    .map_err(|_| ApiError::Internal("mime".into()))?,
+            )
             .disable_content_disposition()
             .use_etag(true)
             .use_last_modified(true);

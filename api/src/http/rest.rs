@@ -663,7 +663,6 @@ pub async fn vread(req: HttpRequest, state: State) -> HttpResponse {
     finish(&req, result)
 }
 
-
 async fn history(
     req: HttpRequest,
     state: State,
