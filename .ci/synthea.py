@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """Imports Synthea transaction Bundles into a running server and checks the result.
 
-Usage: synthea.py BASE_URL DIR
+Usage: synthea.py BASE_URL DIR [EXPORT_DIR]
 
 Posts every Bundle of DIR (hospitals and practitioners first, as Synthea writes them to
 be loaded), then checks that every entry was created, that the server holds as many
 resources of each type as the Bundles carry, and that every reference of every stored
 resource resolves to a stored resource (no `urn:uuid:` left). Exits non-zero on the
-first problem. Standard library only.
+first problem. With EXPORT_DIR, then exports the imported types with Bulk Data
+`$export`, checks that the NDJSON files hold exactly the stored resources, and writes
+each exported resource to EXPORT_DIR as a JSON file for the validators. Standard
+library only.
 """
 
 import collections
@@ -21,15 +24,57 @@ import urllib.request
 FHIR_JSON = "application/fhir+json"
 
 
-def request(method, url, body=None):
+def request(method, url, body=None, headers=None, raw=False):
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url, data=data, method=method)
     req.add_header("Accept", FHIR_JSON)
     req.add_header("Authorization", "Bearer " + os.environ["HEP_TOKEN"])
+    for k, v in (headers or {}).items():
+        req.add_header(k, v)
     if data is not None:
         req.add_header("Content-Type", FHIR_JSON)
     with urllib.request.urlopen(req, timeout=600) as res:
-        return res.status, json.loads(res.read())
+        content = res.read()
+        if raw:
+            return res.status, res.headers, content
+        return res.status, json.loads(content) if content else None
+
+
+def export(base, types, stored, out_dir):
+    """Bulk-exports `types` and checks the files against the stored resources."""
+    url = f"{base}/$export?_type={','.join(types)}"
+    status, headers, _ = request("GET", url, headers={"Prefer": "respond-async"}, raw=True)
+    if status != 202:
+        sys.exit(f"$export answered {status}")
+    status_url = headers["Content-Location"]
+    started = time.monotonic()
+    while True:
+        status, headers, content = request("GET", status_url, raw=True)
+        if status == 200:
+            manifest = json.loads(content)
+            break
+        if time.monotonic() - started > 300:
+            sys.exit("the export did not finish in 5 minutes")
+        time.sleep(0.2)
+    exported = {}
+    for f in manifest["output"]:
+        _, _, content = request("GET", f["url"], raw=True)
+        lines = content.decode().splitlines()
+        if len(lines) != f["count"]:
+            sys.exit(f"{f['url']}: {len(lines)} lines, the manifest says {f['count']}")
+        for line in lines:
+            r = json.loads(line)
+            exported[f"{r['resourceType']}/{r['id']}"] = r
+    if exported != stored:
+        missing = set(stored) - set(exported)
+        extra = set(exported) - set(stored)
+        sys.exit(f"the export differs from the store: {len(missing)} missing, {len(extra)} extra")
+    os.makedirs(out_dir, exist_ok=True)
+    for key, r in exported.items():
+        with open(os.path.join(out_dir, key.replace("/", "-") + ".json"), "w") as f:
+            json.dump(r, f)
+    print(f"$export: {len(exported)} resources in {len(manifest['output'])} files, "
+          f"identical to the stored ones")
 
 
 def references(value, out):
@@ -95,6 +140,9 @@ def main():
                 sys.exit(f"{key}: reference {ref} does not resolve")
             checked += 1
     print(f"all {checked} references of the {len(stored)} stored resources resolve")
+
+    if len(sys.argv) > 3:
+        export(base, sorted(expected), stored, sys.argv[3])
 
 
 if __name__ == "__main__":

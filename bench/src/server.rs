@@ -74,11 +74,16 @@ pub struct Server {
 }
 
 impl Server {
-    pub async fn start(bin: &Path, database_url: &str) -> Result<Server, String> {
+    pub async fn start(
+        bin: &Path,
+        database_url: &str,
+        export_dir: &Path,
+    ) -> Result<Server, String> {
         let port = free_port()?;
         let mut child = Command::new(bin)
             .env("HEP_BIND", format!("127.0.0.1:{port}"))
             .env("HEP_DATABASE_URL", database_url)
+            .env("HEP_EXPORT_DIR", export_dir)
             .env("RUST_LOG", "warn")
             // the load comes from one client at a rate far above a clinic's
             .env("HEP_RATE_LIMIT_PER_SECOND", "0")
