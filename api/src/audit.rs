@@ -27,6 +27,11 @@ const GATHER: std::time::Duration = std::time::Duration::from_millis(50);
 pub struct Agent {
     pub client: String,
     pub address: Option<String>,
+    /// The scopes of its token and its patient in context: what a Subscription it
+    /// writes may deliver.
+    pub scope: String,
+    pub patient: Option<String>,
+    pub admin: bool,
 }
 
 /// The queue of records and the thread that writes them.

@@ -148,6 +148,35 @@ pub struct Config {
     #[arg(long, env = "HEP_EXPORT_PAUSE_MS", default_value_t = 0)]
     pub export_pause_ms: u64,
 
+    /// Threads of this process that deliver subscription notifications (0: none; other
+    /// processes on the same database deliver them).
+    #[arg(long, env = "HEP_SUBSCRIPTION_WORKERS", default_value_t = 1)]
+    pub subscription_workers: usize,
+
+    /// Failed deliveries in a row after which a subscription is `error` (it is still
+    /// retried, at the longest backoff, and resumes with the events it missed).
+    #[arg(long, env = "HEP_SUBSCRIPTION_MAX_FAILURES", default_value_t = 5)]
+    pub subscription_max_failures: u32,
+
+    /// The longest wait, in seconds, between two delivery attempts.
+    #[arg(long, env = "HEP_SUBSCRIPTION_MAX_BACKOFF_SECS", default_value_t = 300)]
+    pub subscription_max_backoff_secs: u64,
+
+    /// Allow subscription endpoints on this machine (`http://` too): for local
+    /// development and tests only.
+    #[arg(long, env = "HEP_SUBSCRIPTION_ALLOW_LOOPBACK", default_value_t = false, action = clap::ArgAction::Set)]
+    pub subscription_allow_loopback: bool,
+
+    /// Allow subscription endpoints on private, link-local and reserved addresses
+    /// (an EHR inside the clinic's network).
+    #[arg(long, env = "HEP_SUBSCRIPTION_ALLOW_PRIVATE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub subscription_allow_private: bool,
+
+    /// Key of the HMAC-SHA256 signature sent with each notification
+    /// (`X-Hep-Signature`); none by default.
+    #[arg(long, env = "HEP_SUBSCRIPTION_SIGNING_KEY", hide_env_values = true)]
+    pub subscription_signing_key: Option<String>,
+
     /// A command instead of serving.
     #[command(subcommand)]
     pub command: Option<Command>,

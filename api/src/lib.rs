@@ -14,5 +14,6 @@ pub mod search;
 pub mod server;
 pub mod service;
 pub mod sessions;
+pub mod subscriptions;
 pub mod telemetry;
 pub mod transaction;

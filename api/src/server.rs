@@ -34,6 +34,26 @@ pub enum StartError {
     Index(String),
 }
 
+/// The topics a client may subscribe to, on the Subscription resource of the
+/// CapabilityStatement (the backport's way to list them in R4).
+fn add_topics(statement: &mut serde_json::Value) {
+    let url = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/capabilitystatement-subscriptiontopic-canonical";
+    let topics: Vec<serde_json::Value> = fhir_mapping::subscriptions::TOPICS
+        .iter()
+        .map(|t| serde_json::json!({"url": url, "valueCanonical": t.url()}))
+        .collect();
+    if let Some(resources) = statement
+        .pointer_mut("/rest/0/resource")
+        .and_then(|r| r.as_array_mut())
+        && let Some(sub) = resources.iter_mut().find(|r| r["type"] == "Subscription")
+    {
+        sub["extension"] = serde_json::Value::Array(topics);
+        sub["supportedProfile"] = serde_json::json!([
+            "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-subscription"
+        ]);
+    }
+}
+
 fn capability(clock: &dyn Clock) -> serde_json::Value {
     let operations = http::operations();
     let operations: Vec<(&str, &str, &str)> = operations
@@ -45,7 +65,7 @@ fn capability(clock: &dyn Clock) -> serde_json::Value {
         .copied()
         .filter(|t| is_storable(t))
         .collect();
-    capability_statement(&ServerDescription {
+    let mut statement = capability_statement(&ServerDescription {
         software_name: "hep-server",
         software_version: env!("CARGO_PKG_VERSION"),
         base_url: "",
@@ -70,7 +90,9 @@ fn capability(clock: &dyn Clock) -> serde_json::Value {
             ("Task", fhir_mapping::hep::session::profile_url()),
         ],
         operations: &operations,
-    })
+    });
+    add_topics(&mut statement);
+    statement
 }
 
 /// Stores the server's own resources: the project's definitions (StructureDefinitions,
@@ -221,6 +243,10 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<(Server, SocketAd
         horizon: jiff::SignedDuration::from_hours(
             24 * i64::from(config.session_horizon_days.max(1)),
         ),
+        endpoints: crate::subscriptions::EndpointPolicy {
+            allow_loopback: config.subscription_allow_loopback,
+            allow_private: config.subscription_allow_private,
+        },
     });
     let jobs = crate::sessions::spawn_jobs(
         db.clone(),
@@ -253,7 +279,33 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<(Server, SocketAd
     });
     let export_workers = (config.export_workers > 0)
         .then(|| crate::export::spawn_workers(db.clone(), clock.clone(), export_settings.clone()));
+    let delivery = if config.subscription_workers > 0 {
+        let bind_base = format!("http://{}/fhir", config.bind);
+        Some(
+            crate::subscriptions::spawn_delivery(
+                db.clone(),
+                clock.clone(),
+                Arc::new(crate::subscriptions::SubscriptionSettings {
+                    policy: sessions.endpoints,
+                    max_failures: config.subscription_max_failures,
+                    max_backoff: std::time::Duration::from_secs(
+                        config.subscription_max_backoff_secs.max(1),
+                    ),
+                    signing_key: config
+                        .subscription_signing_key
+                        .as_ref()
+                        .map(|k| k.as_bytes().to_vec()),
+                    workers: config.subscription_workers,
+                    base_url: config.base_url.clone().unwrap_or(bind_base),
+                }),
+            )
+            .map_err(StartError::Config)?,
+        )
+    } else {
+        None
+    };
     let state = web::Data::new(AppState {
+        _delivery: delivery,
         export_dir: export_settings.dir.clone(),
         export_workers,
         audit,

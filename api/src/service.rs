@@ -132,6 +132,14 @@ fn prepare(
     {
         apply_profile_rules(conn, i, &resource_type, resource.json_mut())?;
     }
+    if resource_type == "Subscription" {
+        crate::subscriptions::prepare(
+            i.tenant,
+            resource.json_mut(),
+            i.agent,
+            &i.sessions.endpoints,
+        )?;
+    }
     resource.set_id(i.id);
     resource.set_meta(&version.to_string(), &instant_string(i.now));
     let body = String::from_utf8(resource.to_json_bytes())
@@ -460,6 +468,17 @@ fn insert(conn: &mut AnyConnection, i: Insert<'_>) -> Result<Written, ApiError> 
             i.now,
         )?;
     }
+    crate::subscriptions::after_write(
+        conn,
+        i.tenant,
+        res_type,
+        i.id,
+        version,
+        i.current,
+        Some(prepared.json()),
+        Some(i.agent),
+        i.now,
+    )?;
     if fhir_mapping::hep::claims_a_profile(res_type, i.parsed.json())
         || i.current
             .is_some_and(|c| fhir_mapping::hep::claims_a_profile(res_type, c))
@@ -1015,6 +1034,7 @@ pub fn delete_in(
             now,
         )?;
     }
+    crate::subscriptions::after_delete(conn, tenant, res_type, id)?;
     if let Some(body) = current.body.as_deref().filter(|b| claimed_in(res_type, b)) {
         let before: Option<JsonObject> = serde_json::from_str(body).ok();
         sessions::after_write(

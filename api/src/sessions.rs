@@ -23,7 +23,8 @@ use crate::error::ApiError;
 
 type JsonObject = serde_json::Map<String, Value>;
 
-/// How sessions are made.
+/// The rules of the server's writes: how sessions are made, and which endpoints a
+/// Subscription may name.
 #[derive(Debug, Clone)]
 pub struct SessionSettings {
     /// The time zone of patients whose record states none (`Patient.extension`
@@ -31,6 +32,8 @@ pub struct SessionSettings {
     pub default_tz: TimeZone,
     /// Sessions are made this far ahead; the horizon job keeps it so.
     pub horizon: SignedDuration,
+    /// The endpoints a Subscription may name (checked when it is written).
+    pub endpoints: crate::subscriptions::EndpointPolicy,
 }
 
 impl Default for SessionSettings {
@@ -38,6 +41,7 @@ impl Default for SessionSettings {
         SessionSettings {
             default_tz: TimeZone::UTC,
             horizon: SignedDuration::from_hours(24 * 14),
+            endpoints: crate::subscriptions::EndpointPolicy::default(),
         }
     }
 }
@@ -105,6 +109,20 @@ pub(crate) fn write_built(
     now: i64,
 ) -> Result<(), ApiError> {
     let version = previous.map_or(1, |p| p + 1);
+    // the version replaced, for the topics that follow a status change
+    let before: Option<JsonObject> = match previous {
+        Some(_) if matches!(res_type, "Task" | "CarePlan") => store::current(
+            conn,
+            Key {
+                tenant,
+                res_type,
+                res_id: id,
+            },
+        )?
+        .and_then(|c| c.body)
+        .and_then(|b| serde_json::from_str(&b).ok()),
+        _ => None,
+    };
     // resourceType, id and meta first, as in every stored resource
     json.shift_remove("id");
     json.shift_insert(
@@ -138,7 +156,17 @@ pub(crate) fn write_built(
     if result == WriteResult::Conflict {
         return Err(ApiError::Retry);
     }
-    Ok(())
+    crate::subscriptions::after_write(
+        conn,
+        tenant,
+        res_type,
+        id,
+        version,
+        before.as_ref(),
+        Some(json),
+        None,
+        now,
+    )
 }
 
 /// Makes the sessions of one prescription of an active program from `from` to `to`.

@@ -14,6 +14,7 @@ pub mod outcome;
 pub mod references;
 pub mod resource_types;
 pub mod search_params;
+pub mod subscriptions;
 pub mod transaction;
 
 pub use codec::{Format, ParseLimits, ParsedResource, parse_resource, render, render_value};

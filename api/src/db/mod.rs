@@ -26,6 +26,7 @@ mod readers;
 pub mod schema;
 pub mod sessions;
 pub mod store;
+pub mod subscriptions;
 mod writer;
 
 use std::sync::Arc;

@@ -70,6 +70,48 @@ diesel::table! {
 }
 
 diesel::table! {
+    subscriptions (tenant, id) {
+        tenant -> Text,
+        id -> Text,
+        topic -> Text,
+        status -> Text,
+        channel -> Text,
+        subscriber -> Text,
+        filters -> Integer,
+        events -> BigInt,
+        delivered -> BigInt,
+        failures -> Integer,
+        last_error -> Nullable<Text>,
+        next_attempt -> BigInt,
+        last_sent -> Nullable<BigInt>,
+        owner -> Nullable<Text>,
+        lease_until -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    subscription_filters (tenant, topic, param, value, subscription) {
+        tenant -> Text,
+        topic -> Text,
+        param -> Text,
+        value -> Text,
+        subscription -> Text,
+    }
+}
+
+diesel::table! {
+    subscription_events (tenant, subscription, number) {
+        tenant -> Text,
+        subscription -> Text,
+        number -> BigInt,
+        res_type -> Text,
+        res_id -> Text,
+        version -> BigInt,
+        occurred -> BigInt,
+    }
+}
+
+diesel::table! {
     resource_versions (tenant, seq) {
         seq -> BigInt,
         tenant -> Text,

@@ -6,6 +6,7 @@ pub mod export;
 pub mod negotiate;
 pub mod operations;
 pub mod rest;
+pub mod subscription;
 pub mod token;
 
 use std::sync::Arc;
@@ -58,6 +59,8 @@ pub struct AppState {
     pub export_dir: std::path::PathBuf,
     /// This process's export workers (`None`: it runs none; another process will).
     pub export_workers: Option<crate::export::ExportWorkers>,
+    /// This process's subscription delivery workers (they stop with the state).
+    pub _delivery: Option<crate::subscriptions::DeliveryWorkers>,
 }
 
 impl AppState {
@@ -73,6 +76,9 @@ impl AppState {
             agent: Some(crate::audit::Agent {
                 client: access.client.clone(),
                 address: access.address.clone(),
+                scope: access.scopes.to_scope_string(),
+                patient: access.patient.clone(),
+                admin: access.admin,
             }),
             sessions: self.sessions.clone(),
             clock: self.clock.clone(),
@@ -150,6 +156,16 @@ pub fn operations() -> Vec<(&'static str, &'static str, String)> {
             "Group",
             "export",
             "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export".into(),
+        ),
+        (
+            "Subscription",
+            "status",
+            "http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/backport-subscription-status".into(),
+        ),
+        (
+            "Subscription",
+            "events",
+            "http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/backport-subscription-events".into(),
         ),
         (
             "Patient",
@@ -236,6 +252,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(
                 web::resource("/_export/{job}/{file}")
                     .route(web::get().to(export::file))
+                    .default_service(not_allowed()),
+            )
+            .service(
+                web::resource("/Subscription/{id}/$status")
+                    .route(web::get().to(subscription::status))
+                    .default_service(not_allowed()),
+            )
+            .service(
+                web::resource("/Subscription/{id}/$events")
+                    .route(web::get().to(subscription::events))
                     .default_service(not_allowed()),
             )
             .service(
