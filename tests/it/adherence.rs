@@ -14,11 +14,11 @@ use crate::support::*;
 const BASE: &str = "https://hep-fhir.org/fhir";
 const NY: &str = "America/New_York"; // daylight saving starts on 2026-03-08
 
-fn at(s: &str) -> jiff::Timestamp {
+pub(crate) fn at(s: &str) -> jiff::Timestamp {
     s.parse().expect("timestamp")
 }
 
-fn prescription(patient: &str, name: &str, sets: u32, days: Option<&[&str]>) -> Value {
+pub(crate) fn prescription(patient: &str, name: &str, sets: u32, days: Option<&[&str]>) -> Value {
     let mut repeat = json!({"boundsPeriod": {"start": "2026-03-02", "end": "2026-03-15"},
                             "frequency": 1, "period": 1, "periodUnit": "d"});
     if let Some(days) = days {
@@ -42,7 +42,7 @@ fn prescription(patient: &str, name: &str, sets: u32, days: Option<&[&str]>) -> 
     })
 }
 
-fn program(patient: &str, exercises: &[&str]) -> Value {
+pub(crate) fn program(patient: &str, exercises: &[&str]) -> Value {
     json!({
         "resourceType": "CarePlan",
         "meta": {"profile": [format!("{BASE}/StructureDefinition/hep-program")]},
@@ -74,7 +74,7 @@ fn output(code: &str, value: Value) -> Value {
 }
 
 /// Every session Task, by (prescription id, local start date of its window).
-async fn sessions(s: &TestServer) -> Vec<Value> {
+pub(crate) async fn sessions(s: &TestServer) -> Vec<Value> {
     let bundle = json(s.get("Task?_count=500").await).await;
     bundle["entry"]
         .as_array()

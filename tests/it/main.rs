@@ -23,4 +23,5 @@ mod robustness;
 mod search;
 mod search_more;
 mod security;
+mod subscriptions;
 mod support;
