@@ -104,6 +104,11 @@ const TIMED: &[Timed] = &[
         target: ">= 50,000 resources / s, server RSS < 200 MB",
     },
     Timed {
+        name: "subscriptions",
+        title: "Subscription notifications: 1,000 active subscriptions (topic `program`, one patient each, id-only, rest-hook to a local receiver); 5,000 CarePlans written by 16 clients; latency from the event's time (read in the write's transaction) to its arrival",
+        target: "(none set: p50 / p99 latency and events / s reported)",
+    },
+    Timed {
         name: "synthea-import",
         title: "Import of the Synthea transaction Bundles (shared/data/synthea-r4: 22 Bundles, 7,541 resources, urn:uuid references), 2 at a time, durable",
         target: ">= 5,000 resources / s",
@@ -431,6 +436,7 @@ async fn run(args: Args) -> Result<PathBuf, String> {
         println!("running {}", t.name);
         let runs = match t.name {
             "export" => export(&client, &hep).await?,
+            "subscriptions" => subscriptions(&client, &hep.base, &ids).await?,
             "clinic-adherence" => clinic_adherence(&client, &hep.base, &database_url, &ids).await?,
             "synthea-import" => synthea_import(&client, &hep.base).await?,
             other => return Err(format!("no runner for `{other}`")),
@@ -852,6 +858,164 @@ async fn export(client: &reqwest::Client, hep: &server::Server) -> Result<TimedR
             resources as f64 / (ms / 1000.0),
             before / 1024,
             max_rss / 1024
+        ),
+    })
+}
+
+/// Arrival times of notifications at the bench's receiver.
+#[derive(Default)]
+struct Arrivals {
+    /// Handshakes received.
+    handshakes: usize,
+    /// (event time, arrival time) of each event, in microseconds.
+    events: Vec<(i64, i64)>,
+}
+
+fn micros_now() -> i64 {
+    jiff::Timestamp::now().as_microsecond()
+}
+
+/// A rest-hook receiver on this machine that notes when each event arrives.
+fn start_receiver(
+    arrivals: std::sync::Arc<std::sync::Mutex<Arrivals>>,
+) -> Result<(String, actix_web::dev::ServerHandle), String> {
+    use actix_web::{App, HttpResponse, HttpServer, web};
+    let server = HttpServer::new(move || {
+        let arrivals = arrivals.clone();
+        App::new().default_service(web::to(move |body: web::Bytes| {
+            let arrivals = arrivals.clone();
+            async move {
+                let at = micros_now();
+                let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                let params = v["entry"][0]["resource"]["parameter"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                let kind = params
+                    .iter()
+                    .find(|p| p["name"] == "type")
+                    .and_then(|p| p["valueCode"].as_str())
+                    .unwrap_or("")
+                    .to_string();
+                let mut a = arrivals.lock().unwrap_or_else(|e| e.into_inner());
+                if kind == "handshake" {
+                    a.handshakes += 1;
+                }
+                for p in params.iter().filter(|p| p["name"] == "notification-event") {
+                    let stamp = p["part"]
+                        .as_array()
+                        .and_then(|parts| parts.iter().find(|x| x["name"] == "timestamp"))
+                        .and_then(|x| x["valueInstant"].as_str())
+                        .and_then(|t| t.parse::<jiff::Timestamp>().ok());
+                    if let Some(t) = stamp {
+                        a.events.push((t.as_microsecond(), at));
+                    }
+                }
+                HttpResponse::Ok().finish()
+            }
+        }))
+    })
+    .workers(2)
+    .bind("127.0.0.1:0")
+    .map_err(|e| e.to_string())?;
+    let addr = server.addrs()[0];
+    let server = server.run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    Ok((format!("http://{addr}/hook"), handle))
+}
+
+/// 1,000 subscriptions, then 5,000 CarePlans of their patients: the latency of each
+/// event from its time in the write's transaction to its arrival, and events per second.
+async fn subscriptions(
+    client: &reqwest::Client,
+    base: &str,
+    patients: &[String],
+) -> Result<TimedRuns, String> {
+    const SUBSCRIPTIONS: usize = 1000;
+    const WRITES: usize = 5000;
+    const TOPIC: &str = "https://hep-fhir.org/fhir/SubscriptionTopic/program";
+    const BACKPORT: &str = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition";
+    if patients.len() < SUBSCRIPTIONS {
+        return Err(format!(
+            "the scenario needs {SUBSCRIPTIONS} patients (--patients)"
+        ));
+    }
+    let arrivals = std::sync::Arc::new(std::sync::Mutex::new(Arrivals::default()));
+    let (endpoint, receiver) = start_receiver(arrivals.clone())?;
+    let subscribed: Vec<Result<Value, String>> = futures_util::stream::iter(&patients[..SUBSCRIPTIONS])
+        .map(|p| {
+            let body = json!({
+                "resourceType": "Subscription", "status": "requested",
+                "reason": "benchmark", "criteria": TOPIC,
+                "_criteria": {"extension": [{"url": format!("{BACKPORT}/backport-filter-criteria"),
+                    "valueString": format!("CarePlan?patient=Patient/{p}")}]},
+                "channel": {"type": "rest-hook", "endpoint": endpoint,
+                    "payload": "application/fhir+json",
+                    "_payload": {"extension": [{"url": format!("{BACKPORT}/backport-payload-content"), "valueCode": "id-only"}]}}
+            });
+            let url = format!("{base}/Subscription");
+            async move { post(client, url, &body).await }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    subscribed
+        .into_iter()
+        .collect::<Result<Vec<Value>, String>>()?;
+    let started = std::time::Instant::now();
+    while arrivals.lock().map_err(|e| e.to_string())?.handshakes < SUBSCRIPTIONS {
+        if started.elapsed() > Duration::from_secs(120) {
+            return Err("the handshakes did not all arrive".into());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let handshake_s = started.elapsed().as_secs_f64();
+    let writes_started = std::time::Instant::now();
+    let written: Vec<Result<Value, String>> = futures_util::stream::iter(0..WRITES)
+        .map(|i| {
+            let p = &patients[i % SUBSCRIPTIONS];
+            let body = json!({"resourceType": "CarePlan", "status": "draft", "intent": "plan",
+                "title": format!("plan {i}"), "subject": {"reference": format!("Patient/{p}")}});
+            let url = format!("{base}/CarePlan");
+            async move { post(client, url, &body).await }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    written
+        .into_iter()
+        .collect::<Result<Vec<Value>, String>>()?;
+    let write_s = writes_started.elapsed().as_secs_f64();
+    while arrivals.lock().map_err(|e| e.to_string())?.events.len() < WRITES {
+        if writes_started.elapsed() > Duration::from_secs(300) {
+            return Err("not every event arrived".into());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    receiver.stop(false).await;
+    let a = arrivals.lock().map_err(|e| e.to_string())?;
+    let mut latencies: Vec<f64> = a
+        .events
+        .iter()
+        .map(|(t, at)| (at - t) as f64 / 1000.0)
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    let pct = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q) as usize];
+    let first = a.events.iter().map(|(t, _)| *t).min().unwrap_or(0);
+    let last = a.events.iter().map(|(_, at)| *at).max().unwrap_or(0);
+    let span = (last - first) as f64 / 1e6;
+    Ok(TimedRuns {
+        runs_ms: vec![span * 1000.0],
+        detail: format!(
+            "{} events delivered: latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; {:.0} events / s delivered ({} CarePlans written in {write_s:.1} s, {:.0} / s); 1,000 handshakes in {handshake_s:.1} s",
+            a.events.len(),
+            pct(0.5),
+            pct(0.99),
+            latencies.last().copied().unwrap_or(0.0),
+            a.events.len() as f64 / span.max(1e-9),
+            WRITES,
+            WRITES as f64 / write_s
         ),
     })
 }

@@ -84,6 +84,8 @@ impl Server {
             .env("HEP_BIND", format!("127.0.0.1:{port}"))
             .env("HEP_DATABASE_URL", database_url)
             .env("HEP_EXPORT_DIR", export_dir)
+            // the subscription scenario's receiver listens on this machine
+            .env("HEP_SUBSCRIPTION_ALLOW_LOOPBACK", "true")
             .env("RUST_LOG", "warn")
             // the load comes from one client at a rate far above a clinic's
             .env("HEP_RATE_LIMIT_PER_SECOND", "0")
