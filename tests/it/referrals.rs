@@ -22,7 +22,7 @@ pub(crate) fn clinic_organization() -> Value {
         "identifier": [{"system": "http://hep-clinic.example.org/site", "value": "main"}]})
 }
 
-async fn clinic(s: &TestServer) -> String {
+pub(crate) async fn clinic(s: &TestServer) -> String {
     let org = s.create(clinic_organization()).await;
     org["id"].as_str().expect("id").to_string()
 }
@@ -40,7 +40,7 @@ async fn total(s: &TestServer, query: &str) -> u64 {
 }
 
 /// `Type/id` of a response entry (from its location).
-fn local(entry: &Value) -> String {
+pub(crate) fn local(entry: &Value) -> String {
     let location = entry["response"]["location"].as_str().expect("location");
     let parts: Vec<&str> = location.split('/').collect();
     format!("{}/{}", parts[0], parts[1])
@@ -546,7 +546,7 @@ async fn a_referral_message_is_stored_and_answered() {
     assert_eq!(o["expression"][0], "Bundle.entry[0].resource.eventCoding");
 }
 
-async fn put(s: &TestServer, task: &Value) -> reqwest::Response {
+pub(crate) async fn put(s: &TestServer, task: &Value) -> reqwest::Response {
     s.put_json(&format!("Task/{}", task["id"].as_str().expect("id")), task)
         .await
 }

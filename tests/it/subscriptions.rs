@@ -626,3 +626,59 @@ async fn who_may_subscribe_and_to_which_endpoints() {
 }
 
 use reqwest::Client;
+
+#[tokio::test]
+async fn a_referral_task_notifies_each_status_it_takes() {
+    let s = start_with(loopback, Arc::new(api::clock::SystemClock)).await;
+    let r = receiver().await;
+    s.create(subscription(
+        "referral-status",
+        None,
+        &r.url,
+        "full-resource",
+    ))
+    .await;
+    r.wait_for(1).await;
+    crate::referrals::clinic(&s).await;
+    let answer = json(s.post_json("", &crate::referrals::referral()).await).await;
+    let task_ref = crate::referrals::local(&answer["entry"][6]);
+    let mut task = json(s.get(&task_ref).await).await;
+    task["status"] = json!("accepted");
+    assert_eq!(
+        crate::referrals::put(&s, &task).await.status(),
+        StatusCode::OK
+    );
+    // a change that keeps the status: no event
+    let mut task = json(s.get(&task_ref).await).await;
+    task["note"] = json!([{"text": "first visit booked"}]);
+    assert_eq!(
+        crate::referrals::put(&s, &task).await.status(),
+        StatusCode::OK
+    );
+    let mut statuses = Vec::new();
+    for _ in 0..500 {
+        statuses = r
+            .all()
+            .iter()
+            .filter(|n| kind(&n.body) == "event-notification")
+            .flat_map(|n| {
+                n.body["entry"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .skip(1)
+                    .map(|e| e["resource"]["status"].as_str().unwrap_or("").to_string())
+            })
+            .collect();
+        if statuses.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let all: Vec<(u64, String)> = r.all().iter().flat_map(|n| events(&n.body)).collect();
+    assert_eq!(statuses, vec!["requested", "accepted"]);
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert!(all.iter().all(|(_, focus)| *focus == task_ref));
+}
