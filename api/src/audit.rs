@@ -18,9 +18,9 @@ use crate::db::audit::AuditRow;
 /// Records waiting to be written, at most this many (then requests wait for room).
 const QUEUE: usize = 65_536;
 /// Records written per transaction at most.
-const BATCH: usize = 5_000;
+const BATCH: usize = 50_000;
 /// How long the writer gathers records before it writes them.
-const GATHER: std::time::Duration = std::time::Duration::from_millis(50);
+const GATHER: std::time::Duration = std::time::Duration::from_millis(1000);
 
 /// Who acts, for the records of the changes it makes.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -24,32 +24,27 @@ pub struct AuditRow {
     pub query: Option<String>,
 }
 
-/// Writes records, up to 100 per statement.
+/// Writes records, one statement each: the same statement every time, prepared once
+/// per connection (a statement of many rows would be prepared again for each batch).
 pub fn insert(conn: &mut AnyConnection, rows: &[AuditRow]) -> QueryResult<()> {
-    for chunk in rows.chunks(100) {
-        let values: Vec<_> = chunk
-            .iter()
-            .map(|r| {
-                (
-                    audit_events::tenant.eq(&r.tenant),
-                    audit_events::id.eq(&r.id),
-                    audit_events::recorded.eq(r.recorded),
-                    audit_events::action.eq(&r.action),
-                    audit_events::subtype.eq(&r.subtype),
-                    audit_events::outcome.eq(&r.outcome),
-                    audit_events::status.eq(r.status),
-                    audit_events::client.eq(&r.client),
-                    audit_events::address.eq(&r.address),
-                    audit_events::res_type.eq(&r.res_type),
-                    audit_events::res_id.eq(&r.res_id),
-                    audit_events::version.eq(r.version),
-                    audit_events::patient.eq(&r.patient),
-                    audit_events::query.eq(&r.query),
-                )
-            })
-            .collect();
+    for r in rows {
         on_backend!(conn, c => diesel::insert_into(audit_events::table)
-            .values(&values)
+            .values((
+                audit_events::tenant.eq(&r.tenant),
+                audit_events::id.eq(&r.id),
+                audit_events::recorded.eq(r.recorded),
+                audit_events::action.eq(&r.action),
+                audit_events::subtype.eq(&r.subtype),
+                audit_events::outcome.eq(&r.outcome),
+                audit_events::status.eq(r.status),
+                audit_events::client.eq(&r.client),
+                audit_events::address.eq(&r.address),
+                audit_events::res_type.eq(&r.res_type),
+                audit_events::res_id.eq(&r.res_id),
+                audit_events::version.eq(r.version),
+                audit_events::patient.eq(&r.patient),
+                audit_events::query.eq(&r.query),
+            ))
             .execute(c))?;
     }
     Ok(())
