@@ -1,8 +1,8 @@
 //! The audit trail: who did what to which clinic data, when, from where, with what
 //! outcome. A change is recorded in its own transaction (`service`); reads, searches,
 //! operations, refusals and tokens are recorded by the middleware here, through a queue
-//! that a thread writes in batches (gathered for up to 50 ms: a record reaches the
-//! database within about a tenth of a second; the records still queued when the
+//! that a thread writes in batches (gathered for up to a second: a record reaches the
+//! database within about a second; the records still queued when the
 //! process ends are lost). Served as AuditEvent resources, read-only, to
 //! tokens with the `hep-admin` scope.
 
