@@ -239,6 +239,9 @@ pub fn after_write(
         return Ok(());
     };
     for topic in triggered {
+        if !rows::any_of_topic(conn, tenant, topic.code)? {
+            continue;
+        }
         let values = topics::filter_values(topic, res_type, id, after);
         for sub in rows::matching(conn, tenant, topic.code, &values)? {
             let Some(row) = rows::get(conn, tenant, &sub)? else {

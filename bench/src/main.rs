@@ -94,11 +94,6 @@ struct Timed {
 
 const TIMED: &[Timed] = &[
     Timed {
-        name: "clinic-adherence",
-        title: "$adherence of a clinic: 5,000 active patients, 10 daily exercises, last 28 days (1.4 M sessions)",
-        target: "< 2 s",
-    },
-    Timed {
         name: "export",
         title: "$export of the whole clinic (Bulk Data, NDJSON files; the search data: over 1 M resources with --patients 5000), kick-off to manifest",
         target: ">= 50,000 resources / s, server RSS < 200 MB",
@@ -107,6 +102,11 @@ const TIMED: &[Timed] = &[
         name: "subscriptions",
         title: "Subscription notifications: 1,000 active subscriptions (topic `program`, one patient each, id-only, rest-hook to a local receiver); 5,000 CarePlans written by 16 clients; latency from the event's time (read in the write's transaction) to its arrival",
         target: "(none set: p50 / p99 latency and events / s reported)",
+    },
+    Timed {
+        name: "clinic-adherence",
+        title: "$adherence of a clinic: 5,000 active patients, 10 daily exercises, last 28 days (1.4 M sessions)",
+        target: "< 2 s",
     },
     Timed {
         name: "synthea-import",

@@ -224,6 +224,18 @@ fn placeholders(conn: &AnyConnection, sql: &str) -> String {
     out
 }
 
+/// Whether the clinic has any subscription to `topic` (one cached lookup: the common
+/// case of none costs a write almost nothing).
+pub fn any_of_topic(conn: &mut AnyConnection, tenant: &str, topic: &str) -> QueryResult<bool> {
+    let found: Option<String> = on_backend!(conn, c => subscriptions::table
+        .filter(subscriptions::tenant.eq(tenant))
+        .filter(subscriptions::topic.eq(topic))
+        .select(subscriptions::id)
+        .first(c)
+        .optional())?;
+    Ok(found.is_some())
+}
+
 /// The subscriptions (not off) of `topic` whose every filter matches one of `values`
 /// (the focus's `(name, value)` pairs), and those without filters.
 pub fn matching(
