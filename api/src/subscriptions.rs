@@ -435,6 +435,15 @@ impl Delivery {
     async fn run(self) {
         while !self.stop.load(Ordering::Relaxed) {
             let now = self.now();
+            let due = self
+                .db
+                .read(move |c| Ok(rows::any_due(c, now)?))
+                .await
+                .unwrap_or(true);
+            if !due {
+                tokio::time::sleep(POLL).await;
+                continue;
+            }
             let owner = self.owner.clone();
             let claimed = self.db.write(move |c| {
                 Ok::<_, ApiError>(rows::claim_due(c, &owner, now, now + LEASE_MICROS, CLAIM)?)

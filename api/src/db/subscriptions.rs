@@ -362,6 +362,17 @@ pub fn events(
         .load(conn)
 }
 
+/// Whether any subscription is due (a read: idle workers look often, and only claim,
+/// which is a write, when there is work).
+pub fn any_due(conn: &mut AnyConnection, now: i64) -> QueryResult<bool> {
+    let found: Option<String> = on_backend!(conn, c => subscriptions::table
+        .filter(subscriptions::next_attempt.le(now))
+        .select(subscriptions::id)
+        .first(c)
+        .optional())?;
+    Ok(found.is_some())
+}
+
 /// Claims up to `limit` subscriptions that are due, across clinics (a lease until
 /// `lease_until`): one conditional update each, so two workers never deliver the same
 /// subscription at once and its notifications stay in order.
