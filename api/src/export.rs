@@ -598,6 +598,10 @@ impl Worker {
         };
         let mut conn = self.db.connect()?;
         let pg = matches!(conn, AnyConnection::Postgresql(_));
+        if !pg {
+            // every page is read once, in order: a small cache is enough
+            conn.batch_execute("PRAGMA cache_size = -2048;")?;
+        }
         conn.transaction::<_, RunError, _>(|c| {
             if pg {
                 c.batch_execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")?;

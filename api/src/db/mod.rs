@@ -198,7 +198,7 @@ impl Db {
                 // the checkpointer thread copies the WAL into the database, not the writer;
                 // the writer keeps more pages cached (the index pages every batch of the
                 // audit trail touches, the resources a write reads first)
-                conn.batch_execute("PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -65536;")?;
+                conn.batch_execute("PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -32768;")?;
                 let path = url.strip_prefix("sqlite://").unwrap_or(url);
                 Some(writer::Writer::start(conn, format!("{path}-wal"))?)
             }
