@@ -35,15 +35,20 @@ fn female(mrn: &str) -> Value {
     p
 }
 
-/// Sends a kick-off and returns the status URL.
-async fn kick_off(client: &Client, s: &TestServer, path: &str) -> String {
-    let res = client
+/// Sends a kick-off (GET, `Prefer: respond-async`) and returns the answer as it is.
+async fn send_kick_off(client: &Client, s: &TestServer, path: &str) -> reqwest::Response {
+    client
         .get(s.url(path))
         .header("Prefer", "respond-async")
         .header("Accept", "application/fhir+json")
         .send()
         .await
-        .expect("kick-off");
+        .expect("kick-off")
+}
+
+/// Sends a kick-off and returns the status URL.
+async fn kick_off(client: &Client, s: &TestServer, path: &str) -> String {
+    let res = send_kick_off(client, s, path).await;
     assert_eq!(res.status(), StatusCode::ACCEPTED, "{path}");
     res.headers()
         .get("content-location")
@@ -133,21 +138,9 @@ async fn the_clinic_exports_its_records_asynchronously() {
     // the kick-off needs `Prefer: respond-async`, and known parameters
     let res = s.get("$export").await;
     outcome(res, StatusCode::BAD_REQUEST).await;
-    let res = s
-        .client
-        .get(s.url("$export?_outputFormat=text/csv"))
-        .header("Prefer", "respond-async")
-        .send()
-        .await
-        .expect("kick-off");
+    let res = send_kick_off(&s.client, &s, "$export?_outputFormat=text/csv").await;
     outcome(res, StatusCode::BAD_REQUEST).await;
-    let res = s
-        .client
-        .get(s.url("$export?_elements=id"))
-        .header("Prefer", "respond-async")
-        .send()
-        .await
-        .expect("kick-off");
+    let res = send_kick_off(&s.client, &s, "$export?_elements=id").await;
     let issue = outcome(res, StatusCode::BAD_REQUEST).await;
     assert!(
         issue["diagnostics"]
@@ -226,21 +219,11 @@ async fn the_clinic_exports_its_records_asynchronously() {
         .collect();
     assert_eq!(types, vec!["Observation"]);
     // a type the token does not read is refused
-    let res = narrow
-        .get(s.url("$export?_type=Patient"))
-        .header("Prefer", "respond-async")
-        .send()
-        .await
-        .expect("kick-off");
+    let res = send_kick_off(&narrow, &s, "$export?_type=Patient").await;
     outcome(res, StatusCode::FORBIDDEN).await;
     // a patient's app exports nothing
     let app = client_with_token(&token(&s.database_url, "patient/*.rs", Some(&a)));
-    let res = app
-        .get(s.url("$export"))
-        .header("Prefer", "respond-async")
-        .send()
-        .await
-        .expect("kick-off");
+    let res = send_kick_off(&app, &s, "$export").await;
     outcome(res, StatusCode::FORBIDDEN).await;
 
     // the client removes a finished export: its status and files are gone
@@ -348,13 +331,7 @@ async fn since_type_filters_and_lenient_handling() {
 
     // an unsupported filter: 400, or, lenient, ignored and said so in the error files
     let path = "$export?_type=Patient&_typeFilter=Patient%3Fbirthplace%3Dx";
-    let res = s
-        .client
-        .get(s.url(path))
-        .header("Prefer", "respond-async")
-        .send()
-        .await
-        .expect("kick-off");
+    let res = send_kick_off(&s.client, &s, path).await;
     outcome(res, StatusCode::BAD_REQUEST).await;
     let res = s
         .client
@@ -515,22 +492,10 @@ async fn patient_and_group_exports_hold_their_patients_compartments() {
     assert_eq!(got.get("Patient").map(Vec::len), Some(3));
     assert!(!got.contains_key("Practitioner") && !got.contains_key("ActivityDefinition"));
     // a type outside the compartment is refused at Patient level
-    let res = s
-        .client
-        .get(s.url("Patient/$export?_type=Practitioner"))
-        .header("Prefer", "respond-async")
-        .send()
-        .await
-        .expect("kick-off");
+    let res = send_kick_off(&s.client, &s, "Patient/$export?_type=Practitioner").await;
     outcome(res, StatusCode::BAD_REQUEST).await;
     // an unknown Group is a 404
-    let res = s
-        .client
-        .get(s.url("Group/nope/$export"))
-        .header("Prefer", "respond-async")
-        .send()
-        .await
-        .expect("kick-off");
+    let res = send_kick_off(&s.client, &s, "Group/nope/$export").await;
     outcome(res, StatusCode::NOT_FOUND).await;
 }
 
@@ -652,13 +617,7 @@ async fn a_client_runs_a_bounded_number_of_exports_at_once() {
     for _ in 0..5 {
         kick_off(&s.client, &s, "$export?_type=Patient").await;
     }
-    let res = s
-        .client
-        .get(s.url("$export?_type=Patient"))
-        .header("Prefer", "respond-async")
-        .send()
-        .await
-        .expect("kick-off");
+    let res = send_kick_off(&s.client, &s, "$export?_type=Patient").await;
     assert!(res.headers().contains_key("retry-after"));
     outcome(res, StatusCode::TOO_MANY_REQUESTS).await;
 }

@@ -192,6 +192,38 @@ async fn subscription_status(s: &TestServer, id: &str) -> String {
         .to_string()
 }
 
+/// Waits until the Subscription shows `status` (or gives up after 3 s), returning the
+/// status it shows last.
+async fn wait_status(s: &TestServer, id: &str, status: &str) -> String {
+    let mut shown = String::new();
+    for _ in 0..300 {
+        shown = subscription_status(s, id).await;
+        if shown == status {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    shown
+}
+
+/// Waits until `n` events arrived in event notifications: their (number, focus).
+async fn wait_events(r: &Receiver, n: usize) -> Vec<(u64, String)> {
+    let mut seen = Vec::new();
+    for _ in 0..1000 {
+        seen = r
+            .all()
+            .iter()
+            .filter(|x| kind(&x.body) == "event-notification")
+            .flat_map(|x| events(&x.body))
+            .collect();
+        if seen.len() >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    seen
+}
+
 #[tokio::test]
 async fn handshake_then_each_matching_event_in_order() {
     let s = start_with(
@@ -235,13 +267,7 @@ async fn handshake_then_each_matching_event_in_order() {
             .as_str()
         )
     );
-    for _ in 0..200 {
-        if subscription_status(&s, &sid).await == "active" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(subscription_status(&s, &sid).await, "active");
+    assert_eq!(wait_status(&s, &sid, "active").await, "active");
 
     let plan_a = id_of(&s.create(care_plan(&a, "first")).await);
     s.create(care_plan(&b, "another patient's")).await;
@@ -254,19 +280,7 @@ async fn handshake_then_each_matching_event_in_order() {
         StatusCode::OK
     );
     let plan_a2 = id_of(&s.create(care_plan(&a, "third")).await);
-    let mut seen = Vec::new();
-    for _ in 0..1000 {
-        seen = r
-            .all()
-            .iter()
-            .filter(|n| kind(&n.body) == "event-notification")
-            .flat_map(|n| events(&n.body))
-            .collect();
-        if seen.len() >= 3 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let seen = wait_events(&r, 3).await;
     assert_eq!(
         seen,
         vec![
@@ -429,46 +443,20 @@ async fn failed_deliveries_are_retried_and_resume_with_every_missed_event() {
         tokio::time::sleep(Duration::from_millis(200)).await;
         clock.set(at(&format!("2026-03-02T12:0{minute}:00Z")));
     }
-    let mut status = String::new();
-    for _ in 0..300 {
-        status = subscription_status(&s, &sid).await;
-        if status == "error" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(status, "error");
+    assert_eq!(wait_status(&s, &sid, "error").await, "error");
     let st = json(s.get(&format!("Subscription/{sid}/$status")).await).await;
     assert!(st.to_string().contains("answered 503"), "{st}");
     // the endpoint is back: the next attempt sends the three events, in order
     r.fail.store(false, Ordering::SeqCst);
     clock.set(at("2026-03-02T12:10:00Z"));
-    let mut seen = Vec::new();
-    for _ in 0..1000 {
-        seen = r
-            .all()
-            .iter()
-            .filter(|n| kind(&n.body) == "event-notification")
-            .flat_map(|n| events(&n.body))
-            .collect();
-        if seen.len() >= 3 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let seen = wait_events(&r, 3).await;
     let expected: Vec<(u64, String)> = plans
         .iter()
         .enumerate()
         .map(|(i, id)| (i as u64 + 1, format!("CarePlan/{id}")))
         .collect();
     assert_eq!(seen, expected);
-    for _ in 0..300 {
-        if subscription_status(&s, &sid).await == "active" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(subscription_status(&s, &sid).await, "active");
+    assert_eq!(wait_status(&s, &sid, "active").await, "active");
 }
 
 #[tokio::test]
