@@ -231,6 +231,33 @@ pub enum ClientCommand {
         #[arg(long)]
         jwks_url: Option<String>,
     },
+    /// Lists the clinic's clients (one JSON object a line).
+    List {
+        #[arg(long, default_value = "default")]
+        tenant: String,
+    },
+    /// Gives a client new public keys (assertions signed with the old ones are refused).
+    Keys {
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        /// The client's id.
+        #[arg(long)]
+        client_id: String,
+        /// A file holding its public keys as a JWKS document.
+        #[arg(long, conflicts_with = "jwks_url")]
+        jwks_file: Option<std::path::PathBuf>,
+        /// The https URL of its JWKS document.
+        #[arg(long)]
+        jwks_url: Option<String>,
+    },
+    /// Removes a client: it gets no more tokens.
+    Remove {
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        /// The client's id.
+        #[arg(long)]
+        client_id: String,
+    },
 }
 
 impl Config {

@@ -103,5 +103,61 @@ fn run_command(config: &Config, command: &api::config::Command) -> std::process:
                 }
             }
         }
+        api::config::Command::Client {
+            command: api::config::ClientCommand::List { tenant },
+        } => match api::auth::clients::list_in(&config.database_url, tenant) {
+            Ok(list) => {
+                for c in &list {
+                    println!("{}", api::auth::clients::describe(c));
+                }
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("hep-server client list: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        },
+        api::config::Command::Client {
+            command:
+                api::config::ClientCommand::Keys {
+                    tenant,
+                    client_id,
+                    jwks_file,
+                    jwks_url,
+                },
+        } => {
+            let jwks = match jwks_file.as_ref().map(std::fs::read_to_string).transpose() {
+                Ok(j) => j,
+                Err(e) => {
+                    eprintln!("hep-server client keys: cannot read the JWKS file: {e}");
+                    return std::process::ExitCode::FAILURE;
+                }
+            };
+            let done = api::auth::clients::rotate_in(
+                &config.database_url,
+                tenant,
+                client_id,
+                jwks,
+                jwks_url.clone(),
+            );
+            finish_command("client keys", done)
+        }
+        api::config::Command::Client {
+            command: api::config::ClientCommand::Remove { tenant, client_id },
+        } => finish_command(
+            "client remove",
+            api::auth::clients::remove_in(&config.database_url, tenant, client_id),
+        ),
+    }
+}
+
+/// The exit of a command that prints nothing when it succeeds.
+fn finish_command(name: &str, done: Result<(), api::error::ApiError>) -> std::process::ExitCode {
+    match done {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hep-server {name}: {e}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }

@@ -1123,3 +1123,135 @@ async fn tokens_of_a_configured_identity_provider_are_accepted() {
     config.oidc_audience = Some(audience.into());
     assert!(api::server::build(&config, std::sync::Arc::new(api::clock::SystemClock)).is_err());
 }
+
+#[tokio::test]
+async fn an_administrator_lists_rotates_and_removes_clients() {
+    let s = start().await;
+    let aud = s.base.replace("/fhir", "/auth/token");
+    let clients_url = s.base.replace("/fhir", "/auth/clients");
+    let admin = client_with_token(&token(&s.database_url, "hep-admin", None));
+    let old_key = ec_key("k-old");
+    let res = admin
+        .post(&clients_url)
+        .json(
+            &json!({"name": "Lab system", "scope": "system/Observation.rs",
+            "jwks": {"keys": [old_key.jwk.clone()]}}),
+        )
+        .send()
+        .await
+        .expect("register");
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let id = res.json::<Value>().await.expect("json")["client_id"]
+        .as_str()
+        .expect("client_id")
+        .to_string();
+    // listed, without its keys
+    let list: Value = admin
+        .get(&clients_url)
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    let listed = list["clients"]
+        .as_array()
+        .and_then(|l| l.iter().find(|c| c["client_id"] == id.as_str()))
+        .cloned()
+        .expect("listed");
+    assert_eq!(listed["name"], "Lab system");
+    assert!(
+        !listed.to_string().contains("\"x\""),
+        "no key material: {listed}"
+    );
+    // only an administrator lists, rotates or removes
+    for res in [
+        s.client.get(&clients_url).send().await.expect("list"),
+        s.client
+            .delete(format!("{clients_url}/{id}"))
+            .send()
+            .await
+            .expect("remove"),
+    ] {
+        assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    }
+    assert_eq!(
+        token_request(
+            &s,
+            "system/Observation.rs",
+            &assertion(&old_key, &id, &aud, "r1", 240)
+        )
+        .await
+        .status(),
+        StatusCode::OK
+    );
+    // new keys: the old key's assertions are refused, the new key's accepted
+    let new_key = ec_key("k-new");
+    let res = admin
+        .put(format!("{clients_url}/{id}/keys"))
+        .json(&json!({"jwks": {"keys": [new_key.jwk.clone()]}}))
+        .send()
+        .await
+        .expect("rotate");
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        token_request(
+            &s,
+            "system/Observation.rs",
+            &assertion(&old_key, &id, &aud, "r2", 240)
+        )
+        .await
+        .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        token_request(
+            &s,
+            "system/Observation.rs",
+            &assertion(&new_key, &id, &aud, "r3", 240)
+        )
+        .await
+        .status(),
+        StatusCode::OK
+    );
+    // keys that check nothing are refused
+    let res = admin
+        .put(format!("{clients_url}/{id}/keys"))
+        .json(&json!({"jwks": {"keys": []}}))
+        .send()
+        .await
+        .expect("rotate");
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    // removed: no more tokens, and it is gone from the list
+    let res = admin
+        .delete(format!("{clients_url}/{id}"))
+        .send()
+        .await
+        .expect("remove");
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        token_request(
+            &s,
+            "system/Observation.rs",
+            &assertion(&new_key, &id, &aud, "r4", 240)
+        )
+        .await
+        .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let res = admin
+        .delete(format!("{clients_url}/{id}"))
+        .send()
+        .await
+        .expect("remove");
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    let list: Value = admin
+        .get(&clients_url)
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert!(!list.to_string().contains(&id));
+}

@@ -55,18 +55,7 @@ pub fn register(
             r.scope
         )));
     }
-    match (&r.jwks, &r.jwks_url) {
-        (Some(jwks), None) => {
-            usable_keys(jwks)?;
-        }
-        (None, Some(url)) => check_jwks_url(url)?,
-        _ => {
-            return Err(ApiError::BadRequest(
-                "give the client's public keys as a JWKS document or as the URL of one (not both)"
-                    .into(),
-            ));
-        }
-    }
+    check_keys(r.jwks.as_deref(), r.jwks_url.as_deref())?;
     let row = ClientRow {
         tenant: r.tenant.clone(),
         client_id: uuid::Uuid::new_v4().to_string(),
@@ -80,12 +69,106 @@ pub fn register(
     Ok(row)
 }
 
+/// Checks a client's keys: a JWKS document with a usable key, or an https URL of one.
+fn check_keys(jwks: Option<&str>, jwks_url: Option<&str>) -> Result<(), ApiError> {
+    match (jwks, jwks_url) {
+        (Some(jwks), None) => {
+            usable_keys(jwks)?;
+            Ok(())
+        }
+        (None, Some(url)) => check_jwks_url(url),
+        _ => Err(ApiError::BadRequest(
+            "give the client's public keys as a JWKS document or as the URL of one (not both)"
+                .into(),
+        )),
+    }
+}
+
+/// Replaces the keys of a client (rotation): assertions signed with the old keys are
+/// refused from then on. 404 when the clinic has no such client.
+pub fn rotate_keys(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    client_id: &str,
+    jwks: Option<&str>,
+    jwks_url: Option<&str>,
+) -> Result<(), ApiError> {
+    check_keys(jwks, jwks_url)?;
+    if clients::set_keys(conn, tenant, client_id, jwks, jwks_url)? {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound(format!(
+            "there is no client {client_id}"
+        )))
+    }
+}
+
+/// Removes a client: it gets no token from then on (tokens already issued run out
+/// within their short lifetime). 404 when the clinic has no such client.
+pub fn remove(conn: &mut AnyConnection, tenant: &str, client_id: &str) -> Result<(), ApiError> {
+    if clients::remove(conn, tenant, client_id)? {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound(format!(
+            "there is no client {client_id}"
+        )))
+    }
+}
+
+/// What an administrator sees of a client (never its keys' contents).
+pub fn describe(c: &ClientRow) -> serde_json::Value {
+    serde_json::json!({
+        "client_id": c.client_id,
+        "name": c.name,
+        "scope": c.scope,
+        "tenant": c.tenant,
+        "keys": if c.jwks_url.is_some() { "jwks_url" } else { "jwks" },
+        "jwks_url": c.jwks_url,
+        "created": crate::clock::instant_string(c.created_at),
+    })
+}
+
 /// Registers a client in the database at `database_url` (the `client add` command).
 pub fn register_in(database_url: &str, r: &Registration) -> Result<ClientRow, ApiError> {
     let db = Db::open(database_url, 1)?;
     let now = jiff::Timestamp::now().as_microsecond();
     let r = r.clone();
     db.write(move |conn| register(conn, &r, now))
+}
+
+/// The clients of a clinic in the database at `database_url` (the `client list` command).
+pub fn list_in(database_url: &str, tenant: &str) -> Result<Vec<ClientRow>, ApiError> {
+    let db = Db::open(database_url, 1)?;
+    let tenant = tenant.to_string();
+    db.write(move |conn| Ok::<_, ApiError>(clients::list(conn, &tenant)?))
+}
+
+/// New keys for a client in the database at `database_url` (the `client keys` command).
+pub fn rotate_in(
+    database_url: &str,
+    tenant: &str,
+    client_id: &str,
+    jwks: Option<String>,
+    jwks_url: Option<String>,
+) -> Result<(), ApiError> {
+    let db = Db::open(database_url, 1)?;
+    let (tenant, client_id) = (tenant.to_string(), client_id.to_string());
+    db.write(move |conn| {
+        rotate_keys(
+            conn,
+            &tenant,
+            &client_id,
+            jwks.as_deref(),
+            jwks_url.as_deref(),
+        )
+    })
+}
+
+/// Removes a client from the database at `database_url` (the `client remove` command).
+pub fn remove_in(database_url: &str, tenant: &str, client_id: &str) -> Result<(), ApiError> {
+    let db = Db::open(database_url, 1)?;
+    let (tenant, client_id) = (tenant.to_string(), client_id.to_string());
+    db.write(move |conn| remove(conn, &tenant, &client_id))
 }
 
 /// The keys of a JWKS document that can check RS384 or ES384 signatures.

@@ -75,3 +75,57 @@ pub fn use_assertion(
         .execute(db))?;
     Ok(inserted == 1)
 }
+
+/// The clients of a clinic, oldest first.
+pub fn list(conn: &mut AnyConnection, tenant: &str) -> QueryResult<Vec<ClientRow>> {
+    clients::table
+        .filter(clients::tenant.eq(tenant))
+        .order((clients::created_at.asc(), clients::client_id.asc()))
+        .select((
+            clients::tenant,
+            clients::client_id,
+            clients::name,
+            clients::scope,
+            clients::jwks,
+            clients::jwks_url,
+            clients::created_at,
+        ))
+        .load(conn)
+}
+
+/// Replaces a client's keys (a JWKS document or its URL); `false` when the clinic has no
+/// such client.
+pub fn set_keys(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    client_id: &str,
+    jwks: Option<&str>,
+    jwks_url: Option<&str>,
+) -> QueryResult<bool> {
+    let n = on_backend!(conn, db => diesel::update(
+        clients::table
+            .filter(clients::tenant.eq(tenant))
+            .filter(clients::client_id.eq(client_id)),
+    )
+    .set((clients::jwks.eq(jwks), clients::jwks_url.eq(jwks_url)))
+    .execute(db))?;
+    Ok(n == 1)
+}
+
+/// Removes a client and the assertion ids it used; `false` when the clinic has no such
+/// client.
+pub fn remove(conn: &mut AnyConnection, tenant: &str, client_id: &str) -> QueryResult<bool> {
+    on_backend!(conn, db => diesel::delete(
+        client_assertions::table
+            .filter(client_assertions::tenant.eq(tenant))
+            .filter(client_assertions::client_id.eq(client_id)),
+    )
+    .execute(db))?;
+    let n = on_backend!(conn, db => diesel::delete(
+        clients::table
+            .filter(clients::tenant.eq(tenant))
+            .filter(clients::client_id.eq(client_id)),
+    )
+    .execute(db))?;
+    Ok(n == 1)
+}

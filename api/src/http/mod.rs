@@ -194,6 +194,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/auth/clients")
             .route(web::post().to(token::register_client))
+            .route(web::get().to(token::list_clients))
+            .default_service(not_allowed()),
+    )
+    .service(
+        web::resource("/auth/clients/{id}")
+            .route(web::delete().to(token::remove_client))
+            .default_service(not_allowed()),
+    )
+    .service(
+        web::resource("/auth/clients/{id}/keys")
+            .route(web::put().to(token::rotate_client_keys))
             .default_service(not_allowed()),
     );
     cfg.service(

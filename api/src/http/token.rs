@@ -112,13 +112,7 @@ pub async fn register_client(
     state: State,
 ) -> HttpResponse {
     let result = async {
-        let access = crate::auth::verify(req.headers(), &state).await?;
-        if !access.admin {
-            return Err(ApiError::Forbidden(format!(
-                "registering clients needs the `{}` scope",
-                crate::auth::ADMIN_SCOPE
-            )));
-        }
+        let access = admin(&req, &state, "registering clients").await?;
         let body = negotiate::read_body(&req, payload, 256 * 1024).await?;
         let v: Value = serde_json::from_slice(&body)
             .map_err(|e| ApiError::BadRequest(format!("the body is not JSON: {e}")))?;
@@ -144,6 +138,88 @@ pub async fn register_client(
             "tenant": row.tenant,
             "token_endpoint": token_url(&state, &req),
         })))
+    }
+    .await;
+    finish(&req, result)
+}
+
+/// The access of an administrator of the clinic (the `hep-admin` scope), or a 401/403.
+async fn admin(
+    req: &HttpRequest,
+    state: &State,
+    what: &str,
+) -> Result<crate::auth::Access, ApiError> {
+    let access = crate::auth::verify(req.headers(), state).await?;
+    if !access.admin {
+        return Err(ApiError::Forbidden(format!(
+            "{what} needs the `{}` scope",
+            crate::auth::ADMIN_SCOPE
+        )));
+    }
+    Ok(access)
+}
+
+/// `GET /auth/clients`: the clinic's registered clients.
+pub async fn list_clients(req: HttpRequest, state: State) -> HttpResponse {
+    let result = async {
+        let access = admin(&req, &state, "listing clients").await?;
+        let tenant = access.tenant.clone();
+        let rows = state
+            .db
+            .read(move |conn| Ok(crate::db::clients::list(conn, &tenant)?))
+            .await?;
+        let list: Vec<Value> = rows.iter().map(clients::describe).collect();
+        Ok(HttpResponse::Ok().json(serde_json::json!({ "clients": list })))
+    }
+    .await;
+    finish(&req, result)
+}
+
+/// `PUT /auth/clients/{id}/keys` with `{"jwks": {...}}` or `{"jwks_url": "..."}`: new
+/// keys for a client (rotation).
+pub async fn rotate_client_keys(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: State,
+) -> HttpResponse {
+    let result = async {
+        let access = admin(&req, &state, "changing a client's keys").await?;
+        let id = req.match_info().get("id").unwrap_or_default().to_string();
+        let body = negotiate::read_body(&req, payload, 256 * 1024).await?;
+        let v: Value = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::BadRequest(format!("the body is not JSON: {e}")))?;
+        let jwks = v
+            .get("jwks")
+            .filter(|j| j.is_object())
+            .map(Value::to_string);
+        let jwks_url = v
+            .get("jwks_url")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let tenant = access.tenant.clone();
+        let row = state.db.write(move |conn| {
+            clients::rotate_keys(conn, &tenant, &id, jwks.as_deref(), jwks_url.as_deref())?;
+            crate::db::clients::list(conn, &tenant)?
+                .into_iter()
+                .find(|c| c.client_id == id)
+                .ok_or_else(|| ApiError::NotFound(format!("there is no client {id}")))
+        })?;
+        Ok(HttpResponse::Ok().json(clients::describe(&row)))
+    }
+    .await;
+    finish(&req, result)
+}
+
+/// `DELETE /auth/clients/{id}`: removes a client.
+pub async fn remove_client(req: HttpRequest, state: State) -> HttpResponse {
+    let result = async {
+        let access = admin(&req, &state, "removing a client").await?;
+        let id = req.match_info().get("id").unwrap_or_default().to_string();
+        let tenant = access.tenant.clone();
+        state
+            .db
+            .write(move |conn| clients::remove(conn, &tenant, &id))?;
+        Ok(HttpResponse::NoContent().finish())
     }
     .await;
     finish(&req, result)
