@@ -463,7 +463,7 @@ impl Delivery {
             let outcomes = futures_util::future::join_all(attempts).await;
             let results: Vec<(SubscriptionRow, Outcome)> =
                 claimed.into_iter().zip(outcomes).collect();
-            if let Err(e) = self.record(results) {
+            if let Err(e) = self.record(results, now) {
                 tracing::warn!(error = %e, "recording deliveries failed; they are sent again");
             }
         }
@@ -585,9 +585,9 @@ impl Delivery {
     }
 
     /// Stores the outcomes in one transaction, and the status the Subscription
-    /// resources now show.
-    fn record(&self, results: Vec<(SubscriptionRow, Outcome)>) -> Result<(), ApiError> {
-        let now = self.now();
+    /// resources now show; `now` is when the attempts began (the time of a send, from
+    /// which the next heartbeat and retry count).
+    fn record(&self, results: Vec<(SubscriptionRow, Outcome)>, now: i64) -> Result<(), ApiError> {
         let owner = self.owner.clone();
         let max_failures = self.settings.max_failures.max(1);
         let retry: Vec<i64> = results
