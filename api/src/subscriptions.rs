@@ -752,15 +752,6 @@ pub fn signature(key: &[u8], timestamp: &str, body: &str) -> String {
     format!("sha256={hex}")
 }
 
-/// The state of a subscription, for `$status` and `$events`.
-pub fn status_row(
-    conn: &mut AnyConnection,
-    tenant: &str,
-    id: &str,
-) -> Result<Option<SubscriptionRow>, ApiError> {
-    Ok(rows::get(conn, tenant, id)?)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
