@@ -50,6 +50,26 @@ async fn send_kick_off(client: &Client, s: &TestServer, path: &str) -> reqwest::
 async fn kick_off(client: &Client, s: &TestServer, path: &str) -> String {
     let res = send_kick_off(client, s, path).await;
     assert_eq!(res.status(), StatusCode::ACCEPTED, "{path}");
+    status_url(&res)
+}
+
+/// Sends a kick-off as POST with a `Parameters` body and returns the status URL.
+async fn post_kick_off(s: &TestServer, path: &str, parameters: &Value) -> String {
+    let res = s
+        .client
+        .post(s.url(path))
+        .header("Prefer", "respond-async")
+        .header("Content-Type", FHIR_JSON)
+        .body(parameters.to_string())
+        .send()
+        .await
+        .expect("kick-off");
+    assert_eq!(res.status(), StatusCode::ACCEPTED, "{path}");
+    status_url(&res)
+}
+
+/// The status URL of an accepted kick-off.
+fn status_url(res: &reqwest::Response) -> String {
     res.headers()
         .get("content-location")
         .and_then(|v| v.to_str().ok())
@@ -341,10 +361,7 @@ async fn since_type_filters_and_lenient_handling() {
         .await
         .expect("kick-off");
     assert_eq!(res.status(), StatusCode::ACCEPTED);
-    let status = res.headers()["content-location"]
-        .to_str()
-        .expect("url")
-        .to_string();
+    let status = status_url(&res);
     let m = manifest(&s.client, &status).await;
     assert_eq!(m["output"][0]["count"], 3);
     let err = &m["error"][0];
@@ -367,26 +384,15 @@ async fn since_type_filters_and_lenient_handling() {
     );
 
     // POST with a Parameters body
-    let res = s
-        .client
-        .post(s.url("$export"))
-        .header("Prefer", "respond-async")
-        .header("Content-Type", FHIR_JSON)
-        .body(
-            json!({"resourceType": "Parameters", "parameter": [
-                {"name": "_type", "valueString": "Patient"},
-                {"name": "_since", "valueInstant": "2026-03-05T13:00:00Z"}
-            ]})
-            .to_string(),
-        )
-        .send()
-        .await
-        .expect("kick-off");
-    assert_eq!(res.status(), StatusCode::ACCEPTED);
-    let status = res.headers()["content-location"]
-        .to_str()
-        .expect("url")
-        .to_string();
+    let status = post_kick_off(
+        &s,
+        "$export",
+        &json!({"resourceType": "Parameters", "parameter": [
+            {"name": "_type", "valueString": "Patient"},
+            {"name": "_since", "valueInstant": "2026-03-05T13:00:00Z"}
+        ]}),
+    )
+    .await;
     let got = files(&s.client, &manifest(&s.client, &status).await).await;
     assert_eq!(ids(got.get("Patient")), vec![old.clone()]);
 }
@@ -437,26 +443,15 @@ async fn patient_and_group_exports_hold_their_patients_compartments() {
     assert_eq!(ids(got.get("Observation")), want);
     assert!(!got.contains_key("Practitioner"), "not in a compartment");
     // with `patient` (POST): only those of the group's members
-    let res = s
-        .client
-        .post(s.url(&format!("Group/{group}/$export")))
-        .header("Prefer", "respond-async")
-        .header("Content-Type", FHIR_JSON)
-        .body(
-            json!({"resourceType": "Parameters", "parameter": [
-                {"name": "patient", "valueReference": {"reference": format!("Patient/{c}")}},
-                {"name": "patient", "valueReference": {"reference": format!("Patient/{b}")}}
-            ]})
-            .to_string(),
-        )
-        .send()
-        .await
-        .expect("kick-off");
-    assert_eq!(res.status(), StatusCode::ACCEPTED);
-    let status = res.headers()["content-location"]
-        .to_str()
-        .expect("url")
-        .to_string();
+    let status = post_kick_off(
+        &s,
+        &format!("Group/{group}/$export"),
+        &json!({"resourceType": "Parameters", "parameter": [
+            {"name": "patient", "valueReference": {"reference": format!("Patient/{c}")}},
+            {"name": "patient", "valueReference": {"reference": format!("Patient/{b}")}}
+        ]}),
+    )
+    .await;
     let got = files(&s.client, &manifest(&s.client, &status).await).await;
     assert_eq!(ids(got.get("Patient")), vec![c.clone()]);
     assert_eq!(ids(got.get("Observation")), vec![obs[2].clone()]);

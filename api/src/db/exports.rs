@@ -13,7 +13,8 @@ pub const COMPLETED: &str = "completed";
 pub const FAILED: &str = "failed";
 
 /// A stored job.
-#[derive(Debug, Clone, Queryable)]
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = export_jobs)]
 pub struct JobRow {
     pub tenant: String,
     pub id: String,
@@ -31,42 +32,6 @@ pub struct JobRow {
     pub finished_at: Option<i64>,
     pub expires_at: Option<i64>,
 }
-
-type JobColumns = (
-    export_jobs::tenant,
-    export_jobs::id,
-    export_jobs::client,
-    export_jobs::status,
-    export_jobs::request,
-    export_jobs::spec,
-    export_jobs::created_at,
-    export_jobs::owner,
-    export_jobs::lease_until,
-    export_jobs::attempts,
-    export_jobs::progress,
-    export_jobs::result,
-    export_jobs::error,
-    export_jobs::finished_at,
-    export_jobs::expires_at,
-);
-
-const COLUMNS: JobColumns = (
-    export_jobs::tenant,
-    export_jobs::id,
-    export_jobs::client,
-    export_jobs::status,
-    export_jobs::request,
-    export_jobs::spec,
-    export_jobs::created_at,
-    export_jobs::owner,
-    export_jobs::lease_until,
-    export_jobs::attempts,
-    export_jobs::progress,
-    export_jobs::result,
-    export_jobs::error,
-    export_jobs::finished_at,
-    export_jobs::expires_at,
-);
 
 /// Stores a new job (status `accepted`).
 pub fn insert(
@@ -104,7 +69,7 @@ pub fn of_client(
         .filter(export_jobs::tenant.eq(tenant))
         .filter(export_jobs::id.eq(id))
         .filter(export_jobs::client.eq(client))
-        .select(COLUMNS)
+        .select(JobRow::as_select())
         .first(conn)
         .optional()
 }
@@ -162,7 +127,7 @@ pub fn claim(
             return export_jobs::table
                 .filter(export_jobs::tenant.eq(&tenant))
                 .filter(export_jobs::id.eq(&id))
-                .select(COLUMNS)
+                .select(JobRow::as_select())
                 .first(conn)
                 .optional();
         }

@@ -53,7 +53,8 @@ impl SubscriptionRow {
 }
 
 /// A subscription's row.
-#[derive(Debug, Clone, Queryable)]
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = subscriptions)]
 pub struct SubscriptionRow {
     pub tenant: String,
     pub id: String,
@@ -73,42 +74,6 @@ pub struct SubscriptionRow {
     pub owner: Option<String>,
     pub lease_until: Option<i64>,
 }
-
-type Columns = (
-    subscriptions::tenant,
-    subscriptions::id,
-    subscriptions::topic,
-    subscriptions::status,
-    subscriptions::channel,
-    subscriptions::subscriber,
-    subscriptions::filters,
-    subscriptions::events,
-    subscriptions::delivered,
-    subscriptions::failures,
-    subscriptions::last_error,
-    subscriptions::next_attempt,
-    subscriptions::last_sent,
-    subscriptions::owner,
-    subscriptions::lease_until,
-);
-
-const COLUMNS: Columns = (
-    subscriptions::tenant,
-    subscriptions::id,
-    subscriptions::topic,
-    subscriptions::status,
-    subscriptions::channel,
-    subscriptions::subscriber,
-    subscriptions::filters,
-    subscriptions::events,
-    subscriptions::delivered,
-    subscriptions::failures,
-    subscriptions::last_error,
-    subscriptions::next_attempt,
-    subscriptions::last_sent,
-    subscriptions::owner,
-    subscriptions::lease_until,
-);
 
 /// What a client's write of a Subscription sets.
 pub struct Setup<'a> {
@@ -132,7 +97,7 @@ pub fn get(
     subscriptions::table
         .filter(subscriptions::tenant.eq(tenant))
         .filter(subscriptions::id.eq(id))
-        .select(COLUMNS)
+        .select(SubscriptionRow::as_select())
         .first(conn)
         .optional()
 }
