@@ -1,7 +1,7 @@
 //! The audit trail: who did what to which clinic data, when, from where, with what
 //! outcome. A change is recorded in its own transaction (`service`); reads, searches,
 //! operations, refusals and tokens are recorded by the middleware here, through a queue
-//! that a thread writes in batches (gathered for up to a second: a record reaches the
+//! that one thread gathers into batches and another writes (gathered for up to a second: a record reaches the
 //! database within about a second; the records still queued when the
 //! process ends are lost). Served as AuditEvent resources, read-only, to
 //! tokens with the `hep-admin` scope.
@@ -15,11 +15,13 @@ use crate::auth::Access;
 use crate::db::Db;
 use crate::db::audit::AuditRow;
 
-/// Records waiting to be written, at most this many (then requests wait for room).
-const QUEUE: usize = 65_536;
+/// Records waiting to be gathered, at most this many (then requests wait for room). The
+/// gatherer drains them continuously, so the queue stays small (its slots are
+/// allocated up front).
+const QUEUE: usize = 4096;
 /// Records written per transaction at most.
 const BATCH: usize = 50_000;
-/// How long the writer gathers records before it writes them.
+/// How long the gatherer collects records before it hands them to the writer.
 const GATHER: std::time::Duration = std::time::Duration::from_millis(1000);
 
 /// Who acts, for the records of the changes it makes.
@@ -34,18 +36,21 @@ pub struct Agent {
     pub admin: bool,
 }
 
-/// The queue of records and the thread that writes them.
+/// The queue of records and the threads that write them.
 #[derive(Clone)]
 pub struct AuditLog {
     queue: crossbeam_channel::Sender<AuditRow>,
 }
 
 impl AuditLog {
-    /// Starts the writing thread; it ends when every `AuditLog` is dropped, after
-    /// writing what is queued.
+    /// Starts the gathering and the writing thread; they end when every `AuditLog` is
+    /// dropped, after writing what is queued.
     pub fn start(db: Db) -> AuditLog {
         let (queue, records) = crossbeam_channel::bounded::<AuditRow>(QUEUE);
-        let run = move || {
+        // one batch written while the next is gathered: when the writer falls behind,
+        // the gatherer waits, then the queue fills, then requests wait
+        let (batches, to_write) = crossbeam_channel::bounded::<Vec<AuditRow>>(1);
+        let gather = move || {
             while let Ok(first) = records.recv() {
                 // gather what comes within a short while: a few large commits cost far
                 // less (in fsyncs and in the writer's time) than many small ones
@@ -61,7 +66,14 @@ impl AuditLog {
                 for r in batch.iter_mut().filter(|r| r.id.is_empty()) {
                     r.id = new_id();
                 }
-                let rows = batch;
+                if batches.send(batch).is_err() {
+                    tracing::error!("the audit writer has stopped; records are lost");
+                    return;
+                }
+            }
+        };
+        let write = move || {
+            while let Ok(rows) = to_write.recv() {
                 let written = db.write(move |conn| {
                     crate::db::audit::insert(conn, &rows)?;
                     Ok::<_, crate::error::ApiError>(())
@@ -71,11 +83,16 @@ impl AuditLog {
                 }
             }
         };
-        if let Err(e) = std::thread::Builder::new()
-            .name("audit-writer".into())
-            .spawn(run)
-        {
-            tracing::error!(error = %e, "the audit writer could not start");
+        for (name, run) in [
+            (
+                "audit-gatherer",
+                Box::new(gather) as Box<dyn FnOnce() + Send>,
+            ),
+            ("audit-writer", Box::new(write)),
+        ] {
+            if let Err(e) = std::thread::Builder::new().name(name.into()).spawn(run) {
+                tracing::error!(error = %e, thread = name, "an audit thread could not start");
+            }
         }
         AuditLog { queue }
     }

@@ -61,7 +61,7 @@ pub async fn request_span(
             let route = res
                 .request()
                 .match_pattern()
-                .unwrap_or_else(|| "(no route)".to_string());
+                .map_or_else(|| "(no route)".to_string(), |p| template(&p));
             let status = res.status().as_u16();
             span.record("route", route.as_str());
             span.record("status", status);
@@ -77,5 +77,49 @@ pub async fn request_span(
             span.in_scope(|| tracing::warn!(latency_ms = latency, "request failed"));
             Err(e)
         }
+    }
+}
+
+/// A route pattern without the expressions of its segments: `/{type}/{id}` for
+/// `/{type:[A-Z]..}/{id:[A-Za-z0-9.-]..}`.
+fn template(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len());
+    let mut depth = 0usize;
+    let mut skipping = false;
+    for c in pattern.chars() {
+        match c {
+            '{' => {
+                depth += 1;
+                if depth == 1 {
+                    out.push(c);
+                }
+            }
+            '}' => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    skipping = false;
+                    out.push(c);
+                }
+            }
+            ':' if depth == 1 => skipping = true,
+            _ if skipping || depth > 1 => {}
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn templates_leave_out_segment_expressions() {
+        assert_eq!(
+            super::template("/fhir/{type:[A-Z][A-Za-z]{0,63}}/{id:[A-Za-z0-9.-]{1,64}}"),
+            "/fhir/{type}/{id}"
+        );
+        assert_eq!(
+            super::template("/fhir/{type}/_history"),
+            "/fhir/{type}/_history"
+        );
     }
 }

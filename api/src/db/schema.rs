@@ -20,6 +20,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    audit_patients (tenant, patient, bucket) {
+        tenant -> Text,
+        patient -> Text,
+        bucket -> BigInt,
+    }
+}
+
+diesel::table! {
     client_assertions (tenant, client_id, jti) {
         tenant -> Text,
         client_id -> Text,

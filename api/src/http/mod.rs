@@ -228,6 +228,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .route(web::post().to(bundle::process_message))
                     .default_service(not_allowed()),
             )
+            // reads and writes of one resource first (the most frequent requests): its
+            // segments cannot be any other route's, whose words start with `_` or `$`
+            .service(instance(
+                "/{type:[A-Z][A-Za-z]{0,63}}/{id:[A-Za-z0-9.-]{1,64}}",
+            ))
             .service(
                 web::resource("/metadata")
                     .route(web::get().to(rest::metadata))
@@ -324,14 +329,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .route(web::get().to(rest::history_type))
                     .default_service(not_allowed()),
             )
-            .service(
-                web::resource("/{type}/{id}")
-                    .route(web::get().to(rest::read))
-                    .route(web::put().to(rest::update))
-                    .route(web::patch().to(rest::patch))
-                    .route(web::delete().to(rest::delete))
-                    .default_service(not_allowed()),
-            )
+            // the same, for an id that is not a FHIR id (an answer of its own), after the
+            // routes whose second segment is a word of FHIR's (`_search`, `$export`)
+            .service(instance("/{type}/{id}"))
             .service(
                 web::resource("/{type}/{id}/_history")
                     .route(web::get().to(rest::history_instance))
@@ -343,6 +343,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .default_service(not_allowed()),
             ),
     );
+}
+
+/// The interactions of one resource, at `path`.
+fn instance(path: &str) -> actix_web::Resource {
+    web::resource(path)
+        .route(web::get().to(rest::read))
+        .route(web::put().to(rest::update))
+        .route(web::patch().to(rest::patch))
+        .route(web::delete().to(rest::delete))
+        .default_service(web::to(method_not_allowed))
 }
 
 async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
