@@ -358,7 +358,7 @@ fn record(
         row.pain = view.report.pain().map(|p| i64::from(p.get()));
         row.difficulty = view.report.difficulty().map(|d| i64::from(d.get()));
     }
-    sql::update(conn, &row)?;
+    sql::report(conn, &row)?;
     Ok(Some(view))
 }
 

@@ -8,8 +8,8 @@ use super::AnyConnection;
 use super::schema::{schedules, sessions, summary_queue};
 
 /// One session as stored for adherence and the jobs.
-#[derive(Debug, Clone, PartialEq, Eq, Queryable, Insertable, AsChangeset)]
-#[diesel(table_name = sessions, treat_none_as_null = true)]
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Insertable)]
+#[diesel(table_name = sessions)]
 pub struct SessionRow {
     pub tenant: String,
     pub task_id: String,
@@ -34,14 +34,22 @@ pub fn insert(conn: &mut AnyConnection, row: &SessionRow) -> QueryResult<()> {
     Ok(())
 }
 
-/// Replaces the stored state of a session (after a write of its Task).
-pub fn update(conn: &mut AnyConnection, row: &SessionRow) -> QueryResult<usize> {
+/// Stores what a write of its Task changed in a session: its status and the patient's
+/// report. Only those columns are set: setting a key column, even to its own value,
+/// would make SQLite move the row and rewrite every index of it.
+pub fn report(conn: &mut AnyConnection, row: &SessionRow) -> QueryResult<usize> {
     on_backend!(conn, c => diesel::update(
         sessions::table
             .filter(sessions::tenant.eq(&row.tenant))
             .filter(sessions::task_id.eq(&row.task_id)),
     )
-    .set(row)
+    .set((
+        sessions::status.eq(&row.status),
+        sessions::completed_at.eq(row.completed_at),
+        sessions::done_volume.eq(row.done_volume),
+        sessions::pain.eq(row.pain),
+        sessions::difficulty.eq(row.difficulty),
+    ))
     .execute(c))
 }
 
