@@ -95,6 +95,69 @@ fn capability(clock: &dyn Clock) -> serde_json::Value {
     statement
 }
 
+/// The clinics (tenants) whose own copy of the project's definitions and of the starter
+/// library this process has made sure of: the default clinic at start, any other at
+/// its first request.
+pub struct Clinics {
+    db: Db,
+    clock: Arc<dyn Clock>,
+    starter_library: bool,
+    ready: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+impl Clinics {
+    /// Whether the clinic was set up by this process.
+    fn is_ready(&self, tenant: &str) -> bool {
+        self.ready
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(tenant)
+    }
+
+    /// Stores the definitions (rewritten when a release changed them) and the starter
+    /// library (once, never over the clinic's changes) in the clinic.
+    pub fn set_up(&self, tenant: &TenantId) -> Result<(), StartError> {
+        if self.is_ready(tenant.as_str()) {
+            return Ok(());
+        }
+        store_own(
+            &self.db,
+            tenant,
+            &self.clock,
+            fhir_mapping::hep::conformance::all(),
+            Seed::Current,
+        )?;
+        if self.starter_library {
+            store_own(
+                &self.db,
+                tenant,
+                &self.clock,
+                fhir_mapping::hep::library::all(),
+                Seed::Once,
+            )?;
+        }
+        self.ready
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(tenant.as_str().to_string());
+        Ok(())
+    }
+
+    /// `set_up` off the async worker, for a request of a clinic not yet set up.
+    pub async fn ensure(self: &Arc<Self>, tenant: &str) -> Result<(), crate::error::ApiError> {
+        if self.is_ready(tenant) {
+            return Ok(());
+        }
+        let tenant = TenantId::parse(tenant)
+            .map_err(|e| crate::error::ApiError::Internal(format!("clinic: {e}")))?;
+        let clinics = self.clone();
+        web::block(move || clinics.set_up(&tenant))
+            .await
+            .map_err(|e| crate::error::ApiError::Internal(e.to_string()))?
+            .map_err(|e| crate::error::ApiError::Internal(format!("setting up the clinic: {e}")))
+    }
+}
+
 /// Stores the server's own resources: the project's definitions (StructureDefinitions,
 /// CodeSystems, OperationDefinition: rewritten when a release changes them) and the
 /// starter library (once, never over a clinic's changes).
@@ -220,22 +283,13 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<(Server, SocketAd
             .map_err(|e| StartError::Config(e.to_string()))?,
     );
     let tenant = TenantId::default_tenant();
-    store_own(
-        &db,
-        &tenant,
-        &clock,
-        fhir_mapping::hep::conformance::all(),
-        Seed::Current,
-    )?;
-    if config.starter_library {
-        store_own(
-            &db,
-            &tenant,
-            &clock,
-            fhir_mapping::hep::library::all(),
-            Seed::Once,
-        )?;
-    }
+    let clinics = Clinics {
+        db: db.clone(),
+        clock: clock.clone(),
+        starter_library: config.starter_library,
+        ready: Default::default(),
+    };
+    clinics.set_up(&tenant)?;
     let sessions = Arc::new(SessionSettings {
         default_tz: jiff::tz::TimeZone::get(&config.time_zone).map_err(|_| {
             StartError::Config(format!("`{}` is not an IANA time zone", config.time_zone))
@@ -305,6 +359,7 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<(Server, SocketAd
         None
     };
     let state = web::Data::new(AppState {
+        clinics: Arc::new(clinics),
         _delivery: delivery,
         export_dir: export_settings.dir.clone(),
         export_workers,

@@ -391,11 +391,50 @@ async fn another_clinic_sees_nothing() {
             .json()
             .await
             .expect("bundle");
-        assert!(
-            b["entry"].as_array().is_none_or(|e| e.is_empty()),
-            "{path}: {b}"
-        );
+        // the other clinic has its own copy of the definitions and starter library
+        // only: no patient data, nothing written by the first clinic
+        let clinical = b["entry"].as_array().map_or(0, |e| {
+            e.iter()
+                .filter(|e| {
+                    let t = e["resource"]["resourceType"]
+                        .as_str()
+                        .or_else(|| e["request"]["url"].as_str())
+                        .unwrap_or_default();
+                    ![
+                        "ActivityDefinition",
+                        "PlanDefinition",
+                        "CodeSystem",
+                        "ValueSet",
+                        "StructureDefinition",
+                        "OperationDefinition",
+                        "SearchParameter",
+                        "Binary",
+                    ]
+                    .iter()
+                    .any(|own| t.starts_with(own))
+                })
+                .count()
+        });
+        assert_eq!(clinical, 0, "{path}: {b}");
+        assert!(!b.to_string().contains("Secretname"), "{path}");
     }
+    // its own starter library, the same as the first clinic's
+    let library: Value = send(&other, &s, "GET", "ActivityDefinition?_summary=count", None)
+        .await
+        .json()
+        .await
+        .expect("bundle");
+    let first: Value = s
+        .get("ActivityDefinition?_summary=count")
+        .await
+        .json()
+        .await
+        .expect("bundle");
+    assert!(
+        library["total"].as_u64().is_some_and(|n| n > 0),
+        "{library}"
+    );
+    assert_eq!(library["total"], first["total"]);
     // a write to the same id makes the other clinic's own resource, not a new version
     let mut p = patient("a");
     p["id"] = json!(d.a);

@@ -241,6 +241,11 @@ pub async fn authenticate(
         }),
         None => Err(ApiError::Internal("no application state".into())),
     };
+    // a clinic's first request sets it up (its definitions and starter library)
+    let verified = match (verified, req.app_data::<web::Data<crate::http::AppState>>()) {
+        (Ok(access), Some(state)) => state.clinics.ensure(&access.tenant).await.map(|()| access),
+        (other, _) => other,
+    };
     match verified {
         Ok(access) => {
             req.extensions_mut().insert(access);

@@ -26,6 +26,8 @@ pub struct AppState {
     pub db: Db,
     pub clock: Arc<dyn Clock>,
     pub tenant: TenantId,
+    /// The clinics set up with their definitions and starter library.
+    pub clinics: Arc<crate::server::Clinics>,
     pub base_url: Option<String>,
     pub limits: ParseLimits,
     pub max_body_bytes: usize,
