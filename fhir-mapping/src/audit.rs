@@ -29,18 +29,27 @@ pub struct AuditFacts<'a> {
 /// The system of the identifiers of clients (the `sub` of their tokens).
 pub const CLIENT_SYSTEM: &str = "https://hep-fhir.org/fhir/sid/client";
 
+/// The interaction of a record of a change to a registered client (registered, new
+/// keys, removed): a security configuration change.
+pub const CLIENT_CHANGE: &str = "client";
+/// The entity type of such a record (the client, by its identifier).
+pub const CLIENT_ENTITY: &str = "client";
+
 /// The AuditEvent of a record.
 pub fn audit_event(f: &AuditFacts<'_>) -> Value {
-    let (event_type, subtype) = if f.subtype == "token" {
-        (
+    let (event_type, subtype) = match f.subtype {
+        "token" => (
             json!({"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110114", "display": "User Authentication"}),
             json!({"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110122", "display": "Login"}),
-        )
-    } else {
-        (
+        ),
+        CLIENT_CHANGE => (
+            json!({"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110113", "display": "Security Alert"}),
+            json!({"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110129", "display": "Security Configuration"}),
+        ),
+        _ => (
             json!({"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest", "display": "RESTful Operation"}),
             json!({"system": "http://hl7.org/fhir/restful-interaction", "code": f.subtype}),
-        )
+        ),
     };
     let mut agent = json!({
         "type": {"coding": [{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110153", "display": "Source Role ID"}]},
@@ -51,7 +60,14 @@ pub fn audit_event(f: &AuditFacts<'_>) -> Value {
         agent["network"] = json!({"address": a, "type": "2"});
     }
     let mut entities = Vec::new();
-    if let Some((t, id, version)) = f.entity {
+    if let Some((CLIENT_ENTITY, id, _)) = f.entity {
+        // a registered client is no FHIR resource: named by its identifier
+        entities.push(json!({
+            "what": {"identifier": {"system": CLIENT_SYSTEM, "value": id}},
+            "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2", "display": "System Object"},
+            "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "13", "display": "Security Resource"}
+        }));
+    } else if let Some((t, id, version)) = f.entity {
         let reference = match version {
             Some(v) => format!("{t}/{id}/_history/{v}"),
             None => format!("{t}/{id}"),

@@ -1293,4 +1293,39 @@ async fn an_administrator_lists_rotates_and_removes_clients() {
         .await
         .expect("json");
     assert!(!list.to_string().contains(&id));
+    // each change is in the audit trail (the refused one is not), newest first
+    let trail: Value = admin
+        .get(s.url("AuditEvent?subtype=client"))
+        .send()
+        .await
+        .expect("audit")
+        .json()
+        .await
+        .expect("bundle");
+    let changes: Vec<(String, String, String)> = trail["entry"]
+        .as_array()
+        .map(|e| {
+            e.iter()
+                .map(|e| {
+                    let r = &e["resource"];
+                    (
+                        r["action"].as_str().unwrap_or_default().to_string(),
+                        r["subtype"][0]["code"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string(),
+                        r["entity"][0]["what"]["identifier"]["value"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let expected: Vec<(String, String, String)> = ["D", "U", "C"]
+        .iter()
+        .map(|a| (a.to_string(), "110129".to_string(), id.clone()))
+        .collect();
+    assert_eq!(changes, expected, "{trail}");
 }

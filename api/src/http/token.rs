@@ -128,9 +128,11 @@ pub async fn register_client(
             jwks_url: text("jwks_url"),
         };
         let now = crate::clock::to_micros(state.clock.now());
-        let row = state
-            .db
-            .write(move |conn| clients::register(conn, &registration, now))?;
+        let row = state.db.write(move |conn| {
+            let row = clients::register(conn, &registration, now)?;
+            record_change(conn, &access, "C", &row.client_id, 201, now)?;
+            Ok::<_, ApiError>(row)
+        })?;
         Ok(HttpResponse::Created().json(serde_json::json!({
             "client_id": row.client_id,
             "name": row.name,
@@ -143,13 +145,45 @@ pub async fn register_client(
     finish(&req, result)
 }
 
+/// Records a change an administrator made to a client, in the change's transaction.
+fn record_change(
+    conn: &mut crate::db::AnyConnection,
+    admin: &crate::auth::Access,
+    action: &str,
+    client_id: &str,
+    status: u16,
+    now: i64,
+) -> Result<(), ApiError> {
+    crate::db::audit::insert(
+        conn,
+        &[crate::db::audit::AuditRow {
+            tenant: admin.tenant.clone(),
+            id: crate::audit::new_id(),
+            recorded: now,
+            action: action.into(),
+            subtype: fhir_mapping::audit::CLIENT_CHANGE.into(),
+            outcome: "0".into(),
+            status: i32::from(status),
+            client: admin.client.clone(),
+            address: admin.address.clone(),
+            res_type: Some(fhir_mapping::audit::CLIENT_ENTITY.into()),
+            res_id: Some(client_id.to_string()),
+            version: None,
+            patient: None,
+            query: None,
+        }],
+    )?;
+    Ok(())
+}
+
 /// The access of an administrator of the clinic (the `hep-admin` scope), or a 401/403.
 async fn admin(
     req: &HttpRequest,
     state: &State,
     what: &str,
 ) -> Result<crate::auth::Access, ApiError> {
-    let access = crate::auth::verify(req.headers(), state).await?;
+    let mut access = crate::auth::verify(req.headers(), state).await?;
+    access.address = req.peer_addr().map(|a| a.ip().to_string());
     if !access.admin {
         return Err(ApiError::Forbidden(format!(
             "{what} needs the `{}` scope",
@@ -197,12 +231,15 @@ pub async fn rotate_client_keys(
             .and_then(Value::as_str)
             .map(str::to_string);
         let tenant = access.tenant.clone();
+        let now = crate::clock::to_micros(state.clock.now());
         let row = state.db.write(move |conn| {
             clients::rotate_keys(conn, &tenant, &id, jwks.as_deref(), jwks_url.as_deref())?;
-            crate::db::clients::list(conn, &tenant)?
+            let row = crate::db::clients::list(conn, &tenant)?
                 .into_iter()
                 .find(|c| c.client_id == id)
-                .ok_or_else(|| ApiError::NotFound(format!("there is no client {id}")))
+                .ok_or_else(|| ApiError::NotFound(format!("there is no client {id}")))?;
+            record_change(conn, &access, "U", &id, 200, now)?;
+            Ok::<_, ApiError>(row)
         })?;
         Ok(HttpResponse::Ok().json(clients::describe(&row)))
     }
@@ -216,9 +253,11 @@ pub async fn remove_client(req: HttpRequest, state: State) -> HttpResponse {
         let access = admin(&req, &state, "removing a client").await?;
         let id = req.match_info().get("id").unwrap_or_default().to_string();
         let tenant = access.tenant.clone();
-        state
-            .db
-            .write(move |conn| clients::remove(conn, &tenant, &id))?;
+        let now = crate::clock::to_micros(state.clock.now());
+        state.db.write(move |conn| {
+            clients::remove(conn, &tenant, &id)?;
+            record_change(conn, &access, "D", &id, 204, now)
+        })?;
         Ok(HttpResponse::NoContent().finish())
     }
     .await;
