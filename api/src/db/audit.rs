@@ -24,28 +24,46 @@ pub struct AuditRow {
     pub query: Option<String>,
 }
 
-/// Writes records, one statement each: the same statement every time, prepared once
-/// per connection (a statement of many rows would be prepared again for each batch).
-/// Then notes, once per patient and bucket, which patients the records are about.
+/// Rows per statement of a large batch: a fixed number, so that the statement is
+/// prepared once per connection (a statement of any other number of rows would be
+/// prepared again for each batch).
+const ROWS_PER_STATEMENT: usize = 32;
+
+/// Writes records, `ROWS_PER_STATEMENT` at a time and the rest one at a time, always by
+/// statements prepared once per connection. Then notes, once per patient and bucket,
+/// which patients the records are about.
 pub fn insert(conn: &mut AnyConnection, rows: &[AuditRow]) -> QueryResult<()> {
-    for r in rows {
+    // owned values: a statement is cached by the type of its values, which must not
+    // borrow
+    let values = |r: AuditRow| {
+        (
+            audit_events::tenant.eq(r.tenant),
+            audit_events::id.eq(r.id),
+            audit_events::recorded.eq(r.recorded),
+            audit_events::action.eq(r.action),
+            audit_events::subtype.eq(r.subtype),
+            audit_events::outcome.eq(r.outcome),
+            audit_events::status.eq(r.status),
+            audit_events::client.eq(r.client),
+            audit_events::address.eq(r.address),
+            audit_events::res_type.eq(r.res_type),
+            audit_events::res_id.eq(r.res_id),
+            audit_events::version.eq(r.version),
+            audit_events::patient.eq(r.patient),
+            audit_events::query.eq(r.query),
+        )
+    };
+    let mut chunks = rows.chunks_exact(ROWS_PER_STATEMENT);
+    for chunk in &mut chunks {
+        let many: [_; ROWS_PER_STATEMENT] = std::array::from_fn(|i| values(chunk[i].clone()));
         on_backend!(conn, c => diesel::insert_into(audit_events::table)
-            .values((
-                audit_events::tenant.eq(&r.tenant),
-                audit_events::id.eq(&r.id),
-                audit_events::recorded.eq(r.recorded),
-                audit_events::action.eq(&r.action),
-                audit_events::subtype.eq(&r.subtype),
-                audit_events::outcome.eq(&r.outcome),
-                audit_events::status.eq(r.status),
-                audit_events::client.eq(&r.client),
-                audit_events::address.eq(&r.address),
-                audit_events::res_type.eq(&r.res_type),
-                audit_events::res_id.eq(&r.res_id),
-                audit_events::version.eq(r.version),
-                audit_events::patient.eq(&r.patient),
-                audit_events::query.eq(&r.query),
-            ))
+            .values(&many)
+            .execute(c))?;
+    }
+    for r in chunks.remainder() {
+        let one = values(r.clone());
+        on_backend!(conn, c => diesel::insert_into(audit_events::table)
+            .values(&one)
             .execute(c))?;
     }
     let mut noted = std::collections::HashSet::new();
@@ -352,6 +370,29 @@ mod tests {
                 .len(),
             1
         );
+        // a large batch: whole statements of many rows, then the rest row by row
+        let many: Vec<AuditRow> = (0..(2 * ROWS_PER_STATEMENT + 6))
+            .map(|i| {
+                row(
+                    &format!("019ac3f7-{i:04x}-7000-8000-000000000000"),
+                    Some("r"),
+                    "read",
+                )
+            })
+            .collect();
+        insert(&mut conn, &many).expect("large batch");
+        let of_r = AuditQuery {
+            patient: Some("r".into()),
+            ..Default::default()
+        };
+        let found = search(&mut conn, "t", &of_r, 1000).expect("r");
+        let mut expected: Vec<String> = many.iter().map(|r| r.id.clone()).collect();
+        expected.reverse();
+        assert_eq!(
+            found.iter().map(|r| r.id.clone()).collect::<Vec<_>>(),
+            expected
+        );
+        assert_eq!(found[0], many[many.len() - 1]);
         drop(conn);
         drop(db);
         for suffix in ["", "-wal", "-shm"] {
