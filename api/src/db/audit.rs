@@ -275,8 +275,17 @@ mod tests {
 
     #[test]
     fn a_patient_search_reads_the_buckets_newest_first() {
+        // PostgreSQL when the tests are given one, else a new SQLite file
         let path = std::env::temp_dir().join(format!("audit-buckets-{}.db", uuid::Uuid::now_v7()));
-        let db = crate::db::Db::open(&path.display().to_string(), 1).expect("open");
+        let url = match std::env::var("HEP_TEST_DATABASE_URL") {
+            Ok(pg) if !pg.is_empty() => crate::db::create_test_schema(
+                &pg,
+                &format!("audit_{}", uuid::Uuid::now_v7().simple()),
+            )
+            .expect("schema"),
+            _ => path.display().to_string(),
+        };
+        let db = crate::db::Db::open(&url, 1).expect("open");
         let mut conn = db.connect().expect("connect");
         // three buckets with records of p, one of them also of q; and another clinic's
         let ids = [
