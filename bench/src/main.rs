@@ -310,7 +310,7 @@ async fn run(args: Args) -> Result<PathBuf, String> {
         .build()
         .map_err(|e| e.to_string())?;
     let started = std::time::Instant::now();
-    let ids = seed_patients(&client, &hep.base, args.patients).await?;
+    let ids = seed_patients(&client, &hep.base, "seed", args.patients).await?;
     let seed_secs = started.elapsed().as_secs_f64();
     println!("seeded {} patients in {seed_secs:.1}s", ids.len());
     let sample = client
@@ -341,7 +341,11 @@ async fn run(args: Args) -> Result<PathBuf, String> {
     let mut programs = None;
     if selected.iter().any(|s| s.needs == Needs::Programs) {
         let started = std::time::Instant::now();
-        let seeded = seed_programs(&client, &hep.base, &ids, args.programs).await?;
+        // patients of their own: the search scenarios' patients keep the shape they
+        // are described with (200 Tasks each), without 840 sessions more for some
+        let program_patients =
+            seed_patients(&client, &hep.base, "program", args.programs.max(1)).await?;
+        let seeded = seed_programs(&client, &hep.base, &program_patients, args.programs).await?;
         println!(
             "seeded {} programs ({} sessions) in {:.1}s",
             seeded.plans.len(),
@@ -476,16 +480,18 @@ async fn run(args: Args) -> Result<PathBuf, String> {
     report.write(&out)
 }
 
-/// Creates `n` patients with 16 concurrent requests; returns their ids.
+/// Creates `n` patients with 16 concurrent requests (identifiers `<kind>-<i>`); returns
+/// their ids.
 async fn seed_patients(
     client: &reqwest::Client,
     base: &str,
+    kind: &str,
     n: usize,
 ) -> Result<Vec<String>, String> {
     let bodies = (0..n).map(|i| {
         json!({
             "resourceType": "Patient",
-            "identifier": [{"system": "urn:bench:seed", "value": format!("seed-{i}")}],
+            "identifier": [{"system": "urn:bench:seed", "value": format!("{kind}-{i}")}],
             "active": true,
             "name": [{"use": "official", "family": format!("Seedfamily{}", i % 97), "given": ["Alex", "J"]}],
             "telecom": [{"system": "phone", "value": "555-0100", "use": "mobile"}],

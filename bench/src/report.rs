@@ -214,7 +214,7 @@ impl Report {
             let max = p.activation_ms.iter().copied().fold(0.0, f64::max);
             let _ = writeln!(
                 s,
-                "\nSeeded for the session scenarios: {} active programs of 10 daily exercises over 12 weeks \
+                "\nSeeded for the session scenarios: {} active programs (each of a patient of its own, not one of the seeded patients above) of 10 daily exercises over 12 weeks \
                  ({} sessions, Tasks). Activating one (the write that makes its 840 sessions): median {:.0} ms, max {:.0} ms.",
                 p.programs,
                 p.sessions,
