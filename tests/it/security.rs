@@ -886,6 +886,39 @@ async fn backend_services_get_tokens_with_signed_assertions() {
         jwks_url: None,
     };
     let tool = api::auth::clients::register_in(&s.database_url, &registration).expect("register");
+    // recorded in that clinic's audit trail, by the command line
+    let other_admin = client_with_token(
+        &api::auth::tokens::dev_token(
+            &s.database_url,
+            &api::auth::tokens::DevToken {
+                scope: "hep-admin".into(),
+                patient: None,
+                tenant: "other-clinic".into(),
+                minutes: 60,
+                force: false,
+            },
+            jiff::Timestamp::now().as_second(),
+        )
+        .expect("token"),
+    );
+    let trail: Value = other_admin
+        .get(s.url("AuditEvent?subtype=client"))
+        .send()
+        .await
+        .expect("audit")
+        .json()
+        .await
+        .expect("bundle");
+    let event = &trail["entry"][0]["resource"];
+    assert_eq!(event["action"], "C", "{trail}");
+    assert_eq!(
+        event["entity"][0]["what"]["identifier"]["value"],
+        tool.client_id.as_str()
+    );
+    assert_eq!(
+        event["agent"][0]["who"]["identifier"]["value"],
+        api::auth::clients::COMMAND_LINE
+    );
     let res = token_request(
         &s,
         "system/*.rs",

@@ -128,12 +128,86 @@ pub fn describe(c: &ClientRow) -> serde_json::Value {
     })
 }
 
+/// Who changed a client, for the audit trail: an administrator's token, or the
+/// operator at the command line.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub tenant: String,
+    pub client: String,
+    pub address: Option<String>,
+}
+
+impl Actor {
+    /// An administrator's token.
+    pub fn of(access: &crate::auth::Access) -> Actor {
+        Actor {
+            tenant: access.tenant.clone(),
+            client: access.client.clone(),
+            address: access.address.clone(),
+        }
+    }
+
+    /// The operator of a `client` command, acting on a clinic.
+    fn command_line(tenant: &str) -> Actor {
+        Actor {
+            tenant: tenant.to_string(),
+            client: COMMAND_LINE.to_string(),
+            address: None,
+        }
+    }
+}
+
+/// The agent of the audit records of `client` commands.
+pub const COMMAND_LINE: &str = "hep-server-command-line";
+
+/// Records a change to a client (action `C`, `U` or `D`), in the change's transaction.
+pub fn record_change(
+    conn: &mut AnyConnection,
+    actor: &Actor,
+    action: &str,
+    client_id: &str,
+    status: u16,
+    now: i64,
+) -> Result<(), ApiError> {
+    crate::db::audit::insert(
+        conn,
+        &[crate::db::audit::AuditRow {
+            tenant: actor.tenant.clone(),
+            id: crate::audit::new_id(),
+            recorded: now,
+            action: action.into(),
+            subtype: fhir_mapping::audit::CLIENT_CHANGE.into(),
+            outcome: "0".into(),
+            status: i32::from(status),
+            client: actor.client.clone(),
+            address: actor.address.clone(),
+            res_type: Some(fhir_mapping::audit::CLIENT_ENTITY.into()),
+            res_id: Some(client_id.to_string()),
+            version: None,
+            patient: None,
+            query: None,
+        }],
+    )?;
+    Ok(())
+}
+
 /// Registers a client in the database at `database_url` (the `client add` command).
 pub fn register_in(database_url: &str, r: &Registration) -> Result<ClientRow, ApiError> {
     let db = Db::open(database_url, 1)?;
     let now = jiff::Timestamp::now().as_microsecond();
     let r = r.clone();
-    db.write(move |conn| register(conn, &r, now))
+    db.write(move |conn| {
+        let row = register(conn, &r, now)?;
+        record_change(
+            conn,
+            &Actor::command_line(&r.tenant),
+            "C",
+            &row.client_id,
+            201,
+            now,
+        )?;
+        Ok(row)
+    })
 }
 
 /// The clients of a clinic in the database at `database_url` (the `client list` command).
@@ -152,6 +226,7 @@ pub fn rotate_in(
     jwks_url: Option<String>,
 ) -> Result<(), ApiError> {
     let db = Db::open(database_url, 1)?;
+    let now = jiff::Timestamp::now().as_microsecond();
     let (tenant, client_id) = (tenant.to_string(), client_id.to_string());
     db.write(move |conn| {
         rotate_keys(
@@ -160,6 +235,14 @@ pub fn rotate_in(
             &client_id,
             jwks.as_deref(),
             jwks_url.as_deref(),
+        )?;
+        record_change(
+            conn,
+            &Actor::command_line(&tenant),
+            "U",
+            &client_id,
+            200,
+            now,
         )
     })
 }
@@ -167,8 +250,19 @@ pub fn rotate_in(
 /// Removes a client from the database at `database_url` (the `client remove` command).
 pub fn remove_in(database_url: &str, tenant: &str, client_id: &str) -> Result<(), ApiError> {
     let db = Db::open(database_url, 1)?;
+    let now = jiff::Timestamp::now().as_microsecond();
     let (tenant, client_id) = (tenant.to_string(), client_id.to_string());
-    db.write(move |conn| remove(conn, &tenant, &client_id))
+    db.write(move |conn| {
+        remove(conn, &tenant, &client_id)?;
+        record_change(
+            conn,
+            &Actor::command_line(&tenant),
+            "D",
+            &client_id,
+            204,
+            now,
+        )
+    })
 }
 
 /// The keys of a JWKS document that can check RS384 or ES384 signatures.

@@ -6,7 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::Value;
 
 use super::{AppState, finish, negotiate};
-use crate::auth::clients::{self, Registration, TokenContext, TokenError, TokenForm};
+use crate::auth::clients::{self, Actor, Registration, TokenContext, TokenError, TokenForm};
 use crate::error::ApiError;
 
 type State = web::Data<AppState>;
@@ -130,7 +130,7 @@ pub async fn register_client(
         let now = crate::clock::to_micros(state.clock.now());
         let row = state.db.write(move |conn| {
             let row = clients::register(conn, &registration, now)?;
-            record_change(conn, &access, "C", &row.client_id, 201, now)?;
+            clients::record_change(conn, &Actor::of(&access), "C", &row.client_id, 201, now)?;
             Ok::<_, ApiError>(row)
         })?;
         Ok(HttpResponse::Created().json(serde_json::json!({
@@ -143,37 +143,6 @@ pub async fn register_client(
     }
     .await;
     finish(&req, result)
-}
-
-/// Records a change an administrator made to a client, in the change's transaction.
-fn record_change(
-    conn: &mut crate::db::AnyConnection,
-    admin: &crate::auth::Access,
-    action: &str,
-    client_id: &str,
-    status: u16,
-    now: i64,
-) -> Result<(), ApiError> {
-    crate::db::audit::insert(
-        conn,
-        &[crate::db::audit::AuditRow {
-            tenant: admin.tenant.clone(),
-            id: crate::audit::new_id(),
-            recorded: now,
-            action: action.into(),
-            subtype: fhir_mapping::audit::CLIENT_CHANGE.into(),
-            outcome: "0".into(),
-            status: i32::from(status),
-            client: admin.client.clone(),
-            address: admin.address.clone(),
-            res_type: Some(fhir_mapping::audit::CLIENT_ENTITY.into()),
-            res_id: Some(client_id.to_string()),
-            version: None,
-            patient: None,
-            query: None,
-        }],
-    )?;
-    Ok(())
 }
 
 /// The access of an administrator of the clinic (the `hep-admin` scope), or a 401/403.
@@ -238,7 +207,7 @@ pub async fn rotate_client_keys(
                 .into_iter()
                 .find(|c| c.client_id == id)
                 .ok_or_else(|| ApiError::NotFound(format!("there is no client {id}")))?;
-            record_change(conn, &access, "U", &id, 200, now)?;
+            clients::record_change(conn, &Actor::of(&access), "U", &id, 200, now)?;
             Ok::<_, ApiError>(row)
         })?;
         Ok(HttpResponse::Ok().json(clients::describe(&row)))
@@ -256,7 +225,7 @@ pub async fn remove_client(req: HttpRequest, state: State) -> HttpResponse {
         let now = crate::clock::to_micros(state.clock.now());
         state.db.write(move |conn| {
             clients::remove(conn, &tenant, &id)?;
-            record_change(conn, &access, "D", &id, 204, now)
+            clients::record_change(conn, &Actor::of(&access), "D", &id, 204, now)
         })?;
         Ok(HttpResponse::NoContent().finish())
     }
