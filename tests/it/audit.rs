@@ -8,7 +8,7 @@ use crate::support::*;
 
 /// The AuditEvents matching `query`, waiting a little for the ones written after the
 /// answer (reads, searches, refusals are recorded by a background writer).
-async fn events(
+pub(crate) async fn events(
     admin: &reqwest::Client,
     s: &TestServer,
     query: &str,

@@ -901,16 +901,9 @@ async fn backend_services_get_tokens_with_signed_assertions() {
         )
         .expect("token"),
     );
-    let trail: Value = other_admin
-        .get(s.url("AuditEvent?subtype=client"))
-        .send()
-        .await
-        .expect("audit")
-        .json()
-        .await
-        .expect("bundle");
-    let event = &trail["entry"][0]["resource"];
-    assert_eq!(event["action"], "C", "{trail}");
+    let trail = crate::audit::events(&other_admin, &s, "subtype=client", 1).await;
+    let event = &trail[0];
+    assert_eq!(event["action"], "C", "{trail:?}");
     assert_eq!(
         event["entity"][0]["what"]["identifier"]["value"],
         tool.client_id.as_str()
@@ -1199,7 +1192,17 @@ async fn tokens_of_a_configured_identity_provider_are_accepted() {
 #[tokio::test]
 async fn an_administrator_lists_rotates_and_removes_clients() {
     let s = start().await;
-    let aud = s.base.replace("/fhir", "/auth/token");
+    // the status of a token request of the client `id`, its assertion signed by `key`
+    async fn token_status(s: &TestServer, key: &ClientKey, id: &str, jti: &str) -> StatusCode {
+        let aud = s.base.replace("/fhir", "/auth/token");
+        token_request(
+            s,
+            "system/Observation.rs",
+            &assertion(key, id, &aud, jti, 240),
+        )
+        .await
+        .status()
+    }
     let clients_url = s.base.replace("/fhir", "/auth/clients");
     let admin = client_with_token(&token(&s.database_url, "hep-admin", None));
     let old_key = ec_key("k-old");
@@ -1247,16 +1250,7 @@ async fn an_administrator_lists_rotates_and_removes_clients() {
     ] {
         assert_eq!(res.status(), StatusCode::FORBIDDEN);
     }
-    assert_eq!(
-        token_request(
-            &s,
-            "system/Observation.rs",
-            &assertion(&old_key, &id, &aud, "r1", 240)
-        )
-        .await
-        .status(),
-        StatusCode::OK
-    );
+    assert_eq!(token_status(&s, &old_key, &id, "r1").await, StatusCode::OK);
     // new keys: the old key's assertions are refused, the new key's accepted
     let new_key = ec_key("k-new");
     let res = admin
@@ -1267,25 +1261,10 @@ async fn an_administrator_lists_rotates_and_removes_clients() {
         .expect("rotate");
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(
-        token_request(
-            &s,
-            "system/Observation.rs",
-            &assertion(&old_key, &id, &aud, "r2", 240)
-        )
-        .await
-        .status(),
+        token_status(&s, &old_key, &id, "r2").await,
         StatusCode::UNAUTHORIZED
     );
-    assert_eq!(
-        token_request(
-            &s,
-            "system/Observation.rs",
-            &assertion(&new_key, &id, &aud, "r3", 240)
-        )
-        .await
-        .status(),
-        StatusCode::OK
-    );
+    assert_eq!(token_status(&s, &new_key, &id, "r3").await, StatusCode::OK);
     // keys that check nothing are refused
     let res = admin
         .put(format!("{clients_url}/{id}/keys"))
@@ -1302,13 +1281,7 @@ async fn an_administrator_lists_rotates_and_removes_clients() {
         .expect("remove");
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     assert_eq!(
-        token_request(
-            &s,
-            "system/Observation.rs",
-            &assertion(&new_key, &id, &aud, "r4", 240)
-        )
-        .await
-        .status(),
+        token_status(&s, &new_key, &id, "r4").await,
         StatusCode::UNAUTHORIZED
     );
     let res = admin
@@ -1327,38 +1300,27 @@ async fn an_administrator_lists_rotates_and_removes_clients() {
         .expect("json");
     assert!(!list.to_string().contains(&id));
     // each change is in the audit trail (the refused one is not), newest first
-    let trail: Value = admin
-        .get(s.url("AuditEvent?subtype=client"))
-        .send()
-        .await
-        .expect("audit")
-        .json()
-        .await
-        .expect("bundle");
-    let changes: Vec<(String, String, String)> = trail["entry"]
-        .as_array()
-        .map(|e| {
-            e.iter()
-                .map(|e| {
-                    let r = &e["resource"];
-                    (
-                        r["action"].as_str().unwrap_or_default().to_string(),
-                        r["subtype"][0]["code"]
-                            .as_str()
-                            .unwrap_or_default()
-                            .to_string(),
-                        r["entity"][0]["what"]["identifier"]["value"]
-                            .as_str()
-                            .unwrap_or_default()
-                            .to_string(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let changes: Vec<(String, String, String)> =
+        crate::audit::events(&admin, &s, "subtype=client", 3)
+            .await
+            .iter()
+            .map(|r| {
+                (
+                    r["action"].as_str().unwrap_or_default().to_string(),
+                    r["subtype"][0]["code"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                    r["entity"][0]["what"]["identifier"]["value"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                )
+            })
+            .collect();
     let expected: Vec<(String, String, String)> = ["D", "U", "C"]
         .iter()
         .map(|a| (a.to_string(), "110129".to_string(), id.clone()))
         .collect();
-    assert_eq!(changes, expected, "{trail}");
+    assert_eq!(changes, expected);
 }
