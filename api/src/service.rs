@@ -10,6 +10,7 @@ use fhir_mapping::{Issue, IssueType, ParsedResource};
 
 use domain::referral::Actor;
 
+use crate::auth::Visibility;
 use crate::clock::{Clock, instant_string, to_micros};
 use crate::db::store::{self, Key, NewVersion, SearchQuery, Token, WriteResult};
 use crate::db::{AnyConnection, Db, intake};
@@ -28,6 +29,9 @@ pub struct Scope {
     pub patient: Option<String>,
     /// Who writes, for the audit records of the changes (none for the server's own).
     pub agent: Option<crate::audit::Agent>,
+    /// What the writer may see of the store (its read limits), for every lookup the
+    /// write makes.
+    pub visibility: Visibility,
     pub sessions: std::sync::Arc<SessionSettings>,
     /// The time of a write is read in its transaction, so that on one database the
     /// order of `lastUpdated` is the order of commits (see the README on polling).
@@ -46,6 +50,7 @@ impl Scope {
             actor: Actor::Unknown,
             patient: self.patient.as_deref(),
             agent: self.agent.as_ref(),
+            visibility: &self.visibility,
         }
     }
 
@@ -55,6 +60,7 @@ impl Scope {
             tenant: tenant.to_string(),
             patient: None,
             agent: None,
+            visibility: Visibility::Open,
             sessions: std::sync::Arc::new(SessionSettings::default()),
             clock,
         }
@@ -86,6 +92,9 @@ pub struct Ctx<'a> {
     pub patient: Option<&'a str>,
     /// Who writes: each change is recorded in the audit trail in its transaction.
     pub agent: Option<&'a crate::audit::Agent>,
+    /// What the writer may see: conditional matches, reference checks and the holder of
+    /// an identifier are looked up within it.
+    pub visibility: &'a Visibility,
 }
 
 /// What a write did.
@@ -157,7 +166,7 @@ fn apply_profile_rules(
     json: &mut JsonObject,
 ) -> Result<(), ApiError> {
     let current = i.current;
-    let mut failure = None;
+    let mut failure: Option<crate::db::DbError> = None;
     let mut lookup = |reference: &str| -> Option<JsonObject> {
         let ReferenceTarget::Local {
             resource_type,
@@ -172,13 +181,21 @@ fn apply_profile_rules(
             res_type: &resource_type,
             res_id: &id,
         };
+        match seen(conn, i.tenant, i.visibility, &resource_type, &id) {
+            Ok(true) => {}
+            Ok(false) => return None,
+            Err(e) => {
+                failure = Some(e);
+                return None;
+            }
+        }
         match store::current(conn, key) {
             Ok(found) => found
                 .filter(|c| !c.deleted)
                 .and_then(|c| c.body)
                 .and_then(|b| serde_json::from_str(&b).ok()),
             Err(e) => {
-                failure = Some(e);
+                failure = Some(e.into());
                 None
             }
         }
@@ -192,21 +209,43 @@ fn apply_profile_rules(
     rules.map_err(ApiError::Unprocessable)
 }
 
-/// Every relative reference must resolve to a live resource of the same tenant.
+/// Every relative reference must resolve to a live resource of the same tenant that
+/// the writer may see.
 fn check_references(
     conn: &mut AnyConnection,
     tenant: &str,
+    visibility: &Visibility,
     res_type: &str,
     json: &JsonObject,
 ) -> Result<(), ApiError> {
-    check_found_references(conn, tenant, find_references(res_type, json))
+    check_found_references(conn, tenant, visibility, find_references(res_type, json))
+}
+
+/// Whether the resource `res_type/id` lies within what `visibility` may see (a query
+/// with its limits' conditions; no query when they are open). Says nothing of whether
+/// the resource exists when the limits are open.
+pub fn seen(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    visibility: &Visibility,
+    res_type: &str,
+    id: &str,
+) -> Result<bool, crate::db::DbError> {
+    match visibility.limits(res_type) {
+        None => Ok(false),
+        Some(limits) if limits.is_open() => Ok(true),
+        Some(limits) => visible(conn, tenant, res_type, id, &limits),
+    }
 }
 
 /// Every one of `found` (references of a resource, with their locations) that is
-/// relative must resolve to a live resource of the tenant (or the version it names).
+/// relative must resolve to a live resource of the tenant (or the version it names)
+/// that the writer may see: a reference to a resource it may not read answers as one
+/// to a resource that does not exist.
 pub fn check_found_references(
     conn: &mut AnyConnection,
     tenant: &str,
+    visibility: &Visibility,
     found: Vec<fhir_mapping::references::FoundReference>,
 ) -> Result<(), ApiError> {
     let mut issues = Vec::new();
@@ -228,7 +267,7 @@ pub fn check_found_references(
                         Ok(v) => store::version(conn, key, v)?.is_some_and(|r| r.body.is_some()),
                         Err(_) => false,
                     },
-                };
+                } && seen(conn, tenant, visibility, &resource_type, &id)?;
                 if !ok {
                     issues.push(
                         Issue::error(
@@ -294,10 +333,12 @@ pub fn visible_ids(
         .collect())
 }
 
-/// Matches of `search` (at most two: enough to tell none, one and many apart).
+/// Matches of `search` among what the writer may see (at most two: enough to tell
+/// none, one and many apart). The writer's limits are conditions of the same SQL, as
+/// for its searches: a resource it may not read is never a match.
 pub fn matches(
     conn: &mut AnyConnection,
-    tenant: &str,
+    ctx: Ctx<'_>,
     res_type: &str,
     search: &Search,
 ) -> Result<Vec<store::MatchRow>, ApiError> {
@@ -306,10 +347,26 @@ pub fn matches(
             "conditional interactions need at least one search parameter".into(),
         ));
     }
+    let Some(limits) = ctx.visibility.limits(res_type) else {
+        return Ok(Vec::new());
+    };
+    let mut conditions = search.conditions.clone();
+    conditions.extend(limits.conditions);
     Ok(store::search(
         conn,
-        &SearchQuery::new(tenant, res_type, &search.conditions, 2),
+        &SearchQuery::new(ctx.tenant, res_type, &conditions, 2),
     )?)
+}
+
+/// The key under which a conditional create claims its criteria: a patient-context
+/// writer's claims are its own (another patient's claim of the same criteria must not
+/// show as a conflict).
+fn claim_of(ctx: Ctx<'_>, search: &Search) -> String {
+    let criteria = normal_form(&search.applied);
+    match ctx.patient {
+        Some(p) => format!("Patient/{p}?{criteria}"),
+        None => criteria,
+    }
 }
 
 struct Insert<'a> {
@@ -326,6 +383,7 @@ struct Insert<'a> {
     actor: Actor,
     patient: Option<&'a str>,
     agent: Option<&'a crate::audit::Agent>,
+    visibility: &'a Visibility,
 }
 
 /// The patient of a patient-context client when `json` lies outside its compartment.
@@ -422,15 +480,21 @@ fn insert(conn: &mut AnyConnection, i: Insert<'_>) -> Result<Written, ApiError> 
         refs(t, old) == refs(t, prepared.json())
     });
     if i.check_references && !same_references {
-        check_references(conn, i.tenant, prepared.resource_type(), prepared.json())?;
+        check_references(
+            conn,
+            i.tenant,
+            i.visibility,
+            prepared.resource_type(),
+            prepared.json(),
+        )?;
     }
     let new_values = tokens_of(&prepared);
     let tokens: Vec<Token<'_>> = Token::all(&new_values);
     let res_type = i.parsed.resource_type();
-    check_unique_identifiers(conn, i.tenant, res_type, i.id, &tokens)?;
     // the rows stored for the version replaced: only those that change are rewritten
     let previous_values = i.current.map(|old| token_values(res_type, old));
     let previous_tokens: Option<Vec<Token<'_>>> = previous_values.as_deref().map(Token::all);
+    check_unique_identifiers(conn, &i, &tokens, previous_tokens.as_deref())?;
     let result = store::write_version(
         conn,
         &NewVersion {
@@ -504,23 +568,50 @@ fn insert(conn: &mut AnyConnection, i: Insert<'_>) -> Result<Written, ApiError> 
 }
 
 /// Identifiers of patients, referrals and Tasks are unique in a tenant: a clear 409
-/// when another resource holds one (the unique index behind it settles races).
+/// when another resource holds one (the unique index behind it settles races), which
+/// names the holder only when the writer may see it.
+///
+/// A patient-context client gives none of these resources an identifier it did not
+/// have: whether an identifier is free would tell it that another patient's resource
+/// holds it, so it is refused whatever the answer would be. Identifiers are the
+/// business identifiers of the clinic's systems.
 fn check_unique_identifiers(
     conn: &mut AnyConnection,
-    tenant: &str,
-    res_type: &str,
-    id: &str,
+    i: &Insert<'_>,
     tokens: &[Token<'_>],
+    previous: Option<&[Token<'_>]>,
 ) -> Result<(), ApiError> {
+    let res_type = i.parsed.resource_type();
     if !intake::UNIQUE_IDENTIFIER_TYPES.contains(&res_type) {
         return Ok(());
     }
-    for t in tokens.iter().filter(|t| t.param == "identifier") {
+    let identifiers = tokens.iter().filter(|t| t.param == "identifier");
+    if i.patient.is_some() {
+        let kept = |t: &Token<'_>| {
+            previous.is_some_and(|p| {
+                p.iter()
+                    .any(|o| o.param == "identifier" && o.system == t.system && o.code == t.code)
+            })
+        };
+        if let Some(t) = identifiers.clone().find(|t| !kept(t)) {
+            return Err(ApiError::Forbidden(format!(
+                "a patient-context token cannot give a {res_type} a new identifier (`{}|{}`): identifiers of {res_type} are assigned by the clinic's systems",
+                t.system, t.code
+            )));
+        }
+        return Ok(());
+    }
+    for t in identifiers {
         if let Some(other) =
-            intake::identifier_holder(conn, tenant, res_type, id, t.system, t.code)?
+            intake::identifier_holder(conn, i.tenant, res_type, i.id, t.system, t.code)?
         {
+            let holder = if seen(conn, i.tenant, i.visibility, res_type, &other)? {
+                format!("{res_type}/{other}")
+            } else {
+                format!("another {res_type}")
+            };
             return Err(ApiError::Conflict(format!(
-                "{res_type}/{other} already has the identifier `{}|{}`; identifiers of {res_type} are unique (use a conditional create to push the same resource again)",
+                "{holder} already has the identifier `{}|{}`; identifiers of {res_type} are unique (use a conditional create to push the same resource again)",
                 t.system, t.code
             )));
         }
@@ -559,6 +650,8 @@ pub fn create(
     db.write(move |conn| {
         // the time of the write is read in its transaction: see `Db::write`
         let ctx = scope.ctx(true);
+        // what the request may write is settled before a stored answer is replayed
+        check_compartment(ctx.patient, parsed.resource_type(), &id, parsed.json())?;
         let answered = idempotent(
             conn,
             ctx,
@@ -608,7 +701,8 @@ pub fn idempotent<T>(
     let Some(idem) = idempotency else {
         return run(conn).map(Answered::Fresh);
     };
-    if let Some(stored) = intake::answer(conn, ctx.tenant, &idem.key, ctx.now)? {
+    let key = scoped_key(ctx, &idem.key);
+    if let Some(stored) = intake::answer(conn, ctx.tenant, &key, ctx.now)? {
         if stored.fingerprint != idem.fingerprint {
             return Err(ApiError::Unprocessable(vec![Issue::error(
                 IssueType::BusinessRule,
@@ -623,7 +717,7 @@ pub fn idempotent<T>(
         conn,
         &intake::StoredAnswer {
             tenant: ctx.tenant.to_string(),
-            idem_key: idem.key.clone(),
+            idem_key: key,
             fingerprint: idem.fingerprint.clone(),
             status,
             res_type: written.map(|w| w.res_type.clone()),
@@ -635,6 +729,16 @@ pub fn idempotent<T>(
         },
     )?;
     Ok(Answered::Fresh(result))
+}
+
+/// An idempotency key as stored: the key of one sender (the client, and the patient in
+/// context), so that another client, or the same client for another patient, neither
+/// replays the answer nor learns that the key is in use.
+fn scoped_key(ctx: Ctx<'_>, key: &str) -> String {
+    let (client, patient) = ctx.agent.map_or(("", ""), |a| {
+        (a.client.as_str(), a.patient.as_deref().unwrap_or(""))
+    });
+    format!("{client}\u{1f}{patient}\u{1f}{key}")
 }
 
 /// The write a stored answer recorded.
@@ -667,7 +771,7 @@ pub fn create_in(
 ) -> Result<Written, ApiError> {
     let res_type = parsed.resource_type();
     if let Some(search) = if_none_exist.filter(|_| !searched) {
-        let mut found = matches(conn, ctx.tenant, res_type, search)?;
+        let mut found = matches(conn, ctx, res_type, search)?;
         match found.len() {
             0 => {}
             1 => return Ok(existing(res_type, found.remove(0))),
@@ -693,13 +797,14 @@ pub fn create_in(
             actor: ctx.actor,
             patient: ctx.patient,
             agent: ctx.agent,
+            visibility: ctx.visibility,
         },
     );
     let written = match (written, if_none_exist) {
         // a concurrent create of the same resource committed after the search above
         // (PostgreSQL, read committed): run again, the search then finds it
         (Err(ApiError::Conflict(m)), Some(search)) => {
-            return Err(if matches(conn, ctx.tenant, res_type, search)?.is_empty() {
+            return Err(if matches(conn, ctx, res_type, search)?.is_empty() {
                 ApiError::Conflict(m)
             } else {
                 ApiError::Retry
@@ -713,7 +818,7 @@ pub fn create_in(
             res_type,
             res_id: id,
         };
-        store::claim_criteria(conn, key, &normal_form(&search.applied))?;
+        store::claim_criteria(conn, key, &claim_of(ctx, search))?;
     }
     Ok(written)
 }
@@ -746,23 +851,16 @@ pub fn update_in(
         res_type: parsed.resource_type(),
         res_id: id,
     };
-    let current = store::current(conn, key)?;
-    if ctx.patient.is_some()
-        && let Some(c) = &current
-    {
+    if ctx.patient.is_some() && !seen(conn, ctx.tenant, ctx.visibility, key.res_type, id)? {
         // a patient-context client sees nothing outside its compartment, not even a
-        // version number, and cannot take over the id of a deleted resource
-        let json: Option<JsonObject> = c.body.as_deref().and_then(|b| serde_json::from_str(b).ok());
-        match json {
-            Some(j) => hidden_outside_compartment(ctx.patient, parsed.resource_type(), id, &j)?,
-            None => {
-                return Err(ApiError::NotFound(format!(
-                    "{}/{id} does not exist",
-                    parsed.resource_type()
-                )));
-            }
-        }
+        // version number or whether the id is taken: it updates what it can read and
+        // creates with POST, and every other id answers alike
+        return Err(ApiError::NotFound(format!(
+            "{}/{id} does not exist (a patient-context token updates resources it can read, and creates with POST)",
+            parsed.resource_type()
+        )));
     }
+    let current = store::current(conn, key)?;
     match (&current, if_match) {
         (None, Some(_)) => {
             return Err(ApiError::PreconditionFailed(
@@ -797,6 +895,7 @@ pub fn update_in(
             actor: ctx.actor,
             patient: ctx.patient,
             agent: ctx.agent,
+            visibility: ctx.visibility,
         },
     )?;
     written.status = match current {
@@ -882,9 +981,11 @@ pub fn conditional_update_in(
 ) -> Result<Written, ApiError> {
     let tenant = ctx.tenant;
     let res_type = parsed.resource_type();
-    let found = matches(conn, tenant, res_type, search)?;
+    let found = matches(conn, ctx, res_type, search)?;
     match found.as_slice() {
         [] => match parsed.id() {
+            // a patient-context client learns nothing of an id it cannot see
+            Some(id) if ctx.patient.is_some() => update_in(conn, ctx, parsed, id, if_match),
             Some(id) => {
                 let key = Key {
                     tenant,
@@ -914,6 +1015,7 @@ pub fn conditional_update_in(
                         actor: ctx.actor,
                         patient: ctx.patient,
                         agent: ctx.agent,
+                        visibility: ctx.visibility,
                     },
                 )?;
                 let key = Key {
@@ -921,7 +1023,7 @@ pub fn conditional_update_in(
                     res_type,
                     res_id: new_id,
                 };
-                store::claim_criteria(conn, key, &normal_form(&search.applied))?;
+                store::claim_criteria(conn, key, &claim_of(ctx, search))?;
                 Ok(written)
             }
         },
@@ -973,6 +1075,30 @@ pub fn delete_in(
     };
     let current = store::current(conn, key)?
         .ok_or_else(|| ApiError::NotFound(format!("{res_type}/{id} does not exist")))?;
+    if ctx.patient.is_some() {
+        // a patient-context client deletes within its compartment and sees nothing
+        // outside it, not even a version number: a live resource by the SQL of its
+        // reads, a deleted one by the version before its deletion
+        let within = if current.deleted {
+            let before = store::version(conn, key, current.version - 1)?.and_then(|r| r.body);
+            before
+                .as_deref()
+                .and_then(|b| serde_json::from_str::<JsonObject>(b).ok())
+                .is_some_and(|j| outside_compartment(ctx.patient, res_type, id, &j).is_none())
+        } else {
+            seen(conn, tenant, ctx.visibility, res_type, id)?
+                && current
+                    .body
+                    .as_deref()
+                    .and_then(|b| serde_json::from_str::<JsonObject>(b).ok())
+                    .is_some_and(|j| outside_compartment(ctx.patient, res_type, id, &j).is_none())
+        };
+        if !within {
+            return Err(ApiError::NotFound(format!(
+                "{res_type}/{id} does not exist"
+            )));
+        }
+    }
     if let Some(v) = if_match
         && v != current.version
     {
@@ -991,13 +1117,6 @@ pub fn delete_in(
     };
     if current.deleted {
         return Ok(written);
-    }
-    if let Some(body) = current.body.as_deref()
-        && ctx.patient.is_some()
-    {
-        let json: JsonObject = serde_json::from_str(body)
-            .map_err(|e| ApiError::Internal(format!("stored resource is not JSON: {e}")))?;
-        hidden_outside_compartment(ctx.patient, res_type, id, &json)?;
     }
     let version = current.version + 1;
     let result = store::write_version(
@@ -1062,7 +1181,7 @@ pub fn conditional_delete_in(
     res_type: &str,
     search: &Search,
 ) -> Result<Written, ApiError> {
-    let found = matches(conn, ctx.tenant, res_type, search)?;
+    let found = matches(conn, ctx, res_type, search)?;
     match found.as_slice() {
         [] => Ok(Written {
             status: WriteStatus::Unchanged,
@@ -1153,6 +1272,7 @@ fn create_own(
             actor: Actor::Server,
             patient: None,
             agent: None,
+            visibility: &Visibility::Open,
         },
     )
 }

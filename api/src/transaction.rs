@@ -267,7 +267,7 @@ fn transaction(
             .filter(|f| !fresh.contains(f.reference.as_str()))
             .collect();
         if !others.is_empty() {
-            service::check_found_references(conn, ctx.tenant, others)
+            service::check_found_references(conn, ctx.tenant, ctx.visibility, others)
                 .map_err(|err| err.in_entry(e.index, label(e)))?;
         }
     }
@@ -363,7 +363,7 @@ fn resolve_one(
                     .split_once('?')
                     .map_or(criteria.as_str(), |(_, q)| q);
                 let search = parse_search(res_type, criteria)?;
-                match service::matches(conn, ctx.tenant, res_type, &search)?.as_slice() {
+                match service::matches(conn, ctx, res_type, &search)?.as_slice() {
                     [] => Resolved::New(new_id()),
                     [one] => Resolved::Existing(one.res_id.clone()),
                     _ => {
@@ -378,7 +378,7 @@ fn resolve_one(
             Some(Target::Instance(_, id)) => Resolved::Update(id),
             Some(Target::Search(_, query)) if e.method == Method::Put => {
                 let search = parse_search(res_type, &query)?;
-                match service::matches(conn, ctx.tenant, res_type, &search)?.as_slice() {
+                match service::matches(conn, ctx, res_type, &search)?.as_slice() {
                     [] => Resolved::Update(resource.id().map_or_else(new_id, str::to_string)),
                     [one] => Resolved::Update(one.res_id.clone()),
                     _ => {
@@ -416,7 +416,7 @@ fn prepared_resource(
     for reference in conditional_references(resource.json()) {
         let (t, q) = reference.split_once('?').unwrap_or_default();
         let search = parse_search(t, q)?;
-        match service::matches(conn, ctx.tenant, t, &search)?.as_slice() {
+        match service::matches(conn, ctx, t, &search)?.as_slice() {
             [one] => {
                 local_ids.insert(reference.clone(), format!("{t}/{}", one.res_id));
             }

@@ -12,6 +12,7 @@ mod errors;
 mod export;
 mod formats;
 mod history;
+mod leaks;
 mod library;
 mod logging;
 mod media;

@@ -150,6 +150,36 @@ impl Access {
     }
 }
 
+/// What a writer may see of the store while it writes: the same limits as its reads,
+/// applied to every lookup a write makes (conditional matches, reference checks, the
+/// holder of an identifier), so that no answer to a write tells a patient-context
+/// client anything about a resource outside its compartment.
+#[derive(Debug, Clone, Default)]
+pub enum Visibility {
+    /// The server's own writes: everything in the tenant.
+    #[default]
+    Open,
+    /// A client's writes: what its token may read.
+    Of(std::sync::Arc<Access>),
+}
+
+impl Visibility {
+    /// The limits of what may be seen of `resource_type` (`None`: nothing of it). A
+    /// token without read access to a type sees nothing of it when a patient is in
+    /// context, and (as before) whether a resource exists when it acts for a system
+    /// or a user.
+    pub fn limits(&self, resource_type: &str) -> Option<Limits> {
+        match self {
+            Visibility::Open => Some(Limits::default()),
+            Visibility::Of(access) => match access.require(resource_type, Perm::Read) {
+                Ok(limits) => Some(limits),
+                Err(_) if access.patient.is_some() => None,
+                Err(_) => Some(Limits::default()),
+            },
+        }
+    }
+}
+
 /// The condition that keeps a search of `resource_type` in `patient`'s compartment.
 fn compartment(resource_type: &str, patient: &str) -> Result<Condition, ApiError> {
     if resource_type == "Patient" {

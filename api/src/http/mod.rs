@@ -75,6 +75,7 @@ impl AppState {
         crate::service::Scope {
             tenant: access.tenant.clone(),
             patient: limits.patient.clone(),
+            visibility: crate::auth::Visibility::Of(std::sync::Arc::new(access.clone())),
             agent: Some(crate::audit::Agent {
                 client: access.client.clone(),
                 address: access.address.clone(),
