@@ -23,5 +23,6 @@ mod robustness;
 mod search;
 mod search_more;
 mod security;
+mod shalls;
 mod subscriptions;
 mod support;
