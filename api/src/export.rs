@@ -19,7 +19,7 @@ use diesel::Connection;
 use diesel::connection::SimpleConnection;
 use serde::{Deserialize, Serialize};
 
-use crate::auth::scopes::{Perm, Scopes};
+use crate::auth::scopes::{Grant, Perm, Scopes};
 use crate::auth::{Access, Limits};
 use crate::clock::{Clock, POLL_LAG_MICROS, to_micros};
 use crate::db::exports::{self, JobRow};
@@ -134,6 +134,40 @@ fn export_limits(access: &Access, resource_type: &str) -> Result<Limits, ApiErro
         )));
     }
     Ok(limits)
+}
+
+/// Whether `access` may see what a job of `spec` produced of `types`: the status and
+/// manifest need every type of the export, a file its own type. Each type needs what
+/// the kick-off needed (read and search beyond one patient's compartment), and a
+/// token whose scope restricts the type by a search sees no result of a job that was
+/// not restricted the same way. The answer is a 403 naming the missing scope.
+pub fn check_reader<'a>(
+    spec: &Spec,
+    access: &Access,
+    types: impl IntoIterator<Item = &'a str>,
+) -> Result<(), ApiError> {
+    let job_scopes = Scopes::parse(&spec.scope);
+    for t in types {
+        export_limits(access, t).map_err(|_| {
+            ApiError::Forbidden(format!(
+                "this export holds {t}: its status and files need a token that reads and searches {t} beyond one patient (system/{t}.rs, or system/*.rs)"
+            ))
+        })?;
+        for perm in [Perm::Read, Perm::Search] {
+            if let Grant::Allowed { restriction, .. } = access.scopes.grant(t, perm)
+                && !restriction.is_empty()
+                && !matches!(
+                    job_scopes.grant(t, perm),
+                    Grant::Allowed { restriction: r, .. } if r == restriction
+                )
+            {
+                return Err(ApiError::Forbidden(format!(
+                    "this export holds {t} beyond the search restriction of the token's scope: it needs system/{t}.rs without a restriction"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The types a level can export.

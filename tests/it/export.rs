@@ -15,11 +15,11 @@ fn at(s: &str) -> jiff::Timestamp {
     s.parse().expect("instant")
 }
 
-fn id_of(v: &Value) -> String {
+pub(crate) fn id_of(v: &Value) -> String {
     v["id"].as_str().expect("id").to_string()
 }
 
-fn observation(patient: &str, code: &str) -> Value {
+pub(crate) fn observation(patient: &str, code: &str) -> Value {
     json!({
         "resourceType": "Observation",
         "status": "final",
@@ -47,7 +47,7 @@ async fn send_kick_off(client: &Client, s: &TestServer, path: &str) -> reqwest::
 }
 
 /// Sends a kick-off and returns the status URL.
-async fn kick_off(client: &Client, s: &TestServer, path: &str) -> String {
+pub(crate) async fn kick_off(client: &Client, s: &TestServer, path: &str) -> String {
     let res = send_kick_off(client, s, path).await;
     assert_eq!(res.status(), StatusCode::ACCEPTED, "{path}");
     status_url(&res)
@@ -78,7 +78,7 @@ fn status_url(res: &reqwest::Response) -> String {
 }
 
 /// Polls the status URL until the manifest comes.
-async fn manifest(client: &Client, status_url: &str) -> Value {
+pub(crate) async fn manifest(client: &Client, status_url: &str) -> Value {
     for _ in 0..1200 {
         let res = client.get(status_url).send().await.expect("status");
         match res.status() {

@@ -24,5 +24,6 @@ mod robustness;
 mod search;
 mod search_more;
 mod security;
+mod shalls;
 mod subscriptions;
 mod support;

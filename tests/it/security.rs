@@ -633,8 +633,8 @@ async fn a_patient_token_opens_its_compartment_only() {
 }
 
 /// A freshly generated key pair of a client: its JWK (public) and a way to sign.
-struct ClientKey {
-    jwk: Value,
+pub(crate) struct ClientKey {
+    pub(crate) jwk: Value,
     encoding: jsonwebtoken::EncodingKey,
     alg: jsonwebtoken::Algorithm,
     kid: String,
@@ -669,7 +669,7 @@ fn b64url(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-fn ec_key(kid: &str) -> ClientKey {
+pub(crate) fn ec_key(kid: &str) -> ClientKey {
     use aws_lc_rs::signature::{ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
     let pair = EcdsaKeyPair::generate(&ECDSA_P384_SHA384_FIXED_SIGNING).expect("EC key");
     let pkcs8 = pair.to_pkcs8v1().expect("pkcs8");
@@ -685,7 +685,7 @@ fn ec_key(kid: &str) -> ClientKey {
     }
 }
 
-fn rsa_key(kid: &str) -> ClientKey {
+pub(crate) fn rsa_key(kid: &str) -> ClientKey {
     use aws_lc_rs::encoding::AsDer;
     use aws_lc_rs::rsa::{KeyPair, KeySize};
     use aws_lc_rs::signature::KeyPair as _;
@@ -702,16 +702,35 @@ fn rsa_key(kid: &str) -> ClientKey {
     }
 }
 
-fn assertion(key: &ClientKey, client_id: &str, aud: &str, jti: &str, exp_in: i64) -> String {
+pub(crate) fn assertion(
+    key: &ClientKey,
+    client_id: &str,
+    aud: &str,
+    jti: &str,
+    exp_in: i64,
+) -> String {
+    assertion_with_jku(key, client_id, aud, jti, exp_in, None)
+}
+
+/// An assertion whose header names where its key is (`jku`).
+pub(crate) fn assertion_with_jku(
+    key: &ClientKey,
+    client_id: &str,
+    aud: &str,
+    jti: &str,
+    exp_in: i64,
+    jku: Option<&str>,
+) -> String {
     let mut header = jsonwebtoken::Header::new(key.alg);
     header.kid = Some(key.kid.clone());
+    header.jku = jku.map(str::to_string);
     let now = jiff::Timestamp::now().as_second();
     let claims = json!({"iss": client_id, "sub": client_id, "aud": aud, "jti": jti,
         "exp": now + exp_in, "iat": now});
     jsonwebtoken::encode(&header, &claims, &key.encoding).expect("sign")
 }
 
-async fn token_request(s: &TestServer, scope: &str, assertion: &str) -> Response {
+pub(crate) async fn token_request(s: &TestServer, scope: &str, assertion: &str) -> Response {
     let form = [
         ("grant_type", "client_credentials"),
         ("scope", scope),
@@ -1053,27 +1072,40 @@ async fn a_client_over_its_rate_is_told_to_wait() {
 
 /// Serves a JWKS document on a free loopback port (an identity provider's keys).
 async fn serve_jwks(jwks: Value) -> String {
+    serve_counted_jwks(jwks).await.0
+}
+
+/// Serves a JWKS document on a free loopback port, counting the requests it gets.
+pub(crate) async fn serve_counted_jwks(
+    jwks: Value,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
     let body = jwks.to_string();
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = hits.clone();
     let server = actix_web::HttpServer::new(move || {
         let body = body.clone();
-        actix_web::App::new().route(
-            "/jwks",
-            actix_web::web::get().to(move || {
+        let counter = counter.clone();
+        actix_web::App::new().default_service(actix_web::web::to(
+            move |req: actix_web::HttpRequest| {
                 let body = body.clone();
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 async move {
+                    if req.path() != "/jwks" {
+                        return actix_web::HttpResponse::NotFound().finish();
+                    }
                     actix_web::HttpResponse::Ok()
                         .content_type("application/json")
                         .body(body)
                 }
-            }),
-        )
+            },
+        ))
     })
     .workers(1)
     .bind("127.0.0.1:0")
     .expect("bind");
     let addr = server.addrs()[0];
     tokio::spawn(server.run());
-    format!("http://{addr}/jwks")
+    (format!("http://{addr}/jwks"), hits)
 }
 
 #[tokio::test]

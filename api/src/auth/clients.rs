@@ -452,6 +452,8 @@ pub async fn exchange(ctx: TokenContext<'_>, form: TokenForm) -> Result<TokenAns
         .await
         .map_err(|_| TokenError::Server)?
         .ok_or_else(|| TokenError::InvalidClient("unknown client".into()))?;
+    // before any key is fetched: never from an address the client did not register
+    check_jku(header.jku.as_deref(), &client)?;
     let claims = match verify_assertion(&ctx, &client, &assertion, header, false).await {
         // a URL's keys may have been rotated since they were cached
         Err(TokenError::InvalidClient(_)) if client.jwks_url.is_some() => {
@@ -527,6 +529,26 @@ pub async fn exchange(ctx: TokenContext<'_>, form: TokenForm) -> Result<TokenAns
     })
 }
 
+/// The `jku` of an assertion's header, if any, must be the client's registered JWKS URL
+/// (SMART Backend Services); a client whose keys were registered as a JWKS document
+/// has no URL an assertion could name. The keys are only ever read from the
+/// registration, so a `jku` is checked, never fetched.
+fn check_jku(jku: Option<&str>, client: &ClientRow) -> Result<(), TokenError> {
+    let Some(jku) = jku else {
+        return Ok(());
+    };
+    match client.jwks_url.as_deref() {
+        Some(url) if url == jku => Ok(()),
+        Some(_) => Err(TokenError::InvalidClient(
+            "the assertion's jku is not the client's registered JWKS URL".into(),
+        )),
+        None => Err(TokenError::InvalidClient(
+            "the client's keys were registered as a JWKS document: its assertions carry no jku"
+                .into(),
+        )),
+    }
+}
+
 async fn verify_assertion(
     ctx: &TokenContext<'_>,
     client: &ClientRow,
@@ -582,6 +604,44 @@ mod tests {
         assert!(check_jwks_url("http://ehr.example.org/jwks").is_err());
         assert!(check_jwks_url("http://localhost.evil.example/jwks").is_err());
         assert!(check_jwks_url("file:///etc/passwd").is_err());
+    }
+
+    #[test]
+    fn a_jku_must_be_the_registered_url() {
+        let mut client = ClientRow {
+            tenant: "default".into(),
+            client_id: "c1".into(),
+            name: "EHR".into(),
+            scope: "system/*.rs".into(),
+            jwks: None,
+            jwks_url: Some("https://ehr.example.org/jwks.json".into()),
+            created_at: 0,
+        };
+        assert_eq!(check_jku(None, &client), Ok(()));
+        assert_eq!(
+            check_jku(Some("https://ehr.example.org/jwks.json"), &client),
+            Ok(())
+        );
+        for other in [
+            "https://evil.example/jwks.json",
+            "https://ehr.example.org/jwks.json?x=1",
+            "https://ehr.example.org/JWKS.json",
+        ] {
+            assert!(
+                matches!(
+                    check_jku(Some(other), &client),
+                    Err(TokenError::InvalidClient(_))
+                ),
+                "{other}"
+            );
+        }
+        client.jwks = Some("{\"keys\": []}".into());
+        client.jwks_url = None;
+        assert_eq!(check_jku(None, &client), Ok(()));
+        assert!(matches!(
+            check_jku(Some("https://ehr.example.org/jwks.json"), &client),
+            Err(TokenError::InvalidClient(_))
+        ));
     }
 
     #[test]

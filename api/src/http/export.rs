@@ -145,17 +145,36 @@ async fn own_job(req: &HttpRequest, state: &State, access: &Access) -> Result<Jo
     }
 }
 
+fn spec_of(job: &JobRow) -> Result<crate::export::Spec, ApiError> {
+    serde_json::from_str(&job.spec)
+        .map_err(|e| ApiError::Internal(format!("unreadable export job: {e}")))
+}
+
+/// The job of the path's `{job}` (as [`own_job`]), if the token's scopes also cover every
+/// type it exports.
+async fn readable_job(
+    req: &HttpRequest,
+    state: &State,
+    access: &Access,
+) -> Result<JobRow, ApiError> {
+    let job = own_job(req, state, access).await?;
+    let spec = spec_of(&job)?;
+    crate::export::check_reader(&spec, access, spec.types.iter().map(String::as_str))?;
+    Ok(job)
+}
+
 fn produced(job: &JobRow) -> Result<Produced, ApiError> {
     serde_json::from_str(job.result.as_deref().unwrap_or("null"))
         .map_err(|e| ApiError::Internal(format!("unreadable export result: {e}")))
 }
 
 /// `GET [base]/_export/[job]`: 202 with `X-Progress` while the job runs, the manifest
-/// once it is done, the OperationOutcome of a failure.
+/// once it is done, the OperationOutcome of a failure; for the client that kicked it
+/// off, with a token that covers every type of the export.
 pub async fn status(req: HttpRequest, state: State) -> HttpResponse {
     let result = async {
         let access = auth::access(&req)?;
-        let job = own_job(&req, &state, &access).await?;
+        let job = readable_job(&req, &state, &access).await?;
         match job.status.as_str() {
             exports::COMPLETED => {
                 let done = produced(&job)?;
@@ -213,7 +232,7 @@ pub async fn status(req: HttpRequest, state: State) -> HttpResponse {
 pub async fn cancel(req: HttpRequest, state: State) -> HttpResponse {
     let result = async {
         let access = auth::access(&req)?;
-        let job = own_job(&req, &state, &access).await?;
+        let job = readable_job(&req, &state, &access).await?;
         let (tenant, client, id) = (access.tenant.clone(), access.client.clone(), job.id.clone());
         let removed = state
             .db
@@ -239,7 +258,7 @@ pub async fn cancel(req: HttpRequest, state: State) -> HttpResponse {
 }
 
 /// `GET [base]/_export/[job]/[file]`: one NDJSON file of a completed job, for the
-/// client that kicked it off.
+/// client that kicked it off, with a token that covers the file's type.
 pub async fn file(req: HttpRequest, state: State) -> HttpResponse {
     let result = async {
         let access = auth::access(&req)?;
@@ -251,12 +270,13 @@ pub async fn file(req: HttpRequest, state: State) -> HttpResponse {
         }
         let done = produced(&job)?;
         // only a name the job wrote: nothing else of the directory is reachable
-        if !done
-            .output
-            .iter()
-            .chain(&done.error)
-            .any(|f| f.file == name)
-        {
+        let spec = spec_of(&job)?;
+        if let Some(f) = done.output.iter().find(|f| f.file == name) {
+            crate::export::check_reader(&spec, &access, [f.resource_type.as_str()])?;
+        } else if done.error.iter().any(|f| f.file == name) {
+            // the notes of the kick-off, as the manifest lists them
+            crate::export::check_reader(&spec, &access, spec.types.iter().map(String::as_str))?;
+        } else {
             return Err(not_found());
         }
         let path = state
