@@ -6,6 +6,7 @@
 //!
 //! `cargo run --release -p bench -- all` (or scenario names; `--help` for options).
 
+mod attacks;
 mod report;
 mod server;
 mod wrk;
@@ -107,6 +108,21 @@ const TIMED: &[Timed] = &[
         name: "clinic-adherence",
         title: "$adherence of a clinic: 5,000 active patients, 10 daily exercises, last 28 days (1.4 M sessions)",
         target: "< 2 s",
+    },
+    Timed {
+        name: "attack-patch",
+        title: "Attack: a JSON Patch of 22 `copy` operations that each double the document (1.4 kB)",
+        target: "a bounded answer; server RSS stays near idle",
+    },
+    Timed {
+        name: "attack-batch",
+        title: "Attack: a 7 kB batch of 100 × `GET ActivityDefinition?_count=1000` over 1,000 ActivityDefinitions of 8 kB",
+        target: "a bounded answer; server RSS stays near idle",
+    },
+    Timed {
+        name: "attack-repeated-params",
+        title: "Attack: 4 concurrent `Patient?name=Alex` with the parameter 200 times (every Patient matches); another client reads a Patient by id meanwhile (the figure: its worst read)",
+        target: "the other client's reads unaffected",
     },
     Timed {
         name: "synthea-import",
@@ -443,6 +459,12 @@ async fn run(args: Args) -> Result<PathBuf, String> {
             "subscriptions" => subscriptions(&client, &hep.base, &ids).await?,
             "clinic-adherence" => clinic_adherence(&client, &hep.base, &database_url, &ids).await?,
             "synthea-import" => synthea_import(&client, &hep.base).await?,
+            "attack-patch" => attacks::patch_doubling(&client, &hep.base, &hep).await?,
+            "attack-batch" => attacks::batch_searches(&client, &hep.base, &hep).await?,
+            "attack-repeated-params" => {
+                let victim = client_of(&token_of(&database_url, "bench-other-client")?)?;
+                attacks::repeated_parameters(&client, &victim, &hep.base, &ids[0]).await?
+            }
             other => return Err(format!("no runner for `{other}`")),
         };
         let rss = hep.rss();
@@ -478,6 +500,44 @@ async fn run(args: Args) -> Result<PathBuf, String> {
     };
     let out = args.output_dir.unwrap_or_else(workspace_root);
     report.write(&out)
+}
+
+/// A token of the run's database for the client `sub` (as `hep-server dev-token`
+/// signs one, for another client than the run's own).
+fn token_of(database_url: &str, sub: &str) -> Result<String, String> {
+    let db = api::db::Db::open(database_url, 1).map_err(|e| e.to_string())?;
+    let keys = db
+        .write(api::auth::tokens::TokenKeys::of_database)
+        .map_err(|e| e.to_string())?;
+    let now = jiff::Timestamp::now().as_second();
+    keys.issue(&api::auth::tokens::Claims {
+        iss: api::auth::tokens::ISSUER.into(),
+        aud: api::auth::tokens::ISSUER.into(),
+        sub: sub.into(),
+        iat: now,
+        exp: now + 3600,
+        jti: format!("{sub}-{now}"),
+        scope: "system/*.cruds".into(),
+        tenant: "default".into(),
+        patient: None,
+        fhir_user: None,
+    })
+    .map_err(|e| e.to_string())
+}
+
+/// An HTTP client that sends `token` with every request.
+fn client_of(token: &str) -> Result<reqwest::Client, String> {
+    let mut auth = reqwest::header::HeaderMap::new();
+    auth.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}")
+            .parse()
+            .map_err(|_| "token header".to_string())?,
+    );
+    reqwest::Client::builder()
+        .default_headers(auth)
+        .build()
+        .map_err(|e| e.to_string())
 }
 
 /// Creates `n` patients with 16 concurrent requests (identifiers `<kind>-<i>`); returns

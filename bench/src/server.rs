@@ -51,7 +51,7 @@ pub struct Rss {
     pub peak_kb: u64,
 }
 
-fn rss_of(pid: u32) -> Rss {
+pub fn rss_of(pid: u32) -> Rss {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let field = |name: &str| {
         status
@@ -100,6 +100,10 @@ impl Server {
 
     pub fn rss(&self) -> Rss {
         rss_of(self.child.id())
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Stops with SIGTERM (graceful), then waits.
