@@ -60,6 +60,21 @@ async fn send_counted(req: reqwest::RequestBuilder) -> Result<(u16, u64, String)
     Ok((status, bytes, head))
 }
 
+/// Sends one attack: its answer (status, bytes, first bytes), how long it took (ms), and
+/// the server's resident memory before and at most during it (kB).
+async fn measured(
+    hep: &Server,
+    req: reqwest::RequestBuilder,
+) -> Result<((u16, u64, String), f64, u64, u64), String> {
+    let before = hep.rss().current_kb;
+    let sampler = RssSampler::start(hep);
+    let started = Instant::now();
+    let answer = send_counted(req).await;
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let peak = sampler.finish().await;
+    Ok((answer?, ms, before, peak))
+}
+
 /// The diagnostics of an OperationOutcome's first issue, if the answer began with one.
 fn diagnostics(head: &str) -> String {
     head.split("\"diagnostics\":\"")
@@ -87,18 +102,14 @@ pub async fn patch_doubling(
         .map(|_| json!({"op": "copy", "from": "/name", "path": "/name/-"}))
         .collect();
     let patch = Value::Array(ops).to_string();
-    let before = hep.rss().current_kb;
-    let sampler = RssSampler::start(hep);
-    let started = Instant::now();
-    let (status, _, head) = send_counted(
+    let ((status, _, head), ms, before, peak) = measured(
+        hep,
         client
             .patch(format!("{base}/Patient/{id}"))
             .header("Content-Type", "application/json-patch+json")
             .body(patch.clone()),
     )
     .await?;
-    let ms = started.elapsed().as_secs_f64() * 1000.0;
-    let peak = sampler.finish().await;
     Ok(TimedRuns {
         runs_ms: vec![ms],
         detail: format!(
@@ -139,18 +150,14 @@ pub async fn batch_searches(
         .map(|_| json!({"request": {"method": "GET", "url": "ActivityDefinition?_count=1000"}}))
         .collect();
     let bundle = json!({"resourceType": "Bundle", "type": "batch", "entry": entries}).to_string();
-    let before = hep.rss().current_kb;
-    let sampler = RssSampler::start(hep);
-    let started = Instant::now();
-    let (status, bytes, head) = send_counted(
+    let ((status, bytes, head), ms, before, peak) = measured(
+        hep,
         client
             .post(format!("{base}/"))
             .header("Content-Type", "application/fhir+json")
             .body(bundle.clone()),
     )
     .await?;
-    let ms = started.elapsed().as_secs_f64() * 1000.0;
-    let peak = sampler.finish().await;
     Ok(TimedRuns {
         runs_ms: vec![ms],
         detail: format!(
@@ -181,9 +188,9 @@ pub async fn repeated_parameters(
             let req = attacker.get(&url).header("Accept", "application/fhir+json");
             tokio::spawn(async move {
                 let t = Instant::now();
-                send_counted(req).await.map(|(status, _, head)| {
-                    (status, t.elapsed().as_secs_f64() * 1000.0, head)
-                })
+                send_counted(req)
+                    .await
+                    .map(|(status, _, head)| (status, t.elapsed().as_secs_f64() * 1000.0, head))
             })
         })
         .collect();
@@ -199,9 +206,12 @@ pub async fn repeated_parameters(
             break;
         }
         let t = Instant::now();
-        let (status, _, _) =
-            send_counted(victim.get(&read_url).header("Accept", "application/fhir+json"))
-                .await?;
+        let (status, _, _) = send_counted(
+            victim
+                .get(&read_url)
+                .header("Accept", "application/fhir+json"),
+        )
+        .await?;
         if status != 200 {
             return Err(format!("the other client's read answered {status}"));
         }

@@ -314,17 +314,7 @@ async fn run(args: Args) -> Result<PathBuf, String> {
         jiff::Timestamp::now().as_second(),
     )
     .map_err(|e| e.to_string())?;
-    let mut auth = reqwest::header::HeaderMap::new();
-    auth.insert(
-        reqwest::header::AUTHORIZATION,
-        format!("Bearer {token}")
-            .parse()
-            .map_err(|_| "token header".to_string())?,
-    );
-    let client = reqwest::Client::builder()
-        .default_headers(auth)
-        .build()
-        .map_err(|e| e.to_string())?;
+    let client = client_of(&token)?;
     let started = std::time::Instant::now();
     let ids = seed_patients(&client, &hep.base, "seed", args.patients).await?;
     let seed_secs = started.elapsed().as_secs_f64();

@@ -89,6 +89,16 @@ async fn victim(s: &TestServer) -> Victim {
     }
 }
 
+/// A server with the victim's data, and the attacker: a patient of the same clinic
+/// and its app's client (`patient/*.cruds`).
+async fn scene() -> (TestServer, Victim, String, Client) {
+    let s = start().await;
+    let v = victim(&s).await;
+    let a = id_of(&s.create(patient("attacker-mrn")).await);
+    let app = client_with_token(&token(&s.database_url, "patient/*.cruds", Some(&a)));
+    (s, v, a, app)
+}
+
 /// An id that no resource has.
 fn unknown_id() -> String {
     uuid::Uuid::new_v4().to_string()
@@ -181,6 +191,17 @@ async fn alike(
     status
 }
 
+/// A plain ServiceRequest, or Task, of `patient`.
+fn request_of(patient: &str) -> Value {
+    json!({"resourceType": "ServiceRequest", "status": "active", "intent": "order",
+        "subject": {"reference": format!("Patient/{patient}")}})
+}
+
+fn task_of(patient: &str) -> Value {
+    json!({"resourceType": "Task", "status": "requested", "intent": "order",
+        "for": {"reference": format!("Patient/{patient}")}})
+}
+
 fn observation(patient: &str) -> Value {
     json!({"resourceType": "Observation", "status": "final",
         "code": {"coding": [{"system": "http://loinc.org", "code": "72514-3"}]},
@@ -189,26 +210,11 @@ fn observation(patient: &str) -> Value {
 
 #[tokio::test]
 async fn conditional_creates_and_updates_match_only_what_the_token_can_read() {
-    let s = start().await;
-    let v = victim(&s).await;
-    let a = id_of(&s.create(patient("attacker-mrn")).await);
-    let app = client_with_token(&token(&s.database_url, "patient/*.cruds", Some(&a)));
+    let (s, v, a, app) = scene().await;
     let cases: [(&str, &str, &str, Value); 4] = [
         ("Observation", "urn:test:obs", "victim-obs", observation(&a)),
-        (
-            "ServiceRequest",
-            "urn:test:sr",
-            "victim-sr",
-            json!({"resourceType": "ServiceRequest", "status": "active", "intent": "order",
-                "subject": {"reference": format!("Patient/{a}")}}),
-        ),
-        (
-            "Task",
-            "urn:test:task",
-            "victim-task",
-            json!({"resourceType": "Task", "status": "requested", "intent": "order",
-                "for": {"reference": format!("Patient/{a}")}}),
-        ),
+        ("ServiceRequest", "urn:test:sr", "victim-sr", request_of(&a)),
+        ("Task", "urn:test:task", "victim-task", task_of(&a)),
         ("Patient", "urn:test:mrn", "victim-mrn", patient("new-mrn")),
     ];
     for (t, system, value, body) in &cases {
@@ -288,10 +294,7 @@ async fn conditional_creates_and_updates_match_only_what_the_token_can_read() {
 
 #[tokio::test]
 async fn updates_and_deletes_by_id_tell_nothing_of_other_patients_ids() {
-    let s = start().await;
-    let v = victim(&s).await;
-    let a = id_of(&s.create(patient("attacker-mrn")).await);
-    let app = client_with_token(&token(&s.database_url, "patient/*.cruds", Some(&a)));
+    let (s, v, a, app) = scene().await;
     let unknown = unknown_id();
     let status = alike(
         "PUT Observation/[id]",
@@ -361,10 +364,7 @@ async fn updates_and_deletes_by_id_tell_nothing_of_other_patients_ids() {
 
 #[tokio::test]
 async fn references_to_other_patients_resources_answer_as_unknown_ones() {
-    let s = start().await;
-    let v = victim(&s).await;
-    let a = id_of(&s.create(patient("attacker-mrn")).await);
-    let app = client_with_token(&token(&s.database_url, "patient/*.cruds", Some(&a)));
+    let (s, v, a, app) = scene().await;
     let unknown = unknown_id();
     let targets = [
         ("CarePlan", &v.plan),
@@ -415,10 +415,8 @@ async fn references_to_other_patients_resources_answer_as_unknown_ones() {
         let base = match t {
             "CarePlan" => json!({"resourceType": "CarePlan", "status": "draft",
                 "intent": "plan", "subject": {"reference": format!("Patient/{a}")}}),
-            "Task" => json!({"resourceType": "Task", "status": "requested", "intent": "order",
-                "for": {"reference": format!("Patient/{a}")}}),
-            _ => json!({"resourceType": "ServiceRequest", "status": "active",
-                "intent": "order", "subject": {"reference": format!("Patient/{a}")}}),
+            "Task" => task_of(&a),
+            _ => request_of(&a),
         };
         let status = alike(
             &format!("a {t} with {field} to the victim's"),
@@ -457,10 +455,7 @@ async fn references_to_other_patients_resources_answer_as_unknown_ones() {
 
 #[tokio::test]
 async fn identifiers_tell_nothing_and_are_assigned_by_the_clinic() {
-    let s = start().await;
-    let v = victim(&s).await;
-    let a = id_of(&s.create(patient("attacker-mrn")).await);
-    let app = client_with_token(&token(&s.database_url, "patient/*.cruds", Some(&a)));
+    let (s, v, a, app) = scene().await;
     for (t, system, value) in [
         ("ServiceRequest", "urn:test:sr", "victim-sr"),
         ("Task", "urn:test:task", "victim-task"),
@@ -474,11 +469,9 @@ async fn identifiers_tell_nothing_and_are_assigned_by_the_clinic() {
             (value, "nobody-has-this"),
             |x| {
                 let mut body = if t == "Task" {
-                    json!({"resourceType": "Task", "status": "requested", "intent": "order",
-                        "for": {"reference": format!("Patient/{a}")}})
+                    task_of(&a)
                 } else {
-                    json!({"resourceType": "ServiceRequest", "status": "active",
-                        "intent": "order", "subject": {"reference": format!("Patient/{a}")}})
+                    request_of(&a)
                 };
                 body["identifier"] = json!([{"system": system, "value": x}]);
                 (t.to_string(), vec![], Some(body))
@@ -493,8 +486,7 @@ async fn identifiers_tell_nothing_and_are_assigned_by_the_clinic() {
     let res = send(&app, &s, "PUT", &format!("Patient/{a}"), &[], Some(&own)).await;
     assert_eq!(res.status(), StatusCode::OK);
     // a system client is told which resource holds the identifier
-    let mut sr = json!({"resourceType": "ServiceRequest", "status": "active", "intent": "order",
-        "subject": {"reference": format!("Patient/{a}")}});
+    let mut sr = request_of(&a);
     sr["identifier"] = json!([{"system": "urn:test:sr", "value": "victim-sr"}]);
     let issue = outcome(
         s.post_json("ServiceRequest", &sr).await,
@@ -511,10 +503,7 @@ async fn identifiers_tell_nothing_and_are_assigned_by_the_clinic() {
 
 #[tokio::test]
 async fn idempotency_keys_belong_to_their_sender_and_replay_after_authorization() {
-    let s = start().await;
-    let v = victim(&s).await;
-    let a = id_of(&s.create(patient("attacker-mrn")).await);
-    let app = client_with_token(&token(&s.database_url, "patient/*.cruds", Some(&a)));
+    let (s, v, a, app) = scene().await;
     let victim_app =
         client_with_token(&token(&s.database_url, "patient/*.cruds", Some(&v.patient)));
     let key = ("Idempotency-Key", "shared-key-1".to_string());
