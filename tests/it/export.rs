@@ -15,7 +15,7 @@ fn at(s: &str) -> jiff::Timestamp {
     s.parse().expect("instant")
 }
 
-fn id_of(v: &Value) -> String {
+pub(crate) fn id_of(v: &Value) -> String {
     v["id"].as_str().expect("id").to_string()
 }
 
@@ -36,7 +36,11 @@ fn female(mrn: &str) -> Value {
 }
 
 /// Sends a kick-off (GET, `Prefer: respond-async`) and returns the answer as it is.
-async fn send_kick_off(client: &Client, s: &TestServer, path: &str) -> reqwest::Response {
+pub(crate) async fn send_kick_off(
+    client: &Client,
+    s: &TestServer,
+    path: &str,
+) -> reqwest::Response {
     client
         .get(s.url(path))
         .header("Prefer", "respond-async")
@@ -47,7 +51,7 @@ async fn send_kick_off(client: &Client, s: &TestServer, path: &str) -> reqwest::
 }
 
 /// Sends a kick-off and returns the status URL.
-async fn kick_off(client: &Client, s: &TestServer, path: &str) -> String {
+pub(crate) async fn kick_off(client: &Client, s: &TestServer, path: &str) -> String {
     let res = send_kick_off(client, s, path).await;
     assert_eq!(res.status(), StatusCode::ACCEPTED, "{path}");
     status_url(&res)
@@ -78,7 +82,7 @@ fn status_url(res: &reqwest::Response) -> String {
 }
 
 /// Polls the status URL until the manifest comes.
-async fn manifest(client: &Client, status_url: &str) -> Value {
+pub(crate) async fn manifest(client: &Client, status_url: &str) -> Value {
     for _ in 0..1200 {
         let res = client.get(status_url).send().await.expect("status");
         match res.status() {
@@ -96,7 +100,7 @@ async fn manifest(client: &Client, status_url: &str) -> Value {
 
 /// The resources of every output file, by type (and written for the validators when
 /// `HEP_EMIT_DIR` is set).
-async fn files(client: &Client, manifest: &Value) -> BTreeMap<String, Vec<Value>> {
+pub(crate) async fn files(client: &Client, manifest: &Value) -> BTreeMap<String, Vec<Value>> {
     let mut out: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     for f in manifest["output"].as_array().expect("output") {
         let res = client
@@ -131,7 +135,7 @@ async fn files(client: &Client, manifest: &Value) -> BTreeMap<String, Vec<Value>
     out
 }
 
-fn ids(resources: Option<&Vec<Value>>) -> Vec<String> {
+pub(crate) fn ids(resources: Option<&Vec<Value>>) -> Vec<String> {
     let mut v: Vec<String> = resources.into_iter().flatten().map(id_of).collect();
     v.sort();
     v
