@@ -23,11 +23,11 @@ use crate::auth::scopes::{Grant, Perm, Scopes};
 use crate::auth::{Access, Limits};
 use crate::clock::{Clock, POLL_LAG_MICROS, to_micros};
 use crate::db::exports::{self, JobRow};
-use crate::db::query::{Condition, Index, Page, SearchQuery, Sort, TokenMatch};
+use crate::db::query::{Condition, Page, Patients, SearchQuery, Sort};
 use crate::db::{AnyConnection, Db, DbError};
 use crate::error::ApiError;
 use fhir_mapping::resource_types::{R4_RESOURCE_TYPES, is_storable};
-use fhir_mapping::search_params::compartment_param;
+use fhir_mapping::search_params::is_compartment_type;
 
 /// Resources read per query.
 const PAGE: i64 = 1000;
@@ -178,9 +178,7 @@ fn level_types(level: &Level) -> Vec<&'static str> {
         .filter(|t| is_storable(t))
         .filter(|t| match level {
             Level::System => true,
-            Level::Patient | Level::Group { .. } => {
-                *t == "Patient" || compartment_param(t).is_some()
-            }
+            Level::Patient | Level::Group { .. } => is_compartment_type(t),
         })
         .collect()
 }
@@ -344,46 +342,25 @@ fn check_filter(resource_type: &str, params: &[(String, String)]) -> Result<(), 
 /// The conditions of exporting `resource_type` under `spec` (besides the scopes').
 fn job_conditions(spec: &Spec, resource_type: &str) -> Result<Vec<Condition>, ApiError> {
     let mut conds = Vec::new();
-    let param = compartment_param(resource_type);
-    let by_patients = |conds: &mut Vec<Condition>| match param {
-        None => conds.push(Condition::Id(spec.patients.clone())),
-        Some(p) => conds.push(Condition::Token {
-            param: p.to_string(),
-            any_of: spec
-                .patients
-                .iter()
-                .map(|id| TokenMatch {
-                    system: None,
-                    code: Some(format!("Patient/{id}")),
-                })
-                .collect(),
-            negate: false,
-            selective: true,
-        }),
-    };
+    let ids = (!spec.patients.is_empty()).then(|| spec.patients.clone());
     match &spec.level {
         Level::System => {}
-        Level::Patient => {
-            if !spec.patients.is_empty() {
-                by_patients(&mut conds);
-            } else if let Some(p) = param {
-                conds.push(Condition::Missing {
-                    index: Index::Tokens,
-                    param: p.to_string(),
-                    code_prefix: Some("Patient/".into()),
-                    missing: false,
-                });
-            }
-        }
-        Level::Group { id } => {
-            conds.push(Condition::Members {
-                param: param.map(str::to_string),
-                group: id.clone(),
-            });
-            if !spec.patients.is_empty() {
-                by_patients(&mut conds);
-            }
-        }
+        // every patient's compartment, or the listed patients'
+        Level::Patient => conds.push(Condition::compartment(
+            resource_type,
+            Patients {
+                ids,
+                members_of: None,
+            },
+        )),
+        // the compartments of the Group's members (that are listed, when some are)
+        Level::Group { id } => conds.push(Condition::compartment(
+            resource_type,
+            Patients {
+                ids,
+                members_of: Some(id.clone()),
+            },
+        )),
     }
     if let Some(since) = spec.since {
         conds.push(Condition::LastUpdated(vec![(

@@ -6,6 +6,7 @@ pub mod bulk;
 pub mod bundle;
 pub mod capability;
 pub mod codec;
+pub mod compartment_table;
 pub mod error;
 pub mod hep;
 pub mod locate;

@@ -1,13 +1,17 @@
 //! The search parameters the server supports, per resource type: the one source for the
 //! query parser, the index extraction and the CapabilityStatement.
 
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
 use serde_json::{Map, Value};
 
+use crate::compartment_table::PATIENT_COMPARTMENT;
 use crate::references::identifiers;
 
 /// The version of what [`token_values`] and [`date_values`] extract: raise it whenever a parameter is added
 /// or extracted differently, and the server rebuilds the stored index at start.
-pub const INDEX_VERSION: &str = "6";
+pub const INDEX_VERSION: &str = "7";
 
 /// The type of a search parameter (R4 search.html).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -534,53 +538,90 @@ const ELEMENT_PARAMS: &[ElementParam] = element_params![
     ),
 ];
 
-/// The patient whose compartment a resource is in (its id for a Patient), if any.
+/// Types the server adds to the R4 Patient compartment, with the parameters that put them
+/// there: a patient's exercise sessions and referrals are Tasks `for` the patient, and
+/// R4's definition has no Task.
+const COMPARTMENT_ADDITIONS: &[(&str, &[&str])] = &[("Task", &["patient"])];
+
+/// Per type of the compartment, the index parameters that put a resource in it (an
+/// alias stands for the parameter whose rows it searches), built once.
+static COMPARTMENT: LazyLock<HashMap<&'static str, Vec<&'static str>>> = LazyLock::new(|| {
+    let named = PATIENT_COMPARTMENT
+        .iter()
+        .map(|(t, ps)| (*t, ps.iter().map(|p| p.name).collect::<Vec<_>>()))
+        .chain(
+            COMPARTMENT_ADDITIONS
+                .iter()
+                .map(|(t, ps)| (*t, ps.to_vec())),
+        );
+    let mut out: HashMap<&'static str, Vec<&'static str>> = HashMap::new();
+    for (t, names) in named {
+        let params = out.entry(t).or_default();
+        for name in names {
+            let indexed = alias_of(t, name).map_or(name, |(of, _)| of);
+            if !params.contains(&indexed) {
+                params.push(indexed);
+            }
+        }
+    }
+    out
+});
+
+/// The index parameters that put a resource of `resource_type` in a patient's
+/// compartment, as the R4 Patient CompartmentDefinition names them (plus Task by
+/// `patient`): a resource is in patient X's compartment when one of them holds
+/// `Patient/X`; the Patient X itself is too, and a Patient whose `link` names X. Empty
+/// for a type outside every patient's compartment.
+pub fn compartment_params(resource_type: &str) -> &'static [&'static str] {
+    COMPARTMENT
+        .get(resource_type)
+        .map_or(&[], |params| params.as_slice())
+}
+
+/// Whether resources of `resource_type` can be in a patient's compartment.
+pub fn is_compartment_type(resource_type: &str) -> bool {
+    resource_type == "Patient" || !compartment_params(resource_type).is_empty()
+}
+
+/// The patient whose compartment a resource is in (its id for a Patient), if any: the
+/// first the compartment's parameters name, in the definition's order.
 pub fn patient_of(resource_type: &str, id: &str, json: &Map<String, Value>) -> Option<String> {
     if resource_type == "Patient" {
         return Some(id.to_string());
     }
-    let param = match alias_of(resource_type, "patient") {
-        Some((indexed, _)) => indexed,
-        None => "patient",
-    };
-    token_values(resource_type, json)
-        .into_iter()
-        .find(|t| t.param == param && t.code.starts_with("Patient/"))
-        .map(|t| t.code["Patient/".len()..].to_string())
-}
-
-/// The index parameter that places a resource of `resource_type` in a patient's
-/// compartment (`patient`, or the parameter it aliases), `None` for the Patient itself
-/// and for types outside every patient's compartment.
-pub fn compartment_param(resource_type: &str) -> Option<&'static str> {
-    if resource_type == "Patient" {
+    let params = compartment_params(resource_type);
+    if params.is_empty() {
         return None;
     }
-    match alias_of(resource_type, "patient") {
-        Some((indexed, _)) => Some(indexed),
-        None => find_param(resource_type, "patient").map(|_| "patient"),
-    }
+    let tokens = token_values(resource_type, json);
+    params.iter().find_map(|p| {
+        tokens
+            .iter()
+            .filter(|t| t.param == *p)
+            .find_map(|t| t.code.strip_prefix("Patient/"))
+            .map(str::to_string)
+    })
 }
 
-/// Whether a resource is in `patient`'s compartment as this server draws it: the
-/// Patient itself, or a resource whose `patient` (or `subject`, `for`) names it.
+/// Whether a resource is in `patient`'s compartment: the Patient itself, or a resource
+/// one of whose compartment parameters names it ([`compartment_params`]).
 pub fn in_patient_compartment(
     resource_type: &str,
     id: &str,
     json: &Map<String, Value>,
     patient: &str,
 ) -> bool {
-    if resource_type == "Patient" {
-        return id == patient;
+    if resource_type == "Patient" && id == patient {
+        return true;
+    }
+    let params = compartment_params(resource_type);
+    if params.is_empty() {
+        return false;
     }
     let target = format!("Patient/{patient}");
-    let param = match alias_of(resource_type, "patient") {
-        Some((indexed, _)) => indexed,
-        None => "patient",
-    };
     token_values(resource_type, json)
         .iter()
-        .any(|t| t.param == param && t.code == target)
+        .any(|t| params.contains(&t.param) && t.code == target)
 }
 
 /// The project's own search parameter on the due window of an exercise session
@@ -717,11 +758,66 @@ pub fn alias_of(resource_type: &str, name: &str) -> Option<(&'static str, &'stat
         .map(|(_, _, of, target, _)| (*of, *target))
 }
 
-fn element_params(resource_type: &str) -> impl Iterator<Item = &'static ElementParam> + '_ {
-    ELEMENT_PARAMS
+/// One indexed parameter of a type: a hand-written [`ElementParam`], or a parameter of
+/// the Patient compartment that the hand-written ones do not define.
+#[derive(Debug, Clone, Copy)]
+struct Indexed {
+    param: SearchParam,
+    paths: &'static [&'static str],
+    text_param: &'static str,
+    /// Only references to this type are indexed (`.where(resolve() is Patient)`).
+    only: Option<&'static str>,
+    /// The one type its references point to, when there is one.
+    target: Option<&'static str>,
+}
+
+/// The parameters on elements of each type, built once: the hand-written ones, then
+/// those of the generated compartment table that no hand-written parameter or alias of
+/// the same name already covers.
+static INDEXED: LazyLock<HashMap<&'static str, Vec<Indexed>>> = LazyLock::new(|| {
+    let mut by_type: HashMap<&'static str, Vec<Indexed>> = HashMap::new();
+    for p in ELEMENT_PARAMS
         .iter()
         .chain(std::iter::once(&DUE_WINDOW_PARAM))
-        .filter(move |p| p.resource_type == resource_type)
+    {
+        by_type.entry(p.resource_type).or_default().push(Indexed {
+            param: p.param,
+            paths: p.paths,
+            text_param: p.text_param,
+            only: None,
+            target: None,
+        });
+    }
+    for (t, params) in PATIENT_COMPARTMENT {
+        for c in *params {
+            let hand_written = ELEMENT_PARAMS
+                .iter()
+                .any(|p| p.resource_type == *t && p.param.name == c.name)
+                || alias_of(t, c.name).is_some();
+            if hand_written {
+                continue;
+            }
+            by_type.entry(t).or_default().push(Indexed {
+                param: SearchParam {
+                    name: c.name,
+                    kind: ParamType::Reference,
+                    definition: c.definition,
+                },
+                paths: c.paths,
+                text_param: "",
+                only: c.only,
+                target: c.target,
+            });
+        }
+    }
+    by_type
+});
+
+fn element_params(resource_type: &str) -> impl Iterator<Item = &'static Indexed> {
+    INDEXED
+        .get(resource_type)
+        .map_or(&[][..], |params| params.as_slice())
+        .iter()
 }
 
 /// The index parameter that holds the text of token parameter `name` (for `:text`).
@@ -735,6 +831,12 @@ pub fn text_param(resource_type: &str, name: &str) -> Option<&'static str> {
 /// a chain such as `patient.identifier=` that names no type).
 pub fn single_target(resource_type: &str, name: &str) -> Option<&'static str> {
     if let Some((_, target)) = alias_of(resource_type, name) {
+        return Some(target);
+    }
+    if let Some(target) = element_params(resource_type)
+        .find(|p| p.param.name == name)
+        .and_then(|p| p.target)
+    {
         return Some(target);
     }
     match (resource_type, name) {
@@ -869,6 +971,14 @@ fn reference_codes(v: &Value) -> Vec<String> {
     }
 }
 
+/// Whether a Reference value is a local reference to a resource of `resource_type`.
+fn refers_to(v: &Value, resource_type: &str) -> bool {
+    v.get("reference")
+        .and_then(Value::as_str)
+        .and_then(|r| r.strip_prefix(resource_type))
+        .is_some_and(|id| id.starts_with('/'))
+}
+
 /// Canonical resources searched by `url` and `version` (the ones this server defines or
 /// a clinic adds: exercises, templates, profiles, code systems).
 pub const CANONICAL_TYPES: &[&str] = &[
@@ -974,6 +1084,9 @@ pub fn token_values(resource_type: &str, json: &Map<String, Value>) -> Vec<Token
                         }
                     }
                     ParamType::Reference => {
+                        if p.only.is_some_and(|t| !refers_to(v, t)) {
+                            continue;
+                        }
                         for code in reference_codes(v) {
                             out.push(TokenValue {
                                 param: p.param.name,
@@ -1171,6 +1284,109 @@ mod tests {
         assert_eq!(text_param("Observation", "code"), Some("code:text"));
         assert_eq!(single_target("Task", "patient"), Some("Patient"));
         assert_eq!(single_target("Task", "focus"), None);
+    }
+
+    #[test]
+    fn the_generated_table_is_the_r4_patient_compartment() {
+        // R4 4.0.1 lists 66 types with parameters, the Patient (by `link`) among them
+        assert_eq!(PATIENT_COMPARTMENT.len(), 66);
+        let params = |t: &str| -> Vec<&str> {
+            PATIENT_COMPARTMENT
+                .iter()
+                .find(|(x, _)| *x == t)
+                .map(|(_, ps)| ps.iter().map(|p| p.name).collect())
+                .unwrap_or_default()
+        };
+        assert_eq!(params("Observation"), ["subject", "performer"]);
+        assert_eq!(params("Communication"), ["subject", "sender", "recipient"]);
+        assert_eq!(params("Provenance"), ["patient"]);
+        assert_eq!(params("Task"), Vec::<&str>::new(), "R4 has no Task");
+        assert_eq!(params("Device"), Vec::<&str>::new());
+        // every parameter of the table is a supported reference parameter
+        for (t, ps) in PATIENT_COMPARTMENT {
+            for p in *ps {
+                let found = find_param(t, p.name);
+                assert_eq!(
+                    found.map(|f| f.kind),
+                    Some(ParamType::Reference),
+                    "{t}.{}",
+                    p.name
+                );
+            }
+            assert!(is_compartment_type(t), "{t}");
+        }
+        assert!(is_compartment_type("Task"));
+        assert!(!is_compartment_type("Device") && !is_compartment_type("Practitioner"));
+        assert_eq!(compartment_params("Observation"), ["subject", "performer"]);
+        // an alias stands for the parameter whose rows it searches
+        assert_eq!(compartment_params("CarePlan"), ["subject", "performer"]);
+        assert_eq!(compartment_params("Task"), ["subject"]);
+    }
+
+    #[test]
+    fn hand_written_parameters_agree_with_the_r4_definitions() {
+        for (t, ps) in PATIENT_COMPARTMENT {
+            // the audit trail is the server's own and never in a patient's reach
+            if *t == "AuditEvent" {
+                continue;
+            }
+            for c in *ps {
+                if let Some((of, target)) = alias_of(t, c.name) {
+                    let paths = element_params(t)
+                        .find(|p| p.param.name == of)
+                        .map(|p| p.paths);
+                    assert_eq!(paths, Some(c.paths), "{t}.{} is {of}", c.name);
+                    assert_eq!(c.only.or(c.target), Some(target), "{t}.{}", c.name);
+                } else if let Some(p) = element_params(t).find(|p| p.param.name == c.name) {
+                    assert_eq!(p.paths, c.paths, "{t}.{}", c.name);
+                    assert_eq!(p.only, c.only, "{t}.{}", c.name);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn compartment_parameters_are_indexed_and_place_resources() {
+        let obs = serde_json::json!({"subject": {"reference": "Patient/other"},
+            "performer": [{"reference": "Practitioner/t"}, {"reference": "Patient/p1"}]});
+        let obs = obs.as_object().expect("object");
+        assert!(in_patient_compartment("Observation", "o", obs, "p1"));
+        assert!(in_patient_compartment("Observation", "o", obs, "other"));
+        assert!(!in_patient_compartment("Observation", "o", obs, "p2"));
+        assert_eq!(
+            patient_of("Observation", "o", obs).as_deref(),
+            Some("other")
+        );
+        // `.where(resolve() is Patient)`: only the Patient references are indexed
+        let prov = serde_json::json!({"target": [{"reference": "Observation/o"},
+            {"reference": "Patient/p1"}], "agent": [{"who": {"reference": "Practitioner/t"}}]});
+        let prov = prov.as_object().expect("object");
+        let codes: Vec<String> = token_values("Provenance", prov)
+            .into_iter()
+            .filter(|t| t.param == "patient")
+            .map(|t| t.code)
+            .collect();
+        assert_eq!(codes, ["Patient/p1", "p1"]);
+        assert_eq!(patient_of("Provenance", "v", prov).as_deref(), Some("p1"));
+        assert_eq!(single_target("Provenance", "patient"), Some("Patient"));
+        let comm = serde_json::json!({"recipient": [{"reference": "Patient/p1"}]});
+        assert!(in_patient_compartment(
+            "Communication",
+            "c",
+            comm.as_object().expect("object"),
+            "p1"
+        ));
+        // a Patient: itself, or one whose link names the patient
+        let linked = serde_json::json!({"link": [{"other": {"reference": "Patient/p1"}, "type": "seealso"}]});
+        let linked = linked.as_object().expect("object");
+        assert!(in_patient_compartment("Patient", "p1", &Map::new(), "p1"));
+        assert!(in_patient_compartment("Patient", "p9", linked, "p1"));
+        assert!(!in_patient_compartment("Patient", "p9", &Map::new(), "p1"));
+        // outside every compartment
+        let device = serde_json::json!({"patient": {"reference": "Patient/p1"}});
+        let device = device.as_object().expect("object");
+        assert!(!in_patient_compartment("Device", "d", device, "p1"));
+        assert_eq!(patient_of("Device", "d", device), None);
     }
 
     #[test]

@@ -36,7 +36,11 @@ fn female(mrn: &str) -> Value {
 }
 
 /// Sends a kick-off (GET, `Prefer: respond-async`) and returns the answer as it is.
-async fn send_kick_off(client: &Client, s: &TestServer, path: &str) -> reqwest::Response {
+pub(crate) async fn send_kick_off(
+    client: &Client,
+    s: &TestServer,
+    path: &str,
+) -> reqwest::Response {
     client
         .get(s.url(path))
         .header("Prefer", "respond-async")
@@ -96,7 +100,7 @@ pub(crate) async fn manifest(client: &Client, status_url: &str) -> Value {
 
 /// The resources of every output file, by type (and written for the validators when
 /// `HEP_EMIT_DIR` is set).
-async fn files(client: &Client, manifest: &Value) -> BTreeMap<String, Vec<Value>> {
+pub(crate) async fn files(client: &Client, manifest: &Value) -> BTreeMap<String, Vec<Value>> {
     let mut out: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     for f in manifest["output"].as_array().expect("output") {
         let res = client
@@ -131,7 +135,7 @@ async fn files(client: &Client, manifest: &Value) -> BTreeMap<String, Vec<Value>
     out
 }
 
-fn ids(resources: Option<&Vec<Value>>) -> Vec<String> {
+pub(crate) fn ids(resources: Option<&Vec<Value>>) -> Vec<String> {
     let mut v: Vec<String> = resources.into_iter().flatten().map(id_of).collect();
     v.sort();
     v

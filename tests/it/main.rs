@@ -4,6 +4,7 @@
 mod adherence;
 mod architecture;
 mod audit;
+mod compartment;
 mod concurrency;
 mod conditional;
 mod crud;

@@ -42,9 +42,26 @@ async fn capability_statement_describes_the_server() {
             "gender",
             "name",
             "family",
-            "given"
+            "given",
+            "link"
         ]
     );
+    // the parameters of the patient compartment, with their R4 definitions
+    let communication = resources
+        .iter()
+        .find(|r| r["type"] == "Communication")
+        .expect("Communication");
+    let recipient = communication["searchParam"]
+        .as_array()
+        .expect("params")
+        .iter()
+        .find(|p| p["name"] == "recipient")
+        .expect("recipient");
+    assert_eq!(
+        recipient["definition"],
+        "http://hl7.org/fhir/SearchParameter/Communication-recipient"
+    );
+    assert_eq!(recipient["type"], "reference");
     let xml = s
         .get("metadata?_format=xml")
         .await

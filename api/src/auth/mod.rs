@@ -12,7 +12,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, HttpRequest, web};
 
-use crate::db::store::Condition;
+use crate::db::store::{Condition, Patients};
 use crate::error::ApiError;
 use scopes::{Grant, Perm, Scopes};
 
@@ -180,25 +180,22 @@ impl Visibility {
     }
 }
 
-/// The condition that keeps a search of `resource_type` in `patient`'s compartment.
+/// The condition that keeps a search of `resource_type` in `patient`'s compartment (the
+/// R4 Patient compartment: any of the type's compartment parameters names the patient,
+/// an OR inside the SQL), or a 403 for a type outside every patient's compartment.
 fn compartment(resource_type: &str, patient: &str) -> Result<Condition, ApiError> {
-    if resource_type == "Patient" {
-        return Ok(Condition::Id(vec![patient.to_string()]));
+    // a Group is in the compartment of each member, but its member list names the
+    // other patients: it stays closed to patient scopes
+    if resource_type == "Group" || !fhir_mapping::search_params::is_compartment_type(resource_type)
+    {
+        return Err(ApiError::Forbidden(format!(
+            "{resource_type} is not in a patient's compartment: patient scopes cannot open it"
+        )));
     }
-    let search = crate::search::parse(
+    Ok(Condition::compartment(
         resource_type,
-        &[("patient".to_string(), format!("Patient/{patient}"))],
-    )
-    .map_err(|_| {
-        ApiError::Forbidden(format!(
-            "{resource_type} is not in a patient's compartment on this server: patient scopes cannot open it"
-        ))
-    })?;
-    search
-        .conditions
-        .into_iter()
-        .next()
-        .ok_or_else(|| ApiError::Internal("no compartment condition".into()))
+        Patients::ids(vec![patient.to_string()]),
+    ))
 }
 
 /// The access of a request (set by [`authenticate`]).

@@ -57,17 +57,71 @@ pub enum Condition {
         target_type: String,
         inner: Vec<Condition>,
     },
-    /// In the compartment of a member of the Group `group` (its `member` references):
-    /// through the reference parameter `param`, or, `None`, the member Patient itself.
-    Members {
-        param: Option<String>,
-        group: String,
+    /// In the compartment of one of `patients`: one of the reference parameters `params`
+    /// refers to one of them, or (`itself`, for the Patient type) the resource is one.
+    Compartment {
+        params: Vec<String>,
+        itself: bool,
+        patients: Patients,
     },
     /// Any of several conjunctions of conditions (the `_typeFilter`s of an export).
     AnyOf(Vec<Vec<Condition>>),
 }
 
+/// Whose compartments a [`Condition::Compartment`] opens: those of the listed Patient
+/// ids, of the members of a Group, of both at once, or (neither) of every patient.
+#[derive(Debug, Clone, Default)]
+pub struct Patients {
+    pub ids: Option<Vec<String>>,
+    /// A Group's id: the Patients its `member` references name.
+    pub members_of: Option<String>,
+}
+
+impl Patients {
+    /// The compartments of these patients.
+    pub fn ids(ids: Vec<String>) -> Patients {
+        Patients {
+            ids: Some(ids),
+            members_of: None,
+        }
+    }
+}
+
 impl Condition {
+    /// In the compartment of one of `patients` (the R4 Patient compartment:
+    /// `search_params::compartment_params`, the Patient itself for a Patient).
+    pub fn compartment(resource_type: &str, patients: Patients) -> Condition {
+        let params = fhir_mapping::search_params::compartment_params(resource_type);
+        let itself = resource_type == "Patient";
+        match (params, &patients) {
+            // one parameter, listed patients (a Task of a patient's app): the plain token
+            // condition, whose query of fixed shape stays prepared (`store::search`)
+            (
+                [param],
+                Patients {
+                    ids: Some(ids),
+                    members_of: None,
+                },
+            ) if !itself && !ids.is_empty() => Condition::Token {
+                param: param.to_string(),
+                any_of: ids
+                    .iter()
+                    .map(|id| TokenMatch {
+                        system: None,
+                        code: Some(format!("Patient/{id}")),
+                    })
+                    .collect(),
+                negate: false,
+                selective: true,
+            },
+            _ => Condition::Compartment {
+                params: params.iter().map(|p| p.to_string()).collect(),
+                itself,
+                patients,
+            },
+        }
+    }
+
     /// A token condition of one value (`system: None` matches any system).
     pub fn token(param: &str, system: Option<&str>, code: &str) -> Condition {
         Condition::Token {
@@ -475,9 +529,11 @@ impl Sql {
                     });
                 });
             }
-            Condition::Members { param, group } => {
-                self.members(param.as_deref(), group, o, o_type, tenant);
-            }
+            Condition::Compartment {
+                params,
+                itself,
+                patients,
+            } => self.compartment(params, *itself, patients, o, o_type, tenant, driver),
             Condition::AnyOf(alternatives) => {
                 self.any(alternatives, |s, conds| {
                     s.push("(1 = 1");
@@ -509,39 +565,101 @@ impl Sql {
         }
     }
 
-    /// `o.res_id IN (...)` of the resources in the compartments of a Group's members.
-    fn members(&mut self, param: Option<&str>, group: &str, o: &str, o_type: &str, tenant: &str) {
-        let g = self.alias();
-        match param {
-            Some(p) => {
-                let a = self.alias();
-                self.push(&format!(
-                    "{o}.res_id IN (SELECT {a}.res_id FROM search_tokens {a} WHERE {a}.tenant = "
-                ));
-                self.str(tenant);
-                self.push(&format!(" AND {a}.res_type = "));
-                self.str(o_type);
-                self.push(&format!(" AND {a}.param = "));
-                self.str(p);
-                self.push(&format!(
-                    " AND {a}.system = '' AND {a}.code IN (SELECT {g}.code FROM search_tokens {g} WHERE {g}.tenant = "
-                ));
+    /// `(itself OR refers)`: the resource `o` is one of the patients (`itself`), or one
+    /// of its reference parameters `params` names one of them (an index probe, or the
+    /// driving `IN` set).
+    #[allow(clippy::too_many_arguments)]
+    fn compartment(
+        &mut self,
+        params: &[String],
+        itself: bool,
+        patients: &Patients,
+        o: &str,
+        o_type: &str,
+        tenant: &str,
+        driver: bool,
+    ) {
+        let every = patients.ids.is_none() && patients.members_of.is_none();
+        if itself && every {
+            self.push("1 = 1");
+            return;
+        }
+        if patients.ids.as_ref().is_some_and(Vec::is_empty) || (!itself && params.is_empty()) {
+            self.push("1 = 0");
+            return;
+        }
+        self.push("(");
+        if itself {
+            self.push("(1 = 1");
+            if let Some(ids) = &patients.ids {
+                self.push(&format!(" AND {o}.res_id IN ("));
+                for (i, id) in ids.iter().enumerate() {
+                    if i > 0 {
+                        self.push(", ");
+                    }
+                    self.str(id);
+                }
+                self.push(")");
             }
-            None => {
-                self.push(&format!(
-                    "{o}.res_id IN (SELECT substr({g}.code, 9) FROM search_tokens {g} WHERE {g}.tenant = "
-                ));
+            if let Some(group) = &patients.members_of {
+                self.push(&format!(" AND {o}.res_id IN ("));
+                self.group_members("substr({g}.code, 9)", group, tenant);
+                self.push(")");
+            }
+            self.push(")");
+            if !params.is_empty() {
+                self.push(" OR ");
             }
         }
+        if !params.is_empty() {
+            self.index_match("search_tokens", o, o_type, tenant, driver, false, |s, a| {
+                s.push(&format!("{a}.param IN ("));
+                for (i, p) in params.iter().enumerate() {
+                    if i > 0 {
+                        s.push(", ");
+                    }
+                    s.str(p);
+                }
+                let code = s.col(a, "code");
+                s.push(&format!(") AND {} = ''", s.col(a, "system")));
+                if every {
+                    // exact on both backends, whatever the collation
+                    s.push(&format!(" AND substr({code}, 1, 8) = 'Patient/'"));
+                }
+                if let Some(ids) = &patients.ids {
+                    s.push(&format!(" AND {code} IN ("));
+                    for (i, id) in ids.iter().enumerate() {
+                        if i > 0 {
+                            s.push(", ");
+                        }
+                        s.str(&format!("Patient/{id}"));
+                    }
+                    s.push(")");
+                }
+                if let Some(group) = &patients.members_of {
+                    s.push(&format!(" AND {code} IN ("));
+                    s.group_members("{g}.code", group, tenant);
+                    s.push(")");
+                }
+            });
+        }
+        self.push(")");
+    }
+
+    /// `SELECT <what> FROM` the Patient references of the Group `group`'s members
+    /// (`{g}` in `what` stands for the alias of the Group's index rows).
+    fn group_members(&mut self, what: &str, group: &str, tenant: &str) {
+        let g = self.alias();
+        self.push(&format!(
+            "SELECT {} FROM search_tokens {g} WHERE {g}.tenant = ",
+            what.replace("{g}", &g)
+        ));
         self.str(tenant);
         self.push(&format!(" AND {g}.res_type = 'Group' AND {g}.res_id = "));
         self.str(group);
         self.push(&format!(
-            " AND {g}.param = 'member' AND {g}.system = '' AND {g}.code LIKE 'Patient/%')"
+            " AND {g}.param = 'member' AND {g}.system = '' AND {g}.code LIKE 'Patient/%'"
         ));
-        if param.is_some() {
-            self.push(")");
-        }
     }
 
     fn param(&mut self, a: &str, param: &str) {
@@ -740,7 +858,14 @@ fn driver_rank(c: &Condition) -> Option<u8> {
             selective: true,
             ..
         } => Some(1),
-        Condition::Members { .. } => Some(0),
+        Condition::Compartment { patients, .. } => match patients {
+            Patients { ids: Some(_), .. } => Some(1),
+            Patients {
+                members_of: Some(_),
+                ..
+            } => Some(0),
+            _ => None,
+        },
         Condition::Chain { .. } => Some(2),
         Condition::Str { any_of, .. }
             if any_of.iter().all(|(how, _)| *how != StrMatch::Contains) =>

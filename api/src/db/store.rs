@@ -416,8 +416,8 @@ pub fn history(conn: &mut AnyConnection, q: HistoryQuery<'_>) -> QueryResult<Vec
 }
 
 pub use super::query::{
-    Condition, DateOp, Index, KeyValue, Page, SearchQuery, Sort, SortBy, SortKey, StrMatch,
-    TokenMatch, count,
+    Condition, DateOp, Index, KeyValue, Page, Patients, SearchQuery, Sort, SortBy, SortKey,
+    StrMatch, TokenMatch, count,
 };
 
 /// One page of matches.

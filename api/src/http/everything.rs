@@ -9,14 +9,14 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use fhir_mapping::bundle::{Entry, Link, write_bundle};
 use fhir_mapping::references::{ReferenceTarget, classify_reference, find_references};
 use fhir_mapping::resource_types::{R4_RESOURCE_TYPES, is_storable, is_valid_id};
-use fhir_mapping::search_params::{CANONICAL_TYPES, compartment_param};
+use fhir_mapping::search_params::{CANONICAL_TYPES, is_compartment_type};
 
 use super::{AppState, finish, negotiate};
 use crate::auth::scopes::Perm;
 use crate::auth::{self, Limits};
 use crate::clock::{POLL_LAG_MICROS, instant_string, to_micros};
 use crate::db::AnyConnection;
-use crate::db::query::{Condition, DateOp, Page, SearchQuery, Sort};
+use crate::db::query::{Condition, DateOp, Page, Patients, SearchQuery, Sort};
 use crate::db::store::{self, MatchRow};
 use crate::error::ApiError;
 
@@ -32,7 +32,7 @@ fn compartment_types() -> Vec<&'static str> {
             R4_RESOURCE_TYPES
                 .iter()
                 .copied()
-                .filter(|t| is_storable(t) && compartment_param(t).is_some()),
+                .filter(|t| *t != "Patient" && is_storable(t) && is_compartment_type(t)),
         )
         .collect()
 }
@@ -165,10 +165,7 @@ fn read_page(
     let sort = Sort::default();
     for (i, (t, limits)) in r.types.iter().enumerate().skip(r.start) {
         let mut conds = limits.conditions.clone();
-        conds.push(match compartment_param(t) {
-            None => Condition::Id(vec![r.id.clone()]),
-            Some(p) => Condition::token(p, None, &format!("Patient/{}", r.id)),
-        });
+        conds.push(Condition::compartment(t, Patients::ids(vec![r.id.clone()])));
         if let Some(s) = r.since {
             conds.push(Condition::LastUpdated(vec![(DateOp::Ge, s + 1, s + 1)]));
         }
