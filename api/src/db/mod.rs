@@ -277,12 +277,12 @@ impl Db {
                         DbError::Connection("no connection pool for writes".into())
                     })?;
                 let mut conn = pool.get().map_err(DbError::from)?;
-                let mut attempt = 0;
+                let mut attempt: u64 = 0;
                 loop {
                     attempt += 1;
                     match conn.transaction(|c| f(c)) {
-                        Err(e) if e.is_retryable() && attempt < 8 => {
-                            std::thread::sleep(Duration::from_millis(2 * attempt));
+                        Err(e) if e.is_retryable() && attempt < WRITE_ATTEMPTS => {
+                            std::thread::sleep(retry_pause(attempt));
                             continue;
                         }
                         other => return other,
@@ -291,6 +291,18 @@ impl Db {
             }
         }
     }
+}
+
+/// How often a PostgreSQL write transaction that lost a race is run (writers of one
+/// resource each wait for the one ahead of them: twenty at once must all get through).
+const WRITE_ATTEMPTS: u64 = 30;
+
+/// The pause before attempt `attempt + 1`: growing to 25 ms, with a random part so that
+/// the writers that lost a race to the same row do not all come back together.
+fn retry_pause(attempt: u64) -> Duration {
+    let base = (2 * attempt).min(25);
+    let jitter = (uuid::Uuid::new_v4().as_u128() % u128::from(base + 1)) as u64;
+    Duration::from_millis(base + jitter)
 }
 
 /// Whether a failed transaction may succeed when run again.
