@@ -21,6 +21,7 @@ mod prescriptions;
 mod referrals;
 mod robustness;
 mod search;
+mod search_limits;
 mod search_more;
 mod security;
 mod subscriptions;
