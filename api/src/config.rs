@@ -67,8 +67,32 @@ pub struct Config {
     pub workers: Option<usize>,
 
     /// Database connections for reads (one thread each), and for writes on PostgreSQL.
+    /// One client (clinic and client id) holds at most `--db-reads-per-client` of the
+    /// readers at once; its further reads wait their turn.
     #[arg(long, env = "HEP_DB_POOL_SIZE", default_value_t = 4)]
     pub db_pool_size: u32,
+
+    /// Readers one client may hold at once (0: all but one, at least one). Raise it to
+    /// the pool size when a single client is the only one.
+    #[arg(long, env = "HEP_DB_READS_PER_CLIENT", default_value_t = 0)]
+    pub db_reads_per_client: u32,
+
+    /// Milliseconds a database statement may run before it is stopped (0: no limit).
+    /// PostgreSQL: `statement_timeout` of the readers' and writers' connections. SQLite:
+    /// the search SQL of one read or write job, checked row by row. A request stopped
+    /// by it answers 503 with `Retry-After`.
+    #[arg(long, env = "HEP_STATEMENT_TIMEOUT_MS", default_value_t = 10_000)]
+    pub statement_timeout_ms: u64,
+
+    /// Milliseconds one statement of a bulk export (a page of 1,000 resources) may run
+    /// (0: no limit). An export reads in one long transaction on a connection of its
+    /// own; a page stopped by it fails the export.
+    #[arg(
+        long,
+        env = "HEP_EXPORT_STATEMENT_TIMEOUT_MS",
+        default_value_t = 300_000
+    )]
+    pub export_statement_timeout_ms: u64,
 
     /// Load the starter exercise library and protocol templates into a new database
     /// (`--starter-library false` to start empty). Loaded once: later changes by the
@@ -261,6 +285,15 @@ pub enum ClientCommand {
 }
 
 impl Config {
+    /// The time limits of database statements.
+    pub fn statement_limits(&self) -> crate::db::StatementLimits {
+        let ms = |v: u64| (v > 0).then(|| std::time::Duration::from_millis(v));
+        crate::db::StatementLimits {
+            statement: ms(self.statement_timeout_ms),
+            export: ms(self.export_statement_timeout_ms),
+        }
+    }
+
     /// A configuration with every default, for the given database (tests, tools).
     pub fn for_database(database_url: &str) -> Config {
         let mut c = Config::parse_from(["hep-server"]);

@@ -6,6 +6,9 @@ use fhir_mapping::{Format, Issue, IssueType, MappingError, operation_outcome, re
 
 use crate::db::{DbError, IsRetryable, is_race};
 
+/// The `Retry-After` of a request stopped by the statement time limit (seconds).
+pub const TIMEOUT_RETRY_SECS: u64 = 5;
+
 /// Every way a request can fail.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -15,6 +18,10 @@ pub enum ApiError {
     /// The request itself is malformed (400).
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// The request asks for more work than a limit allows, such as a search with too
+    /// many parameters (400, `too-costly`).
+    #[error("too costly: {0}")]
+    TooCostly(String),
     #[error("not found: {0}")]
     NotFound(String),
     #[error("gone: {0}")]
@@ -53,6 +60,10 @@ pub enum ApiError {
     /// Too much work of this client under way (429): why, and when to retry (seconds).
     #[error("busy: {0}")]
     Busy(String, u64),
+    /// A database statement ran past its time limit and was stopped (503, with
+    /// `Retry-After`); the connection stays usable.
+    #[error("statement time limit reached")]
+    Timeout,
     /// A transaction lost a race and may be retried.
     #[error("transaction conflict")]
     Retry,
@@ -79,6 +90,8 @@ impl From<diesel::result::Error> for ApiError {
     fn from(e: diesel::result::Error) -> Self {
         if is_race(&e) {
             ApiError::Retry
+        } else if crate::db::deadline::is_timeout(&e) {
+            ApiError::Timeout
         } else {
             ApiError::Internal(e.to_string())
         }
@@ -104,7 +117,9 @@ impl From<MappingError> for ApiError {
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::Invalid(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Invalid(_) | ApiError::BadRequest(_) | ApiError::TooCostly(_) => {
+                StatusCode::BAD_REQUEST
+            }
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Gone(_) => StatusCode::GONE,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -115,6 +130,7 @@ impl ApiError {
             ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Timeout => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::TooManyRequests(_) | ApiError::Busy(..) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
@@ -127,6 +143,7 @@ impl ApiError {
         match self {
             ApiError::Invalid(m) => m.issues.clone(),
             ApiError::BadRequest(m) => vec![Issue::error(IssueType::Invalid, m.clone())],
+            ApiError::TooCostly(m) => vec![Issue::error(IssueType::TooCostly, m.clone())],
             ApiError::NotFound(m) => vec![Issue::error(IssueType::NotFound, m.clone())],
             ApiError::Gone(m) => vec![Issue::error(IssueType::Deleted, m.clone())],
             ApiError::MethodNotAllowed => vec![Issue::error(
@@ -158,6 +175,13 @@ impl ApiError {
             ApiError::Internal(_) => vec![Issue::error(
                 IssueType::Exception,
                 "the server could not complete the request",
+            )],
+            ApiError::Timeout => vec![Issue::error(
+                IssueType::TooCostly,
+                format!(
+                    "the request took longer than the database's time limit and was stopped; \
+                     retry in {TIMEOUT_RETRY_SECS} s, or narrow the search"
+                ),
             )],
             ApiError::Entry {
                 index,
@@ -207,6 +231,10 @@ impl ApiError {
             // Logged once here; the client only sees a generic message.
             tracing::error!(error = %cause, "request failed");
         }
+        if let ApiError::Timeout = self.root() {
+            // logged once here, without the statement or its values
+            tracing::warn!("a database statement reached its time limit and was stopped");
+        }
         let outcome = operation_outcome(&self.issues());
         let mut builder = HttpResponse::build(self.status());
         if matches!(self, ApiError::MethodNotAllowed) {
@@ -214,6 +242,9 @@ impl ApiError {
         }
         if let ApiError::TooManyRequests(secs) | ApiError::Busy(_, secs) = self.root() {
             builder.insert_header(("Retry-After", secs.to_string()));
+        }
+        if let ApiError::Timeout = self.root() {
+            builder.insert_header(("Retry-After", TIMEOUT_RETRY_SECS.to_string()));
         }
         if let ApiError::Unauthorized(m) = self.root() {
             // RFC 6750: the scheme, and why the token was refused

@@ -291,6 +291,7 @@ pub fn read_kickoff(
         ));
     }
     let mut filters: BTreeMap<String, Vec<Vec<(String, String)>>> = BTreeMap::new();
+    let mut filter_values = 0usize;
     for q in filter_queries {
         let Some((t, query)) = q.split_once('?') else {
             refuse(format!("_typeFilter `{q}` is not of the form Type?query"))?;
@@ -304,6 +305,17 @@ pub fn read_kickoff(
         }
         let params: Vec<(String, String)> = serde_urlencoded::from_str(query)
             .map_err(|_| bad(format!("_typeFilter `{q}` is not a query string")))?;
+        // the filters of a type are alternatives of one condition: together they keep
+        // to the limits of one search (refused even when lenient)
+        filter_values += crate::search::check_limits(&params)?;
+        if filter_values > crate::search::MAX_TOTAL_VALUES {
+            return Err(ApiError::TooCostly(format!(
+                "the _typeFilter searches have more than {} parameter values in all: at most \
+                 {} are allowed in one kick-off",
+                crate::search::MAX_TOTAL_VALUES,
+                crate::search::MAX_TOTAL_VALUES
+            )));
+        }
         match check_filter(t, &params) {
             Ok(()) => filters.entry(t.to_string()).or_default().push(params),
             Err(msg) => refuse(format!("_typeFilter `{q}`: {msg}"))?,
@@ -607,7 +619,8 @@ impl Worker {
             admin: spec.admin,
             address: None,
         };
-        let mut conn = self.db.connect()?;
+        // statements limited by the export's own time limit (`--export-statement-timeout-ms`)
+        let (mut conn, deadline) = self.db.connect_for_export()?;
         let pg = matches!(conn, AnyConnection::Postgresql(_));
         if !pg {
             // every page is read once, in order: a small cache is enough
@@ -649,7 +662,10 @@ impl Worker {
                         page: page.as_ref(),
                         limit: PAGE,
                     };
-                    let rows = crate::db::query::search(c, &q)?;
+                    let rows = {
+                        let _armed = deadline.arm();
+                        crate::db::query::search(c, &q)?
+                    };
                     for row in &rows {
                         if let Some(body) = &row.body {
                             files.write(t, body.as_bytes())?;

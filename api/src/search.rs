@@ -44,6 +44,72 @@ pub const MAX_INCLUDED: usize = 1000;
 /// Rounds of `:iterate` includes.
 const MAX_ITERATIONS: usize = 4;
 
+/// At most this many occurrences of one parameter in a search (its name without
+/// modifiers: `name`, `name:exact` and `name:contains` are one parameter). Each
+/// occurrence is one more condition every candidate resource is tested against.
+pub const MAX_REPETITIONS: usize = 10;
+/// At most this many comma-separated values in one occurrence of a parameter (each is
+/// one more alternative of its condition).
+pub const MAX_VALUES: usize = 100;
+/// At most this many values in a whole search, all parameters together (an occurrence
+/// without a comma counts one; the parameters that only shape the answer, such as
+/// `_count` and `_total`, do not count). Within these three limits the SQL of a search stays far
+/// from SQLite's expression depth limit (1,000), chains, scopes and `_typeFilter`s
+/// included.
+pub const MAX_TOTAL_VALUES: usize = 200;
+
+/// The name a parameter's repetitions are counted under: modifiers dropped, chains
+/// kept (`subject:Patient.name:exact` is `subject.name`).
+fn repetition_key(name: &str) -> String {
+    name.split('.')
+        .map(|part| part.split(':').next().unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// Checks a search's parameters against [`MAX_REPETITIONS`], [`MAX_VALUES`] and
+/// [`MAX_TOTAL_VALUES`] before anything else is read of them (lenient handling does
+/// not lift them); answers the number of values.
+pub fn check_limits(pairs: &[(String, String)]) -> Result<usize, ApiError> {
+    let mut counts: std::collections::HashMap<String, usize> = Default::default();
+    let mut total = 0usize;
+    for (name, value) in pairs {
+        let key = repetition_key(name);
+        let n = counts.entry(key.clone()).or_default();
+        *n += 1;
+        if *n > MAX_REPETITIONS {
+            return Err(ApiError::TooCostly(format!(
+                "the search parameter `{}` is given more than {MAX_REPETITIONS} times: at \
+                 most {MAX_REPETITIONS} repetitions of one parameter are allowed",
+                repetition_key(name)
+            )));
+        }
+        let values = value.split(',').count();
+        if values > MAX_VALUES {
+            return Err(ApiError::TooCostly(format!(
+                "the search parameter `{name}` has {values} comma-separated values: at most \
+                 {MAX_VALUES} values are allowed in one parameter"
+            )));
+        }
+        if matches!(
+            key.as_str(),
+            "_count" | "_total" | "_format" | "_pretty" | "_summary" | "_cursor" | "_elements"
+        ) {
+            // they shape the answer, not the SQL
+            continue;
+        }
+        total += values;
+        if total > MAX_TOTAL_VALUES {
+            return Err(ApiError::TooCostly(format!(
+                "the search has more than {MAX_TOTAL_VALUES} parameter values in all (the \
+                 limit was passed at `{name}`): at most {MAX_TOTAL_VALUES} are allowed in one \
+                 search"
+            )));
+        }
+    }
+    Ok(total)
+}
+
 /// `_summary` (R4 search.html#summary).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Summary {
@@ -137,6 +203,7 @@ pub fn parse_with(
     pairs: &[(String, String)],
     options: Options,
 ) -> Result<Search, ApiError> {
+    check_limits(pairs)?;
     let mut search = Search {
         total: true,
         ..Search::default()
@@ -1132,6 +1199,63 @@ mod tests {
             date_range("2025-12-31T23:00:00.123Z").unwrap_or_default().0
         );
         assert!(date_range("2026-13").is_none());
+    }
+
+    fn repeated(name: &str, times: usize) -> String {
+        vec![format!("{name}=x"); times].join("&")
+    }
+
+    fn is_too_costly(r: Result<Search, ApiError>) -> bool {
+        matches!(r, Err(ApiError::TooCostly(_)))
+    }
+
+    #[test]
+    fn repetitions_values_and_totals_are_limited_even_when_lenient() {
+        assert!(parse("Patient", &pairs(&repeated("name", MAX_REPETITIONS))).is_ok());
+        assert!(is_too_costly(parse(
+            "Patient",
+            &pairs(&repeated("name", MAX_REPETITIONS + 1))
+        )));
+        // modifiers do not make another parameter
+        let mixed = format!("{}&name:exact=y", repeated("name", MAX_REPETITIONS));
+        assert!(is_too_costly(parse("Patient", &pairs(&mixed))));
+        // unknown parameters are counted before lenient handling ignores them
+        assert!(is_too_costly(lenient(
+            "Patient",
+            &repeated("nickname", MAX_REPETITIONS + 1)
+        )));
+        let values = |n: usize| {
+            format!(
+                "name={}",
+                (0..n)
+                    .map(|i| format!("v{i}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            )
+        };
+        assert!(parse("Patient", &pairs(&values(MAX_VALUES))).is_ok());
+        assert!(is_too_costly(parse(
+            "Patient",
+            &pairs(&values(MAX_VALUES + 1))
+        )));
+        assert!(is_too_costly(lenient("Patient", &values(MAX_VALUES + 1))));
+        // the whole request
+        let two = format!("{}&family={}", values(MAX_VALUES), &values(MAX_VALUES)[5..]);
+        assert!(parse("Patient", &pairs(&two)).is_ok());
+        let over = format!("{two}&given=z");
+        match parse("Patient", &pairs(&over)) {
+            Err(ApiError::TooCostly(m)) => {
+                assert!(m.contains(&MAX_TOTAL_VALUES.to_string()) && m.contains("given"))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn repetitions_are_counted_without_modifiers() {
+        assert_eq!(repetition_key("subject:Patient.name:exact"), "subject.name");
+        assert_eq!(repetition_key("_include:iterate"), "_include");
+        assert_eq!(repetition_key("name"), "name");
     }
 
     #[test]

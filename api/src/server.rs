@@ -272,7 +272,14 @@ fn security_headers(hsts: bool) -> actix_web::middleware::DefaultHeaders {
 /// Opens the database (applying migrations), binds and returns the server, not yet
 /// awaited, with the address it listens on (port 0 picks a free port).
 pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<(Server, SocketAddr), StartError> {
-    let db = Db::open(&config.database_url, config.db_pool_size)?;
+    let db = Db::open_with(
+        &config.database_url,
+        crate::db::DbOptions {
+            pool_size: config.db_pool_size,
+            limits: config.statement_limits(),
+            client_share: (config.db_reads_per_client > 0).then_some(config.db_reads_per_client),
+        },
+    )?;
     let indexed =
         crate::service::rebuild_search_index(&db).map_err(|e| StartError::Index(e.to_string()))?;
     if indexed > 0 {

@@ -23,6 +23,7 @@ mod prescriptions;
 mod referrals;
 mod robustness;
 mod search;
+mod search_limits;
 mod search_more;
 mod security;
 mod shalls;

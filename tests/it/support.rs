@@ -188,3 +188,47 @@ pub fn patient(mrn: &str) -> Value {
         "birthDate": "1970-01-01"
     })
 }
+
+/// An HTTP client with a token of another clinic, so of another client (`tenant/client`)
+/// than the server's own `client`.
+pub fn client_of_tenant(s: &TestServer, tenant: &str) -> Client {
+    let request = api::auth::tokens::DevToken {
+        scope: "system/*.cruds".into(),
+        patient: None,
+        tenant: tenant.into(),
+        minutes: 60,
+        force: false,
+    };
+    let token = api::auth::tokens::dev_token(
+        &s.database_url,
+        &request,
+        jiff::Timestamp::now().as_second(),
+    )
+    .expect("dev token");
+    client_with_token(&token)
+}
+
+/// Creates `n` Patients (named `Testperson`, identifiers `{prefix}-{i}`) in transaction
+/// Bundles of 250.
+pub async fn create_patients(s: &TestServer, prefix: &str, n: usize) {
+    for start in (0..n).step_by(250) {
+        let entries: Vec<Value> = (start..n.min(start + 250))
+            .map(|i| {
+                serde_json::json!({
+                    "resource": patient(&format!("{prefix}-{i}")),
+                    "request": {"method": "POST", "url": "Patient"}
+                })
+            })
+            .collect();
+        let bundle =
+            serde_json::json!({"resourceType": "Bundle", "type": "transaction", "entry": entries});
+        let res = s.post_json("", &bundle).await;
+        assert_eq!(res.status(), StatusCode::OK, "transaction of Patients");
+    }
+}
+
+/// `name=v0,v1,...` with `n` values.
+pub fn values(name: &str, prefix: &str, n: usize) -> String {
+    let list: Vec<String> = (0..n).map(|i| format!("{prefix}{i}")).collect();
+    format!("{name}={}", list.join(","))
+}

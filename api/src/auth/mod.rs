@@ -275,8 +275,11 @@ pub async fn authenticate(
     };
     match verified {
         Ok(access) => {
+            // the reads of this request take turns within its client's share of the
+            // database readers
+            let client: std::sync::Arc<str> = format!("{}/{}", access.tenant, access.client).into();
             req.extensions_mut().insert(access);
-            next.call(req)
+            crate::db::as_client(client, next.call(req))
                 .await
                 .map(ServiceResponse::map_into_left_body)
         }

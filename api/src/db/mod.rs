@@ -19,6 +19,7 @@ macro_rules! on_backend {
 
 pub mod audit;
 pub mod clients;
+pub mod deadline;
 pub mod exports;
 pub mod intake;
 pub mod query;
@@ -28,6 +29,8 @@ pub mod sessions;
 pub mod store;
 pub mod subscriptions;
 mod writer;
+
+pub use readers::as_client;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -81,11 +84,31 @@ impl From<r2d2::PoolError> for DbError {
     }
 }
 
+/// The time limits of statements (`None`: no limit). See `deadline.rs`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatementLimits {
+    /// Statements of the readers and writers (on SQLite: the search SQL of one job).
+    pub statement: Option<Duration>,
+    /// Statements of a bulk export's own connection (on SQLite: one page).
+    pub export: Option<Duration>,
+}
+
+/// How the database is opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DbOptions {
+    /// Reader connections (one thread each), and writer connections on PostgreSQL.
+    pub pool_size: u32,
+    pub limits: StatementLimits,
+    /// Readers one client may hold at once; `None`: all but one (at least one).
+    pub client_share: Option<u32>,
+}
+
 /// Opens connections of the configured backend (never guessing from a failed attempt).
 #[derive(Debug, Clone)]
 struct Manager {
     url: String,
     backend: Backend,
+    limits: StatementLimits,
 }
 
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
@@ -93,17 +116,40 @@ const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FU
      PRAGMA cache_size = -8192;";
 
 impl Manager {
+    /// A connection with the time limit of readers and writers.
     fn open(&self) -> Result<AnyConnection, DbError> {
+        self.open_limited(self.limits.statement).map(|(c, _)| c)
+    }
+
+    /// A connection whose statements have `limit`: PostgreSQL's `statement_timeout`,
+    /// or on SQLite the returned deadline, which the connection's user arms for each job.
+    fn open_limited(
+        &self,
+        limit: Option<Duration>,
+    ) -> Result<(AnyConnection, deadline::Deadline), DbError> {
         match self.backend {
-            Backend::Postgres => diesel::PgConnection::establish(&self.url)
-                .map(AnyConnection::Postgresql)
-                .map_err(|e| DbError::Connection(e.to_string())),
+            Backend::Postgres => {
+                let mut conn = diesel::PgConnection::establish(&self.url)
+                    .map_err(|e| DbError::Connection(e.to_string()))?;
+                if let Some(limit) = limit {
+                    conn.batch_execute(&format!(
+                        "SET statement_timeout = {}",
+                        limit.as_millis().max(1)
+                    ))?;
+                }
+                Ok((
+                    AnyConnection::Postgresql(conn),
+                    deadline::Deadline::new(None),
+                ))
+            }
             Backend::Sqlite => {
                 let path = self.url.strip_prefix("sqlite://").unwrap_or(&self.url);
                 let mut conn = diesel::SqliteConnection::establish(path)
                     .map_err(|e| DbError::Connection(e.to_string()))?;
                 conn.batch_execute(SQLITE_PRAGMAS)?;
-                Ok(AnyConnection::Sqlite(conn))
+                let deadline = deadline::Deadline::new(limit);
+                deadline.install(&conn)?;
+                Ok((AnyConnection::Sqlite(conn), deadline))
             }
         }
     }
@@ -184,23 +230,47 @@ impl Checkpointer {
 }
 
 impl Db {
-    /// Connects, applies pending migrations and returns the handle.
+    /// Connects, applies pending migrations and returns the handle (statements without
+    /// time limits: tools and tests).
     pub fn open(url: &str, pool_size: u32) -> Result<Db, DbError> {
+        Db::open_with(
+            url,
+            DbOptions {
+                pool_size,
+                ..DbOptions::default()
+            },
+        )
+    }
+
+    /// Connects with `options.pool_size` readers (and writers on PostgreSQL) whose
+    /// statements have the given time limits, applies pending migrations (without a
+    /// limit) and returns the handle.
+    pub fn open_with(url: &str, options: DbOptions) -> Result<Db, DbError> {
+        let DbOptions {
+            pool_size,
+            limits,
+            client_share,
+        } = options;
         let backend = Backend::of_url(url);
         let manager = Manager {
             url: url.to_string(),
             backend,
+            limits,
         };
         let writer = match backend {
             Backend::Sqlite => {
-                let mut conn = manager.open()?;
+                let (mut conn, deadline) = manager.open_limited(limits.statement)?;
                 run_migrations(&mut conn)?;
                 // the checkpointer thread copies the WAL into the database, not the writer;
                 // the writer keeps more pages cached (the index pages every batch of the
                 // audit trail touches, the resources a write reads first)
                 conn.batch_execute("PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -32768;")?;
                 let path = url.strip_prefix("sqlite://").unwrap_or(url);
-                Some(writer::Writer::start(conn, format!("{path}-wal"))?)
+                Some(writer::Writer::start(
+                    conn,
+                    deadline,
+                    format!("{path}-wal"),
+                )?)
             }
             Backend::Postgres => None,
         };
@@ -208,7 +278,7 @@ impl Db {
             Backend::Sqlite => Some(Checkpointer::start(manager.open()?)),
             Backend::Postgres => None,
         };
-        let readers = readers::Readers::start(&manager, pool_size)?;
+        let readers = readers::Readers::start(&manager, pool_size, client_share)?;
         let own_manager = manager.clone();
         let pool = match backend {
             Backend::Sqlite => None,
@@ -221,7 +291,8 @@ impl Db {
                     .connection_timeout(Duration::from_secs(10))
                     .build(manager)
                     .map_err(|e| DbError::Connection(e.to_string()))?;
-                let mut conn = pool.get()?;
+                // a migration may rewrite a large table: no statement time limit for it
+                let (mut conn, _) = own_manager.open_limited(None)?;
                 run_migrations(&mut conn)?;
                 Some(pool)
             }
@@ -243,9 +314,17 @@ impl Db {
     }
 
     /// A connection of its own, outside the readers and the pool, for work that holds
-    /// one for long (a bulk export's snapshot).
+    /// one for long.
     pub fn connect(&self) -> Result<AnyConnection, DbError> {
         self.inner.manager.open()
+    }
+
+    /// A connection of its own for a bulk export's snapshot, its statements limited by
+    /// the export's time limit (on SQLite: arm the deadline for each page).
+    pub fn connect_for_export(&self) -> Result<(AnyConnection, deadline::Deadline), DbError> {
+        self.inner
+            .manager
+            .open_limited(self.inner.manager.limits.export)
     }
 
     /// Runs `f` (reads) on one of the dedicated reader threads.

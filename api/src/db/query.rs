@@ -411,6 +411,23 @@ impl Sql {
                 |s, a| {
                     s.param(a, param);
                     s.push(" AND ");
+                    let codes: Option<Vec<&String>> = any_of
+                        .iter()
+                        .map(|m| m.code.as_ref().filter(|_| m.system.is_none()))
+                        .collect();
+                    if let Some(codes) = codes.filter(|c| c.len() > 1) {
+                        // codes of any system: one IN list (not a chain of ORs, whose
+                        // depth SQLite limits; an export names up to 1,000 patients)
+                        s.push(&format!("{} IN (", s.col(a, "code")));
+                        for (i, code) in codes.into_iter().enumerate() {
+                            if i > 0 {
+                                s.push(", ");
+                            }
+                            s.str(code);
+                        }
+                        s.push(")");
+                        return;
+                    }
                     s.any(any_of, |s, m| match (&m.system, &m.code) {
                         (Some(system), Some(code)) => {
                             s.push(&format!("({} = ", s.col(a, "system")));
@@ -558,6 +575,7 @@ impl Sql {
                     s.push(&format!(" AND {c}.res_type = "));
                     s.str(target_type);
                     s.push(&format!(" AND NOT {c}.deleted"));
+                    s.live();
                     s.conditions(inner, &c, target_type, tenant);
                     s.push(")");
                 });
@@ -662,6 +680,14 @@ impl Sql {
         ));
     }
 
+    /// On SQLite, ` AND hep_live()`: the time limit of the job, checked for every row the
+    /// enclosing query walks (`deadline.rs`); PostgreSQL has `statement_timeout`.
+    fn live(&mut self) {
+        if !self.pg {
+            self.push(" AND hep_live()");
+        }
+    }
+
     fn param(&mut self, a: &str, param: &str) {
         self.push(&format!("{a}.param = "));
         self.str(param);
@@ -700,6 +726,7 @@ impl Sql {
             self.str(tenant);
             self.push(&format!(" AND {a}.res_type = "));
             self.str(o_type);
+            self.live();
             self.push(" AND ");
         } else {
             if negate {
@@ -829,6 +856,7 @@ impl Sql {
         self.push(" AND r.res_type = ");
         self.str(q.res_type);
         self.push(" AND NOT r.deleted");
+        self.live();
         self.conditions(q.conditions, "r", q.res_type, q.tenant);
     }
 
@@ -982,5 +1010,95 @@ mod tests {
     #[test]
     fn like_patterns_match_literally() {
         assert_eq!(like_escape("50%_a\\b"), "50\\%\\_a\\\\b");
+    }
+
+    use diesel::connection::SimpleConnection;
+
+    /// A temporary SQLite file, removed when dropped.
+    struct TempDb(std::path::PathBuf);
+
+    impl Drop for TempDb {
+        fn drop(&mut self) {
+            for suffix in ["", "-wal", "-shm"] {
+                let mut p = self.0.clone().into_os_string();
+                p.push(suffix);
+                let _ = std::fs::remove_file(p);
+            }
+        }
+    }
+
+    /// A fresh SQLite database with the migrations applied, and `n` Patients with a
+    /// name each.
+    fn patients(n: usize, limit: Option<std::time::Duration>) -> (AnyConnection, Deadline, TempDb) {
+        let path = std::env::temp_dir().join(format!("query-{}.db", uuid::Uuid::now_v7()));
+        let url = path.display().to_string();
+        let manager = super::super::Manager {
+            url,
+            backend: super::super::Backend::Sqlite,
+            limits: Default::default(),
+        };
+        let (mut conn, deadline) = manager.open_limited(limit).expect("connection");
+        super::super::run_migrations(&mut conn).expect("migrations");
+        conn.batch_execute(&format!(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {n}) \
+             INSERT INTO resources SELECT 't', 'Patient', printf('p%06d', i), 1, 0, 0, '{{}}' FROM n; \
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {n}) \
+             INSERT INTO search_tokens SELECT 't', 'Patient', printf('p%06d', i), 'name', '', \
+             printf('name%06d', i) FROM n;"
+        ))
+        .expect("rows");
+        (conn, deadline, TempDb(path))
+    }
+
+    use super::super::deadline::{Deadline, is_timeout};
+
+    #[test]
+    fn a_thousand_references_are_one_in_list() {
+        let (mut conn, _, _file) = patients(50, None);
+        let cond = Condition::Token {
+            param: "name".into(),
+            any_of: (1..=1000)
+                .map(|i| TokenMatch {
+                    system: None,
+                    code: Some(format!("name{i:06}")),
+                })
+                .collect(),
+            negate: false,
+            selective: true,
+        };
+        let conds = [cond];
+        let rows = search(&mut conn, &SearchQuery::new("t", "Patient", &conds, 100));
+        // as a chain of 1,000 ORs, SQLite refused it: "Expression tree is too large"
+        assert_eq!(rows.map(|r| r.len()).ok(), Some(50));
+    }
+
+    #[test]
+    fn a_search_past_its_time_limit_is_stopped_and_the_connection_stays_usable() {
+        let (mut conn, deadline, _file) =
+            patients(20_000, Some(std::time::Duration::from_millis(5)));
+        let conds = [Condition::Str {
+            param: "name".into(),
+            any_of: (0..100)
+                .map(|i| (StrMatch::Contains, format!("zz{i}")))
+                .collect(),
+        }];
+        let q = SearchQuery::new("t", "Patient", &conds, 10);
+        let stopped = {
+            let _armed = deadline.arm();
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            count(&mut conn, &q)
+        };
+        match stopped {
+            Err(e) => assert!(is_timeout(&e), "{e}"),
+            Ok(n) => panic!("not stopped: {n}"),
+        }
+        // unarmed, the same statement runs to its end on the same connection
+        assert_eq!(count(&mut conn, &q).ok(), Some(0));
+        let all = [Condition::Str {
+            param: "name".into(),
+            any_of: vec![(StrMatch::Prefix, "name0000".into())],
+        }];
+        let q = SearchQuery::new("t", "Patient", &all, 100);
+        assert_eq!(search(&mut conn, &q).map(|r| r.len()).ok(), Some(99));
     }
 }

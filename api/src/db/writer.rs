@@ -15,6 +15,7 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use diesel::Connection;
 
+use super::deadline::Deadline;
 use super::{AnyConnection, DbError};
 
 /// Most jobs committed together.
@@ -77,13 +78,17 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer thread on `conn`.
-    /// Starts the writer thread on `conn`; `wal_path` is the file of its write-ahead log.
-    pub fn start(conn: AnyConnection, wal_path: String) -> Result<Writer, DbError> {
+    /// Starts the writer thread on `conn`; `wal_path` is the file of its write-ahead log,
+    /// `deadline` the time limit of the search SQL of each job (armed while it runs).
+    pub fn start(
+        conn: AnyConnection,
+        deadline: Deadline,
+        wal_path: String,
+    ) -> Result<Writer, DbError> {
         let (jobs, rx) = sync_channel::<Box<dyn Job>>(QUEUE);
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx, &wal_path))
+            .spawn(move || writer_loop(conn, &deadline, rx, &wal_path))
             .map_err(|e| DbError::Connection(format!("cannot start the writer thread: {e}")))?;
         Ok(Writer { jobs })
     }
@@ -117,7 +122,12 @@ impl Writer {
 /// snapshot reset); readers only make it wait.
 const WAL_LIMIT_BYTES: u64 = 256 * 1024 * 1024;
 
-fn writer_loop(mut conn: AnyConnection, rx: Receiver<Box<dyn Job>>, wal_path: &str) {
+fn writer_loop(
+    mut conn: AnyConnection,
+    deadline: &Deadline,
+    rx: Receiver<Box<dyn Job>>,
+    wal_path: &str,
+) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -126,7 +136,7 @@ fn writer_loop(mut conn: AnyConnection, rx: Receiver<Box<dyn Job>>, wal_path: &s
                 Err(_) => break,
             }
         }
-        let committed = commit_batch(&mut conn, &mut batch);
+        let committed = commit_batch(&mut conn, deadline, &mut batch);
         for job in batch {
             job.finish(&committed);
         }
@@ -146,11 +156,15 @@ fn writer_loop(mut conn: AnyConnection, rx: Receiver<Box<dyn Job>>, wal_path: &s
     }
 }
 
-fn commit_batch(conn: &mut AnyConnection, batch: &mut [Box<dyn Job>]) -> Result<(), String> {
-    match run_batch(conn, batch, false) {
+fn commit_batch(
+    conn: &mut AnyConnection,
+    deadline: &Deadline,
+    batch: &mut [Box<dyn Job>],
+) -> Result<(), String> {
+    match run_batch(conn, deadline, batch, false) {
         // a job failed: run them all again, each in its own savepoint (a single job's
         // failure is its answer, nothing else was in the transaction)
-        Err(Failure::Job) if batch.len() > 1 => run_batch(conn, batch, true),
+        Err(Failure::Job) if batch.len() > 1 => run_batch(conn, deadline, batch, true),
         other => other,
     }
     .map_err(|f| match f {
@@ -177,13 +191,16 @@ impl From<diesel::result::Error> for Failure {
 
 fn run_batch(
     conn: &mut AnyConnection,
+    deadline: &Deadline,
     batch: &mut [Box<dyn Job>],
     isolated: bool,
 ) -> Result<(), Failure> {
     conn.transaction::<_, Failure, _>(|c| {
         for job in batch.iter_mut() {
-            let ran: Result<bool, Outcome> =
-                catch_unwind(AssertUnwindSafe(|| job.run(c, isolated)));
+            let ran: Result<bool, Outcome> = catch_unwind(AssertUnwindSafe(|| {
+                let _armed = deadline.arm();
+                job.run(c, isolated)
+            }));
             match ran {
                 Err(_) => return Err(Failure::Panicked),
                 Ok(false) if !isolated => return Err(Failure::Job),
@@ -244,7 +261,7 @@ mod tests {
     fn run(conn: &mut AnyConnection, jobs: &[(i64, bool)]) -> Vec<Result<i64, String>> {
         let (mut batch, replies): (Vec<_>, Vec<_>) =
             jobs.iter().map(|&(v, fail)| job(v, fail)).unzip();
-        let committed = commit_batch(conn, &mut batch);
+        let committed = commit_batch(conn, &Deadline::new(None), &mut batch);
         for j in batch {
             j.finish(&committed);
         }
