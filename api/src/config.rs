@@ -58,6 +58,36 @@ pub struct Config {
     #[arg(long, env = "HEP_MAX_BUNDLE_ENTRIES", default_value_t = 5000)]
     pub max_bundle_entries: usize,
 
+    /// Most operations in one JSON Patch document (more: 422). The patched resource is
+    /// held to the body limit at every operation (larger: 413).
+    #[arg(long, env = "HEP_MAX_PATCH_OPERATIONS", default_value_t = crate::patch::DEFAULT_MAX_OPERATIONS)]
+    pub max_patch_operations: usize,
+
+    /// Most entries of one transaction or batch Bundle that search (`GET [type]?...`);
+    /// in a batch the entries past it answer 413, a transaction fails with 413.
+    /// Batches run in the write transaction (on SQLite, on the one writer thread), so
+    /// their searches hold up every write while they run.
+    #[arg(long, env = "HEP_MAX_BUNDLE_SEARCHES", default_value_t = 50)]
+    pub max_bundle_searches: usize,
+
+    /// Most resources the entries of one transaction or batch Bundle read or return
+    /// (search matches and includes, reads, representations).
+    #[arg(
+        long,
+        env = "HEP_MAX_BUNDLE_RESPONSE_RESOURCES",
+        default_value_t = 10_000
+    )]
+    pub max_bundle_response_resources: usize,
+
+    /// Most bytes of resources in the answer to one transaction or batch Bundle.
+    #[arg(long, env = "HEP_MAX_BUNDLE_RESPONSE_BYTES", default_value_t = 32 * 1024 * 1024)]
+    pub max_bundle_response_bytes: usize,
+
+    /// Seconds a client has to send a request body, from the end of its headers (later:
+    /// 408). The headers themselves must arrive within 5 seconds.
+    #[arg(long, env = "HEP_BODY_TIMEOUT_SECS", default_value_t = 30)]
+    pub body_timeout_secs: u64,
+
     /// Deepest nesting of JSON objects/arrays or XML elements accepted.
     #[arg(long, env = "HEP_MAX_DEPTH", default_value_t = 64)]
     pub max_depth: usize,

@@ -34,6 +34,9 @@ pub enum ApiError {
     PreconditionFailed(String),
     #[error("request body larger than {0} bytes")]
     PayloadTooLarge(usize),
+    /// The request body did not arrive within this many seconds (408).
+    #[error("request body not received within {0} s")]
+    RequestTimeout(u64),
     /// Over a configured limit other than the body size (413).
     #[error("too large: {0}")]
     TooLarge(String),
@@ -126,6 +129,7 @@ impl ApiError {
             ApiError::Conflict(_) | ApiError::Retry => StatusCode::CONFLICT,
             ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             ApiError::PayloadTooLarge(_) | ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -161,6 +165,10 @@ impl ApiError {
                 format!("the request body is larger than the limit of {limit} bytes"),
             )],
             ApiError::TooLarge(m) => vec![Issue::error(IssueType::TooCostly, m.clone())],
+            ApiError::RequestTimeout(secs) => vec![Issue::error(
+                IssueType::Timeout,
+                format!("the request body was not received within {secs} seconds"),
+            )],
             ApiError::UnsupportedMediaType(m) | ApiError::NotAcceptable(m) => {
                 vec![Issue::error(IssueType::NotSupported, m.clone())]
             }

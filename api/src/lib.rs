@@ -9,6 +9,7 @@ pub mod db;
 pub mod error;
 pub mod export;
 pub mod http;
+pub mod patch;
 pub mod referrals;
 pub mod search;
 pub mod server;

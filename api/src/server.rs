@@ -387,6 +387,12 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<(Server, SocketAd
         max_binary_bytes: config.max_binary_bytes,
         max_bundle_bytes: config.max_bundle_bytes,
         max_bundle_entries: config.max_bundle_entries,
+        max_patch_operations: config.max_patch_operations,
+        bundle_answer: crate::transaction::AnswerLimits {
+            max_searches: config.max_bundle_searches,
+            max_resources: config.max_bundle_response_resources,
+            max_bytes: config.max_bundle_response_bytes,
+        },
         token_keys,
         token_cache: crate::auth::TokenCache::default(),
         jwks_cache: Arc::new(crate::auth::clients::JwksCache::default()),
@@ -400,6 +406,7 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<(Server, SocketAd
         .base_url
         .as_deref()
         .is_some_and(|b| b.starts_with("https://"));
+    let body_timeout = std::time::Duration::from_secs(config.body_timeout_secs.max(1));
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
@@ -409,9 +416,17 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<(Server, SocketAd
                 cors(&origins),
             ))
             .wrap(from_fn(telemetry::request_span))
+            .wrap(from_fn(move |req, next| {
+                http::deadline::body_deadline(body_timeout, req, next)
+            }))
             .configure(http::routes)
             .default_service(web::to(http::not_found))
     })
+    // actix-http's own timeouts: the headers of a request must arrive within 5 s (else
+    // an empty 408, before any of this server's code runs; the body has its deadline
+    // above), and a connection it closes gets 1 s to go
+    .client_request_timeout(std::time::Duration::from_secs(5))
+    .client_disconnect_timeout(std::time::Duration::from_secs(1))
     .shutdown_timeout(config.shutdown_timeout);
     if let Some(w) = config.workers {
         server = server.workers(w.max(1));

@@ -9,6 +9,7 @@
 //! own: one entry's failure is its own answer. Blocking: callers run this on the
 //! blocking pool.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use actix_web::http::StatusCode;
@@ -45,8 +46,137 @@ pub struct Settings {
     /// The FHIR base URL as the client sees it (`fullUrl` and `location` of answers).
     pub base: String,
     pub limits: ParseLimits,
+    /// The body limit of a resource (a patched one too): see `media::body_limit`.
+    pub max_body_bytes: usize,
     pub max_binary_bytes: usize,
+    pub max_patch_operations: usize,
+    pub answer: AnswerLimits,
     pub returns: Return,
+}
+
+/// The bounds on what the entries of one Bundle may search, read and answer. A batch
+/// runs in the write transaction (on SQLite, on the one writer thread, which every
+/// write waits for), so its reads are held to these; so are a transaction's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AnswerLimits {
+    /// Entries that search (`GET [type]` or `GET [type]?...`).
+    pub max_searches: usize,
+    /// Resources read or returned: search matches and includes, reads, representations.
+    pub max_resources: usize,
+    /// Bytes of the resources in the answer.
+    pub max_bytes: usize,
+}
+
+/// What the entries of one Bundle have searched, read and answered so far. Once an
+/// entry of a batch has passed a limit, the later entries that would read or return
+/// resources are not carried out (each answers 413, its text naming the limit); the
+/// others still run.
+struct Budget {
+    limits: AnswerLimits,
+    searches: usize,
+    resources: usize,
+    bytes: usize,
+    /// Why the room of the answer is used up, once it is.
+    spent: Option<String>,
+}
+
+impl Budget {
+    fn new(limits: AnswerLimits) -> Budget {
+        Budget {
+            limits,
+            searches: 0,
+            resources: 0,
+            bytes: 0,
+            spent: None,
+        }
+    }
+
+    fn too_many_searches(&self) -> ApiError {
+        ApiError::TooLarge(format!(
+            "this Bundle has more than {} entries that search (--max-bundle-searches): \
+             split it",
+            self.limits.max_searches
+        ))
+    }
+
+    /// Before a batch entry runs: whether it may.
+    fn admit(&mut self, e: &RequestEntry, returns: Return) -> Result<(), ApiError> {
+        if let Some(why) = &self.spent
+            && reads_resources(e, returns)
+        {
+            return Err(ApiError::TooLarge(why.clone()));
+        }
+        if searches(e) {
+            if self.searches >= self.limits.max_searches {
+                return Err(self.too_many_searches());
+            }
+            self.searches += 1;
+        }
+        Ok(())
+    }
+
+    /// After an entry ran: its answer counted, or refused (and the room marked used up)
+    /// when it would pass a limit.
+    fn charge(&mut self, answer: &Answer, returns: Return) -> Result<(), ApiError> {
+        let represented = answer_body(answer, returns).map_or(0, <[u8]>::len);
+        let resources = self.resources.saturating_add(
+            answer
+                .resources
+                .max(usize::from(answer.resource.is_none() && represented > 0)),
+        );
+        let bytes = self.bytes.saturating_add(represented);
+        let why = if resources > self.limits.max_resources {
+            format!(
+                "the entries of this Bundle would read or return more than {} resources \
+                 (--max-bundle-response-resources): ask for fewer (a smaller _count) or \
+                 split the Bundle",
+                self.limits.max_resources
+            )
+        } else if bytes > self.limits.max_bytes {
+            format!(
+                "the answer to this Bundle would hold more than {} bytes of resources \
+                 (--max-bundle-response-bytes): ask for fewer (a smaller _count) or split \
+                 the Bundle",
+                self.limits.max_bytes
+            )
+        } else {
+            self.resources = resources;
+            self.bytes = bytes;
+            return Ok(());
+        };
+        self.spent = Some(why.clone());
+        Err(ApiError::TooLarge(why))
+    }
+}
+
+/// Whether an entry searches.
+fn searches(e: &RequestEntry) -> bool {
+    matches!(e.method, Method::Get | Method::Head)
+        && matches!(
+            parse_url(&e.url, ""),
+            Some(Target::Type(_) | Target::Search(..))
+        )
+}
+
+/// Whether an entry reads resources into the answer (or returns what it writes).
+fn reads_resources(e: &RequestEntry, returns: Return) -> bool {
+    matches!(e.method, Method::Get | Method::Head) || returns == Return::Representation
+}
+
+/// The resource an entry's answer carries: what it read, or (`return=representation`)
+/// what it wrote.
+fn answer_body(a: &Answer, returns: Return) -> Option<&[u8]> {
+    if let Some(r) = &a.resource {
+        return Some(r);
+    }
+    match returns {
+        Return::Representation => a
+            .written
+            .as_ref()
+            .and_then(|w| w.body.as_deref())
+            .map(str::as_bytes),
+        _ => None,
+    }
 }
 
 /// The outcome of one entry.
@@ -55,6 +185,8 @@ struct Answer {
     written: Option<Written>,
     /// A resource to return whatever `Return` says (GET entries).
     resource: Option<Vec<u8>>,
+    /// Resources the entry read (GET entries: the matches and includes of a search).
+    resources: usize,
     outcome: Option<serde_json::Value>,
 }
 
@@ -69,6 +201,7 @@ impl Answer {
             status,
             written: Some(w),
             resource: None,
+            resources: 0,
             outcome: None,
         }
     }
@@ -78,6 +211,7 @@ impl Answer {
             status: e.status(),
             written: None,
             resource: None,
+            resources: 0,
             outcome: Some(operation_outcome(&e.issues())),
         }
     }
@@ -114,6 +248,10 @@ pub fn process(
                     })
                 })
                 .collect::<Result<Vec<RequestEntry>, ApiError>>()?;
+            let budget = Budget::new(settings.answer);
+            if entries.iter().filter(|e| searches(e)).count() > settings.answer.max_searches {
+                return Err(budget.too_many_searches());
+            }
             db.write(move |conn| {
                 // the time of the write is read in its transaction: see `Db::write`
                 let ctx = scope.ctx(false);
@@ -122,7 +260,8 @@ pub fn process(
                     ctx,
                     idempotency.as_ref(),
                     |conn| {
-                        let answers = transaction(conn, ctx, &entries, &settings)?;
+                        let mut budget = Budget::new(settings.answer);
+                        let answers = transaction(conn, ctx, &entries, &settings, &mut budget)?;
                         Ok(response(Kind::Transaction, answers, &settings, ctx.now))
                     },
                     |bundle| (200, None, String::from_utf8(bundle.clone()).ok()),
@@ -141,6 +280,7 @@ pub fn process(
                     idempotency.as_ref(),
                     |conn| {
                         let mut answers = Vec::with_capacity(entries.len());
+                        let mut budget = Budget::new(settings.answer);
                         for entry in &entries {
                             let answer = match entry {
                                 Err(issues) => Answer::of_error(&ApiError::Invalid(
@@ -148,7 +288,10 @@ pub fn process(
                                         issues: issues.clone(),
                                     },
                                 )),
-                                Ok(entry) => batch_entry(conn, ctx, entry, &settings),
+                                Ok(entry) => match budget.admit(entry, settings.returns) {
+                                    Ok(()) => batch_entry(conn, ctx, entry, &settings, &mut budget),
+                                    Err(e) => Answer::of_error(&e),
+                                },
                             };
                             answers.push(answer);
                         }
@@ -170,12 +313,14 @@ fn replayed(answered: Answered<Vec<u8>>) -> (Vec<u8>, bool) {
 }
 
 /// One batch entry in a savepoint of its own; a lost race is tried again (it sees the
-/// winner's commit).
+/// winner's commit). An entry whose answer would pass a limit of the budget is rolled
+/// back and answers 413.
 fn batch_entry(
     conn: &mut AnyConnection,
     ctx: Ctx<'_>,
     entry: &RequestEntry,
     settings: &Settings,
+    budget: &mut Budget,
 ) -> Answer {
     let mut attempt = 0;
     loop {
@@ -184,14 +329,16 @@ fn batch_entry(
             let mut ids = HashMap::new();
             let resolved = resolve_ids(c, ctx, std::slice::from_ref(entry), &mut ids)?;
             let resource = prepared_resource(c, ctx, entry, &ids, settings, false)?;
-            execute(
+            let answer = execute(
                 c,
                 ctx,
                 entry,
                 resource,
                 resolved.first().cloned().flatten(),
                 settings,
-            )
+            )?;
+            budget.charge(&answer, settings.returns)?;
+            Ok(answer)
         });
         match result {
             Err(ApiError::Retry) if attempt < 5 => continue,
@@ -201,12 +348,14 @@ fn batch_entry(
     }
 }
 
-/// The entries of a transaction, in processing order, in the open transaction.
+/// The entries of a transaction, in processing order, in the open transaction; the
+/// first entry whose answer passes a limit of the budget fails it.
 fn transaction(
     conn: &mut AnyConnection,
     ctx: Ctx<'_>,
     entries: &[RequestEntry],
     settings: &Settings,
+    budget: &mut Budget,
 ) -> Result<Vec<Answer>, ApiError> {
     let label = |e: &RequestEntry| e.label();
     check_unique_full_urls(entries)?;
@@ -237,7 +386,9 @@ fn transaction(
             if let Some(r) = &resource {
                 refs = find_references(r.resource_type(), r.json());
             }
-            execute(conn, ctx, e, resource, resolved[i].clone(), settings)
+            let answer = execute(conn, ctx, e, resource, resolved[i].clone(), settings)?;
+            budget.charge(&answer, settings.returns)?;
+            Ok(answer)
         };
         let answer = run(conn).map_err(|err| err.in_entry(e.index, label(e)))?;
         if answer
@@ -278,6 +429,7 @@ fn transaction(
                 status: StatusCode::INTERNAL_SERVER_ERROR,
                 written: None,
                 resource: None,
+                resources: 0,
                 outcome: None,
             })
         })
@@ -526,6 +678,7 @@ fn execute(
                         status: StatusCode::NO_CONTENT,
                         written: None,
                         resource: None,
+                        resources: 0,
                         outcome: None,
                     },
                     other => Answer::of_write(other?),
@@ -644,9 +797,7 @@ fn patch_in(
     if_match: Option<i64>,
     settings: &Settings,
 ) -> Result<Written, ApiError> {
-    let ops: json_patch::Patch = serde_json::from_slice(patch).map_err(|e| {
-        ApiError::BadRequest(format!("the patch is not a JSON Patch document: {e}"))
-    })?;
+    let ops = crate::patch::parse(patch, settings.max_patch_operations)?;
     let key = Key {
         tenant: ctx.tenant,
         res_type,
@@ -665,15 +816,12 @@ fn patch_in(
             current.version
         )));
     }
-    let mut doc: serde_json::Value = serde_json::from_str(&stored)
-        .map_err(|e| ApiError::Internal(format!("stored resource is not JSON: {e}")))?;
-    json_patch::patch(&mut doc, &ops).map_err(|e| {
-        ApiError::Unprocessable(vec![Issue::error(
-            IssueType::Processing,
-            format!("the patch cannot be applied: {e}"),
-        )])
-    })?;
-    let bytes = serde_json::to_vec(&doc).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let max_bytes = fhir_mapping::media::body_limit(
+        res_type,
+        settings.max_body_bytes,
+        settings.max_binary_bytes,
+    );
+    let bytes = crate::patch::apply(&stored, &ops, max_bytes)?;
     let parsed = fhir_mapping::parse_resource(&bytes, Format::Json, &settings.limits)?;
     if parsed.resource_type() != res_type || parsed.id() != Some(id) {
         return Err(ApiError::Unprocessable(vec![Issue::error(
@@ -692,7 +840,7 @@ fn read_entry(
     settings: &Settings,
     method: Method,
 ) -> Result<Answer, ApiError> {
-    let (status, body, version) = match target {
+    let (status, body, version, resources) = match target {
         Target::Instance(t, id) => {
             let key = Key {
                 tenant: ctx.tenant,
@@ -709,6 +857,7 @@ fn read_entry(
                 StatusCode::OK,
                 body.into_bytes(),
                 Some((row.version, row.last_updated)),
+                1,
             )
         }
         Target::Version(t, id, v) => {
@@ -727,6 +876,7 @@ fn read_entry(
                 StatusCode::OK,
                 body.into_bytes(),
                 Some((row.version, row.last_updated)),
+                1,
             )
         }
         Target::Type(t) | Target::Search(t, _) => {
@@ -738,7 +888,12 @@ fn read_entry(
             let count = parsed.count.unwrap_or(DEFAULT_COUNT);
             let found = search::execute(conn, ctx.tenant, t, &parsed, count, None)?;
             let bundle = search::searchset(&settings.base, t, &parsed, count, &found, ctx.now);
-            (StatusCode::OK, bundle, None)
+            (
+                StatusCode::OK,
+                bundle,
+                None,
+                found.rows.len() + found.included.len(),
+            )
         }
     };
     let written = version.map(|(version, last_updated)| Written {
@@ -756,6 +911,7 @@ fn read_entry(
         status,
         written,
         resource: (method == Method::Get).then_some(body),
+        resources,
         outcome: None,
     })
 }
@@ -763,18 +919,13 @@ fn read_entry(
 /// The response Bundle: one entry per request entry, in the request's order.
 fn response(kind: Kind, answers: Vec<Answer>, settings: &Settings, now: i64) -> Vec<u8> {
     let base = &settings.base;
-    let bodies: Vec<Option<Vec<u8>>> = answers
+    let bodies: Vec<Option<Cow<'_, [u8]>>> = answers
         .iter()
         .map(|a| {
-            if a.resource.is_some() {
-                return a.resource.clone();
+            if let Some(body) = answer_body(a, settings.returns) {
+                return Some(Cow::Borrowed(body));
             }
             match settings.returns {
-                Return::Representation => a
-                    .written
-                    .as_ref()
-                    .and_then(|w| w.body.clone())
-                    .map(String::into_bytes),
                 Return::OperationOutcome if a.outcome.is_none() => {
                     let message = match a.written.as_ref().map(|w| w.status) {
                         Some(WriteStatus::Created) => "created",
@@ -785,7 +936,9 @@ fn response(kind: Kind, answers: Vec<Answer>, settings: &Settings, now: i64) -> 
                         Some(WriteStatus::Deleted) => "deleted",
                         _ => "done",
                     };
-                    serde_json::to_vec(&operation_outcome(&[Issue::information(message)])).ok()
+                    serde_json::to_vec(&operation_outcome(&[Issue::information(message)]))
+                        .ok()
+                        .map(Cow::Owned)
                 }
                 _ => None,
             }

@@ -103,6 +103,16 @@ pub fn check(content_type: &str, bytes: &[u8], max_bytes: usize, at: Option<&str
     issues
 }
 
+/// The largest JSON or XML document of a resource of `resource_type`: `max_body_bytes`,
+/// and for a `Binary` room for `max_binary_bytes` of media in base64 besides.
+pub fn body_limit(resource_type: &str, max_body_bytes: usize, max_binary_bytes: usize) -> usize {
+    if resource_type == "Binary" {
+        max_body_bytes.max(max_binary_bytes.saturating_mul(4) / 3 + 64 * 1024)
+    } else {
+        max_body_bytes
+    }
+}
+
 /// The `Binary` resource holding `bytes` of `content_type`.
 pub fn binary(content_type: &str, bytes: &[u8]) -> Value {
     json!({

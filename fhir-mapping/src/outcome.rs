@@ -43,6 +43,7 @@ pub enum IssueType {
     BusinessRule,
     Conflict,
     Throttled,
+    Timeout,
     Exception,
     Informational,
 }
@@ -68,6 +69,7 @@ impl IssueType {
             IssueType::BusinessRule => "business-rule",
             IssueType::Conflict => "conflict",
             IssueType::Throttled => "throttled",
+            IssueType::Timeout => "timeout",
             IssueType::Exception => "exception",
             IssueType::Informational => "informational",
         }

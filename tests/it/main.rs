@@ -2,6 +2,7 @@
 //! `HEP_TEST_DATABASE_URL` is set.
 
 mod adherence;
+mod amplification;
 mod architecture;
 mod audit;
 mod compartment;

@@ -82,6 +82,19 @@ fn authorize_entries(access: &Access, request: &RequestBundle) -> Result<(), Api
     Ok(())
 }
 
+/// How the server processes Bundles (the answer: only each entry's `response`).
+fn settings(state: &AppState, base: String) -> Settings {
+    Settings {
+        base,
+        limits: state.limits,
+        max_body_bytes: state.max_body_bytes,
+        max_binary_bytes: state.max_binary_bytes,
+        max_patch_operations: state.max_patch_operations,
+        answer: state.bundle_answer,
+        returns: crate::transaction::Return::Minimal,
+    }
+}
+
 fn invalid(issues: Vec<fhir_mapping::Issue>) -> ApiError {
     ApiError::Invalid(MappingError { issues })
 }
@@ -98,10 +111,8 @@ pub async fn transaction(req: HttpRequest, payload: web::Payload, state: State) 
         let body = negotiate::read_body(&req, payload, state.max_bundle_bytes).await?;
         let idempotency = negotiate::idempotency(&req, &body)?;
         let settings = Settings {
-            base: state.base_url(&req),
-            limits: state.limits,
-            max_binary_bytes: state.max_binary_bytes,
             returns: returns(&req),
+            ..settings(&state, state.base_url(&req))
         };
         let st = state.clone();
         let (bundle, replayed) = blocking(move || {
@@ -155,10 +166,8 @@ pub async fn process_message(
                 key: format!("message:{key}"),
             });
             let settings = Settings {
-                base: base.clone(),
-                limits: st.limits,
-                max_binary_bytes: st.max_binary_bytes,
                 returns: crate::transaction::Return::Representation,
+                ..settings(&st, base.clone())
             };
             let (header, focus) = (message.header.clone(), message.focus.clone());
             let request = RequestBundle {

@@ -1,6 +1,7 @@
 //! The HTTP surface: routes under `/fhir`, shared state, response helpers.
 
 pub mod bundle;
+pub mod deadline;
 pub mod everything;
 pub mod export;
 pub mod negotiate;
@@ -37,6 +38,10 @@ pub struct AppState {
     pub max_bundle_bytes: usize,
     /// Most entries in a transaction, batch or message Bundle.
     pub max_bundle_entries: usize,
+    /// Most operations in a JSON Patch document.
+    pub max_patch_operations: usize,
+    /// What the entries of one Bundle may search, read and answer.
+    pub bundle_answer: crate::transaction::AnswerLimits,
     /// How exercise sessions are made.
     pub sessions: Arc<crate::sessions::SessionSettings>,
     /// The background jobs run while this is alive.
@@ -91,12 +96,7 @@ impl AppState {
     /// The largest body accepted for a write of `resource_type`: a `Binary` carries
     /// media, base64-encoded in JSON and XML.
     pub fn body_limit(&self, resource_type: &str) -> usize {
-        if resource_type == "Binary" {
-            self.max_body_bytes
-                .max(self.max_binary_bytes.saturating_mul(4) / 3 + 64 * 1024)
-        } else {
-            self.max_body_bytes
-        }
+        fhir_mapping::media::body_limit(resource_type, self.max_body_bytes, self.max_binary_bytes)
     }
 
     /// The FHIR base URL as clients reach it.

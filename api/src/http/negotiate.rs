@@ -189,7 +189,8 @@ pub fn prefer_lenient(req: &HttpRequest) -> bool {
 }
 
 /// Reads the request body, refusing more than `limit` bytes (413) before reading them
-/// when `Content-Length` says so, and while reading otherwise.
+/// when `Content-Length` says so, and while reading otherwise; a body that does not
+/// arrive within `--body-timeout-secs` is a 408 (`deadline`).
 pub async fn read_body(
     req: &HttpRequest,
     mut payload: web::Payload,
@@ -206,8 +207,10 @@ pub async fn read_body(
     }
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk =
-            chunk.map_err(|_| ApiError::BadRequest("the request body could not be read".into()))?;
+        let chunk = chunk.map_err(|e| match super::deadline::timed_out(&e) {
+            Some(secs) => ApiError::RequestTimeout(secs),
+            None => ApiError::BadRequest("the request body could not be read".into()),
+        })?;
         if body.len() + chunk.len() > limit {
             return Err(ApiError::PayloadTooLarge(limit));
         }

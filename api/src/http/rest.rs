@@ -351,9 +351,8 @@ pub async fn patch(req: HttpRequest, payload: web::Payload, state: State) -> Htt
             ));
         }
         let body = negotiate::read_body(&req, payload, state.max_body_bytes).await?;
-        let ops: json_patch::Patch = serde_json::from_slice(&body).map_err(|e| {
-            ApiError::BadRequest(format!("the body is not a JSON Patch document: {e}"))
-        })?;
+        let ops = std::sync::Arc::new(crate::patch::parse(&body, state.max_patch_operations)?);
+        let max_bytes = state.body_limit(&res_type);
         let mut attempts = 0;
         loop {
             attempts += 1;
@@ -369,20 +368,13 @@ pub async fn patch(req: HttpRequest, payload: web::Payload, state: State) -> Htt
                     current.version
                 )));
             }
-            let mut doc: serde_json::Value = serde_json::from_str(&stored)
-                .map_err(|e| ApiError::Internal(format!("stored resource is not JSON: {e}")))?;
-            json_patch::patch(&mut doc, &ops).map_err(|e| {
-                ApiError::Unprocessable(vec![Issue::error(
-                    fhir_mapping::IssueType::Processing,
-                    format!("the patch cannot be applied: {e}"),
-                )])
-            })?;
-            let patched =
-                serde_json::to_vec(&doc).map_err(|e| ApiError::Internal(e.to_string()))?;
             let st = state.clone();
             let (t, i, version) = (res_type.clone(), id.clone(), current.version);
             let scope = st.scope_for(&access, &limits);
+            let ops = ops.clone();
             let written = blocking(move || {
+                // CPU work bounded by the body limit: see `crate::patch`
+                let patched = crate::patch::apply(&stored, &ops, max_bytes)?;
                 let parsed = parse_body(&st, &patched, Format::Json, &t)?;
                 if parsed.id() != Some(i.as_str()) {
                     return Err(ApiError::Unprocessable(vec![

@@ -43,6 +43,13 @@ pub async fn token(req: HttpRequest, payload: web::Payload, state: State) -> Htt
     }
     let body = match negotiate::read_body(&req, payload, 64 * 1024).await {
         Ok(b) => b,
+        Err(ApiError::RequestTimeout(secs)) => {
+            let mut answer = oauth_error(&TokenError::InvalidRequest(format!(
+                "the form was not received within {secs} seconds"
+            )));
+            *answer.status_mut() = StatusCode::REQUEST_TIMEOUT;
+            return answer;
+        }
         Err(_) => return oauth_error(&TokenError::InvalidRequest("the form is too large".into())),
     };
     let form: TokenForm = match serde_urlencoded::from_bytes::<TokenForm>(&body) {
