@@ -334,3 +334,69 @@ async fn a_statement_past_the_time_limit_answers_503_and_the_server_goes_on() {
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(json(res).await["total"], 1);
 }
+
+#[tokio::test]
+async fn values_longer_than_the_index_holds_are_stored_and_found() {
+    let s = start().await;
+    // longer than PostgreSQL's B-tree takes in one index row
+    let family = format!("Long{}", "é".repeat(2000));
+    let mrn = format!("mrn-{}", "9".repeat(3000));
+    let mut p = patient(&mrn);
+    p["name"] = serde_json::json!([{"family": family}]);
+    let created = s.create(p).await;
+    let id = created["id"].as_str().expect("id");
+    for query in [
+        format!("name:exact={family}"),
+        format!("family={family}"),
+        format!("identifier=urn:test:mrn|{mrn}"),
+    ] {
+        let res = s
+            .client
+            .post(s.url("Patient/_search"))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(
+                serde_urlencoded::to_string([(
+                    query.split_once('=').expect("=").0,
+                    query.split_once('=').expect("=").1,
+                )])
+                .expect("form"),
+            )
+            .send()
+            .await
+            .expect("search");
+        assert_eq!(res.status(), reqwest::StatusCode::OK);
+        let b: serde_json::Value = res.json().await.expect("bundle");
+        let head: String = query.chars().take(20).collect();
+        assert_eq!(
+            b["entry"][0]["resource"]["id"], id,
+            "{head}: {}",
+            b["total"]
+        );
+    }
+    // a conditional create on the long identifier finds it
+    let res = s
+        .client
+        .post(s.url("Patient"))
+        .header("Content-Type", FHIR_JSON)
+        .header("If-None-Exist", format!("identifier=urn:test:mrn|{mrn}"))
+        .body(patient("other").to_string())
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(res.status(), StatusCode::OK);
+    let mut other = patient(&format!("mrn-{}", "8".repeat(3000)));
+    other["name"] = json!([{"family": "Other"}]);
+    let res = s
+        .client
+        .post(s.url("Patient"))
+        .header("Content-Type", FHIR_JSON)
+        .header(
+            "If-None-Exist",
+            format!("identifier=urn:test:mrn|mrn-{}", "8".repeat(3000)),
+        )
+        .body(other.to_string())
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(res.status(), StatusCode::CREATED);
+}

@@ -313,6 +313,12 @@ impl Sql {
         self.bind(Bind::Text(s.to_string()));
     }
 
+    /// A value compared with an index table's `system` or `code`, cut as the index
+    /// holds it (see [`super::store::indexed`]).
+    fn value(&mut self, s: &str) {
+        self.str(super::store::indexed(s));
+    }
+
     fn int(&mut self, i: i64) {
         self.bind(Bind::Int(i));
     }
@@ -423,7 +429,7 @@ impl Sql {
                             if i > 0 {
                                 s.push(", ");
                             }
-                            s.str(code);
+                            s.value(code);
                         }
                         s.push(")");
                         return;
@@ -431,18 +437,18 @@ impl Sql {
                     s.any(any_of, |s, m| match (&m.system, &m.code) {
                         (Some(system), Some(code)) => {
                             s.push(&format!("({} = ", s.col(a, "system")));
-                            s.str(system);
+                            s.value(system);
                             s.push(&format!(" AND {} = ", s.col(a, "code")));
-                            s.str(code);
+                            s.value(code);
                             s.push(")");
                         }
                         (None, Some(code)) => {
                             s.push(&format!("{} = ", s.col(a, "code")));
-                            s.str(code);
+                            s.value(code);
                         }
                         (Some(system), None) => {
                             s.push(&format!("{} = ", s.col(a, "system")));
-                            s.str(system);
+                            s.value(system);
                         }
                         (None, None) => s.push("1 = 1"),
                     });
@@ -457,10 +463,11 @@ impl Sql {
                             s.push(&format!("({} = ", s.col(a, "system")));
                             s.str(fhir_mapping::search_params::EXACT_SYSTEM);
                             s.push(&format!(" AND {} = ", s.col(a, "code")));
-                            s.str(value);
+                            s.value(value);
                             s.push(")");
                         }
                         StrMatch::Prefix => {
+                            let value = super::store::indexed(value);
                             s.push(&format!(
                                 "({} = '' AND {} LIKE ",
                                 s.col(a, "system"),
@@ -478,6 +485,7 @@ impl Sql {
                             s.push(")");
                         }
                         StrMatch::Contains => {
+                            let value = super::store::indexed(value);
                             s.push(&format!(
                                 "({} = '' AND {} LIKE ",
                                 s.col(a, "system"),

@@ -81,11 +81,29 @@ impl<'a> Token<'a> {
             .iter()
             .map(|t| Token {
                 param: t.param,
-                system: &t.system,
-                code: &t.code,
+                system: indexed(&t.system),
+                code: indexed(&t.code),
             })
             .collect()
     }
+}
+
+/// The longest text the index tables hold of one value, in bytes.
+pub const MAX_INDEXED_BYTES: usize = 512;
+
+/// A value as the index tables hold it: its first [`MAX_INDEXED_BYTES`] bytes (cut at a
+/// character boundary). PostgreSQL's B-tree refuses an index row of more than about
+/// 2.7 kB, so a resource with a longer name or identifier could not be written; values
+/// searched are cut the same way, so a long value still finds its resource.
+pub fn indexed(value: &str) -> &str {
+    if value.len() <= MAX_INDEXED_BYTES {
+        return value;
+    }
+    let mut end = MAX_INDEXED_BYTES;
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    &value[..end]
 }
 
 /// A new version to write.
@@ -368,6 +386,22 @@ pub fn replace_dates(
 /// then finds the winner's resource. Claims are dropped when their resource changes, so a
 /// claim never outlives the match it stands for.
 pub fn claim_criteria(conn: &mut AnyConnection, key: Key<'_>, criteria: &str) -> QueryResult<()> {
+    // a long criteria (a long identifier) is claimed by its digest: it is part of the
+    // primary key, which PostgreSQL's B-tree holds to about 2.7 kB a row
+    let digest;
+    let criteria = if criteria.len() > MAX_INDEXED_BYTES {
+        let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, criteria.as_bytes());
+        digest = format!(
+            "sha256:{}",
+            d.as_ref()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        );
+        digest.as_str()
+    } else {
+        criteria
+    };
     diesel::insert_into(conditional_keys::table)
         .values((
             conditional_keys::tenant.eq(key.tenant),
@@ -463,7 +497,7 @@ fn search_one_token(
         .filter(search_tokens::tenant.eq(q.tenant))
         .filter(search_tokens::res_type.eq(q.res_type))
         .filter(search_tokens::param.eq(param))
-        .filter(search_tokens::code.eq(code));
+        .filter(search_tokens::code.eq(indexed(code)));
     let live = resources::table
         .filter(resources::tenant.eq(q.tenant))
         .filter(resources::res_type.eq(q.res_type))
@@ -471,7 +505,7 @@ fn search_one_token(
     let columns = MATCH_COLUMNS;
     match system {
         Some(system) => on_backend!(conn, c => live
-            .filter(resources::res_id.eq_any(sub.filter(search_tokens::system.eq(system))))
+            .filter(resources::res_id.eq_any(sub.filter(search_tokens::system.eq(indexed(system)))))
             .select(columns)
             .order(resources::res_id.asc())
             .limit(q.limit)
