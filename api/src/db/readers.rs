@@ -3,30 +3,24 @@
 //! hand-offs at most, and the async workers never block on the database.
 //!
 //! Fair share: the reads of one client (its clinic and client id, set for the request
-//! by the authentication middleware with [`as_client`]) hold at most its share of the
-//! readers at once, queued or running (by default all but one, at least one;
-//! `--db-reads-per-client`); its further reads wait for one of its own to end, so the
-//! other clients always find a reader. A turn is taken before the job is queued and
-//! given back by the reader thread when the job ends, even when the caller has gone
-//! away, so that dropping requests cannot free turns early. Reads outside a request
-//! (background jobs) take no turn. A job's time limit (`deadline.rs`) is armed while it
+//! by the authentication middleware with [`as_client`]) run on at most its share of the
+//! readers at once (by default all but one, at least one; `--db-reads-per-client`).
+//! Each client has a queue of its own; a free reader takes the next job of the next
+//! client in turn whose share is not used up, so another client's read waits for at
+//! most one job per reader, however many a client has queued, and readers never idle
+//! while a job could run. A job runs to its end even when its caller has gone away.
+//! Reads outside a request (background jobs, the token endpoint) queue as one more
+//! client without a share limit. A job's time limit (`deadline.rs`) is armed while it
 //! runs.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
-use std::hash::{BuildHasher, RandomState};
-use std::sync::{Arc, Mutex, PoisonError};
-
-use crossbeam_channel::{Receiver, Sender, bounded};
-use tokio::sync::Semaphore;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 use super::deadline::Deadline;
 use super::{AnyConnection, DbError, Manager};
 
 type Job = Box<dyn FnOnce(&mut AnyConnection) + Send>;
-
-/// Jobs waiting for a reader before callers wait to enqueue.
-const QUEUE: usize = 4096;
 
 tokio::task_local! {
     /// The client whose request this task is handling.
@@ -40,35 +34,38 @@ pub async fn as_client<F: Future>(client: Arc<str>, work: F) -> F::Output {
 }
 
 pub struct Readers {
-    jobs: Sender<Job>,
-    shares: Arc<Shares>,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    queues: Mutex<Queues>,
+    work: Condvar,
 }
 
 impl Readers {
-    /// Opens `count` connections and starts one thread for each; a client holds
+    /// Opens `count` connections and starts one thread for each; a client runs on
     /// `share` of them at once (default: all but one, at least one).
     pub(super) fn start(
         manager: &Manager,
         count: u32,
         share: Option<u32>,
     ) -> Result<Readers, DbError> {
-        let (jobs, rx) = bounded::<Job>(QUEUE);
         let count = count.max(1);
+        let share = share.unwrap_or(count.saturating_sub(1)).clamp(1, count);
+        let shared = Arc::new(Shared {
+            queues: Mutex::new(Queues::new(usize::try_from(share).unwrap_or(1))),
+            work: Condvar::new(),
+        });
         for i in 0..count {
             let (conn, deadline) = manager.open_limited(manager.limits.statement)?;
-            let rx = rx.clone();
+            let shared = shared.clone();
             let manager = manager.clone();
             std::thread::Builder::new()
                 .name(format!("db-reader-{i}"))
-                .spawn(move || reader_loop(conn, deadline, rx, manager))
+                .spawn(move || reader_loop(conn, deadline, &shared, manager))
                 .map_err(|e| DbError::Connection(format!("cannot start a reader: {e}")))?;
         }
-        let share = share.unwrap_or(count.saturating_sub(1)).clamp(1, count);
-        let share = usize::try_from(share).unwrap_or(1);
-        Ok(Readers {
-            jobs,
-            shares: Arc::new(Shares::new(share)),
-        })
+        Ok(Readers { shared })
     }
 
     /// Runs `f` on a reader and waits (asynchronously) for its result; within the
@@ -78,45 +75,49 @@ impl Readers {
         T: Send + 'static,
         F: FnOnce(&mut AnyConnection) -> Result<T, DbError> + Send + 'static,
     {
-        let stopped = || DbError::Connection("the database readers have stopped".into());
-        let turn = match CLIENT.try_with(Arc::clone) {
-            Ok(client) => Some(self.shares.take(client).await.ok_or_else(stopped)?),
-            Err(_) => None,
-        };
+        let client: Option<Arc<str>> = CLIENT.try_with(Arc::clone).ok();
         let (reply, result) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move |conn| {
-            let out = f(conn);
-            // the turn ends with the work, even when the caller has gone away
-            drop(turn);
             // The caller may have gone away (client disconnected); nothing to do then.
-            let _ = reply.send(out);
+            let _ = reply.send(f(conn));
         });
-        // A full queue means sustained overload: wait for room off the async worker.
-        match self.jobs.try_send(job) {
-            Ok(()) => {}
-            Err(crossbeam_channel::TrySendError::Full(job)) => {
-                let jobs = self.jobs.clone();
-                tokio::task::spawn_blocking(move || jobs.send(job))
-                    .await
-                    .map_err(|_| stopped())?
-                    .map_err(|_| stopped())?;
-            }
-            Err(crossbeam_channel::TrySendError::Disconnected(_)) => return Err(stopped()),
-        }
-        result.await.map_err(|_| stopped())?
+        self.shared
+            .queues
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(client, job);
+        self.shared.work.notify_one();
+        result
+            .await
+            .map_err(|_| DbError::Connection("the database readers have stopped".into()))?
     }
 }
 
-fn reader_loop(
-    mut conn: AnyConnection,
-    mut deadline: Deadline,
-    rx: Receiver<Job>,
-    manager: Manager,
-) {
-    while let Ok(job) = rx.recv() {
+fn reader_loop(mut conn: AnyConnection, mut deadline: Deadline, shared: &Shared, manager: Manager) {
+    loop {
+        let (client, job) = {
+            let mut queues = shared.queues.lock().unwrap_or_else(PoisonError::into_inner);
+            loop {
+                if let Some(next) = queues.next() {
+                    break next;
+                }
+                queues = shared
+                    .work
+                    .wait(queues)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+        };
         {
             let _armed = deadline.arm();
             job(&mut conn);
+        }
+        let more = shared
+            .queues
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .done(&client);
+        if more {
+            shared.work.notify_one();
         }
         if diesel::r2d2::R2D2Connection::is_broken(&mut conn) {
             // The server went away (PostgreSQL restart): reconnect before the next job.
@@ -128,84 +129,95 @@ fn reader_loop(
     }
 }
 
-/// Shards of the clients' semaphores: a read locks one shard briefly to find its
-/// client's, never a lock shared by all clients.
-const SHARDS: usize = 16;
-
-/// The readers each client may hold at once.
-struct Shares {
+/// The queued reads, one queue per client, and the clients whose next job may run now
+/// (queued jobs, and fewer running than their share), in turn.
+struct Queues {
     share: usize,
-    hasher: RandomState,
-    shards: Vec<Mutex<HashMap<Arc<str>, Arc<Semaphore>>>>,
+    clients: HashMap<Option<Arc<str>>, ClientQueue>,
+    ready: VecDeque<Option<Arc<str>>>,
 }
 
-impl Shares {
-    fn new(share: usize) -> Shares {
-        Shares {
+struct ClientQueue {
+    jobs: VecDeque<Job>,
+    running: usize,
+    /// Whether the client is in `ready`.
+    ready: bool,
+}
+
+impl Queues {
+    fn new(share: usize) -> Queues {
+        Queues {
             share,
-            hasher: RandomState::new(),
-            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            clients: HashMap::new(),
+            ready: VecDeque::new(),
         }
     }
 
-    fn shard(&self, client: &str) -> &Mutex<HashMap<Arc<str>, Arc<Semaphore>>> {
-        let i = usize::try_from(self.hasher.hash_one(client) % SHARDS as u64).unwrap_or(0);
-        &self.shards[i]
+    /// How many readers `client` may run on at once (reads outside a request: all).
+    fn share_of(&self, client: &Option<Arc<str>>) -> usize {
+        if client.is_some() {
+            self.share
+        } else {
+            usize::MAX
+        }
     }
 
-    /// A turn of `client` (waiting for one of its reads to end when it holds its whole
-    /// share); `None` only if the semaphore was closed, which never happens.
-    async fn take(self: &Arc<Self>, client: Arc<str>) -> Option<Turn> {
-        let semaphore = {
-            let mut map = self
-                .shard(&client)
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            map.entry(client.clone())
-                .or_insert_with(|| Arc::new(Semaphore::new(self.share)))
-                .clone()
+    fn push(&mut self, client: Option<Arc<str>>, job: Job) {
+        let share = self.share_of(&client);
+        let q = self.clients.entry(client.clone()).or_insert(ClientQueue {
+            jobs: VecDeque::new(),
+            running: 0,
+            ready: false,
+        });
+        q.jobs.push_back(job);
+        if !q.ready && q.running < share {
+            q.ready = true;
+            self.ready.push_back(client);
+        }
+    }
+
+    /// The next job to run: of the next client in turn; it takes one of the client's
+    /// readers until [`Queues::done`].
+    fn next(&mut self) -> Option<(Option<Arc<str>>, Job)> {
+        let (client, job) = loop {
+            let client = self.ready.pop_front()?;
+            if let Some(job) = self
+                .clients
+                .get_mut(&client)
+                .and_then(|q| q.jobs.pop_front())
+            {
+                break (client, job);
+            }
         };
-        // made before waiting, so that a cancelled wait also tidies the map
-        let mut turn = Turn {
-            shares: self.clone(),
-            client,
-            semaphore,
-            held: false,
-        };
-        turn.semaphore.acquire().await.ok()?.forget();
-        turn.held = true;
-        Some(turn)
+        let share = self.share_of(&client);
+        let q = self.clients.get_mut(&client)?;
+        q.running += 1;
+        if !q.jobs.is_empty() && q.running < share {
+            // its next job waits for the other clients' turns
+            self.ready.push_back(client.clone());
+        } else {
+            q.ready = false;
+        }
+        Some((client, job))
     }
-}
 
-/// One reader of a client's share, given back when dropped; the client's entry goes
-/// when nobody holds or waits for a turn of it.
-struct Turn {
-    shares: Arc<Shares>,
-    client: Arc<str>,
-    semaphore: Arc<Semaphore>,
-    held: bool,
-}
-
-impl Drop for Turn {
-    fn drop(&mut self) {
-        let mut map = self
-            .shares
-            .shard(&self.client)
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if self.held {
-            self.semaphore.add_permits(1);
+    /// A job of `client` has ended; whether a job may now run that could not before.
+    fn done(&mut self, client: &Option<Arc<str>>) -> bool {
+        let share = self.share_of(client);
+        let Some(q) = self.clients.get_mut(client) else {
+            return false;
+        };
+        q.running = q.running.saturating_sub(1);
+        if q.running == 0 && q.jobs.is_empty() {
+            self.clients.remove(client);
+            return false;
         }
-        // every other reference is a turn's, cloned under this lock: only the map's and
-        // this one left means no other turn of this client holds or waits
-        if Arc::strong_count(&self.semaphore) == 2
-            && map
-                .get(&self.client)
-                .is_some_and(|s| Arc::ptr_eq(s, &self.semaphore))
-        {
-            map.remove(&self.client);
+        if !q.ready && !q.jobs.is_empty() && q.running < share {
+            q.ready = true;
+            self.ready.push_back(client.clone());
+            return true;
         }
+        false
     }
 }
 
@@ -213,51 +225,46 @@ impl Drop for Turn {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn a_client_holds_its_share_and_waits_for_more() {
-        let shares = Arc::new(Shares::new(2));
-        let a: Arc<str> = "t/a".into();
-        let first = shares.take(a.clone()).await;
-        let second = shares.take(a.clone()).await;
-        assert!(first.is_some() && second.is_some());
-        // a third turn of the same client waits
-        let third =
-            tokio::time::timeout(std::time::Duration::from_millis(50), shares.take(a.clone()))
-                .await;
-        assert!(third.is_err(), "a third turn must wait");
-        // another client is not held up
-        let other = tokio::time::timeout(
-            std::time::Duration::from_millis(50),
-            shares.take("t/b".into()),
-        )
-        .await;
-        assert!(other.is_ok_and(|t| t.is_some()));
-        // a turn given back lets the next one in
-        drop(first);
-        let third = tokio::time::timeout(
-            std::time::Duration::from_millis(500),
-            shares.take(a.clone()),
-        )
-        .await;
-        assert!(third.is_ok_and(|t| t.is_some()));
+    fn job() -> Job {
+        Box::new(|_| {})
     }
 
-    #[tokio::test]
-    async fn entries_go_when_no_turn_is_left() {
-        let shares = Arc::new(Shares::new(1));
-        let turn = shares.take("t/a".into()).await;
-        let waiting = tokio::time::timeout(
-            std::time::Duration::from_millis(20),
-            shares.take("t/a".into()),
-        )
-        .await;
-        assert!(waiting.is_err(), "waits, then is cancelled");
-        drop(turn);
-        let left: usize = shares
-            .shards
-            .iter()
-            .map(|s| s.lock().map(|m| m.len()).unwrap_or(1))
-            .sum();
-        assert_eq!(left, 0);
+    fn client(name: &str) -> Option<Arc<str>> {
+        Some(name.into())
+    }
+
+    #[test]
+    fn a_client_runs_on_its_share_and_the_others_take_their_turns() {
+        let mut q = Queues::new(2);
+        for _ in 0..100 {
+            q.push(client("t/a"), job());
+        }
+        q.push(client("t/b"), job());
+        // a's first job, then b's (in turn), then a's second: a's share is used up
+        let order: Vec<Option<Arc<str>>> =
+            std::iter::from_fn(|| q.next().map(|(c, _)| c)).collect();
+        assert_eq!(order, vec![client("t/a"), client("t/b"), client("t/a")]);
+        // b's job ends: nothing of b is left; a still waits for one of its own
+        assert!(!q.done(&client("t/b")));
+        assert!(q.next().is_none());
+        // one of a's ends: its next may run
+        assert!(q.done(&client("t/a")));
+        assert_eq!(q.next().map(|(c, _)| c), Some(client("t/a")));
+    }
+
+    #[test]
+    fn reads_outside_a_request_have_no_share_and_entries_go_when_done() {
+        let mut q = Queues::new(1);
+        for _ in 0..3 {
+            q.push(None, job());
+        }
+        assert_eq!(std::iter::from_fn(|| q.next()).count(), 3);
+        for _ in 0..3 {
+            q.done(&None);
+        }
+        q.push(client("t/a"), job());
+        let (c, _) = q.next().expect("a job");
+        q.done(&c);
+        assert!(q.clients.is_empty() && q.ready.is_empty());
     }
 }
