@@ -93,6 +93,19 @@ impl Readers {
     }
 }
 
+impl Drop for Readers {
+    /// The reader threads end (and close their connections) once the jobs queued are
+    /// done.
+    fn drop(&mut self) {
+        self.shared
+            .queues
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .closed = true;
+        self.shared.work.notify_all();
+    }
+}
+
 fn reader_loop(mut conn: AnyConnection, mut deadline: Deadline, shared: &Shared, manager: Manager) {
     loop {
         let (client, job) = {
@@ -100,6 +113,10 @@ fn reader_loop(mut conn: AnyConnection, mut deadline: Deadline, shared: &Shared,
             loop {
                 if let Some(next) = queues.next() {
                     break next;
+                }
+                if queues.closed {
+                    // the database is dropped: the connection closes with the thread
+                    return;
                 }
                 queues = shared
                     .work
@@ -135,6 +152,8 @@ struct Queues {
     share: usize,
     clients: HashMap<Option<Arc<str>>, ClientQueue>,
     ready: VecDeque<Option<Arc<str>>>,
+    /// The readers are dropped: the threads end.
+    closed: bool,
 }
 
 struct ClientQueue {
@@ -150,6 +169,7 @@ impl Queues {
             share,
             clients: HashMap::new(),
             ready: VecDeque::new(),
+            closed: false,
         }
     }
 
