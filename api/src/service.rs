@@ -1087,11 +1087,6 @@ pub fn delete_in(
                 .is_some_and(|j| outside_compartment(ctx.patient, res_type, id, &j).is_none())
         } else {
             seen(conn, tenant, ctx.visibility, res_type, id)?
-                && current
-                    .body
-                    .as_deref()
-                    .and_then(|b| serde_json::from_str::<JsonObject>(b).ok())
-                    .is_some_and(|j| outside_compartment(ctx.patient, res_type, id, &j).is_none())
         };
         if !within {
             return Err(ApiError::NotFound(format!(
