@@ -1,17 +1,11 @@
 //! The audit trail: who did what to which clinic data, when, from where, with what
-//! outcome. A change is recorded in its own transaction (`service`); reads, searches,
-//! operations, refusals and tokens are recorded by the middleware here, through a queue
+//! outcome. A change is recorded in its own transaction (`commit`); reads, searches,
+//! operations, refusals and tokens are recorded by a middleware (`http::audit`), through a queue
 //! that one thread gathers into batches and another writes (gathered for up to a second: a record reaches the
 //! database within about a second; the records still queued when the
 //! process ends are lost). Served as AuditEvent resources, read-only, to
 //! tokens with the `hep-admin` scope.
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::middleware::Next;
-use actix_web::{HttpMessage, web};
-
-use crate::auth::Access;
 use crate::db::Db;
 use crate::db::audit::AuditRow;
 
@@ -64,7 +58,7 @@ impl AuditLog {
                 }
                 // ids are given here, by one thread, in the order of the records
                 for r in batch.iter_mut().filter(|r| r.id.is_empty()) {
-                    r.id = new_id();
+                    r.id = crate::db::new_id();
                 }
                 if batches.send(batch).is_err() {
                     tracing::error!("the audit writer has stopped; records are lost");
@@ -104,140 +98,13 @@ impl AuditLog {
             Ok(()) => {}
             Err(crossbeam_channel::TrySendError::Full(row)) => {
                 let queue = self.queue.clone();
-                let _ = web::block(move || queue.send(row).is_ok()).await;
+                let _ = tokio::task::spawn_blocking(move || queue.send(row).is_ok()).await;
             }
             Err(crossbeam_channel::TrySendError::Disconnected(_)) => {
                 tracing::error!("the audit writer has stopped; a record is lost");
             }
         }
     }
-}
-
-/// A new record's id: time-ordered, so the newest sort last.
-pub fn new_id() -> String {
-    uuid::Uuid::now_v7().to_string()
-}
-
-/// What a request did, from its method and route: (action, interaction, type, id).
-fn interaction(
-    method: &actix_web::http::Method,
-    path: &str,
-) -> (&'static str, &'static str, Option<String>, Option<String>) {
-    let rest = path
-        .split_once("/fhir")
-        .map_or("", |(_, r)| r)
-        .trim_matches('/');
-    let parts: Vec<&str> = if rest.is_empty() {
-        Vec::new()
-    } else {
-        rest.split('/').collect()
-    };
-    let is_type = |s: &str| fhir_mapping::resource_types::is_storable(s);
-    // an export's status and files belong to its `$export`
-    let op = parts.iter().any(|p| p.starts_with('$')) || parts.first() == Some(&"_export");
-    let t = parts.first().filter(|t| is_type(t)).map(|t| t.to_string());
-    let id = parts
-        .get(1)
-        .filter(|p| !p.starts_with('$') && !p.starts_with('_'))
-        .map(|p| p.to_string());
-    let m = method.as_str();
-    let (action, subtype) = match (m, parts.as_slice()) {
-        (_, _) if op => ("E", "operation"),
-        ("POST", []) => ("E", "transaction"),
-        ("GET", ["_history"]) => ("R", "history-system"),
-        ("GET", [_, "_history"]) => ("R", "history-type"),
-        ("GET", [_, _, "_history"]) => ("R", "history-instance"),
-        ("GET", [_, _, "_history", _]) => ("R", "vread"),
-        ("GET", [_]) | ("POST", [_, "_search"]) => ("R", "search-type"),
-        ("GET", [_, _]) => ("R", "read"),
-        ("POST", [_]) => ("C", "create"),
-        ("PUT", _) => ("U", "update"),
-        ("PATCH", _) => ("U", "patch"),
-        ("DELETE", _) => ("D", "delete"),
-        _ => ("E", "operation"),
-    };
-    (action, subtype, t, id)
-}
-
-/// The patient a request is about, when it says: a patient token's, the Patient read,
-/// or the `patient` / `subject` of a search.
-fn patient_of(
-    access: Option<&Access>,
-    res_type: Option<&str>,
-    id: Option<&str>,
-    query: &str,
-) -> Option<String> {
-    if let Some(p) = access.and_then(|a| a.patient.clone()) {
-        return Some(p);
-    }
-    if res_type == Some("Patient") {
-        return id.map(str::to_string);
-    }
-    serde_urlencoded::from_str::<Vec<(String, String)>>(query)
-        .ok()?
-        .into_iter()
-        .find(|(k, _)| k == "patient" || k == "subject" || k == "subject:Patient")
-        .map(|(_, v)| v.strip_prefix("Patient/").unwrap_or(&v).to_string())
-        .filter(|p| fhir_mapping::resource_types::is_valid_id(p))
-}
-
-/// Middleware around `/fhir`: records every request but those of the open routes and
-/// the changes already recorded in their transaction (a successful write).
-pub async fn record_requests(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let method = req.method().clone();
-    let path = req.path().to_string();
-    let query = req.query_string().to_string();
-    let address = req.peer_addr().map(|a| a.ip().to_string());
-    let res = next.call(req).await?;
-    let status = res.status();
-    let open = path.ends_with("/metadata") || path.ends_with("/smart-configuration");
-    let changed = matches!(method.as_str(), "POST" | "PUT" | "PATCH" | "DELETE")
-        && status.is_success()
-        && !path.contains('$')
-        && !path.ends_with("/_search");
-    if open || changed {
-        return Ok(res);
-    }
-    let Some(state) = res
-        .request()
-        .app_data::<web::Data<crate::http::AppState>>()
-        .cloned()
-    else {
-        return Ok(res);
-    };
-    let access = res.request().extensions().get::<Access>().cloned();
-    let (action, subtype, res_type, id) = interaction(&method, &path);
-    let outcome = match status.as_u16() {
-        s if s < 400 => "0",
-        s if s < 500 => "4",
-        _ => "8",
-    };
-    let row = AuditRow {
-        // given by the writer
-        id: String::new(),
-        tenant: access
-            .as_ref()
-            .map_or_else(|| state.tenant.to_string(), |a| a.tenant.clone()),
-        recorded: crate::clock::to_micros(state.clock.now()),
-        action: action.into(),
-        subtype: subtype.into(),
-        outcome: outcome.into(),
-        status: i32::from(status.as_u16()),
-        client: access
-            .as_ref()
-            .map_or_else(|| "unauthenticated".to_string(), |a| a.client.clone()),
-        address,
-        patient: patient_of(access.as_ref(), res_type.as_deref(), id.as_deref(), &query),
-        res_type,
-        res_id: id,
-        version: None,
-        query: (!query.is_empty()).then_some(query),
-    };
-    state.audit.record(row).await;
-    Ok(res)
 }
 
 /// The AuditEvent of a stored record.
@@ -289,7 +156,7 @@ pub async fn search_events(
 ) -> Result<Vec<u8>, crate::error::ApiError> {
     use crate::error::ApiError;
     let mut q = crate::db::audit::AuditQuery::default();
-    let mut count = crate::search::DEFAULT_COUNT;
+    let mut count = crate::search::parsing::DEFAULT_COUNT;
     let mut applied = Vec::new();
     for (k, v) in pairs {
         match k.as_str() {
@@ -302,14 +169,14 @@ pub async fn search_events(
                     .ok_or_else(|| {
                         ApiError::BadRequest("_count must be a positive whole number".into())
                     })?
-                    .min(crate::search::MAX_COUNT);
+                    .min(crate::search::parsing::MAX_COUNT);
                 continue;
             }
             "_cursor" => q.before_id = Some(v.clone()),
             "_id" => q.id = Some(v.clone()),
             "date" | "_lastUpdated" => {
-                let (prefix, date) = crate::search::date_prefix(v);
-                let (lo, hi) = crate::search::date_range(date).ok_or_else(|| {
+                let (prefix, date) = crate::search::parsing::date_prefix(v);
+                let (lo, hi) = crate::search::parsing::date_range(date).ok_or_else(|| {
                     ApiError::BadRequest(format!("`{date}` is not a FHIR date or dateTime"))
                 })?;
                 match prefix {
@@ -369,7 +236,7 @@ pub async fn search_events(
     applied.push(("_count".into(), count.to_string()));
     let mut links = vec![fhir_mapping::bundle::Link {
         relation: "self",
-        url: crate::search::link_url(base, "/AuditEvent", &applied),
+        url: crate::search::parsing::link_url(base, "/AuditEvent", &applied),
     }];
     if rows.len() as i64 == count
         && let Some(last) = rows.last()
@@ -378,7 +245,7 @@ pub async fn search_events(
         next.push(("_cursor".into(), last.id.clone()));
         links.push(fhir_mapping::bundle::Link {
             relation: "next",
-            url: crate::search::link_url(base, "/AuditEvent", &next),
+            url: crate::search::parsing::link_url(base, "/AuditEvent", &next),
         });
     }
     Ok(fhir_mapping::bundle::write_bundle(
@@ -390,48 +257,4 @@ pub async fn search_events(
         &links,
         &entries,
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use actix_web::http::Method;
-
-    #[test]
-    fn routes_are_named_as_interactions() {
-        let cases = [
-            (Method::GET, "/fhir/Patient/1", ("R", "read")),
-            (Method::GET, "/fhir/Patient", ("R", "search-type")),
-            (Method::POST, "/fhir/Patient/_search", ("R", "search-type")),
-            (Method::GET, "/fhir/Patient/1/_history/2", ("R", "vread")),
-            (
-                Method::GET,
-                "/fhir/Patient/1/_history",
-                ("R", "history-instance"),
-            ),
-            (Method::GET, "/fhir/_history", ("R", "history-system")),
-            (
-                Method::GET,
-                "/fhir/CarePlan/1/$adherence",
-                ("E", "operation"),
-            ),
-            (Method::POST, "/fhir", ("E", "transaction")),
-            (Method::DELETE, "/fhir/Patient/1", ("D", "delete")),
-        ];
-        for (m, path, (action, subtype)) in cases {
-            let (a, s, _, _) = interaction(&m, path);
-            assert_eq!((a, s), (action, subtype), "{path}");
-        }
-        let (_, _, t, id) = interaction(&Method::GET, "/fhir/Patient/1");
-        assert_eq!((t.as_deref(), id.as_deref()), (Some("Patient"), Some("1")));
-        assert_eq!(
-            patient_of(
-                None,
-                Some("Observation"),
-                None,
-                "subject=Patient%2Fp9&code=x"
-            ),
-            Some("p9".into())
-        );
-    }
 }

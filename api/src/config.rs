@@ -60,7 +60,7 @@ pub struct Config {
 
     /// Most operations in one JSON Patch document (more: 422). The patched resource is
     /// held to the body limit at every operation (larger: 413).
-    #[arg(long, env = "HEP_MAX_PATCH_OPERATIONS", default_value_t = crate::patch::DEFAULT_MAX_OPERATIONS)]
+    #[arg(long, env = "HEP_MAX_PATCH_OPERATIONS", default_value_t = 1000)]
     pub max_patch_operations: usize,
 
     /// Most entries of one transaction or batch Bundle that search (`GET [type]?...`);

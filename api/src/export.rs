@@ -307,13 +307,13 @@ pub fn read_kickoff(
             .map_err(|_| bad(format!("_typeFilter `{q}` is not a query string")))?;
         // the filters of a type are alternatives of one condition: together they keep
         // to the limits of one search (refused even when lenient)
-        filter_values += crate::search::check_limits(&params)?;
-        if filter_values > crate::search::MAX_TOTAL_VALUES {
+        filter_values += crate::search::parsing::check_limits(&params)?;
+        if filter_values > crate::search::parsing::MAX_TOTAL_VALUES {
             return Err(ApiError::TooCostly(format!(
                 "the _typeFilter searches have more than {} parameter values in all: at most \
                  {} are allowed in one kick-off",
-                crate::search::MAX_TOTAL_VALUES,
-                crate::search::MAX_TOTAL_VALUES
+                crate::search::parsing::MAX_TOTAL_VALUES,
+                crate::search::parsing::MAX_TOTAL_VALUES
             )));
         }
         match check_filter(t, &params) {

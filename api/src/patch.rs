@@ -17,9 +17,6 @@ use serde_json::Value;
 
 use crate::error::ApiError;
 
-/// Operations per patch unless configured (`--max-patch-operations`).
-pub const DEFAULT_MAX_OPERATIONS: usize = 1000;
-
 /// Reads a JSON Patch document of at most `max_operations` operations.
 pub fn parse(body: &[u8], max_operations: usize) -> Result<Patch, ApiError> {
     let ops: Patch = serde_json::from_slice(body)

@@ -11,13 +11,12 @@ use fhir_mapping::ParseLimits;
 use fhir_mapping::capability::{ServerDescription, capability_statement};
 use fhir_mapping::resource_types::{R4_RESOURCE_TYPES, is_storable};
 
+use crate::clinics::Clinics;
 use crate::clock::{Clock, instant_string, to_micros};
 use crate::config::Config;
 use crate::db::{Db, DbError};
 use crate::http::{self, AppState};
-use crate::service::Seed;
 use crate::sessions::SessionSettings;
-use crate::telemetry;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -93,103 +92,6 @@ fn capability(clock: &dyn Clock) -> serde_json::Value {
     });
     add_topics(&mut statement);
     statement
-}
-
-/// The clinics (tenants) whose own copy of the project's definitions and of the starter
-/// library this process has made sure of: the default clinic at start, any other at
-/// its first request.
-pub struct Clinics {
-    db: Db,
-    clock: Arc<dyn Clock>,
-    starter_library: bool,
-    ready: std::sync::Mutex<std::collections::HashSet<String>>,
-}
-
-impl Clinics {
-    /// Whether the clinic was set up by this process.
-    fn is_ready(&self, tenant: &str) -> bool {
-        self.ready
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(tenant)
-    }
-
-    /// Stores the definitions (rewritten when a release changed them) and the starter
-    /// library (once, never over the clinic's changes) in the clinic.
-    pub fn set_up(&self, tenant: &TenantId) -> Result<(), StartError> {
-        if self.is_ready(tenant.as_str()) {
-            return Ok(());
-        }
-        store_own(
-            &self.db,
-            tenant,
-            &self.clock,
-            fhir_mapping::hep::conformance::all(),
-            Seed::Current,
-        )?;
-        if self.starter_library {
-            store_own(
-                &self.db,
-                tenant,
-                &self.clock,
-                fhir_mapping::hep::library::all(),
-                Seed::Once,
-            )?;
-        }
-        self.ready
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(tenant.as_str().to_string());
-        Ok(())
-    }
-
-    /// `set_up` off the async worker, for a request of a clinic not yet set up.
-    pub async fn ensure(self: &Arc<Self>, tenant: &str) -> Result<(), crate::error::ApiError> {
-        if self.is_ready(tenant) {
-            return Ok(());
-        }
-        let tenant = TenantId::parse(tenant)
-            .map_err(|e| crate::error::ApiError::Internal(format!("clinic: {e}")))?;
-        let clinics = self.clone();
-        web::block(move || clinics.set_up(&tenant))
-            .await
-            .map_err(|e| crate::error::ApiError::Internal(e.to_string()))?
-            .map_err(|e| crate::error::ApiError::Internal(format!("setting up the clinic: {e}")))
-    }
-}
-
-/// Stores the server's own resources: the project's definitions (StructureDefinitions,
-/// CodeSystems, OperationDefinition: rewritten when a release changes them) and the
-/// starter library (once, never over a clinic's changes).
-fn store_own(
-    db: &Db,
-    tenant: &TenantId,
-    clock: &Arc<dyn Clock>,
-    resources: Vec<(&str, &str, serde_json::Value)>,
-    policy: Seed,
-) -> Result<(), StartError> {
-    for (resource_type, id, json) in resources {
-        let parsed = own_resource(resource_type, id, &json)?;
-        crate::service::seed(
-            db,
-            crate::service::Scope::of_tenant(tenant.as_str(), clock.clone()),
-            parsed,
-            id.to_string(),
-            policy,
-        )
-        .map_err(|e| StartError::Conformance(format!("{resource_type}/{id}: {e}")))?;
-    }
-    Ok(())
-}
-
-fn own_resource(
-    resource_type: &str,
-    id: &str,
-    json: &serde_json::Value,
-) -> Result<fhir_mapping::ParsedResource, StartError> {
-    let bytes = serde_json::to_vec(json).map_err(|e| StartError::Conformance(e.to_string()))?;
-    fhir_mapping::parse_resource(&bytes, fhir_mapping::Format::Json, &ParseLimits::default())
-        .map_err(|e| StartError::Conformance(format!("{resource_type}/{id}: {e}")))
 }
 
 /// The allowed origins of browser apps, each checked to be a scheme, a host and an
@@ -290,13 +192,10 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<(Server, SocketAd
             .map_err(|e| StartError::Config(e.to_string()))?,
     );
     let tenant = TenantId::default_tenant();
-    let clinics = Clinics {
-        db: db.clone(),
-        clock: clock.clone(),
-        starter_library: config.starter_library,
-        ready: Default::default(),
-    };
-    clinics.set_up(&tenant)?;
+    let clinics = Clinics::new(db.clone(), clock.clone(), config.starter_library);
+    clinics
+        .set_up(&tenant)
+        .map_err(|e| StartError::Conformance(e.to_string()))?;
     let sessions = Arc::new(SessionSettings {
         default_tz: jiff::tz::TimeZone::get(&config.time_zone).map_err(|_| {
             StartError::Config(format!("`{}` is not an IANA time zone", config.time_zone))
@@ -415,7 +314,7 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<(Server, SocketAd
                 !origins.is_empty(),
                 cors(&origins),
             ))
-            .wrap(from_fn(telemetry::request_span))
+            .wrap(from_fn(http::span::request_span))
             .wrap(from_fn(move |req, next| {
                 http::deadline::body_deadline(body_timeout, req, next)
             }))

@@ -11,6 +11,7 @@ use fhir_mapping::{Issue, IssueType, ParsedResource};
 use domain::referral::Actor;
 
 use crate::auth::Visibility;
+use crate::auth::visibility::seen;
 use crate::clock::{Clock, instant_string, to_micros};
 use crate::db::store::{self, Key, NewVersion, SearchQuery, Token, WriteResult};
 use crate::db::{AnyConnection, Db, intake};
@@ -65,13 +66,6 @@ impl Scope {
             clock,
         }
     }
-}
-
-/// A new resource id: a UUID whose first bits are the time (version 7), so that new
-/// rows go to the end of the tables' indexes instead of anywhere in them (far fewer
-/// pages written per commit than random ids).
-pub fn new_id() -> String {
-    uuid::Uuid::now_v7().to_string()
 }
 
 /// A write inside an open database transaction: the tenant, the session rules and the
@@ -221,23 +215,6 @@ fn check_references(
     check_found_references(conn, tenant, visibility, find_references(res_type, json))
 }
 
-/// Whether the resource `res_type/id` lies within what `visibility` may see (a query
-/// with its limits' conditions; no query when they are open). Says nothing of whether
-/// the resource exists when the limits are open.
-pub fn seen(
-    conn: &mut AnyConnection,
-    tenant: &str,
-    visibility: &Visibility,
-    res_type: &str,
-    id: &str,
-) -> Result<bool, crate::db::DbError> {
-    match visibility.limits(res_type) {
-        None => Ok(false),
-        Some(limits) if limits.is_open() => Ok(true),
-        Some(limits) => visible(conn, tenant, res_type, id, &limits),
-    }
-}
-
 /// Every one of `found` (references of a resource, with their locations) that is
 /// relative must resolve to a live resource of the tenant (or the version it names)
 /// that the writer may see: a reference to a resource it may not read answers as one
@@ -297,40 +274,6 @@ pub fn check_found_references(
 
 fn tokens_of(parsed: &ParsedResource) -> Vec<fhir_mapping::search_params::TokenValue> {
     token_values(parsed.resource_type(), parsed.json())
-}
-
-/// Whether a live or deleted resource may be seen within `limits` (always when they are
-/// open; else a query of the resource with the limits' conditions).
-pub fn visible(
-    conn: &mut AnyConnection,
-    tenant: &str,
-    res_type: &str,
-    id: &str,
-    limits: &crate::auth::Limits,
-) -> Result<bool, crate::db::DbError> {
-    Ok(!visible_ids(conn, tenant, res_type, vec![id.to_string()], limits)?.is_empty())
-}
-
-/// Of `ids` of `res_type`, those that may be seen within `limits` (all of them when the
-/// limits are open; else one query of them with the limits' conditions).
-pub fn visible_ids(
-    conn: &mut AnyConnection,
-    tenant: &str,
-    res_type: &str,
-    ids: Vec<String>,
-    limits: &crate::auth::Limits,
-) -> Result<Vec<String>, crate::db::DbError> {
-    if limits.is_open() {
-        return Ok(ids);
-    }
-    let limit = ids.len() as i64;
-    let mut conditions = vec![store::Condition::Id(ids)];
-    conditions.extend(limits.conditions.iter().cloned());
-    let q = SearchQuery::new(tenant, res_type, &conditions, limit);
-    Ok(store::search(conn, &q)?
-        .into_iter()
-        .map(|r| r.res_id)
-        .collect())
 }
 
 /// Matches of `search` among what the writer may see (at most two: enough to tell
@@ -425,7 +368,7 @@ fn audit_change(
         conn,
         &[crate::db::audit::AuditRow {
             tenant: tenant.to_string(),
-            id: crate::audit::new_id(),
+            id: crate::db::new_id(),
             recorded: now,
             action: action.into(),
             subtype: subtype.into(),
@@ -1251,7 +1194,7 @@ fn create_own(
     let bytes = serde_json::to_vec(json).map_err(|e| ApiError::Internal(e.to_string()))?;
     let parsed = fhir_mapping::parse_resource(&bytes, fhir_mapping::Format::Json, limits)
         .map_err(ApiError::Invalid)?;
-    let id = new_id();
+    let id = crate::db::new_id();
     insert(
         conn,
         Insert {

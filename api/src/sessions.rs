@@ -212,7 +212,7 @@ fn make_sessions(
             tz,
             authored: &authored,
         });
-        let id = crate::service::new_id();
+        let id = crate::db::new_id();
         sql::insert(
             conn,
             &SessionRow {
@@ -619,7 +619,7 @@ pub fn after_write(
                 )
             {
                 let mut obs = obs.as_object().cloned().unwrap_or_default();
-                let obs_id = crate::service::new_id();
+                let obs_id = crate::db::new_id();
                 write_built(conn, tenant, "Observation", &obs_id, None, &mut obs, now)?;
             }
         }

@@ -254,7 +254,7 @@ pub fn after_write(
             let Ok(limits) = access.require(res_type, Perm::Read) else {
                 continue;
             };
-            if !crate::service::visible(conn, tenant, res_type, id, &limits)? {
+            if !crate::auth::visibility::visible(conn, tenant, res_type, id, &limits)? {
                 continue;
             }
             rows::append(

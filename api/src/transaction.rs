@@ -506,7 +506,7 @@ fn resolve_one(
         return Ok(None);
     };
     let res_type = resource.resource_type();
-    let new_id = service::new_id;
+    let new_id = crate::db::new_id;
     Ok(Some(match e.method {
         Method::Post => match &e.if_none_exist {
             None => Resolved::New(new_id()),
@@ -734,7 +734,7 @@ fn execute(
                     conn,
                     ctx,
                     &resource,
-                    &service::new_id(),
+                    &crate::db::new_id(),
                     criteria.as_ref(),
                     false,
                 )?),
@@ -756,7 +756,7 @@ fn execute(
                     let search = parse_search(t, q)?;
                     let new_id = match resolved {
                         Some(Resolved::Update(id)) => id,
-                        _ => service::new_id(),
+                        _ => crate::db::new_id(),
                     };
                     Answer::of_write(service::conditional_update_in(
                         conn, ctx, &resource, &new_id, &search, if_match,

@@ -173,7 +173,7 @@ pub fn record_change(
         conn,
         &[crate::db::audit::AuditRow {
             tenant: actor.tenant.clone(),
-            id: crate::audit::new_id(),
+            id: crate::db::new_id(),
             recorded: now,
             action: action.into(),
             subtype: fhir_mapping::audit::CLIENT_CHANGE.into(),

@@ -6,11 +6,9 @@ pub mod clients;
 pub mod oidc;
 pub mod scopes;
 pub mod tokens;
+pub mod visibility;
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::middleware::Next;
-use actix_web::{HttpMessage, HttpRequest, web};
+pub use visibility::Visibility;
 
 use crate::db::store::{Condition, Patients};
 use crate::error::ApiError;
@@ -113,11 +111,12 @@ impl Access {
             }
         }
         if !restriction.is_empty() {
-            let search = crate::search::parse(resource_type, &restriction).map_err(|_| {
-                ApiError::Forbidden(format!(
-                    "a scope restricts {resource_type} by a search this server does not support"
-                ))
-            })?;
+            let search =
+                crate::search::parsing::parse(resource_type, &restriction).map_err(|_| {
+                    ApiError::Forbidden(format!(
+                        "a scope restricts {resource_type} by a search this server does not support"
+                    ))
+                })?;
             limits.conditions.extend(search.conditions);
         }
         Ok(limits)
@@ -150,36 +149,6 @@ impl Access {
     }
 }
 
-/// What a writer may see of the store while it writes: the same limits as its reads,
-/// applied to every lookup a write makes (conditional matches, reference checks, the
-/// holder of an identifier), so that no answer to a write tells a patient-context
-/// client anything about a resource outside its compartment.
-#[derive(Debug, Clone, Default)]
-pub enum Visibility {
-    /// The server's own writes: everything in the tenant.
-    #[default]
-    Open,
-    /// A client's writes: what its token may read.
-    Of(std::sync::Arc<Access>),
-}
-
-impl Visibility {
-    /// The limits of what may be seen of `resource_type` (`None`: nothing of it). A
-    /// token without read access to a type sees nothing of it when a patient is in
-    /// context, and (as before) whether a resource exists when it acts for a system
-    /// or a user.
-    pub fn limits(&self, resource_type: &str) -> Option<Limits> {
-        match self {
-            Visibility::Open => Some(Limits::default()),
-            Visibility::Of(access) => match access.require(resource_type, Perm::Read) {
-                Ok(limits) => Some(limits),
-                Err(_) if access.patient.is_some() => None,
-                Err(_) => Some(Limits::default()),
-            },
-        }
-    }
-}
-
 /// The condition that keeps a search of `resource_type` in `patient`'s compartment (the
 /// R4 Patient compartment: any of the type's compartment parameters names the patient,
 /// an OR inside the SQL), or a 403 for a type outside every patient's compartment.
@@ -196,14 +165,6 @@ fn compartment(resource_type: &str, patient: &str) -> Result<Condition, ApiError
         resource_type,
         Patients::ids(vec![patient.to_string()]),
     ))
-}
-
-/// The access of a request (set by [`authenticate`]).
-pub fn access(req: &HttpRequest) -> Result<Access, ApiError> {
-    req.extensions()
-        .get::<Access>()
-        .cloned()
-        .ok_or_else(|| ApiError::Unauthorized(MISSING.into()))
 }
 
 /// The message of a request without a token (answered without an error code, RFC 6750).
@@ -227,7 +188,7 @@ impl RateLimit {
     }
 
     /// A 429 (with the seconds to wait) when `client` is over its rate.
-    fn check(&self, client: &str) -> Result<(), ApiError> {
+    pub fn check(&self, client: &str) -> Result<(), ApiError> {
         use governor::clock::{Clock, DefaultClock};
         self.limiter
             .check_key(&client.to_string())
@@ -238,93 +199,29 @@ impl RateLimit {
     }
 }
 
-/// Routes that answer without a token.
-fn is_open(req: &ServiceRequest) -> bool {
-    let path = req.path().trim_end_matches('/');
-    req.method() == actix_web::http::Method::GET
-        && (path.ends_with("/fhir/metadata")
-            || path.ends_with("/fhir/.well-known/smart-configuration"))
-}
-
-/// Middleware: checks the bearer token of every request under `/fhir` (but the open
-/// routes) and stores its [`Access`] in the request.
-pub async fn authenticate(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<actix_web::body::EitherBody<impl MessageBody>>, actix_web::Error> {
-    if is_open(&req) {
-        return next
-            .call(req)
-            .await
-            .map(ServiceResponse::map_into_left_body);
-    }
-    let verified = match req.app_data::<web::Data<crate::http::AppState>>() {
-        Some(state) => verify(req.headers(), state).await.and_then(|mut access| {
-            access.address = req.peer_addr().map(|a| a.ip().to_string());
-            if let Some(limit) = &state.rate_limit {
-                limit.check(&format!("{}/{}", access.tenant, access.client))?;
-            }
-            Ok(access)
-        }),
-        None => Err(ApiError::Internal("no application state".into())),
-    };
-    // a clinic's first request sets it up (its definitions and starter library)
-    let verified = match (verified, req.app_data::<web::Data<crate::http::AppState>>()) {
-        (Ok(access), Some(state)) => state.clinics.ensure(&access.tenant).await.map(|()| access),
-        (other, _) => other,
-    };
-    match verified {
-        Ok(access) => {
-            // the reads of this request take turns within its client's share of the
-            // database readers
-            let client: std::sync::Arc<str> = format!("{}/{}", access.tenant, access.client).into();
-            req.extensions_mut().insert(access);
-            crate::db::as_client(client, next.call(req))
-                .await
-                .map(ServiceResponse::map_into_left_body)
-        }
-        Err(e) => {
-            let out = crate::http::negotiate::error_output(req.request());
-            let response = e.to_response(out.format, out.pretty);
-            Ok(req.into_response(response).map_into_right_body())
-        }
-    }
-}
-
 /// The `iss` of a token, read before any check (to choose the key that checks it).
 fn unverified_issuer(token: &str) -> Option<String> {
     let claims = tokens::unverified_claims(token)?;
     claims.get("iss")?.as_str().map(str::to_string)
 }
 
-/// The access of the bearer token in `headers`.
+/// The access of a bearer token: checked by the key of its issuer (an external OpenID
+/// Connect provider's, or this server's), then cached until it expires.
 pub async fn verify(
-    headers: &actix_web::http::header::HeaderMap,
-    state: &crate::http::AppState,
+    token: &str,
+    now: i64,
+    cache: &TokenCache,
+    keys: &tokens::TokenKeys,
+    oidc: Option<&oidc::Oidc>,
 ) -> Result<Access, ApiError> {
-    let header = headers
-        .get(actix_web::http::header::AUTHORIZATION)
-        .ok_or_else(|| ApiError::Unauthorized(MISSING.into()))?;
-    let token = header
-        .to_str()
-        .ok()
-        .and_then(|h| {
-            let (scheme, token) = h.split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-        })
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| {
-            ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".into())
-        })?;
-    let now = crate::clock::to_micros(state.clock.now()) / 1_000_000;
-    if let Some(access) = state.token_cache.get(token, now) {
+    if let Some(access) = cache.get(token, now) {
         return Ok(access);
     }
-    let claims = match &state.oidc {
+    let claims = match oidc {
         Some(oidc) if unverified_issuer(token).as_deref() == Some(oidc.issuer.as_str()) => {
             oidc.verify(token, now).await?
         }
-        _ => state.token_keys.verify(token, now)?,
+        _ => keys.verify(token, now)?,
     };
     if domain::TenantId::parse(&claims.tenant).is_err() {
         return Err(ApiError::Unauthorized(
@@ -339,7 +236,7 @@ pub async fn verify(
         patient: claims.patient,
         address: None,
     };
-    state.token_cache.put(token, &access, claims.exp, now);
+    cache.put(token, &access, claims.exp, now);
     Ok(access)
 }
 

@@ -32,6 +32,13 @@ mod writer;
 
 pub use readers::as_client;
 
+/// A new row or resource id: a UUID whose first bits are the time (version 7), so that new
+/// rows go to the end of the tables' indexes instead of anywhere in them (far fewer
+/// pages written per commit than random ids).
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
 use std::sync::Arc;
 use std::time::Duration;
 

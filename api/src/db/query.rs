@@ -15,7 +15,37 @@ use diesel::sql_types::{BigInt, Nullable, Text};
 use serde::{Deserialize, Serialize};
 
 use super::AnyConnection;
-use super::store::MatchRow;
+
+/// A match of a search: id and current body.
+#[derive(Debug, Clone, diesel::Queryable, QueryableByName)]
+pub struct MatchRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub res_id: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub version: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub last_updated: i64,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    pub body: Option<String>,
+}
+
+/// The longest text the index tables hold of one value, in bytes.
+pub const MAX_INDEXED_BYTES: usize = 512;
+
+/// A value as the index tables hold it: its first [`MAX_INDEXED_BYTES`] bytes (cut at a
+/// character boundary). PostgreSQL's B-tree refuses an index row of more than about
+/// 2.7 kB, so a resource with a longer name or identifier could not be written; values
+/// searched are cut the same way, so a long value still finds its resource.
+pub fn indexed(value: &str) -> &str {
+    if value.len() <= MAX_INDEXED_BYTES {
+        return value;
+    }
+    let mut end = MAX_INDEXED_BYTES;
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    &value[..end]
+}
 
 /// One condition of a search, already validated against the supported parameters.
 #[derive(Debug, Clone)]
@@ -314,9 +344,9 @@ impl Sql {
     }
 
     /// A value compared with an index table's `system` or `code`, cut as the index
-    /// holds it (see [`super::store::indexed`]).
+    /// holds it (see [`indexed`]).
     fn value(&mut self, s: &str) {
-        self.str(super::store::indexed(s));
+        self.str(indexed(s));
     }
 
     fn int(&mut self, i: i64) {
@@ -467,7 +497,7 @@ impl Sql {
                             s.push(")");
                         }
                         StrMatch::Prefix => {
-                            let value = super::store::indexed(value);
+                            let value = indexed(value);
                             s.push(&format!(
                                 "({} = '' AND {} LIKE ",
                                 s.col(a, "system"),
@@ -485,7 +515,7 @@ impl Sql {
                             s.push(")");
                         }
                         StrMatch::Contains => {
-                            let value = super::store::indexed(value);
+                            let value = indexed(value);
                             s.push(&format!(
                                 "({} = '' AND {} LIKE ",
                                 s.col(a, "system"),

@@ -32,19 +32,6 @@ pub struct VersionRow {
     pub body: Option<String>,
 }
 
-/// A match of a search: id and current body.
-#[derive(Debug, Clone, Queryable, QueryableByName)]
-pub struct MatchRow {
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    pub res_id: String,
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    pub version: i64,
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    pub last_updated: i64,
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
-    pub body: Option<String>,
-}
-
 /// The columns of a [`MatchRow`].
 const MATCH_COLUMNS: (
     resources::res_id,
@@ -86,24 +73,6 @@ impl<'a> Token<'a> {
             })
             .collect()
     }
-}
-
-/// The longest text the index tables hold of one value, in bytes.
-pub const MAX_INDEXED_BYTES: usize = 512;
-
-/// A value as the index tables hold it: its first [`MAX_INDEXED_BYTES`] bytes (cut at a
-/// character boundary). PostgreSQL's B-tree refuses an index row of more than about
-/// 2.7 kB, so a resource with a longer name or identifier could not be written; values
-/// searched are cut the same way, so a long value still finds its resource.
-pub fn indexed(value: &str) -> &str {
-    if value.len() <= MAX_INDEXED_BYTES {
-        return value;
-    }
-    let mut end = MAX_INDEXED_BYTES;
-    while !value.is_char_boundary(end) {
-        end -= 1;
-    }
-    &value[..end]
 }
 
 /// A new version to write.
@@ -450,8 +419,8 @@ pub fn history(conn: &mut AnyConnection, q: HistoryQuery<'_>) -> QueryResult<Vec
 }
 
 pub use super::query::{
-    Condition, DateOp, Index, KeyValue, Page, Patients, SearchQuery, Sort, SortBy, SortKey,
-    StrMatch, TokenMatch, count,
+    Condition, DateOp, Index, KeyValue, MAX_INDEXED_BYTES, MatchRow, Page, Patients, SearchQuery,
+    Sort, SortBy, SortKey, StrMatch, TokenMatch, count, indexed,
 };
 
 /// One page of matches.

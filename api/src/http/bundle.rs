@@ -102,7 +102,7 @@ fn invalid(issues: Vec<fhir_mapping::Issue>) -> ApiError {
 /// `POST [base]` with a `transaction` or `batch` Bundle (R4 http.html#transaction).
 pub async fn transaction(req: HttpRequest, payload: web::Payload, state: State) -> HttpResponse {
     let result = async {
-        let access = auth::access(&req)?;
+        let access = super::authn::access(&req)?;
         access.require_beyond_patient("a transaction or batch Bundle")?;
         let query = negotiate::query_pairs(&req)?;
         only_params(&query, &["_format", "_pretty"])?;
@@ -143,7 +143,7 @@ pub async fn process_message(
     state: State,
 ) -> HttpResponse {
     let result = async {
-        auth::access(&req)?.require_beyond_patient("$process-message")?;
+        super::authn::access(&req)?.require_beyond_patient("$process-message")?;
         let query = negotiate::query_pairs(&req)?;
         only_params(&query, &["_format", "_pretty", "async"])?;
         if query.iter().any(|(k, v)| k == "async" && v == "true") {
@@ -155,7 +155,7 @@ pub async fn process_message(
         let format = negotiate::input_format(&req)?;
         let body = negotiate::read_body(&req, payload, state.max_bundle_bytes).await?;
         let base = state.base_url(&req);
-        let access = auth::access(&req)?;
+        let access = super::authn::access(&req)?;
         let st = state.clone();
         let response = blocking(move || {
             let parsed = read_bundle(&st, &body, format)?;

@@ -253,7 +253,7 @@ fn referenced(
             continue;
         };
         let ids: Vec<String> = ids.into_iter().collect();
-        let visible = crate::service::visible_ids(conn, tenant, &t, ids, &limits)?;
+        let visible = crate::auth::visibility::visible_ids(conn, tenant, &t, ids, &limits)?;
         for m in store::live_by_ids(conn, tenant, &t, &visible)? {
             if out.len() >= MAX_REFERENCED {
                 truncated = true;
@@ -268,7 +268,7 @@ fn referenced(
 /// `GET [base]/Patient/[id]/$everything` (`_since`, `_type`, `_count`).
 pub async fn everything(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let result = async {
-        let access = auth::access(&req)?;
+        let access = super::authn::access(&req)?;
         let patient_limits = access.require("Patient", Perm::Read)?;
         let r = read_request(&req, &access)?;
         let query = negotiate::query_pairs(&req)?;
@@ -287,7 +287,13 @@ pub async fn everything(req: HttpRequest, state: web::Data<AppState>) -> HttpRes
                         res_id: &id,
                     };
                     if !store::exists(c, key)?
-                        || !crate::service::visible(c, tenant, "Patient", &id, &patient_limits)?
+                        || !crate::auth::visibility::visible(
+                            c,
+                            tenant,
+                            "Patient",
+                            &id,
+                            &patient_limits,
+                        )?
                     {
                         return Err(ApiError::NotFound(format!("Patient/{id} does not exist")));
                     }

@@ -5,8 +5,8 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::{AppState, finish, negotiate};
+use crate::auth::Access;
 use crate::auth::scopes::Perm;
-use crate::auth::{self, Access};
 use crate::clock::{http_date, instant_string, to_micros};
 use crate::db::exports::{self, JobRow};
 use crate::error::ApiError;
@@ -64,7 +64,7 @@ fn accepts_fhir_json(req: &HttpRequest) -> Result<(), ApiError> {
 /// `GET|POST [base]/$export`, `[base]/Patient/$export`, `[base]/Group/[id]/$export`.
 pub async fn kick_off(req: HttpRequest, payload: web::Payload, state: State) -> HttpResponse {
     let result = async {
-        let access = auth::access(&req)?;
+        let access = super::authn::access(&req)?;
         let level = if req.path().ends_with("/Patient/$export") {
             Level::Patient
         } else if let Some(id) = req.match_info().get("id") {
@@ -85,7 +85,7 @@ pub async fn kick_off(req: HttpRequest, payload: web::Payload, state: State) -> 
             let (tenant, gid, lim) = (access.tenant.clone(), id.clone(), limits.clone());
             let seen = state
                 .db
-                .read(move |c| crate::service::visible(c, &tenant, "Group", &gid, &lim))
+                .read(move |c| crate::auth::visibility::visible(c, &tenant, "Group", &gid, &lim))
                 .await?;
             if !seen {
                 return Err(ApiError::NotFound(format!("Group/{id} does not exist")));
@@ -173,7 +173,7 @@ fn produced(job: &JobRow) -> Result<Produced, ApiError> {
 /// off, with a token that covers every type of the export.
 pub async fn status(req: HttpRequest, state: State) -> HttpResponse {
     let result = async {
-        let access = auth::access(&req)?;
+        let access = super::authn::access(&req)?;
         let job = readable_job(&req, &state, &access).await?;
         match job.status.as_str() {
             exports::COMPLETED => {
@@ -231,7 +231,7 @@ pub async fn status(req: HttpRequest, state: State) -> HttpResponse {
 /// its files.
 pub async fn cancel(req: HttpRequest, state: State) -> HttpResponse {
     let result = async {
-        let access = auth::access(&req)?;
+        let access = super::authn::access(&req)?;
         let job = readable_job(&req, &state, &access).await?;
         let (tenant, client, id) = (access.tenant.clone(), access.client.clone(), job.id.clone());
         let removed = state
@@ -261,7 +261,7 @@ pub async fn cancel(req: HttpRequest, state: State) -> HttpResponse {
 /// client that kicked it off, with a token that covers the file's type.
 pub async fn file(req: HttpRequest, state: State) -> HttpResponse {
     let result = async {
-        let access = auth::access(&req)?;
+        let access = super::authn::access(&req)?;
         let job = own_job(&req, &state, &access).await?;
         let name = req.match_info().get("file").unwrap_or_default().to_string();
         let not_found = || ApiError::NotFound(format!("export {} has no file {name}", job.id));

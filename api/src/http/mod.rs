@@ -1,5 +1,7 @@
 //! The HTTP surface: routes under `/fhir`, shared state, response helpers.
 
+pub mod audit;
+pub mod authn;
 pub mod bundle;
 pub mod deadline;
 pub mod everything;
@@ -7,6 +9,7 @@ pub mod export;
 pub mod negotiate;
 pub mod operations;
 pub mod rest;
+pub mod span;
 pub mod subscription;
 pub mod token;
 
@@ -28,7 +31,7 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub tenant: TenantId,
     /// The clinics set up with their definitions and starter library.
-    pub clinics: Arc<crate::server::Clinics>,
+    pub clinics: Arc<crate::clinics::Clinics>,
     pub base_url: Option<String>,
     pub limits: ParseLimits,
     pub max_body_bytes: usize,
@@ -212,10 +215,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     );
     cfg.service(
         web::scope("/fhir")
-            .wrap(actix_web::middleware::from_fn(crate::auth::authenticate))
             .wrap(actix_web::middleware::from_fn(
-                crate::audit::record_requests,
+                crate::http::authn::authenticate,
             ))
+            .wrap(actix_web::middleware::from_fn(audit::record_requests))
             .service(
                 web::resource("/.well-known/smart-configuration")
                     .route(web::get().to(rest::smart_configuration))

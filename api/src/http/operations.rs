@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::negotiate;
 use super::rest::{blocking, path_id, write_response};
 use super::{AppState, finish};
-use crate::auth::{self, scopes::Perm};
+use crate::auth::scopes::Perm;
 use crate::clock::to_micros;
 use crate::error::ApiError;
 use crate::service;
@@ -105,7 +105,7 @@ async fn apply(
 ) -> HttpResponse {
     let result = async {
         let id = path_id(&req)?;
-        let access = auth::access(&req)?;
+        let access = super::authn::access(&req)?;
         access.require_beyond_patient("$apply")?;
         let definition = if req.path().contains("/PlanDefinition/") {
             "PlanDefinition"
@@ -196,13 +196,13 @@ pub async fn handout(req: HttpRequest, state: web::Data<AppState>) -> HttpRespon
             .to_zoned(jiff::tz::TimeZone::UTC)
             .date()
             .to_string();
-        let access = auth::access(&req)?;
+        let access = super::authn::access(&req)?;
         let limits = access.require("CarePlan", Perm::Read)?;
         let tenant = access.tenant.clone();
         let sheet = state
             .db
             .read(move |conn| {
-                if !service::visible(conn, &tenant, "CarePlan", &id, &limits)? {
+                if !crate::auth::visibility::visible(conn, &tenant, "CarePlan", &id, &limits)? {
                     return Ok(Err(ApiError::NotFound(format!("CarePlan/{id} does not exist"))));
                 }
                 Ok(service::handout(conn, &tenant, &id, produced))
@@ -303,7 +303,7 @@ pub async fn clinic_adherence(req: HttpRequest, state: web::Data<AppState>) -> H
             csv,
             out,
         } = adherence_query(&req)?;
-        let access = auth::access(&req)?;
+        let access = super::authn::access(&req)?;
         access.require_beyond_patient("$adherence of a clinic or a Group")?;
         for t in ["Patient", "Task", "Group"] {
             if !access.require(t, Perm::Read)?.is_open() {
@@ -368,7 +368,7 @@ pub async fn adherence(req: HttpRequest, state: web::Data<AppState>) -> HttpResp
             csv,
             out,
         } = adherence_query(&req)?;
-        let access = auth::access(&req)?;
+        let access = super::authn::access(&req)?;
         let target_type = if program { "CarePlan" } else { "Patient" };
         let limits = access.require(target_type, Perm::Read)?;
         let now = to_micros(state.clock.now());
@@ -376,7 +376,13 @@ pub async fn adherence(req: HttpRequest, state: web::Data<AppState>) -> HttpResp
         let answer = state
             .db
             .read(move |conn| {
-                if !service::visible(conn, &access.tenant, target_type, &id, &limits)? {
+                if !crate::auth::visibility::visible(
+                    conn,
+                    &access.tenant,
+                    target_type,
+                    &id,
+                    &limits,
+                )? {
                     return Ok(Err(ApiError::NotFound(format!(
                         "{target_type}/{id} does not exist"
                     ))));

@@ -10,7 +10,7 @@ use fhir_mapping::{Format, Issue, ParsedResource, operation_outcome, parse_resou
 
 use super::negotiate::{self, Output, Return};
 use super::{AppState, fhir_response, finish, render};
-use crate::auth::{self, Access, Limits, scopes::Perm};
+use crate::auth::{Access, Limits, scopes::Perm};
 use crate::clock::{http_date, instant_string};
 use crate::db::store::{self, HistoryQuery, Key, VersionRow};
 use crate::error::{ApiError, content_type};
@@ -247,7 +247,7 @@ pub async fn metadata(req: HttpRequest, state: State) -> HttpResponse {
 pub async fn create(req: HttpRequest, payload: web::Payload, state: State) -> HttpResponse {
     let result = async {
         let res_type = resource_type(&req)?;
-        let access = auth::access(&req)?;
+        let access = super::authn::access(&req)?;
         let limits = access.require(&res_type, Perm::Create)?;
         let query = negotiate::query_pairs(&req)?;
         only_params(&query, &["_format", "_pretty"])?;
@@ -266,7 +266,7 @@ pub async fn create(req: HttpRequest, payload: web::Payload, state: State) -> Ht
             }
         };
         let idempotency = negotiate::idempotency(&req, &body)?;
-        let id = crate::service::new_id();
+        let id = crate::db::new_id();
         let st = state.clone();
         let (written, replayed) = blocking(move || {
             let parsed = parse_body(&st, &body, format, &res_type)?;
@@ -294,7 +294,7 @@ pub async fn update(req: HttpRequest, payload: web::Payload, state: State) -> Ht
     let result = async {
         let res_type = resource_type(&req)?;
         let id = path_id(&req)?;
-        let access = auth::access(&req)?;
+        let access = super::authn::access(&req)?;
         let limits = access.require(&res_type, Perm::Update)?;
         let query = negotiate::query_pairs(&req)?;
         only_params(&query, &["_format", "_pretty"])?;
@@ -333,7 +333,7 @@ pub async fn patch(req: HttpRequest, payload: web::Payload, state: State) -> Htt
     let result = async {
         let res_type = resource_type(&req)?;
         let id = path_id(&req)?;
-        let access = auth::access(&req)?;
+        let access = super::authn::access(&req)?;
         let limits = access.require(&res_type, Perm::Update)?;
         let query = negotiate::query_pairs(&req)?;
         only_params(&query, &["_format", "_pretty"])?;
@@ -411,7 +411,7 @@ pub async fn conditional_update(
 ) -> HttpResponse {
     let result = async {
         let res_type = resource_type(&req)?;
-        let access = auth::access(&req)?;
+        let access = super::authn::access(&req)?;
         let limits = access.require(&res_type, Perm::Update)?;
         access.require(&res_type, Perm::Search)?;
         let query = negotiate::query_pairs(&req)?;
@@ -425,7 +425,7 @@ pub async fn conditional_update(
         let if_match = if_match(&req)?;
         let format = negotiate::input_format(&req)?;
         let body = negotiate::read_body(&req, payload, state.body_limit(&res_type)).await?;
-        let new_id = crate::service::new_id();
+        let new_id = crate::db::new_id();
         let st = state.clone();
         let written = blocking(move || {
             let parsed = parse_body(&st, &body, format, &res_type)?;
@@ -449,7 +449,7 @@ pub async fn delete(req: HttpRequest, state: State) -> HttpResponse {
     let result = async {
         let res_type = resource_type(&req)?;
         let id = path_id(&req)?;
-        let access = auth::access(&req)?;
+        let access = super::authn::access(&req)?;
         let limits = access.require(&res_type, Perm::Delete)?;
         let query = negotiate::query_pairs(&req)?;
         only_params(&query, &["_format", "_pretty"])?;
@@ -481,7 +481,7 @@ async fn current_of(
     state
         .db
         .read(move |conn| {
-            if !service::visible(conn, &tenant, &t, &i, &limits)? {
+            if !crate::auth::visibility::visible(conn, &tenant, &t, &i, &limits)? {
                 return Ok(None);
             }
             Ok(store::current(
@@ -513,7 +513,7 @@ pub async fn read(req: HttpRequest, state: State) -> HttpResponse {
                 "{res_type}/{id} does not exist"
             )));
         }
-        let access = auth::access(&req)?;
+        let access = super::authn::access(&req)?;
         let limits = access.require(&res_type, Perm::Read)?;
         if res_type == "AuditEvent" {
             let event = crate::audit::read_event(&state.db, access.tenant.clone(), id).await?;
@@ -616,14 +616,14 @@ pub async fn vread(req: HttpRequest, state: State) -> HttpResponse {
         if !is_valid_id(&id) {
             return Err(not_found());
         }
-        let access = auth::access(&req)?;
+        let access = super::authn::access(&req)?;
         let limits = access.require(&res_type, Perm::Read)?;
         let (t, i) = (res_type.clone(), id.clone());
         let tenant = access.tenant.clone();
         let row = state
             .db
             .read(move |conn| {
-                if !service::visible(conn, &tenant, &t, &i, &limits)? {
+                if !crate::auth::visibility::visible(conn, &tenant, &t, &i, &limits)? {
                     return Ok(None);
                 }
                 Ok(store::version(
@@ -700,7 +700,7 @@ async fn history(
         ),
         None => None,
     };
-    let access = auth::access(&req)?;
+    let access = super::authn::access(&req)?;
     let limits = match &res_type {
         Some(t) => access.require(t, Perm::Read)?,
         None => access.require_every_type(Perm::Read)?,
@@ -717,7 +717,7 @@ async fn history(
         .db
         .read(move |conn| {
             if let (Some(t), Some(i)) = (&t, &i)
-                && !service::visible(conn, &tenant, t, i, &limits)?
+                && !crate::auth::visibility::visible(conn, &tenant, t, i, &limits)?
             {
                 return Ok(Vec::new());
             }
@@ -852,7 +852,7 @@ async fn run_search(
         now: crate::clock::to_micros(state.clock.now()),
     };
     let parsed = search::parse_with(&res_type, &query, options)?;
-    let access = auth::access(req)?;
+    let access = super::authn::access(req)?;
     let limited = search::limit(&access, &res_type, &parsed)?;
     if res_type == "AuditEvent" {
         let bundle = crate::audit::search_events(

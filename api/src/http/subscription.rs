@@ -5,7 +5,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use fhir_mapping::subscriptions::{self as topics, Content, Event, NotificationType};
 
 use super::{AppState, finish, negotiate};
-use crate::auth::{self, scopes::Perm};
+use crate::auth::scopes::Perm;
 use crate::clock::{instant_string, to_micros};
 use crate::db::subscriptions::{self as rows, SubscriptionRow};
 use crate::error::ApiError;
@@ -18,13 +18,13 @@ const MAX_EVENTS: i64 = 1000;
 /// The row of the path's Subscription, if the token may read it.
 async fn visible_row(req: &HttpRequest, state: &State) -> Result<SubscriptionRow, ApiError> {
     let id = req.match_info().get("id").unwrap_or_default().to_string();
-    let access = auth::access(req)?;
+    let access = super::authn::access(req)?;
     let limits = access.require("Subscription", Perm::Read)?;
     let (tenant, key) = (access.tenant.clone(), id.clone());
     let row = state
         .db
         .read(move |c| {
-            if !crate::service::visible(c, &tenant, "Subscription", &key, &limits)? {
+            if !crate::auth::visibility::visible(c, &tenant, "Subscription", &key, &limits)? {
                 return Ok(None);
             }
             Ok(rows::get(c, &tenant, &key)?)
@@ -116,7 +116,7 @@ pub async fn events(req: HttpRequest, state: State) -> HttpResponse {
             }
         }
         let row = visible_row(&req, &state).await?;
-        let access = auth::access(&req)?;
+        let access = super::authn::access(&req)?;
         let topic = topics::TOPICS
             .iter()
             .find(|t| t.code == row.topic)
@@ -138,7 +138,9 @@ pub async fn events(req: HttpRequest, state: State) -> HttpResponse {
                 let mut out = Vec::new();
                 for e in events {
                     let readable = match &limits {
-                        Some(l) => crate::service::visible(c, &tenant, res_type, &e.res_id, l)?,
+                        Some(l) => {
+                            crate::auth::visibility::visible(c, &tenant, res_type, &e.res_id, l)?
+                        }
                         None => false,
                     };
                     let body = if readable && content == Content::FullResource {

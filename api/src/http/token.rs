@@ -158,7 +158,7 @@ async fn admin(
     state: &State,
     what: &str,
 ) -> Result<crate::auth::Access, ApiError> {
-    let mut access = crate::auth::verify(req.headers(), state).await?;
+    let mut access = crate::http::authn::verify(req.headers(), state).await?;
     access.address = req.peer_addr().map(|a| a.ip().to_string());
     if !access.admin {
         return Err(ApiError::Forbidden(format!(
