@@ -5,6 +5,7 @@ pub mod audit;
 pub mod auth;
 pub mod clinics;
 pub mod clock;
+pub mod commit;
 pub mod config;
 pub mod db;
 pub mod error;

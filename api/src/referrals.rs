@@ -107,7 +107,15 @@ pub fn after_program_write(
                 }
             }
             if let Some(mut json) = moved {
-                sessions::write_built(conn, tenant, "Task", &id, Some(version), &mut json, now)?;
+                crate::commit::commit_built(
+                    conn,
+                    tenant,
+                    "Task",
+                    &id,
+                    Some(version),
+                    &mut json,
+                    now,
+                )?;
             }
         }
     }

@@ -242,7 +242,7 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<(Server, SocketAd
     let delivery = if config.subscription_workers > 0 {
         let bind_base = format!("http://{}/fhir", config.bind);
         Some(
-            crate::subscriptions::spawn_delivery(
+            crate::subscriptions::delivery::spawn_delivery(
                 db.clone(),
                 clock.clone(),
                 Arc::new(crate::subscriptions::SubscriptionSettings {

@@ -13,7 +13,8 @@ use domain::referral::Actor;
 use crate::auth::Visibility;
 use crate::auth::visibility::seen;
 use crate::clock::{Clock, instant_string, to_micros};
-use crate::db::store::{self, Key, NewVersion, SearchQuery, Token, WriteResult};
+use crate::commit::{Author, Change, commit};
+use crate::db::store::{self, Key, SearchQuery, Token};
 use crate::db::{AnyConnection, Db, intake};
 use crate::error::ApiError;
 use crate::search::{Search, normal_form};
@@ -118,13 +119,9 @@ pub struct Written {
     pub body: Option<String>,
 }
 
-/// Applies the profiles' rules, sets id and meta and serialises: the bytes to store, and
-/// the resource they are (generated elements included: they are indexed too).
-fn prepare(
-    conn: &mut AnyConnection,
-    i: &Insert<'_>,
-    version: i64,
-) -> Result<(String, ParsedResource), ApiError> {
+/// Applies the profiles' rules and the server's part of a Subscription: the resource to
+/// store (generated elements included: they are indexed too).
+fn prepare(conn: &mut AnyConnection, i: &Insert<'_>) -> Result<ParsedResource, ApiError> {
     let mut resource = i.parsed.clone();
     let resource_type = resource.resource_type().to_string();
     // Only a resource that claims a profile (or whose stored version did) reads the
@@ -136,18 +133,14 @@ fn prepare(
         apply_profile_rules(conn, i, &resource_type, resource.json_mut())?;
     }
     if resource_type == "Subscription" {
-        crate::subscriptions::prepare(
+        crate::subscriptions::outbox::prepare(
             i.tenant,
             resource.json_mut(),
             i.agent,
             &i.sessions.endpoints,
         )?;
     }
-    resource.set_id(i.id);
-    resource.set_meta(&version.to_string(), &instant_string(i.now));
-    let body = String::from_utf8(resource.to_json_bytes())
-        .map_err(|_| ApiError::Internal("serialised resource is not UTF-8".into()))?;
-    Ok((body, resource))
+    Ok(resource)
 }
 
 /// The rules of the project's profiles, with the stored version being replaced and
@@ -272,10 +265,6 @@ pub fn check_found_references(
     }
 }
 
-fn tokens_of(parsed: &ParsedResource) -> Vec<fhir_mapping::search_params::TokenValue> {
-    token_values(parsed.resource_type(), parsed.json())
-}
-
 /// Matches of `search` among what the writer may see (at most two: enough to tell
 /// none, one and many apart). The writer's limits are conditions of the same SQL, as
 /// for its searches: a resource it may not read is never a match.
@@ -354,38 +343,6 @@ fn check_compartment(
     }
 }
 
-/// Records a client's change in the audit trail, in the transaction of the change.
-fn audit_change(
-    conn: &mut AnyConnection,
-    tenant: &str,
-    agent: &crate::audit::Agent,
-    (action, subtype): (&str, &str),
-    (res_type, id, version): (&str, &str, i64),
-    patient: Option<String>,
-    now: i64,
-) -> Result<(), ApiError> {
-    crate::db::audit::insert(
-        conn,
-        &[crate::db::audit::AuditRow {
-            tenant: tenant.to_string(),
-            id: crate::db::new_id(),
-            recorded: now,
-            action: action.into(),
-            subtype: subtype.into(),
-            outcome: "0".into(),
-            status: if subtype == "create" { 201 } else { 200 },
-            client: agent.client.clone(),
-            address: agent.address.clone(),
-            res_type: Some(res_type.to_string()),
-            res_id: Some(id.to_string()),
-            version: Some(version),
-            patient,
-            query: None,
-        }],
-    )?;
-    Ok(())
-}
-
 /// A 404, as for a resource that does not exist, when a patient-context client acts on
 /// a resource of another patient: nothing of another patient shows by any route.
 fn hidden_outside_compartment(
@@ -407,90 +364,46 @@ fn insert(conn: &mut AnyConnection, i: Insert<'_>) -> Result<Written, ApiError> 
         hidden_outside_compartment(i.patient, i.parsed.resource_type(), i.id, current)?;
     }
     check_compartment(i.patient, i.parsed.resource_type(), i.id, i.parsed.json())?;
-    let version = i.previous.map_or(1, |p| p + 1);
-    let (body, prepared) = prepare(conn, &i, version)?;
+    let mut prepared = prepare(conn, &i)?;
+    let res_type = i.parsed.resource_type();
     // references already checked for the version replaced need no new check
     let same_references = i.current.is_some_and(|old| {
-        let refs = |t: &str, j: &JsonObject| {
-            let mut r: Vec<String> = find_references(t, j)
+        let refs = |j: &JsonObject| {
+            let mut r: Vec<String> = find_references(res_type, j)
                 .into_iter()
                 .map(|f| f.reference)
                 .collect();
             r.sort();
             r
         };
-        let t = i.parsed.resource_type();
-        refs(t, old) == refs(t, prepared.json())
+        refs(old) == refs(prepared.json())
     });
     if i.check_references && !same_references {
-        check_references(
-            conn,
-            i.tenant,
-            i.visibility,
-            prepared.resource_type(),
-            prepared.json(),
-        )?;
+        check_references(conn, i.tenant, i.visibility, res_type, prepared.json())?;
     }
-    let new_values = tokens_of(&prepared);
-    let tokens: Vec<Token<'_>> = Token::all(&new_values);
-    let res_type = i.parsed.resource_type();
-    // the rows stored for the version replaced: only those that change are rewritten
-    let previous_values = i.current.map(|old| token_values(res_type, old));
-    let previous_tokens: Option<Vec<Token<'_>>> = previous_values.as_deref().map(Token::all);
-    check_unique_identifiers(conn, &i, &tokens, previous_tokens.as_deref())?;
-    let result = store::write_version(
+    let mut unique = |conn: &mut AnyConnection, new: &[Token<'_>], old: Option<&[Token<'_>]>| {
+        check_unique_identifiers(conn, &i, new, old)
+    };
+    let committed = commit(
         conn,
-        &NewVersion {
-            key: Key {
-                tenant: i.tenant,
-                res_type,
-                res_id: i.id,
-            },
+        Change {
+            tenant: i.tenant,
+            res_type,
+            id: i.id,
             previous: i.previous,
-            version,
-            last_updated: i.now,
+            before: i.current,
+            after: Some(prepared.json_mut()),
             method: i.method,
-            body: Some(&body),
-            tokens: &tokens,
-            previous_tokens: previous_tokens.as_deref(),
-            dates: &date_values(res_type, prepared.json()),
-            previous_dates: i.current.map(|old| date_values(res_type, old)).as_deref(),
+            author: Author::Client(i.agent),
+            now: i.now,
+            check: Some(&mut unique),
         },
     )?;
-    if result == WriteResult::Conflict {
-        return Err(ApiError::Retry);
-    }
-    if let Some(agent) = i.agent {
-        let (action, subtype) = match i.previous {
-            None => ("C", "create"),
-            Some(_) => ("U", "update"),
-        };
-        audit_change(
-            conn,
-            i.tenant,
-            agent,
-            (action, subtype),
-            (res_type, i.id, version),
-            fhir_mapping::search_params::patient_of(res_type, i.id, prepared.json()),
-            i.now,
-        )?;
-    }
-    crate::subscriptions::after_write(
-        conn,
-        i.tenant,
-        res_type,
-        i.id,
-        version,
-        i.current,
-        Some(prepared.json()),
-        Some(i.agent),
-        i.now,
-    )?;
+    let after: Option<&JsonObject> = Some(prepared.json());
     if fhir_mapping::hep::claims_a_profile(res_type, i.parsed.json())
         || i.current
             .is_some_and(|c| fhir_mapping::hep::claims_a_profile(res_type, c))
     {
-        let after: Option<&JsonObject> = Some(prepared.json());
         sessions::after_write(
             conn, i.tenant, res_type, i.id, i.current, after, i.sessions, i.now,
         )?;
@@ -504,9 +417,9 @@ fn insert(conn: &mut AnyConnection, i: Insert<'_>) -> Result<Written, ApiError> 
         status: WriteStatus::Created,
         res_type: res_type.to_string(),
         id: i.id.to_string(),
-        version,
+        version: committed.version,
         last_updated: i.now,
-        body: Some(body),
+        body: committed.body,
     })
 }
 
@@ -560,13 +473,6 @@ fn check_unique_identifiers(
         }
     }
     Ok(())
-}
-
-/// Whether stored JSON claims one of the project's profiles (a write may drop the claim).
-fn claimed_in(res_type: &str, stored: &str) -> bool {
-    stored.contains(fhir_mapping::hep::CANONICAL_BASE)
-        && serde_json::from_str::<JsonObject>(stored)
-            .is_ok_and(|j| fhir_mapping::hep::claims_a_profile(res_type, &j))
 }
 
 pub fn existing(res_type: &str, m: store::MatchRow) -> Written {
@@ -1056,44 +962,32 @@ pub fn delete_in(
     if current.deleted {
         return Ok(written);
     }
-    let version = current.version + 1;
-    let result = store::write_version(
+    // the stored JSON is read only when the audit trail or a profile's effects need it
+    let before: Option<JsonObject> = current
+        .body
+        .as_deref()
+        .filter(|b| ctx.agent.is_some() || b.contains(fhir_mapping::hep::CANONICAL_BASE))
+        .and_then(|b| serde_json::from_str::<JsonObject>(b).ok());
+    let committed = commit(
         conn,
-        &NewVersion {
-            key,
+        Change {
+            tenant,
+            res_type,
+            id,
             previous: Some(current.version),
-            version,
-            last_updated: now,
+            before: before.as_ref(),
+            after: None,
             method: "DELETE",
-            body: None,
-            tokens: &[],
-            previous_tokens: None,
-            dates: &[],
-            previous_dates: None,
+            author: Author::Client(ctx.agent),
+            now,
+            check: None,
         },
     )?;
-    if result == WriteResult::Conflict {
-        return Err(ApiError::Retry);
-    }
-    if let Some(agent) = ctx.agent {
-        let patient = current
-            .body
-            .as_deref()
-            .and_then(|b| serde_json::from_str::<JsonObject>(b).ok())
-            .and_then(|j| fhir_mapping::search_params::patient_of(res_type, id, &j));
-        audit_change(
-            conn,
-            tenant,
-            agent,
-            ("D", "delete"),
-            (res_type, id, version),
-            patient,
-            now,
-        )?;
-    }
-    crate::subscriptions::after_delete(conn, tenant, res_type, id)?;
-    if let Some(body) = current.body.as_deref().filter(|b| claimed_in(res_type, b)) {
-        let before: Option<JsonObject> = serde_json::from_str(body).ok();
+    let version = committed.version;
+    if before
+        .as_ref()
+        .is_some_and(|b| fhir_mapping::hep::claims_a_profile(res_type, b))
+    {
         sessions::after_write(
             conn,
             tenant,

@@ -10,14 +10,14 @@ use std::time::Duration;
 use domain::adherence::{self, Adherence, Period, Record};
 use domain::occurrence::Status;
 use fhir_mapping::hep::{prescription, program, session};
-use fhir_mapping::search_params::token_values;
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
 
 use crate::clock::{from_micros, instant_string, to_micros};
+use crate::commit::commit_built;
 use crate::db::sessions::{self as sql, AdherenceRow, ScheduleRow, SessionRow};
-use crate::db::store::{self, Key, NewVersion, Token, WriteResult};
+use crate::db::store::{self, Key};
 use crate::db::{AnyConnection, Db};
 use crate::error::ApiError;
 
@@ -97,78 +97,6 @@ pub fn patient_tz(
     Ok(stated.unwrap_or_else(|| settings.default_tz.clone()))
 }
 
-/// Writes a resource the server built from its own templates (covered by the mapping
-/// crate's tests): no parse, no profile rules, version checked.
-pub(crate) fn write_built(
-    conn: &mut AnyConnection,
-    tenant: &str,
-    res_type: &str,
-    id: &str,
-    previous: Option<i64>,
-    json: &mut JsonObject,
-    now: i64,
-) -> Result<(), ApiError> {
-    let version = previous.map_or(1, |p| p + 1);
-    // the version replaced, for the topics that follow a status change
-    let before: Option<JsonObject> = match previous {
-        Some(_) if matches!(res_type, "Task" | "CarePlan") => store::current(
-            conn,
-            Key {
-                tenant,
-                res_type,
-                res_id: id,
-            },
-        )?
-        .and_then(|c| c.body)
-        .and_then(|b| serde_json::from_str(&b).ok()),
-        _ => None,
-    };
-    // resourceType, id and meta first, as in every stored resource
-    json.shift_remove("id");
-    json.shift_insert(
-        1.min(json.len()),
-        "id".into(),
-        Value::String(id.to_string()),
-    );
-    fhir_mapping::codec::stamp_meta(json, &version.to_string(), &instant_string(now));
-    let body = serde_json::to_string(&json).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let tokens = token_values(res_type, json);
-    let tokens: Vec<Token<'_>> = Token::all(&tokens);
-    let result = store::write_version(
-        conn,
-        &NewVersion {
-            key: Key {
-                tenant,
-                res_type,
-                res_id: id,
-            },
-            previous,
-            version,
-            last_updated: now,
-            method: if previous.is_some() { "PUT" } else { "POST" },
-            body: Some(&body),
-            tokens: &tokens,
-            previous_tokens: None,
-            dates: &fhir_mapping::search_params::date_values(res_type, json),
-            previous_dates: None,
-        },
-    )?;
-    if result == WriteResult::Conflict {
-        return Err(ApiError::Retry);
-    }
-    crate::subscriptions::after_write(
-        conn,
-        tenant,
-        res_type,
-        id,
-        version,
-        before.as_ref(),
-        Some(json),
-        None,
-        now,
-    )
-}
-
 /// Makes the sessions of one prescription of an active program from `from` to `to`.
 #[allow(clippy::too_many_arguments)]
 fn make_sessions(
@@ -235,7 +163,7 @@ fn make_sessions(
             },
         )?;
         if let Some(obj) = task.as_object_mut() {
-            write_built(conn, tenant, "Task", &id, None, obj, now)?;
+            commit_built(conn, tenant, "Task", &id, None, obj, now)?;
         }
         last = Some(occ.due_from);
     }
@@ -320,7 +248,7 @@ fn cancel_open(
             continue;
         };
         session::close(&mut task, Status::Cancelled, reason, &instant_string(now));
-        write_built(
+        commit_built(
             conn,
             tenant,
             "Task",
@@ -484,7 +412,7 @@ fn refresh_summary(
             return Ok(());
         }
     }
-    write_built(
+    commit_built(
         conn,
         tenant,
         "Observation",
@@ -620,7 +548,7 @@ pub fn after_write(
             {
                 let mut obs = obs.as_object().cloned().unwrap_or_default();
                 let obs_id = crate::db::new_id();
-                write_built(conn, tenant, "Observation", &obs_id, None, &mut obs, now)?;
+                commit_built(conn, tenant, "Observation", &obs_id, None, &mut obs, now)?;
             }
         }
         _ => {}
@@ -648,7 +576,7 @@ pub fn fail_missed(db: &Db, now: i64, batch: i64) -> Result<usize, ApiError> {
                 "not-performed",
                 &instant_string(now),
             );
-            write_built(
+            commit_built(
                 conn,
                 &tenant,
                 "Task",
@@ -1066,7 +994,7 @@ pub fn program_summary(
     );
     let mut obs = obs.as_object().cloned().unwrap_or_default();
     let existing = load_json(conn, tenant, "Observation", &id)?;
-    write_built(
+    commit_built(
         conn,
         tenant,
         "Observation",

@@ -70,7 +70,7 @@ pub struct AppState {
     /// This process's export workers (`None`: it runs none; another process will).
     pub export_workers: Option<crate::export::ExportWorkers>,
     /// This process's subscription delivery workers (they stop with the state).
-    pub _delivery: Option<crate::subscriptions::DeliveryWorkers>,
+    pub _delivery: Option<crate::subscriptions::delivery::DeliveryWorkers>,
 }
 
 impl AppState {
