@@ -15,9 +15,9 @@ use serde_json::Value;
 
 use crate::audit::Agent;
 use crate::clock::instant_string;
-use crate::db::AnyConnection;
 use crate::db::audit::AuditRow;
 use crate::db::store::{self, Key, NewVersion, Token, WriteResult};
+use crate::db::{AnyConnection, Db};
 use crate::error::ApiError;
 use crate::subscriptions::outbox;
 
@@ -263,4 +263,58 @@ fn record_change(
         }],
     )?;
     Ok(())
+}
+
+/// Rebuilds the search index of every live resource when it was built by a server that
+/// extracted search values differently (`search_params::INDEX_VERSION`). Runs at start,
+/// in batches; safe to repeat. Returns how many resources were indexed.
+pub fn rebuild_search_index(db: &Db) -> Result<usize, ApiError> {
+    use fhir_mapping::search_params::INDEX_VERSION;
+    const SETTING: &str = "search-index-version";
+    let current = db.write(|conn| Ok::<_, ApiError>(store::setting(conn, SETTING)?))?;
+    if current.as_deref() == Some(INDEX_VERSION) {
+        return Ok(0);
+    }
+    let mut after: Option<(String, String, String)> = None;
+    let mut n = 0;
+    loop {
+        let from = after.clone();
+        let done = db.write(move |conn| {
+            let rows = store::live_after(
+                conn,
+                from.as_ref()
+                    .map(|(t, ty, id)| (t.as_str(), ty.as_str(), id.as_str())),
+                500,
+            )?;
+            for (tenant, res_type, res_id, body) in &rows {
+                let json: JsonObject = body
+                    .as_deref()
+                    .and_then(|b| serde_json::from_str(b).ok())
+                    .unwrap_or_default();
+                let values = token_values(res_type, &json);
+                let tokens: Vec<Token<'_>> = Token::all(&values);
+                let key = Key {
+                    tenant,
+                    res_type,
+                    res_id,
+                };
+                store::replace_tokens(conn, key, &tokens)?;
+                store::replace_dates(conn, key, &date_values(res_type, &json))?;
+            }
+            Ok::<_, ApiError>(
+                rows.last()
+                    .map(|(t, ty, id, _)| (t.clone(), ty.clone(), id.clone()))
+                    .map(|last| (last, rows.len())),
+            )
+        })?;
+        match done {
+            Some((last, count)) => {
+                n += count;
+                after = Some(last);
+            }
+            None => break,
+        }
+    }
+    db.write(|conn| Ok::<_, ApiError>(store::set_setting(conn, SETTING, INDEX_VERSION)?))?;
+    Ok(n)
 }

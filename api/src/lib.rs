@@ -11,6 +11,7 @@ pub mod db;
 pub mod error;
 pub mod export;
 pub mod http;
+pub mod operations;
 pub mod patch;
 pub mod referrals;
 pub mod search;

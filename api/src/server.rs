@@ -183,7 +183,7 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<(Server, SocketAd
         },
     )?;
     let indexed =
-        crate::service::rebuild_search_index(&db).map_err(|e| StartError::Index(e.to_string()))?;
+        crate::commit::rebuild_search_index(&db).map_err(|e| StartError::Index(e.to_string()))?;
     if indexed > 0 {
         tracing::info!(resources = indexed, "search index rebuilt");
     }

@@ -12,7 +12,6 @@ use super::{AppState, finish};
 use crate::auth::scopes::Perm;
 use crate::clock::to_micros;
 use crate::error::ApiError;
-use crate::service;
 
 /// Weeks of a program applied from the library, until the therapist changes it.
 const DEFAULT_WEEKS: u8 = 6;
@@ -132,7 +131,7 @@ pub async fn apply_template(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    apply(req, payload, state, service::apply_template).await
+    apply(req, payload, state, crate::operations::apply_template).await
 }
 
 /// `ActivityDefinition/[id]/$apply`.
@@ -141,7 +140,7 @@ pub async fn apply_exercise(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    apply(req, payload, state, service::apply_exercise).await
+    apply(req, payload, state, crate::operations::apply_exercise).await
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -205,7 +204,7 @@ pub async fn handout(req: HttpRequest, state: web::Data<AppState>) -> HttpRespon
                 if !crate::auth::visibility::visible(conn, &tenant, "CarePlan", &id, &limits)? {
                     return Ok(Err(ApiError::NotFound(format!("CarePlan/{id} does not exist"))));
                 }
-                Ok(service::handout(conn, &tenant, &id, produced))
+                Ok(crate::operations::handout(conn, &tenant, &id, produced))
             })
             .await??;
         Ok(match format {
@@ -321,7 +320,7 @@ pub async fn clinic_adherence(req: HttpRequest, state: web::Data<AppState>) -> H
                 let run = |conn: &mut crate::db::AnyConnection| {
                     let members = match &group {
                         None => None,
-                        Some(g) => Some(crate::service::group_patients(conn, tenant, g)?),
+                        Some(g) => Some(crate::operations::group_patients(conn, tenant, g)?),
                     };
                     crate::sessions::clinic_adherence(
                         conn,
