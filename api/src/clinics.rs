@@ -78,12 +78,12 @@ impl Clinics {
             return Ok(());
         }
         let tenant = TenantId::parse(tenant)
-            .map_err(|e| crate::error::ApiError::Internal(format!("clinic: {e}")))?;
+            .map_err(|e| crate::error::ApiError::internal_from("clinic", e))?;
         let clinics = self.clone();
         tokio::task::spawn_blocking(move || clinics.set_up(&tenant))
             .await
-            .map_err(|e| crate::error::ApiError::Internal(e.to_string()))?
-            .map_err(|e| crate::error::ApiError::Internal(format!("setting up the clinic: {e}")))
+            .map_err(|e| crate::error::ApiError::internal_from("the set-up task failed", e))?
+            .map_err(|e| crate::error::ApiError::internal_from("setting up the clinic", e))
     }
 }
 

@@ -96,7 +96,7 @@ pub fn commit(conn: &mut AnyConnection, change: Change<'_>) -> Result<Committed,
     let body = after
         .map(serde_json::to_string)
         .transpose()
-        .map_err(|e| ApiError::Internal(format!("serialising a resource: {e}")))?;
+        .map_err(|e| ApiError::internal_from("serialising a resource", e))?;
     let values: Vec<TokenValue> = after.map_or_else(Vec::new, |a| token_values(res_type, a));
     let tokens = Token::all(&values);
     let dates: Vec<DateValue> = after.map_or_else(Vec::new, |a| date_values(res_type, a));

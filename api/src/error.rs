@@ -47,9 +47,14 @@ pub enum ApiError {
     /// A business rule or reference check failed (422).
     #[error("unprocessable")]
     Unprocessable(Vec<Issue>),
-    /// A failure of the server; the cause is logged, never sent.
-    #[error("internal error: {0}")]
-    Internal(String),
+    /// A failure of the server: what failed, and the error that caused it, whose chain
+    /// of sources is logged, never sent.
+    #[error("internal error: {context}")]
+    Internal {
+        context: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    },
     /// No valid access token (401, with `WWW-Authenticate`).
     #[error("unauthorized: {0}")]
     Unauthorized(String),
@@ -84,7 +89,7 @@ impl From<DbError> for ApiError {
     fn from(e: DbError) -> Self {
         match e {
             DbError::Query(q) => q.into(),
-            other => ApiError::Internal(other.to_string()),
+            other => ApiError::internal_from("database", other),
         }
     }
 }
@@ -96,7 +101,7 @@ impl From<diesel::result::Error> for ApiError {
         } else if crate::db::deadline::is_timeout(&e) {
             ApiError::Timeout
         } else {
-            ApiError::Internal(e.to_string())
+            ApiError::internal_from("database", e)
         }
     }
 }
@@ -117,7 +122,38 @@ impl From<MappingError> for ApiError {
     }
 }
 
+/// An error and its sources, `outer: inner: innermost`.
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 impl ApiError {
+    /// A failure of the server, described by `context`.
+    pub fn internal(context: impl Into<String>) -> ApiError {
+        ApiError::Internal {
+            context: context.into(),
+            source: None,
+        }
+    }
+
+    /// A failure of the server caused by `source` (its chain is logged with it).
+    pub fn internal_from(
+        context: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> ApiError {
+        ApiError::Internal {
+            context: context.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::Invalid(_) | ApiError::BadRequest(_) | ApiError::TooCostly(_) => {
@@ -133,7 +169,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Timeout => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::TooManyRequests(_) | ApiError::Busy(..) => StatusCode::TOO_MANY_REQUESTS,
@@ -180,7 +216,7 @@ impl ApiError {
             )],
             ApiError::Busy(m, _) => vec![Issue::error(IssueType::Throttled, m.clone())],
             ApiError::Forbidden(m) => vec![Issue::error(IssueType::Forbidden, m.clone())],
-            ApiError::Internal(_) => vec![Issue::error(
+            ApiError::Internal { .. } => vec![Issue::error(
                 IssueType::Exception,
                 "the server could not complete the request",
             )],
@@ -235,9 +271,10 @@ impl ApiError {
     /// The OperationOutcome response, in `format` (JSON when the request's format is not
     /// known or not acceptable).
     pub fn to_response(&self, format: Format, pretty: bool) -> HttpResponse {
-        if let ApiError::Internal(cause) = self.root() {
-            // Logged once here; the client only sees a generic message.
-            tracing::error!(error = %cause, "request failed");
+        if let internal @ ApiError::Internal { .. } = self.root() {
+            // Logged once here, with its chain of causes; the client only sees a generic
+            // message.
+            tracing::error!(error = %chain(internal), "request failed");
         }
         if let ApiError::Timeout = self.root() {
             // logged once here, without the statement or its values
@@ -276,5 +313,24 @@ pub fn content_type(format: Format) -> &'static str {
     match format {
         Format::Json => "application/fhir+json; charset=utf-8",
         Format::Xml => "application/fhir+xml; charset=utf-8",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_internal_error_keeps_its_causes_for_the_log_and_shows_none() {
+        let io = std::io::Error::other("disk on fire");
+        let e = ApiError::internal_from("writing export files", io);
+        assert_eq!(
+            chain(&e),
+            "internal error: writing export files: disk on fire"
+        );
+        let issues = e.issues();
+        assert_eq!(issues.len(), 1);
+        assert!(!issues[0].diagnostics.contains("disk"));
+        assert_eq!(e.status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 }

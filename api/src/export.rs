@@ -15,8 +15,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use diesel::Connection;
-use diesel::connection::SimpleConnection;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::scopes::{Grant, Perm, Scopes};
@@ -24,7 +22,7 @@ use crate::auth::{Access, Limits};
 use crate::clock::{Clock, POLL_LAG_MICROS, to_micros};
 use crate::db::exports::{self, JobRow};
 use crate::db::query::{Condition, Page, Patients, SearchQuery, Sort};
-use crate::db::{AnyConnection, Db, DbError};
+use crate::db::{Db, DbError};
 use crate::error::ApiError;
 use fhir_mapping::resource_types::{R4_RESOURCE_TYPES, is_storable};
 use fhir_mapping::search_params::is_compartment_type;
@@ -338,7 +336,7 @@ fn check_filter(resource_type: &str, params: &[(String, String)]) -> Result<(), 
     if params.is_empty() {
         return Err("the query has no parameter".into());
     }
-    let search = crate::search::parse(resource_type, params).map_err(|e| e.to_string())?;
+    let search = crate::search::parsing::parse(resource_type, params).map_err(|e| e.to_string())?;
     if !search.includes.is_empty()
         || !search.revincludes.is_empty()
         || !search.shaping.is_empty()
@@ -384,7 +382,7 @@ fn job_conditions(spec: &Spec, resource_type: &str) -> Result<Vec<Condition>, Ap
     if let Some(filters) = spec.filters.get(resource_type) {
         let mut any = Vec::new();
         for params in filters {
-            any.push(crate::search::parse(resource_type, params)?.conditions);
+            any.push(crate::search::parsing::parse(resource_type, params)?.conditions);
         }
         conds.push(Condition::AnyOf(any));
     }
@@ -460,13 +458,13 @@ enum RunError {
     Cancelled,
     #[error("the server is stopping")]
     Stopping,
-    #[error("{0}")]
+    #[error(transparent)]
     Db(#[from] diesel::result::Error),
-    #[error("{0}")]
+    #[error(transparent)]
     Store(#[from] DbError),
     #[error("cannot write the export files: {0}")]
     Io(#[from] std::io::Error),
-    #[error("{0}")]
+    #[error(transparent)]
     Api(#[from] ApiError),
 }
 
@@ -485,7 +483,7 @@ impl Worker {
             if sweeps && last_sweep.is_none_or(|t| t.elapsed() >= SWEEP) {
                 last_sweep = Some(Instant::now());
                 if let Err(e) = self.sweep() {
-                    tracing::warn!(error = %e, "removing expired exports failed; retried later");
+                    tracing::warn!(error = %crate::error::chain(&e), "removing expired exports failed; retried later");
                 }
             }
             loop {
@@ -500,7 +498,7 @@ impl Worker {
                     Ok(Some(job)) => self.run_job(job),
                     Ok(None) => break,
                     Err(e) => {
-                        tracing::warn!(error = %e, "claiming an export job failed; retried");
+                        tracing::warn!(error = %crate::error::chain(&e), "claiming an export job failed; retried");
                         break;
                     }
                 }
@@ -535,7 +533,9 @@ impl Worker {
         match ended {
             Ok(true) => {}
             Ok(false) => self.abandon(job),
-            Err(e) => tracing::warn!(error = %e, "recording the end of an export failed"),
+            Err(e) => {
+                tracing::warn!(error = %crate::error::chain(&e), "recording the end of an export failed")
+            }
         }
     }
 
@@ -580,7 +580,7 @@ impl Worker {
             // left to the lease: this process or another starts it again
             Err(RunError::Stopping) => {}
             Err(e) => {
-                tracing::warn!(job = %job.id, error = %e, "export failed");
+                tracing::warn!(job = %job.id, error = %crate::error::chain(&e), "export failed");
                 remove_dir(&dir);
                 self.finish(&job, exports::FAILED, None, Some(e.to_string()));
             }
@@ -610,7 +610,7 @@ impl Worker {
         }
         std::fs::create_dir_all(dir)?;
         let spec: Spec = serde_json::from_str(&job.spec)
-            .map_err(|e| ApiError::Internal(format!("unreadable export job: {e}")))?;
+            .map_err(|e| ApiError::internal_from("unreadable export job", e))?;
         let access = Access {
             tenant: job.tenant.clone(),
             client: job.client.clone(),
@@ -621,17 +621,7 @@ impl Worker {
         };
         // statements limited by the export's own time limit (`--export-statement-timeout-ms`)
         let (mut conn, deadline) = self.db.connect_for_export()?;
-        let pg = matches!(conn, AnyConnection::Postgresql(_));
-        if !pg {
-            // every page is read once, in order: a small cache is enough
-            conn.batch_execute("PRAGMA cache_size = -2048;")?;
-        }
-        conn.transaction::<_, RunError, _>(|c| {
-            if pg {
-                c.batch_execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")?;
-            }
-            // the snapshot starts with the transaction's first read
-            c.batch_execute("SELECT 1 FROM export_jobs LIMIT 1")?;
+        exports::in_snapshot(&mut conn, |c| {
             let transaction_time = self.now() - POLL_LAG_MICROS;
             let mut files = Files::new(dir, self.settings.file_max_resources);
             let mut last_renew = Instant::now();
@@ -838,7 +828,8 @@ pub async fn accept(
     spec: &Spec,
     now: i64,
 ) -> Result<String, ApiError> {
-    let spec_json = serde_json::to_string(spec).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let spec_json =
+        serde_json::to_string(spec).map_err(|e| ApiError::internal_from("serialising JSON", e))?;
     let id = uuid::Uuid::now_v7().to_string();
     let (tenant, client, job) = (access.tenant.clone(), access.client.clone(), id.clone());
     let group = match &spec.level {

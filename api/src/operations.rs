@@ -35,7 +35,7 @@ fn load(
         .filter(|_| !current.deleted)
         .ok_or_else(|| ApiError::Gone(format!("{res_type}/{id} was deleted")))?;
     serde_json::from_str(&body)
-        .map_err(|e| ApiError::Internal(format!("stored {res_type}/{id}: {e}")))
+        .map_err(|e| ApiError::internal_from(format!("stored {res_type}/{id}"), e))
 }
 
 /// The current resource of `res_type` with this canonical (`url` or `url|version`).

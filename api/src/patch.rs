@@ -38,7 +38,7 @@ pub fn parse(body: &[u8], max_operations: usize) -> Result<Patch, ApiError> {
 /// `max_bytes` (as compact JSON); the patched document as compact JSON.
 pub fn apply(stored: &str, patch: &Patch, max_bytes: usize) -> Result<Vec<u8>, ApiError> {
     let mut doc: Value = serde_json::from_str(stored)
-        .map_err(|e| ApiError::Internal(format!("stored resource is not JSON: {e}")))?;
+        .map_err(|e| ApiError::internal_from("stored resource is not JSON", e))?;
     let too_large = |i: usize| {
         ApiError::TooLarge(format!(
             "the patched resource would be larger than the limit of {max_bytes} bytes \
@@ -75,7 +75,8 @@ pub fn apply(stored: &str, patch: &Patch, max_bytes: usize) -> Result<Vec<u8>, A
             )])
         })?;
     }
-    let bytes = serde_json::to_vec(&doc).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let bytes =
+        serde_json::to_vec(&doc).map_err(|e| ApiError::internal_from("serialising JSON", e))?;
     if bytes.len() > max_bytes {
         return Err(too_large(patch.len().saturating_sub(1)));
     }

@@ -38,7 +38,7 @@ fn tasks_for(
     tenant: &str,
     service_request: &str,
 ) -> Result<Vec<(String, i64, JsonObject)>, ApiError> {
-    let search = crate::search::parse(
+    let search = crate::search::parsing::parse(
         "Task",
         &[("focus".to_string(), service_request.to_string())],
     )?;

@@ -1037,7 +1037,8 @@ pub(crate) fn create_own(
     limits: &fhir_mapping::ParseLimits,
     now: i64,
 ) -> Result<Written, ApiError> {
-    let bytes = serde_json::to_vec(json).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let bytes =
+        serde_json::to_vec(json).map_err(|e| ApiError::internal_from("serialising JSON", e))?;
     let parsed = fhir_mapping::parse_resource(&bytes, fhir_mapping::Format::Json, limits)
         .map_err(ApiError::Invalid)?;
     let id = crate::db::new_id();

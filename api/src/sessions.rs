@@ -204,7 +204,7 @@ fn schedule_prescription(
         Some(after) => after
             .to_zoned(tz.clone())
             .map(|z| z.timestamp())
-            .map_err(|e| ApiError::Internal(format!("end of schedule: {e}")))?,
+            .map_err(|e| ApiError::internal_from("end of schedule", e))?,
         None => now_ts + settings.horizon,
     };
     // a replacement does not repeat a window the prescription it replaces still has
@@ -349,7 +349,7 @@ fn refresh_summary(
             .checked_add(jiff::Span::new().days(i64::from(w) * 7))
             .and_then(|d| d.to_zoned(tz.clone()))
             .map(|z| z.timestamp())
-            .map_err(|e| ApiError::Internal(format!("week bounds: {e}")))
+            .map_err(|e| ApiError::internal_from("week bounds", e))
     };
     let (start, end) = (bound(week)?, bound(week + 1)?);
     let rows = sql::of_plan_between(
@@ -686,13 +686,13 @@ pub fn spawn_jobs(
         while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
             let now = to_micros(clock.now());
             if let Err(e) = fail_missed(&db, now, 500) {
-                tracing::warn!(error = %e, "missed-session job failed; retried next round");
+                tracing::warn!(error = %crate::error::chain(&e), "missed-session job failed; retried next round");
             }
             if let Err(e) = extend_schedules(&db, &settings, now, 100) {
-                tracing::warn!(error = %e, "schedule job failed; retried next round");
+                tracing::warn!(error = %crate::error::chain(&e), "schedule job failed; retried next round");
             }
             if let Err(e) = refresh_summaries(&db, &settings, now, 1000) {
-                tracing::warn!(error = %e, "summary job failed; retried next round");
+                tracing::warn!(error = %crate::error::chain(&e), "summary job failed; retried next round");
             }
         }
     };

@@ -13,7 +13,6 @@ use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use actix_web::http::StatusCode;
-use diesel::Connection;
 use domain::VersionId;
 use fhir_mapping::bundle::{Entry, EntryResponse, write_bundle};
 use fhir_mapping::references::{FoundReference, find_references};
@@ -325,7 +324,7 @@ fn batch_entry(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let result = conn.transaction(|c| {
+        let result = crate::db::savepoint(conn, |c| {
             let mut ids = HashMap::new();
             let resolved = resolve_ids(c, ctx, std::slice::from_ref(entry), &mut ids)?;
             let resource = prepared_resource(c, ctx, entry, &ids, settings, false)?;

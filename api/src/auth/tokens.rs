@@ -71,19 +71,19 @@ impl TokenKeys {
     pub fn of_database(conn: &mut AnyConnection) -> Result<TokenKeys, ApiError> {
         let mut secret = [0u8; 32];
         aws_lc_rs::rand::fill(&mut secret)
-            .map_err(|_| ApiError::Internal("no random numbers for the token key".into()))?;
+            .map_err(|_| ApiError::internal("no random numbers for the token key"))?;
         let stored =
             crate::db::store::setting_or_insert(conn, SECRET_SETTING, &STANDARD.encode(secret))?;
         let secret = STANDARD
             .decode(stored)
-            .map_err(|_| ApiError::Internal("the stored token key is not base64".into()))?;
+            .map_err(|_| ApiError::internal("the stored token key is not base64"))?;
         Ok(TokenKeys::from_secret(&secret))
     }
 
     /// Signs `claims`.
     pub fn issue(&self, claims: &Claims) -> Result<String, ApiError> {
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
-            .map_err(|e| ApiError::Internal(format!("cannot sign a token: {e}")))
+            .map_err(|e| ApiError::internal_from("cannot sign a token", e))
     }
 
     /// Checks a token's signature, issuer, audience and lifetime (`now` in seconds).

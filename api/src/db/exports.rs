@@ -247,3 +247,26 @@ pub fn existing(conn: &mut AnyConnection, ids: &[String]) -> QueryResult<Vec<Str
         .select(export_jobs::id)
         .load(conn)
 }
+
+/// Runs `read` in one read-only snapshot of the store, for an export: on PostgreSQL a
+/// repeatable-read, read-only transaction; on SQLite a read transaction with a small
+/// page cache (every page is read once, in order). The snapshot is taken before `read`
+/// runs.
+pub fn in_snapshot<T, E: From<diesel::result::Error>>(
+    conn: &mut AnyConnection,
+    read: impl FnOnce(&mut AnyConnection) -> Result<T, E>,
+) -> Result<T, E> {
+    use diesel::connection::SimpleConnection;
+    let pg = matches!(conn, AnyConnection::Postgresql(_));
+    if !pg {
+        conn.batch_execute("PRAGMA cache_size = -2048;")?;
+    }
+    conn.transaction::<_, E, _>(|c| {
+        if pg {
+            c.batch_execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")?;
+        }
+        // the snapshot starts with the transaction's first read
+        c.batch_execute("SELECT 1 FROM export_jobs LIMIT 1")?;
+        read(c)
+    })
+}

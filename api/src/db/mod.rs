@@ -32,6 +32,15 @@ mod writer;
 
 pub use readers::as_client;
 
+/// Runs `f` in a savepoint of the open transaction: what it wrote is rolled back alone
+/// when it fails.
+pub fn savepoint<T, E: From<diesel::result::Error>>(
+    conn: &mut AnyConnection,
+    f: impl FnOnce(&mut AnyConnection) -> Result<T, E>,
+) -> Result<T, E> {
+    conn.transaction(f)
+}
+
 /// A new row or resource id: a UUID whose first bits are the time (version 7), so that new
 /// rows go to the end of the tables' indexes instead of anywhere in them (far fewer
 /// pages written per commit than random ids).

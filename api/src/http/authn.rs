@@ -45,7 +45,7 @@ pub async fn authenticate(
             }
             Ok(access)
         }),
-        None => Err(ApiError::Internal("no application state".into())),
+        None => Err(ApiError::internal("no application state")),
     };
     // a clinic's first request sets it up (its definitions and starter library)
     let verified = match (verified, req.app_data::<web::Data<super::AppState>>()) {

@@ -178,7 +178,7 @@ pub async fn process_message(
             let scope = st.scope_for(&access, &auth::Limits::default());
             let (bundle, _) = process(&st.db, scope, request, settings, idempotency)?;
             let answered: serde_json::Value = serde_json::from_slice(&bundle)
-                .map_err(|e| ApiError::Internal(format!("response Bundle: {e}")))?;
+                .map_err(|e| ApiError::internal_from("response Bundle", e))?;
             Ok(transaction::response_message(
                 &header,
                 &focus,
@@ -189,7 +189,8 @@ pub async fn process_message(
             ))
         })
         .await?;
-        let bytes = serde_json::to_vec(&response).map_err(|e| ApiError::Internal(e.to_string()))?;
+        let bytes = serde_json::to_vec(&response)
+            .map_err(|e| ApiError::internal_from("serialising JSON", e))?;
         fhir_response(StatusCode::OK, out, &bytes)
     }
     .await;

@@ -146,8 +146,7 @@ async fn own_job(req: &HttpRequest, state: &State, access: &Access) -> Result<Jo
 }
 
 fn spec_of(job: &JobRow) -> Result<crate::export::Spec, ApiError> {
-    serde_json::from_str(&job.spec)
-        .map_err(|e| ApiError::Internal(format!("unreadable export job: {e}")))
+    serde_json::from_str(&job.spec).map_err(|e| ApiError::internal_from("unreadable export job", e))
 }
 
 /// The job of the path's `{job}` (as [`own_job`]), if the token's scopes also cover every
@@ -165,7 +164,7 @@ async fn readable_job(
 
 fn produced(job: &JobRow) -> Result<Produced, ApiError> {
     serde_json::from_str(job.result.as_deref().unwrap_or("null"))
-        .map_err(|e| ApiError::Internal(format!("unreadable export result: {e}")))
+        .map_err(|e| ApiError::internal_from("unreadable export result", e))
 }
 
 /// `GET [base]/_export/[job]`: 202 with `X-Progress` while the job runs, the manifest
@@ -287,11 +286,7 @@ pub async fn file(req: HttpRequest, state: State) -> HttpResponse {
         let f = actix_files::NamedFile::open_async(path)
             .await
             .map_err(|_| not_found())?
-            .set_content_type(
-                NDJSON
-                    .parse()
-                    .map_err(|_| ApiError::Internal("mime".into()))?,
-            )
+            .set_content_type(NDJSON.parse().map_err(|_| ApiError::internal("mime"))?)
             .disable_content_disposition()
             .use_etag(true)
             .use_last_modified(true);

@@ -387,7 +387,7 @@ pub fn finish(req: &HttpRequest, result: Result<HttpResponse, ApiError>) -> Http
 /// Renders FHIR JSON in the negotiated output.
 pub fn render(out: Output, json: &[u8]) -> Result<Vec<u8>, ApiError> {
     fhir_mapping::render(json, out.format, out.pretty)
-        .map_err(|e| ApiError::Internal(format!("rendering failed: {e}")))
+        .map_err(|e| ApiError::internal_from("rendering failed", e))
 }
 
 /// A response with a FHIR body in the negotiated output.

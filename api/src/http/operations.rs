@@ -218,7 +218,7 @@ pub async fn handout(req: HttpRequest, state: web::Data<AppState>) -> HttpRespon
             Sheet::Pdf => {
                 let pdf = web::block(move || fhir_mapping::hep::handout::render_pdf(&sheet))
                     .await
-                    .map_err(|_| ApiError::Internal("the PDF sheet could not be produced".into()))?;
+                    .map_err(|_| ApiError::internal("the PDF sheet could not be produced"))?;
                 HttpResponse::Ok()
                     .content_type("application/pdf")
                     .insert_header(("Content-Disposition", "inline; filename=\"take-home-sheet.pdf\""))
@@ -348,7 +348,8 @@ pub async fn clinic_adherence(req: HttpRequest, state: web::Data<AppState>) -> H
             &answer.end,
             &answer.as_of,
         );
-        let bytes = serde_json::to_vec(&json).map_err(|e| ApiError::Internal(e.to_string()))?;
+        let bytes = serde_json::to_vec(&json)
+            .map_err(|e| ApiError::internal_from("serialising JSON", e))?;
         super::fhir_response(actix_web::http::StatusCode::OK, out, &bytes)
     }
     .await;
@@ -415,7 +416,8 @@ pub async fn adherence(req: HttpRequest, state: web::Data<AppState>) -> HttpResp
             )));
         }
         let json = fhir_mapping::hep::adherence::to_parameters(&answer.figures, &ctx);
-        let bytes = serde_json::to_vec(&json).map_err(|e| ApiError::Internal(e.to_string()))?;
+        let bytes = serde_json::to_vec(&json)
+            .map_err(|e| ApiError::internal_from("serialising JSON", e))?;
         super::fhir_response(actix_web::http::StatusCode::OK, out, &bytes)
     }
     .await;

@@ -25,7 +25,7 @@ pub(super) async fn blocking<T: Send + 'static>(
 ) -> Result<T, ApiError> {
     web::block(f)
         .await
-        .map_err(|e| ApiError::Internal(format!("blocking task failed: {e}")))?
+        .map_err(|e| ApiError::internal_from("blocking task failed", e))?
 }
 
 fn resource_type(req: &HttpRequest) -> Result<String, ApiError> {
@@ -129,7 +129,7 @@ async fn write_body(
             binary["id"] = serde_json::Value::String(id.to_string());
         }
         let json = serde_json::to_vec(&binary)
-            .map_err(|e| ApiError::Internal(format!("Binary could not be encoded: {e}")))?;
+            .map_err(|e| ApiError::internal_from("Binary could not be encoded", e))?;
         return Ok((web::Bytes::from(json), Format::Json));
     }
     let format = negotiate::input_format(req)?;
@@ -174,7 +174,8 @@ pub(super) fn write_response(
                 "{}/{}: {message}",
                 w.res_type, w.id
             ))]);
-            let bytes = serde_json::to_vec(&oo).map_err(|e| ApiError::Internal(e.to_string()))?;
+            let bytes = serde_json::to_vec(&oo)
+                .map_err(|e| ApiError::internal_from("serialising JSON", e))?;
             Ok(b.content_type(content_type(out.format))
                 .body(render(out, &bytes)?))
         }
@@ -237,7 +238,7 @@ pub async fn metadata(req: HttpRequest, state: State) -> HttpResponse {
             }]}],
             "description": "Every request needs a bearer access token: SMART Backend Services (client_credentials with a private_key_jwt assertion, RS384 or ES384) at the token endpoint, or a token of the configured OpenID Connect provider. SMART v1 and v2 scopes are enforced per type and interaction; patient scopes open the token's patient only. See /fhir/.well-known/smart-configuration."
         });
-        let bytes = serde_json::to_vec(&cs).map_err(|e| ApiError::Internal(e.to_string()))?;
+        let bytes = serde_json::to_vec(&cs).map_err(|e| ApiError::internal_from("serialising JSON", e))?;
         fhir_response(StatusCode::OK, out, &bytes)
     }
     .await;
@@ -517,8 +518,8 @@ pub async fn read(req: HttpRequest, state: State) -> HttpResponse {
         let limits = access.require(&res_type, Perm::Read)?;
         if res_type == "AuditEvent" {
             let event = crate::audit::read_event(&state.db, access.tenant.clone(), id).await?;
-            let bytes =
-                serde_json::to_vec(&event).map_err(|e| ApiError::Internal(e.to_string()))?;
+            let bytes = serde_json::to_vec(&event)
+                .map_err(|e| ApiError::internal_from("serialising JSON", e))?;
             return fhir_response(StatusCode::OK, out, &bytes);
         }
         let current = current_of(&state, &access, &limits, &res_type, &id).await?;
@@ -565,7 +566,7 @@ fn binary_response(
     last_updated: i64,
 ) -> Result<HttpResponse, ApiError> {
     let json: serde_json::Map<String, serde_json::Value> = serde_json::from_str(body)
-        .map_err(|e| ApiError::Internal(format!("stored Binary is not JSON: {e}")))?;
+        .map_err(|e| ApiError::internal_from("stored Binary is not JSON", e))?;
     let Some((content_type, bytes)) = fhir_mapping::media::content(&json) else {
         return Err(ApiError::NotAcceptable(
             "this Binary has no content; ask for application/fhir+json".into(),

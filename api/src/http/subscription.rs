@@ -41,7 +41,7 @@ fn status_of<'a>(
     let topic = topics::TOPICS
         .iter()
         .find(|t| t.code == row.topic)
-        .ok_or_else(|| ApiError::Internal("a subscription of an unknown topic".into()))?;
+        .ok_or_else(|| ApiError::internal("a subscription of an unknown topic"))?;
     Ok(topics::Status {
         subscription,
         topic,
@@ -71,7 +71,8 @@ pub async fn status(req: HttpRequest, state: State) -> HttpResponse {
             "entry": [{"fullUrl": format!("urn:uuid:{}", uuid::Uuid::new_v4()),
                 "resource": params, "search": {"mode": "match"}}]
         });
-        let bytes = serde_json::to_vec(&bundle).map_err(|e| ApiError::Internal(e.to_string()))?;
+        let bytes = serde_json::to_vec(&bundle)
+            .map_err(|e| ApiError::internal_from("serialising JSON", e))?;
         super::fhir_response(StatusCode::OK, out, &bytes)
     }
     .await;
@@ -120,7 +121,7 @@ pub async fn events(req: HttpRequest, state: State) -> HttpResponse {
         let topic = topics::TOPICS
             .iter()
             .find(|t| t.code == row.topic)
-            .ok_or_else(|| ApiError::Internal("a subscription of an unknown topic".into()))?;
+            .ok_or_else(|| ApiError::internal("a subscription of an unknown topic"))?;
         let stored = row
             .channel()
             .and_then(|c| Content::parse(&c.content))
@@ -199,7 +200,8 @@ pub async fn events(req: HttpRequest, state: State) -> HttpResponse {
             &list,
             shown,
         );
-        let bytes = serde_json::to_vec(&bundle).map_err(|e| ApiError::Internal(e.to_string()))?;
+        let bytes = serde_json::to_vec(&bundle)
+            .map_err(|e| ApiError::internal_from("serialising JSON", e))?;
         super::fhir_response(StatusCode::OK, out, &bytes)
     }
     .await;

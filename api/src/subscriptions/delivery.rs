@@ -151,7 +151,7 @@ impl Delivery {
             let claimed = match claimed {
                 Ok(c) => c,
                 Err(e) => {
-                    tracing::warn!(error = %e, "claiming subscriptions failed; retried");
+                    tracing::warn!(error = %crate::error::chain(&e), "claiming subscriptions failed; retried");
                     Vec::new()
                 }
             };
@@ -164,7 +164,7 @@ impl Delivery {
             let results: Vec<(SubscriptionRow, Outcome)> =
                 claimed.into_iter().zip(outcomes).collect();
             if let Err(e) = self.record(results, now) {
-                tracing::warn!(error = %e, "recording deliveries failed; they are sent again");
+                tracing::warn!(error = %crate::error::chain(&e), "recording deliveries failed; they are sent again");
             }
         }
     }
