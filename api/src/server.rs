@@ -15,7 +15,7 @@ use crate::clinics::Clinics;
 use crate::clock::{Clock, instant_string, to_micros};
 use crate::config::Config;
 use crate::db::{Db, DbError};
-use crate::http::{self, AppState};
+use crate::http::{self, state::AppState};
 use crate::sessions::SessionSettings;
 
 /// Why the server could not start.
@@ -293,7 +293,7 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<(Server, SocketAd
             max_bytes: config.max_bundle_response_bytes,
         },
         token_keys,
-        token_cache: crate::auth::TokenCache::default(),
+        token_cache: crate::auth::bearer::TokenCache::default(),
         jwks_cache: Arc::new(crate::auth::clients::JwksCache::default()),
         rate_limit: crate::auth::RateLimit::new(
             config.rate_limit_per_second,

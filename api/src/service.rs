@@ -7,7 +7,7 @@ use fhir_mapping::{Issue, IssueType, ParsedResource};
 
 use domain::referral::Actor;
 
-use crate::auth::Visibility;
+use crate::auth::visibility::Visibility;
 use crate::auth::visibility::seen;
 use crate::clock::{Clock, instant_string, to_micros};
 use crate::commit::{Author, Change, commit};

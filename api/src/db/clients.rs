@@ -2,7 +2,7 @@
 
 use diesel::prelude::*;
 
-use super::AnyConnection;
+use super::connection::AnyConnection;
 use super::schema::{client_assertions, clients};
 
 /// A registered client.

@@ -3,7 +3,7 @@
 
 use diesel::prelude::*;
 
-use super::AnyConnection;
+use super::connection::AnyConnection;
 use super::schema::export_jobs;
 
 /// The statuses of a job.

@@ -3,7 +3,7 @@
 
 use diesel::prelude::*;
 
-use super::AnyConnection;
+use super::connection::AnyConnection;
 use super::schema::{idempotency_keys, unique_identifiers};
 
 /// Resource types whose business identifiers are unique in a tenant (enforced by the

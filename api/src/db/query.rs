@@ -14,7 +14,7 @@ use diesel::RunQueryDsl;
 use diesel::sql_types::{BigInt, Nullable, Text};
 use serde::{Deserialize, Serialize};
 
-use super::AnyConnection;
+use super::connection::AnyConnection;
 
 /// A match of a search: id and current body.
 #[derive(Debug, Clone, diesel::Queryable, QueryableByName)]

@@ -17,8 +17,8 @@ use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
+use super::connection::{AnyConnection, DbError, Manager};
 use super::deadline::Deadline;
-use super::{AnyConnection, DbError, Manager};
 
 type Job = Box<dyn FnOnce(&mut AnyConnection) + Send>;
 

@@ -4,7 +4,7 @@
 
 use diesel::prelude::*;
 
-use super::AnyConnection;
+use super::connection::AnyConnection;
 use super::schema::{schedules, sessions, summary_queue};
 
 /// One session as stored for adherence and the jobs.

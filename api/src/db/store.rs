@@ -2,7 +2,7 @@
 
 use diesel::prelude::*;
 
-use super::AnyConnection;
+use super::connection::AnyConnection;
 use fhir_mapping::search_params::DateValue;
 
 use super::intake::UNIQUE_IDENTIFIER_TYPES;

@@ -5,7 +5,7 @@ use diesel::QueryableByName;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 
-use super::AnyConnection;
+use super::connection::AnyConnection;
 use super::schema::{subscription_events, subscription_filters, subscriptions};
 
 /// The statuses.

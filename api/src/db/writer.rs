@@ -15,8 +15,8 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use diesel::Connection;
 
+use super::connection::{AnyConnection, DbError};
 use super::deadline::Deadline;
-use super::{AnyConnection, DbError};
 
 /// Most jobs committed together.
 const MAX_BATCH: usize = 256;

@@ -95,7 +95,7 @@ pub async fn record_requests(
     }
     let Some(state) = res
         .request()
-        .app_data::<web::Data<super::AppState>>()
+        .app_data::<web::Data<super::state::AppState>>()
         .cloned()
     else {
         return Ok(res);

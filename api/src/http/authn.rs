@@ -37,7 +37,7 @@ pub async fn authenticate(
             .await
             .map(ServiceResponse::map_into_left_body);
     }
-    let verified = match req.app_data::<web::Data<super::AppState>>() {
+    let verified = match req.app_data::<web::Data<super::state::AppState>>() {
         Some(state) => verify(req.headers(), state).await.and_then(|mut access| {
             access.address = req.peer_addr().map(|a| a.ip().to_string());
             if let Some(limit) = &state.rate_limit {
@@ -48,7 +48,10 @@ pub async fn authenticate(
         None => Err(ApiError::internal("no application state")),
     };
     // a clinic's first request sets it up (its definitions and starter library)
-    let verified = match (verified, req.app_data::<web::Data<super::AppState>>()) {
+    let verified = match (
+        verified,
+        req.app_data::<web::Data<super::state::AppState>>(),
+    ) {
         (Ok(access), Some(state)) => state.clinics.ensure(&access.tenant).await.map(|()| access),
         (other, _) => other,
     };
@@ -73,7 +76,7 @@ pub async fn authenticate(
 /// The access of the bearer token in `headers`.
 pub async fn verify(
     headers: &actix_web::http::header::HeaderMap,
-    state: &super::AppState,
+    state: &super::state::AppState,
 ) -> Result<Access, ApiError> {
     let header = headers
         .get(actix_web::http::header::AUTHORIZATION)
@@ -90,7 +93,7 @@ pub async fn verify(
             ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".into())
         })?;
     let now = crate::clock::to_micros(state.clock.now()) / 1_000_000;
-    crate::auth::verify(
+    crate::auth::bearer::verify(
         token,
         now,
         &state.token_cache,

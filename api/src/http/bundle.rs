@@ -7,8 +7,9 @@ use fhir_mapping::transaction::{self, RequestBundle};
 use fhir_mapping::{MappingError, ParsedResource, parse_resource};
 
 use super::negotiate::{self, Return};
+use super::negotiate::{fhir_response, finish};
 use super::rest::{blocking, mark_replayed, only_params};
-use super::{AppState, fhir_response, finish};
+use super::state::AppState;
 use crate::auth::{self, Access, scopes::Perm};
 use crate::error::ApiError;
 use crate::transaction::{Settings, process};

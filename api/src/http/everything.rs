@@ -11,7 +11,9 @@ use fhir_mapping::references::{ReferenceTarget, classify_reference, find_referen
 use fhir_mapping::resource_types::{R4_RESOURCE_TYPES, is_storable, is_valid_id};
 use fhir_mapping::search_params::{CANONICAL_TYPES, is_compartment_type};
 
-use super::{AppState, finish, negotiate};
+use super::negotiate;
+use super::negotiate::finish;
+use super::state::AppState;
 use crate::auth::scopes::Perm;
 use crate::auth::{self, Limits};
 use crate::clock::{POLL_LAG_MICROS, instant_string, to_micros};
@@ -370,7 +372,7 @@ pub async fn everything(req: HttpRequest, state: web::Data<AppState>) -> HttpRes
             &links,
             &entries,
         );
-        super::fhir_response(StatusCode::OK, out, &bundle)
+        super::negotiate::fhir_response(StatusCode::OK, out, &bundle)
     }
     .await;
     finish(&req, result)

@@ -4,7 +4,9 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::{AppState, finish, negotiate};
+use super::negotiate;
+use super::negotiate::finish;
+use super::state::AppState;
 use crate::auth::Access;
 use crate::auth::scopes::Perm;
 use crate::clock::{http_date, instant_string, to_micros};

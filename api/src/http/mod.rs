@@ -1,4 +1,5 @@
-//! The HTTP surface: routes under `/fhir`, shared state, response helpers.
+//! The HTTP surface: the routes under `/fhir`, and what the CapabilityStatement says of
+//! them. The shared state is in `state`, the rendering of answers in `negotiate`.
 
 pub mod audit;
 pub mod authn;
@@ -10,109 +11,13 @@ pub mod negotiate;
 pub mod operations;
 pub mod rest;
 pub mod span;
+pub mod state;
 pub mod subscription;
 pub mod token;
 
-use std::sync::Arc;
-
-use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use domain::TenantId;
-use fhir_mapping::ParseLimits;
 
-use crate::clock::Clock;
-use crate::db::Db;
-use crate::error::{ApiError, content_type};
-use negotiate::Output;
-
-/// Everything a request handler needs.
-pub struct AppState {
-    pub db: Db,
-    pub clock: Arc<dyn Clock>,
-    pub tenant: TenantId,
-    /// The clinics set up with their definitions and starter library.
-    pub clinics: Arc<crate::clinics::Clinics>,
-    pub base_url: Option<String>,
-    pub limits: ParseLimits,
-    pub max_body_bytes: usize,
-    /// Largest media content of a `Binary`, in bytes.
-    pub max_binary_bytes: usize,
-    /// Largest transaction, batch or message Bundle, in bytes.
-    pub max_bundle_bytes: usize,
-    /// Most entries in a transaction, batch or message Bundle.
-    pub max_bundle_entries: usize,
-    /// Most operations in a JSON Patch document.
-    pub max_patch_operations: usize,
-    /// What the entries of one Bundle may search, read and answer.
-    pub bundle_answer: crate::transaction::AnswerLimits,
-    /// How exercise sessions are made.
-    pub sessions: Arc<crate::sessions::SessionSettings>,
-    /// The background jobs run while this is alive.
-    pub _jobs: crate::sessions::Jobs,
-    /// The CapabilityStatement, built once at start from what the server implements.
-    pub capability: serde_json::Value,
-    /// The key of the access tokens this server issues.
-    pub token_keys: Arc<crate::auth::tokens::TokenKeys>,
-    /// Tokens already checked.
-    pub token_cache: crate::auth::TokenCache,
-    /// Clients' JWKS documents fetched from their URLs.
-    pub jwks_cache: Arc<crate::auth::clients::JwksCache>,
-    /// Requests per client (token subject), when limited.
-    pub rate_limit: Option<Arc<crate::auth::RateLimit>>,
-    /// The audit trail's queue.
-    pub audit: crate::audit::AuditLog,
-    /// Whether browser apps of named origins are allowed (CORS).
-    pub cors_enabled: bool,
-    /// The external OpenID Connect provider whose tokens are accepted, if configured.
-    pub oidc: Option<Arc<crate::auth::oidc::Oidc>>,
-    /// Where bulk export files are written (one directory per job).
-    pub export_dir: std::path::PathBuf,
-    /// This process's export workers (`None`: it runs none; another process will).
-    pub export_workers: Option<crate::export::ExportWorkers>,
-    /// This process's subscription delivery workers (they stop with the state).
-    pub _delivery: Option<crate::subscriptions::delivery::DeliveryWorkers>,
-}
-
-impl AppState {
-    /// The scope of a write by a request with this access, within these limits.
-    pub fn scope_for(
-        &self,
-        access: &crate::auth::Access,
-        limits: &crate::auth::Limits,
-    ) -> crate::service::Scope {
-        crate::service::Scope {
-            tenant: access.tenant.clone(),
-            patient: limits.patient.clone(),
-            visibility: crate::auth::Visibility::Of(std::sync::Arc::new(access.clone())),
-            agent: Some(crate::audit::Agent {
-                client: access.client.clone(),
-                address: access.address.clone(),
-                scope: access.scopes.to_scope_string(),
-                patient: access.patient.clone(),
-                admin: access.admin,
-            }),
-            sessions: self.sessions.clone(),
-            clock: self.clock.clone(),
-        }
-    }
-
-    /// The largest body accepted for a write of `resource_type`: a `Binary` carries
-    /// media, base64-encoded in JSON and XML.
-    pub fn body_limit(&self, resource_type: &str) -> usize {
-        fhir_mapping::media::body_limit(resource_type, self.max_body_bytes, self.max_binary_bytes)
-    }
-
-    /// The FHIR base URL as clients reach it.
-    pub fn base_url(&self, req: &HttpRequest) -> String {
-        match &self.base_url {
-            Some(b) => b.trim_end_matches('/').to_string(),
-            None => {
-                let info = req.connection_info();
-                format!("{}://{}/fhir", info.scheme(), info.host())
-            }
-        }
-    }
-}
+use crate::error::ApiError;
 
 /// Type-level and instance-level interactions, as routed below (listed in the
 /// CapabilityStatement; a test performs each one).
@@ -370,34 +275,4 @@ async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
 pub async fn not_found(req: HttpRequest) -> HttpResponse {
     let out = negotiate::error_output(&req);
     ApiError::NotFound("no such endpoint".into()).to_response(out.format, out.pretty)
-}
-
-/// Turns a handler result into the response, rendering errors as OperationOutcome in the
-/// request's format.
-pub fn finish(req: &HttpRequest, result: Result<HttpResponse, ApiError>) -> HttpResponse {
-    match result {
-        Ok(r) => r,
-        Err(e) => {
-            let out = negotiate::error_output(req);
-            e.to_response(out.format, out.pretty)
-        }
-    }
-}
-
-/// Renders FHIR JSON in the negotiated output.
-pub fn render(out: Output, json: &[u8]) -> Result<Vec<u8>, ApiError> {
-    fhir_mapping::render(json, out.format, out.pretty)
-        .map_err(|e| ApiError::internal_from("rendering failed", e))
-}
-
-/// A response with a FHIR body in the negotiated output.
-pub fn fhir_response(
-    status: StatusCode,
-    out: Output,
-    json: &[u8],
-) -> Result<HttpResponse, ApiError> {
-    let body = render(out, json)?;
-    Ok(HttpResponse::build(status)
-        .content_type(content_type(out.format))
-        .body(body))
 }

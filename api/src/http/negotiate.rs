@@ -1,13 +1,14 @@
 //! Content negotiation (`_format`, `Accept`, `Content-Type`), `_pretty`, `Prefer`, and
 //! reading request bodies within the size limit.
 
-use actix_web::HttpRequest;
+use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::web;
+use actix_web::{HttpRequest, HttpResponse};
 use fhir_mapping::Format;
 use futures_util::StreamExt;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, content_type};
 
 /// The query string as ordered pairs (percent-decoded).
 pub fn query_pairs(req: &HttpRequest) -> Result<Vec<(String, String)>, ApiError> {
@@ -247,4 +248,34 @@ pub fn idempotency(
         key: key.to_string(),
         fingerprint: uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, &request).to_string(),
     }))
+}
+
+/// Turns a handler result into the response, rendering errors as OperationOutcome in the
+/// request's format.
+pub fn finish(req: &HttpRequest, result: Result<HttpResponse, ApiError>) -> HttpResponse {
+    match result {
+        Ok(r) => r,
+        Err(e) => {
+            let out = error_output(req);
+            e.to_response(out.format, out.pretty)
+        }
+    }
+}
+
+/// Renders FHIR JSON in the negotiated output.
+pub fn render(out: Output, json: &[u8]) -> Result<Vec<u8>, ApiError> {
+    fhir_mapping::render(json, out.format, out.pretty)
+        .map_err(|e| ApiError::internal_from("rendering failed", e))
+}
+
+/// A response with a FHIR body in the negotiated output.
+pub fn fhir_response(
+    status: StatusCode,
+    out: Output,
+    json: &[u8],
+) -> Result<HttpResponse, ApiError> {
+    let body = render(out, json)?;
+    Ok(HttpResponse::build(status)
+        .content_type(content_type(out.format))
+        .body(body))
 }

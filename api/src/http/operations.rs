@@ -7,8 +7,9 @@ use fhir_mapping::resource_types::is_valid_id;
 use serde_json::Value;
 
 use super::negotiate;
+use super::negotiate::finish;
 use super::rest::{blocking, path_id, write_response};
-use super::{AppState, finish};
+use super::state::AppState;
 use crate::auth::scopes::Perm;
 use crate::clock::to_micros;
 use crate::error::ApiError;
@@ -350,7 +351,7 @@ pub async fn clinic_adherence(req: HttpRequest, state: web::Data<AppState>) -> H
         );
         let bytes = serde_json::to_vec(&json)
             .map_err(|e| ApiError::internal_from("serialising JSON", e))?;
-        super::fhir_response(actix_web::http::StatusCode::OK, out, &bytes)
+        super::negotiate::fhir_response(actix_web::http::StatusCode::OK, out, &bytes)
     }
     .await;
     finish(&req, result)
@@ -418,7 +419,7 @@ pub async fn adherence(req: HttpRequest, state: web::Data<AppState>) -> HttpResp
         let json = fhir_mapping::hep::adherence::to_parameters(&answer.figures, &ctx);
         let bytes = serde_json::to_vec(&json)
             .map_err(|e| ApiError::internal_from("serialising JSON", e))?;
-        super::fhir_response(actix_web::http::StatusCode::OK, out, &bytes)
+        super::negotiate::fhir_response(actix_web::http::StatusCode::OK, out, &bytes)
     }
     .await;
     finish(&req, result)

@@ -9,7 +9,8 @@ use fhir_mapping::resource_types::{is_storable, is_valid_id};
 use fhir_mapping::{Format, Issue, ParsedResource, operation_outcome, parse_resource};
 
 use super::negotiate::{self, Output, Return};
-use super::{AppState, fhir_response, finish, render};
+use super::negotiate::{fhir_response, finish, render};
+use super::state::AppState;
 use crate::auth::{Access, Limits, scopes::Perm};
 use crate::clock::{http_date, instant_string};
 use crate::db::store::{self, HistoryQuery, Key, VersionRow};

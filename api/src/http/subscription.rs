@@ -4,7 +4,9 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use fhir_mapping::subscriptions::{self as topics, Content, Event, NotificationType};
 
-use super::{AppState, finish, negotiate};
+use super::negotiate;
+use super::negotiate::finish;
+use super::state::AppState;
 use crate::auth::scopes::Perm;
 use crate::clock::{instant_string, to_micros};
 use crate::db::subscriptions::{self as rows, SubscriptionRow};
@@ -73,7 +75,7 @@ pub async fn status(req: HttpRequest, state: State) -> HttpResponse {
         });
         let bytes = serde_json::to_vec(&bundle)
             .map_err(|e| ApiError::internal_from("serialising JSON", e))?;
-        super::fhir_response(StatusCode::OK, out, &bytes)
+        super::negotiate::fhir_response(StatusCode::OK, out, &bytes)
     }
     .await;
     finish(&req, result)
@@ -202,7 +204,7 @@ pub async fn events(req: HttpRequest, state: State) -> HttpResponse {
         );
         let bytes = serde_json::to_vec(&bundle)
             .map_err(|e| ApiError::internal_from("serialising JSON", e))?;
-        super::fhir_response(StatusCode::OK, out, &bytes)
+        super::negotiate::fhir_response(StatusCode::OK, out, &bytes)
     }
     .await;
     finish(&req, result)

@@ -5,7 +5,9 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::Value;
 
-use super::{AppState, finish, negotiate};
+use super::negotiate;
+use super::negotiate::finish;
+use super::state::AppState;
 use crate::auth::clients::{self, Actor, Registration, TokenContext, TokenError, TokenForm};
 use crate::error::ApiError;
 
