@@ -1,23 +1,28 @@
 //! The HEP FHIR server: HTTP (actix-web), SQL (diesel), configuration, logging.
 //! The only crate of the workspace that does IO.
+//!
+//! Public: what the binary, the integration tests and the benchmark use (starting the
+//! server, its configuration and clock, tokens and clients for the command line, the
+//! database handle and the rows the benchmark seeds). Everything else is `pub(crate)`;
+//! the modules sit on floors (ARCHITECTURE.md).
 
-pub mod audit;
+pub(crate) mod audit;
 pub mod auth;
-pub mod clinics;
+pub(crate) mod clinics;
 pub mod clock;
-pub mod commit;
+pub(crate) mod commit;
 pub mod config;
 pub mod db;
 pub mod error;
-pub mod export;
-pub mod http;
-pub mod operations;
-pub mod patch;
-pub mod referrals;
-pub mod search;
+pub(crate) mod export;
+pub(crate) mod http;
+pub(crate) mod operations;
+pub(crate) mod patch;
+pub(crate) mod referrals;
+pub(crate) mod search;
 pub mod server;
-pub mod service;
-pub mod sessions;
+pub(crate) mod service;
+pub(crate) mod sessions;
 pub mod subscriptions;
 pub mod telemetry;
-pub mod transaction;
+pub(crate) mod transaction;

@@ -259,7 +259,7 @@ async fn handshake_then_each_matching_event_in_order() {
     assert_eq!(
         sig.as_deref(),
         Some(
-            api::subscriptions::delivery::signature(
+            api::subscriptions::signature(
                 b"shared-with-the-ehr",
                 ts.as_deref().expect("timestamp"),
                 &got[0].raw

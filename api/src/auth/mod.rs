@@ -2,12 +2,12 @@
 //! what its SMART scopes let it do. Every route under `/fhir` but the
 //! CapabilityStatement and the SMART configuration needs a token.
 
-pub mod bearer;
+pub(crate) mod bearer;
 pub mod clients;
-pub mod oidc;
-pub mod scopes;
+pub(crate) mod oidc;
+pub(crate) mod scopes;
 pub mod tokens;
-pub mod visibility;
+pub(crate) mod visibility;
 
 use crate::db::store::{Condition, Patients};
 use crate::error::ApiError;

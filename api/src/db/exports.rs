@@ -15,6 +15,10 @@ pub const FAILED: &str = "failed";
 /// A stored job.
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = export_jobs)]
+#[allow(
+    dead_code,
+    reason = "the row is the whole table row; the server reads some columns only"
+)]
 pub struct JobRow {
     pub tenant: String,
     pub id: String,

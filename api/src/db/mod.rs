@@ -17,18 +17,18 @@ macro_rules! on_backend {
     };
 }
 
-pub mod audit;
-pub mod clients;
-pub mod connection;
-pub mod deadline;
-pub mod exports;
-pub mod intake;
-pub mod query;
+pub(crate) mod audit;
+pub(crate) mod clients;
+pub(crate) mod connection;
+pub(crate) mod deadline;
+pub(crate) mod exports;
+pub(crate) mod intake;
+pub(crate) mod query;
 mod readers;
-pub mod schema;
+pub(crate) mod schema;
 pub mod sessions;
 pub mod store;
-pub mod subscriptions;
+pub(crate) mod subscriptions;
 mod writer;
 
 pub use connection::{AnyConnection, Backend, DbError, StatementLimits};

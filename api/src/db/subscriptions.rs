@@ -55,6 +55,10 @@ impl SubscriptionRow {
 /// A subscription's row.
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = subscriptions)]
+#[allow(
+    dead_code,
+    reason = "the row is the whole table row; the server reads some columns only"
+)]
 pub struct SubscriptionRow {
     pub tenant: String,
     pub id: String,

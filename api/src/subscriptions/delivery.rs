@@ -9,7 +9,7 @@ use std::time::Duration;
 use fhir_mapping::subscriptions::{self as topics, Content, Event, NotificationType};
 use serde_json::{Map, Value};
 
-use super::{EndpointPolicy, SubscriptionSettings};
+use super::{EndpointPolicy, SubscriptionSettings, signature};
 use crate::clock::{Clock, instant_string, to_micros};
 use crate::db::subscriptions::{self as rows, Channel, SubscriptionRow};
 use crate::db::{AnyConnection, Db};
@@ -438,29 +438,4 @@ fn show_status(
         &mut json,
         now,
     )
-}
-
-/// `sha256=<hex>`: HMAC-SHA256 of `<timestamp>.<body>`.
-pub fn signature(key: &[u8], timestamp: &str, body: &str) -> String {
-    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key);
-    let mut ctx = aws_lc_rs::hmac::Context::with_key(&key);
-    ctx.update(timestamp.as_bytes());
-    ctx.update(b".");
-    ctx.update(body.as_bytes());
-    let tag = ctx.sign();
-    let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256={hex}")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn signatures_are_hmac_sha256() {
-        let sig = signature(b"Jefe", "what do ya want", "for nothing?");
-        assert!(sig.starts_with("sha256="));
-        assert_eq!(sig.len(), 7 + 64);
-        assert_ne!(sig, signature(b"Jefe", "what do ya want", "for nothing!"));
-    }
 }

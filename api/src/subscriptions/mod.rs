@@ -12,8 +12,8 @@
 //! `error`, and the next delivery that succeeds sends every event it missed and makes
 //! it `active` again.
 
-pub mod delivery;
-pub mod outbox;
+pub(crate) mod delivery;
+pub(crate) mod outbox;
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -174,6 +174,18 @@ pub(crate) fn subscriber_of(agent: Option<&Agent>) -> Subscriber {
     }
 }
 
+/// `sha256=<hex>`: HMAC-SHA256 of `<timestamp>.<body>`.
+pub fn signature(key: &[u8], timestamp: &str, body: &str) -> String {
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key);
+    let mut ctx = aws_lc_rs::hmac::Context::with_key(&key);
+    ctx.update(timestamp.as_bytes());
+    ctx.update(b".");
+    ctx.update(body.as_bytes());
+    let tag = ctx.sign();
+    let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256={hex}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,5 +217,13 @@ mod tests {
         };
         assert!(private.check("https://10.0.0.1/hook").is_ok());
         assert!(private.check("https://127.0.0.1/hook").is_err());
+    }
+
+    #[test]
+    fn signatures_are_hmac_sha256() {
+        let sig = signature(b"Jefe", "what do ya want", "for nothing?");
+        assert!(sig.starts_with("sha256="));
+        assert_eq!(sig.len(), 7 + 64);
+        assert_ne!(sig, signature(b"Jefe", "what do ya want", "for nothing!"));
     }
 }
