@@ -1,9 +1,12 @@
-//! The database: connections, migrations and the SQL of the resource store.
+//! The database: the handle every module reads and writes through, migrations, and
+//! (in the submodules) all the SQL of the server.
 //!
 //! One code path for SQLite (the embedded default) and PostgreSQL: queries are written
-//! once against [`AnyConnection`]. SQLite writes go through one dedicated connection
-//! (SQLite has one writer at a time; serialising in-process avoids busy waits), reads
-//! through a pool. PostgreSQL uses one pool for both.
+//! once against [`AnyConnection`]. Reads run on dedicated reader threads, each owning a
+//! connection, in turns per client (`readers.rs`). SQLite writes go through one writer
+//! thread that commits the jobs queued meanwhile together (`writer.rs`; SQLite has one
+//! writer at a time, and serialising in-process avoids busy waits); PostgreSQL writes
+//! use a connection pool.
 
 /// Runs one diesel query on the concrete connection of either backend, so that each
 /// backend keeps its prepared statement in its cache (through the connection enum the
@@ -233,10 +236,12 @@ impl Db {
 
     /// Runs `f` in one write transaction and returns once it is durable.
     ///
-    /// SQLite: `f` joins the next group commit of the writer thread (in a savepoint of
-    /// its own). PostgreSQL: a transaction on a pooled connection; one that loses a race
-    /// (unique violation, serialization failure) is retried from the start, and `f`
-    /// re-reads what it depends on, so a retry sees the winner's commit.
+    /// SQLite: `f` joins the next group commit of the writer thread; it runs straight in
+    /// that transaction, and only when a job of the batch fails is the batch run again
+    /// with each job in a savepoint of its own, so that the failed one rolls back alone.
+    /// PostgreSQL: a transaction on a pooled connection; one that loses a race (unique
+    /// violation, serialization failure) is retried from the start, and `f` re-reads
+    /// what it depends on, so a retry sees the winner's commit.
     pub fn write<T, E, F>(&self, mut f: F) -> Result<T, E>
     where
         T: Send + 'static,
