@@ -1,4 +1,5 @@
-//! A real server on port 0 against a fresh database, and helpers to talk to it.
+//! A real server on port 0 against a fresh database, and helpers to talk to it. The
+//! FHIR resources the tests send are built in `fixtures`.
 
 use std::sync::Arc;
 
@@ -7,6 +8,9 @@ use api::clock::{Clock, SystemClock};
 use api::config::Config;
 use reqwest::{Client, Response, StatusCode};
 use serde_json::Value;
+
+pub mod fixtures;
+pub use fixtures::*;
 
 pub const FHIR_JSON: &str = "application/fhir+json";
 pub const FHIR_XML: &str = "application/fhir+xml";
@@ -161,6 +165,16 @@ impl TestServer {
     }
 }
 
+/// The `id` of a resource.
+pub fn id_of(v: &Value) -> String {
+    v["id"].as_str().expect("id").to_string()
+}
+
+/// An instant such as `2026-03-02T12:00:00Z`.
+pub fn at(s: &str) -> jiff::Timestamp {
+    s.parse().expect("instant")
+}
+
 pub async fn json(res: Response) -> Value {
     res.json().await.expect("JSON body")
 }
@@ -178,15 +192,6 @@ pub async fn outcome(res: Response, status: StatusCode) -> Value {
     let body: Value = res.json().await.expect("OperationOutcome JSON");
     assert_eq!(body["resourceType"], "OperationOutcome", "{body}");
     body["issue"][0].clone()
-}
-
-pub fn patient(mrn: &str) -> Value {
-    serde_json::json!({
-        "resourceType": "Patient",
-        "identifier": [{"system": "urn:test:mrn", "value": mrn}],
-        "name": [{"family": "Testperson", "given": ["Alex"]}],
-        "birthDate": "1970-01-01"
-    })
 }
 
 /// An HTTP client with a token of another clinic, so of another client (`tenant/client`)
@@ -212,16 +217,10 @@ pub fn client_of_tenant(s: &TestServer, tenant: &str) -> Client {
 /// Bundles of 250.
 pub async fn create_patients(s: &TestServer, prefix: &str, n: usize) {
     for start in (0..n).step_by(250) {
-        let entries: Vec<Value> = (start..n.min(start + 250))
-            .map(|i| {
-                serde_json::json!({
-                    "resource": patient(&format!("{prefix}-{i}")),
-                    "request": {"method": "POST", "url": "Patient"}
-                })
-            })
+        let entries = (start..n.min(start + 250))
+            .map(|i| post_entry(patient(&format!("{prefix}-{i}"))))
             .collect();
-        let bundle =
-            serde_json::json!({"resourceType": "Bundle", "type": "transaction", "entry": entries});
+        let bundle = bundle("transaction", entries);
         let res = s.post_json("", &bundle).await;
         assert_eq!(res.status(), StatusCode::OK, "transaction of Patients");
     }
