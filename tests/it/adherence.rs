@@ -11,50 +11,9 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
-const BASE: &str = "https://hep-fhir.org/fhir";
 const NY: &str = "America/New_York"; // daylight saving starts on 2026-03-08
-
-pub(crate) fn at(s: &str) -> jiff::Timestamp {
-    s.parse().expect("timestamp")
-}
-
-pub(crate) fn prescription(patient: &str, name: &str, sets: u32, days: Option<&[&str]>) -> Value {
-    let mut repeat = json!({"boundsPeriod": {"start": "2026-03-02", "end": "2026-03-15"},
-                            "frequency": 1, "period": 1, "periodUnit": "d"});
-    if let Some(days) = days {
-        repeat["dayOfWeek"] = json!(days);
-    }
-    json!({
-        "resourceType": "ServiceRequest",
-        "meta": {"profile": [format!("{BASE}/StructureDefinition/hep-exercise-prescription")]},
-        "extension": [{"url": format!("{BASE}/StructureDefinition/exercise-dosage"), "extension": [
-            {"url": "sets", "valuePositiveInt": sets},
-            {"url": "repetitions", "valuePositiveInt": 10}
-        ]}],
-        "instantiatesCanonical": [format!("{BASE}/ActivityDefinition/bridge|1.0.0")],
-        "status": "active",
-        "intent": "order",
-        "category": [{"coding": [{"system": "http://snomed.info/sct", "code": "229065009"}]}],
-        "code": {"text": name},
-        "subject": {"reference": format!("Patient/{patient}")},
-        "occurrenceTiming": {"repeat": repeat},
-        "performer": [{"reference": format!("Patient/{patient}")}]
-    })
-}
-
-pub(crate) fn program(patient: &str, exercises: &[&str]) -> Value {
-    json!({
-        "resourceType": "CarePlan",
-        "meta": {"profile": [format!("{BASE}/StructureDefinition/hep-program")]},
-        "status": "active",
-        "intent": "plan",
-        "category": [{"coding": [{"system": "http://snomed.info/sct", "code": "229065009"}]}],
-        "title": "Knee, phase 1",
-        "subject": {"reference": format!("Patient/{patient}")},
-        "period": {"start": "2026-03-02", "end": "2026-03-15"},
-        "activity": exercises.iter().map(|id| json!({"reference": {"reference": format!("ServiceRequest/{id}")}})).collect::<Vec<_>>()
-    })
-}
+/// The two weeks of the programs below.
+const MARCH: (&str, &str) = ("2026-03-02", "2026-03-15");
 
 fn output(code: &str, value: Value) -> Value {
     let system = if code == "pain" {
@@ -126,22 +85,14 @@ async fn the_whole_adherence_loop() {
         json!([{"url": "http://hl7.org/fhir/StructureDefinition/tz-code", "valueCode": NY}]);
     let pid = s.create(p).await["id"].as_str().expect("id").to_string();
     // A: 3 x 10 every day; B: 2 x 10 on Monday, Wednesday and Friday; March 2 to 15
-    let a = s.create(prescription(&pid, "Squat", 3, None)).await["id"]
+    let a = s.create(prescription(&pid, "Squat", 3, MARCH)).await["id"]
         .as_str()
         .expect("id")
         .to_string();
-    let b = s
-        .create(prescription(
-            &pid,
-            "Bridge",
-            2,
-            Some(&["mon", "wed", "fri"]),
-        ))
-        .await["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
-    let plan = s.create(program(&pid, &[&a, &b])).await;
+    let mut b = prescription(&pid, "Bridge", 2, MARCH);
+    b["occurrenceTiming"]["repeat"]["dayOfWeek"] = json!(["mon", "wed", "fri"]);
+    let b = s.create(b).await["id"].as_str().expect("id").to_string();
+    let plan = s.create(program(&pid, &[&a, &b], MARCH)).await;
     let plan_id = plan["id"].as_str().expect("id").to_string();
 
     // activation made every session of the two weeks: 14 + 6
@@ -270,7 +221,7 @@ async fn the_whole_adherence_loop() {
             .status(),
         StatusCode::OK
     );
-    let mut a2 = prescription(&pid, "Squat", 4, None);
+    let mut a2 = prescription(&pid, "Squat", 4, MARCH);
     a2["replaces"] = json!([{"reference": format!("ServiceRequest/{a}")}]);
     let a2 = s.create(a2).await["id"].as_str().expect("id").to_string();
     let mut changed = json(s.get(&format!("CarePlan/{plan_id}")).await).await;
@@ -581,11 +532,11 @@ async fn two_servers_fail_each_missed_session_once() {
         .as_str()
         .expect("id")
         .to_string();
-    let rx = one.create(prescription(&pid, "Squat", 3, None)).await["id"]
+    let rx = one.create(prescription(&pid, "Squat", 3, MARCH)).await["id"]
         .as_str()
         .expect("id")
         .to_string();
-    one.create(program(&pid, &[&rx])).await;
+    one.create(program(&pid, &[&rx], MARCH)).await;
     assert_eq!(sessions(&two).await.len(), 14);
     // ten days pass: both servers' jobs see the same ten overdue sessions
     clock.set(at("2026-03-12T12:00:00Z"));
@@ -622,10 +573,10 @@ async fn open_ended_programs_are_kept_ahead() {
         .as_str()
         .expect("id")
         .to_string();
-    let mut open = prescription(&pid, "Walk", 1, None);
+    let mut open = prescription(&pid, "Walk", 1, MARCH);
     open["occurrenceTiming"]["repeat"]["boundsPeriod"] = json!({"start": "2026-03-02"});
     let rx = s.create(open).await["id"].as_str().expect("id").to_string();
-    s.create(program(&pid, &[&rx])).await;
+    s.create(program(&pid, &[&rx], MARCH)).await;
     let last = |all: &[Value]| {
         all.iter()
             .filter_map(|t| {
@@ -672,15 +623,15 @@ async fn a_prescription_activated_after_its_program_gets_its_sessions() {
         .as_str()
         .expect("id")
         .to_string();
-    let a = s.create(prescription(&pid, "Squat", 3, None)).await["id"]
+    let a = s.create(prescription(&pid, "Squat", 3, MARCH)).await["id"]
         .as_str()
         .expect("id")
         .to_string();
-    let mut draft = prescription(&pid, "Bridge", 2, None);
+    let mut draft = prescription(&pid, "Bridge", 2, MARCH);
     draft["status"] = json!("draft");
     let b = s.create(draft).await;
     let bid = b["id"].as_str().expect("id").to_string();
-    s.create(program(&pid, &[&a, &bid])).await;
+    s.create(program(&pid, &[&a, &bid], MARCH)).await;
     let of = |all: &[Value], rx: &str| {
         all.iter()
             .filter(|t| t["focus"]["reference"] == format!("ServiceRequest/{rx}"))

@@ -82,10 +82,6 @@ fn patch_entry(url: &str, ops: &Value) -> Value {
     })
 }
 
-fn bundle(kind: &str, entries: Vec<Value>) -> Value {
-    json!({"resourceType": "Bundle", "type": kind, "entry": entries})
-}
-
 fn entry_status(answer: &Value, i: usize) -> String {
     answer["entry"][i]["response"]["status"]
         .as_str()
@@ -246,9 +242,8 @@ async fn batch_answers_stop_at_their_resource_limit() {
         "the starter library: {per_search}"
     );
     let search = json!({"request": {"method": "GET", "url": "ActivityDefinition?_count=1000"}});
-    let create = json!({"resource": patient("amp-after-limit"), "request": {"method": "POST", "url": "Patient"}});
     let mut entries = vec![search.clone(); 4];
-    entries.push(create);
+    entries.push(post_entry(patient("amp-after-limit")));
     let answer = json(s.post_json("", &bundle("batch", entries)).await).await;
     let fit = 100 / per_search;
     for i in 0..4 {

@@ -135,10 +135,8 @@ async fn a_change_that_rolls_back_leaves_no_record_of_it() {
     let admin = client_with_token(&token(&s.database_url, "hep-admin", None));
     // a transaction whose second entry fails: neither Patient exists, nor a record of it
     let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
-        {"resource": patient("rolled-1"), "request": {"method": "POST", "url": "Patient"}},
-        {"resource": {"resourceType": "Observation", "status": "final", "code": {"text": "x"},
-            "subject": {"reference": "Patient/does-not-exist"}},
-         "request": {"method": "POST", "url": "Observation"}}
+        post_entry(patient("rolled-1")),
+        post_entry(observation("does-not-exist", PAIN))
     ]});
     let res = s.post_json("", &bundle).await;
     assert!(res.status().is_client_error());

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 
-use crate::export::{files, id_of, ids, kick_off, manifest};
+use crate::export::{files, ids, kick_off, manifest};
 use crate::support::*;
 
 /// One patient's records of the types the compartment used to leave out, each placed
@@ -134,10 +134,7 @@ async fn everything(client: &Client, s: &TestServer, patient: &str) -> Vec<(Stri
 #[tokio::test]
 async fn a_patient_export_and_everything_hold_the_whole_compartment() {
     let s = start().await;
-    let therapist = id_of(
-        &s.create(json!({"resourceType": "Practitioner", "name": [{"family": "Lee"}]}))
-            .await,
-    );
+    let therapist = id_of(&s.create(practitioner()).await);
     let a = records(&s, "a", &therapist).await;
     let b = records(&s, "b", &therapist).await;
     let mut want = by_type(&a.of_patient);
@@ -204,10 +201,7 @@ async fn a_patient_export_and_everything_hold_the_whole_compartment() {
 #[tokio::test]
 async fn a_patient_token_reaches_its_compartment_by_every_parameter() {
     let s = start().await;
-    let therapist = id_of(
-        &s.create(json!({"resourceType": "Practitioner", "name": [{"family": "Lee"}]}))
-            .await,
-    );
+    let therapist = id_of(&s.create(practitioner()).await);
     let a = records(&s, "a", &therapist).await;
     let b = records(&s, "b", &therapist).await;
     let app = client_with_token(&token(&s.database_url, "patient/*.cruds", Some(&a.patient)));

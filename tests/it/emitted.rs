@@ -48,8 +48,7 @@ async fn every_resource_of_the_therapist_flow() {
     // a referral message
     e.keep(
         "clinic",
-        s.post_json("Organization", &crate::referrals::clinic_organization())
-            .await,
+        s.post_json("Organization", &clinic_organization()).await,
         StatusCode::CREATED,
     )
     .await;
@@ -58,7 +57,7 @@ async fn every_resource_of_the_therapist_flow() {
         .post(s.url(""))
         .header("Content-Type", FHIR_JSON)
         .header("Prefer", "return=representation")
-        .body(crate::referrals::referral().to_string())
+        .body(referral().to_string())
         .send()
         .await
         .expect("transaction");
@@ -74,7 +73,7 @@ async fn every_resource_of_the_therapist_flow() {
     .await;
     e.keep(
         "referral message",
-        s.post_json("$process-message", &crate::referrals::message("emit-1"))
+        s.post_json("$process-message", &referral_message("emit-1"))
             .await,
         StatusCode::OK,
     )
@@ -91,12 +90,10 @@ async fn every_resource_of_the_therapist_flow() {
         )
         .await;
     let pid = p["id"].as_str().expect("id").to_string();
-    let t = json!({"resourceType": "Practitioner", "name": [{"family": "Lee", "given": ["Jordan"]}],
-                   "telecom": [{"system": "phone", "value": "555-0142"}]});
     let t = e
         .keep(
             "practitioner",
-            s.post_json("Practitioner", &t).await,
+            s.post_json("Practitioner", &practitioner()).await,
             StatusCode::CREATED,
         )
         .await;

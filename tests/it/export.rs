@@ -11,24 +11,6 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
-fn at(s: &str) -> jiff::Timestamp {
-    s.parse().expect("instant")
-}
-
-pub(crate) fn id_of(v: &Value) -> String {
-    v["id"].as_str().expect("id").to_string()
-}
-
-pub(crate) fn observation(patient: &str, code: &str) -> Value {
-    json!({
-        "resourceType": "Observation",
-        "status": "final",
-        "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
-        "subject": {"reference": format!("Patient/{patient}")},
-        "valueInteger": 3
-    })
-}
-
 fn female(mrn: &str) -> Value {
     let mut p = patient(mrn);
     p["gender"] = json!("female");
@@ -146,7 +128,7 @@ async fn the_clinic_exports_its_records_asynchronously() {
     let s = start().await;
     let a = id_of(&s.create(female("a")).await);
     let b = id_of(&s.create(patient("b")).await);
-    let obs_a = id_of(&s.create(observation(&a, "72514-3")).await);
+    let obs_a = id_of(&s.create(observation(&a, PAIN)).await);
     let obs_b = id_of(&s.create(observation(&b, "8867-4")).await);
     let deleted = id_of(&s.create(patient("gone")).await);
     assert!(
@@ -410,14 +392,11 @@ async fn patient_and_group_exports_hold_their_patients_compartments() {
     let obs: Vec<String> = {
         let mut v = Vec::new();
         for p in [&a, &b, &c] {
-            v.push(id_of(&s.create(observation(p, "72514-3")).await));
+            v.push(id_of(&s.create(observation(p, PAIN)).await));
         }
         v
     };
-    let therapist = id_of(
-        &s.create(json!({"resourceType": "Practitioner", "name": [{"family": "Lee"}]}))
-            .await,
-    );
+    let therapist = id_of(&s.create(practitioner()).await);
     let group = id_of(
         &s.create(json!({
             "resourceType": "Group",
@@ -626,18 +605,15 @@ async fn everything_of_a_patient_in_pages() {
     let s = start().await;
     let a = id_of(&s.create(patient("a")).await);
     let b = id_of(&s.create(patient("b")).await);
-    let lee = id_of(
-        &s.create(json!({"resourceType": "Practitioner", "name": [{"family": "Lee"}]}))
-            .await,
-    );
+    let lee = id_of(&s.create(practitioner()).await);
     let mut mine = Vec::new();
     for i in 0..7 {
-        let mut o = observation(&a, "72514-3");
+        let mut o = observation(&a, PAIN);
         o["performer"] = json!([{"reference": format!("Practitioner/{lee}")}]);
         o["valueInteger"] = json!(i);
         mine.push(id_of(&s.create(o).await));
     }
-    s.create(observation(&b, "72514-3")).await;
+    s.create(observation(&b, PAIN)).await;
 
     let mut seen: Vec<(String, String)> = Vec::new();
     let mut included = Vec::new();

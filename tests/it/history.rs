@@ -58,9 +58,7 @@ async fn type_and_system_history_since_and_paging() {
             first_ts = p["meta"]["lastUpdated"].as_str().expect("ts").to_string();
         }
     }
-    let practitioner = s
-        .create(json!({"resourceType":"Practitioner","name":[{"family":"Therapist"}]}))
-        .await;
+    let practitioner = s.create(practitioner()).await;
     let t_after_patients = practitioner["meta"]["lastUpdated"]
         .as_str()
         .expect("ts")

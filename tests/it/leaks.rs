@@ -23,10 +23,6 @@ struct Victim {
     task: String,
 }
 
-fn id_of(v: &Value) -> String {
-    v["id"].as_str().expect("id").to_string()
-}
-
 /// Patient B and one resource of each HEP type in B's compartment, each with an
 /// identifier and the marker.
 async fn victim(s: &TestServer) -> Victim {
@@ -191,30 +187,23 @@ async fn alike(
     status
 }
 
-/// A plain ServiceRequest, or Task, of `patient`.
-fn request_of(patient: &str) -> Value {
-    json!({"resourceType": "ServiceRequest", "status": "active", "intent": "order",
-        "subject": {"reference": format!("Patient/{patient}")}})
-}
-
-fn task_of(patient: &str) -> Value {
-    json!({"resourceType": "Task", "status": "requested", "intent": "order",
-        "for": {"reference": format!("Patient/{patient}")}})
-}
-
-fn observation(patient: &str) -> Value {
-    json!({"resourceType": "Observation", "status": "final",
-        "code": {"coding": [{"system": "http://loinc.org", "code": "72514-3"}]},
-        "subject": {"reference": format!("Patient/{patient}")}, "valueInteger": 2})
-}
-
 #[tokio::test]
 async fn conditional_creates_and_updates_match_only_what_the_token_can_read() {
     let (s, v, a, app) = scene().await;
     let cases: [(&str, &str, &str, Value); 4] = [
-        ("Observation", "urn:test:obs", "victim-obs", observation(&a)),
-        ("ServiceRequest", "urn:test:sr", "victim-sr", request_of(&a)),
-        ("Task", "urn:test:task", "victim-task", task_of(&a)),
+        (
+            "Observation",
+            "urn:test:obs",
+            "victim-obs",
+            observation(&a, PAIN),
+        ),
+        (
+            "ServiceRequest",
+            "urn:test:sr",
+            "victim-sr",
+            service_request(&a),
+        ),
+        ("Task", "urn:test:task", "victim-task", task(&a)),
         ("Patient", "urn:test:mrn", "victim-mrn", patient("new-mrn")),
     ];
     for (t, system, value, body) in &cases {
@@ -270,7 +259,7 @@ async fn conditional_creates_and_updates_match_only_what_the_token_can_read() {
         "PUT",
         (&v.observation, &unknown_id()),
         |x| {
-            let mut body = observation(&a);
+            let mut body = observation(&a, PAIN);
             body["id"] = json!(x);
             (
                 "Observation?identifier=urn:test:obs|nothing".to_string(),
@@ -304,7 +293,7 @@ async fn updates_and_deletes_by_id_tell_nothing_of_other_patients_ids() {
         "PUT",
         (&v.observation, &unknown),
         |x| {
-            let mut body = observation(&a);
+            let mut body = observation(&a, PAIN);
             body["id"] = json!(x);
             (
                 format!("Observation/{x}"),
@@ -333,7 +322,7 @@ async fn updates_and_deletes_by_id_tell_nothing_of_other_patients_ids() {
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     // a deleted resource of the victim answers as one that never existed
-    let deleted = id_of(&s.create(observation(&v.patient)).await);
+    let deleted = id_of(&s.create(observation(&v.patient, PAIN)).await);
     assert!(
         s.client
             .delete(s.url(&format!("Observation/{deleted}")))
@@ -354,7 +343,8 @@ async fn updates_and_deletes_by_id_tell_nothing_of_other_patients_ids() {
     )
     .await;
     // its own deleted resource deletes again without complaint
-    let mine = json(send(&app, &s, "POST", "Observation", &[], Some(&observation(&a))).await).await;
+    let body = observation(&a, PAIN);
+    let mine = json(send(&app, &s, "POST", "Observation", &[], Some(&body)).await).await;
     let path = format!("Observation/{}", id_of(&mine));
     for _ in 0..2 {
         let res = send(&app, &s, "DELETE", &path, &[], None).await;
@@ -383,7 +373,7 @@ async fn references_to_other_patients_resources_answer_as_unknown_ones() {
             "POST",
             (id, &unknown),
             |x| {
-                let mut body = observation(&a);
+                let mut body = observation(&a, PAIN);
                 body["focus"] = json!([{"reference": format!("{t}/{x}")}]);
                 ("Observation".to_string(), vec![], Some(body))
             },
@@ -413,10 +403,9 @@ async fn references_to_other_patients_resources_answer_as_unknown_ones() {
             &v.plan
         };
         let base = match t {
-            "CarePlan" => json!({"resourceType": "CarePlan", "status": "draft",
-                "intent": "plan", "subject": {"reference": format!("Patient/{a}")}}),
-            "Task" => task_of(&a),
-            _ => request_of(&a),
+            "CarePlan" => care_plan(&a),
+            "Task" => task(&a),
+            _ => service_request(&a),
         };
         let status = alike(
             &format!("a {t} with {field} to the victim's"),
@@ -436,10 +425,10 @@ async fn references_to_other_patients_resources_answer_as_unknown_ones() {
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{t}.{field}");
     }
     // its own resources and the clinic's shared ones still resolve
-    let mut body = observation(&a);
+    let mut body = observation(&a, PAIN);
     body["performer"] = json!([{"reference": format!("Patient/{a}")}]);
     let own = json(send(&app, &s, "POST", "Observation", &[], Some(&body)).await).await;
-    let mut body = observation(&a);
+    let mut body = observation(&a, PAIN);
     body["hasMember"] = json!([{"reference": format!("Observation/{}", id_of(&own))}]);
     let res = send(&app, &s, "POST", "Observation", &[], Some(&body)).await;
     assert_eq!(res.status(), StatusCode::CREATED);
@@ -447,7 +436,7 @@ async fn references_to_other_patients_resources_answer_as_unknown_ones() {
         &s.create(json!({"resourceType": "Organization", "name": "Clinic"}))
             .await,
     );
-    let mut body = observation(&a);
+    let mut body = observation(&a, PAIN);
     body["performer"] = json!([{"reference": format!("Organization/{org}")}]);
     let res = send(&app, &s, "POST", "Observation", &[], Some(&body)).await;
     assert_eq!(res.status(), StatusCode::CREATED);
@@ -469,9 +458,9 @@ async fn identifiers_tell_nothing_and_are_assigned_by_the_clinic() {
             (value, "nobody-has-this"),
             |x| {
                 let mut body = if t == "Task" {
-                    task_of(&a)
+                    task(&a)
                 } else {
-                    request_of(&a)
+                    service_request(&a)
                 };
                 body["identifier"] = json!([{"system": system, "value": x}]);
                 (t.to_string(), vec![], Some(body))
@@ -486,7 +475,7 @@ async fn identifiers_tell_nothing_and_are_assigned_by_the_clinic() {
     let res = send(&app, &s, "PUT", &format!("Patient/{a}"), &[], Some(&own)).await;
     assert_eq!(res.status(), StatusCode::OK);
     // a system client is told which resource holds the identifier
-    let mut sr = request_of(&a);
+    let mut sr = service_request(&a);
     sr["identifier"] = json!([{"system": "urn:test:sr", "value": "victim-sr"}]);
     let issue = outcome(
         s.post_json("ServiceRequest", &sr).await,
@@ -508,7 +497,7 @@ async fn idempotency_keys_belong_to_their_sender_and_replay_after_authorization(
         client_with_token(&token(&s.database_url, "patient/*.cruds", Some(&v.patient)));
     let key = ("Idempotency-Key", "shared-key-1".to_string());
     // the clinic's system writes the victim's Observation with the key
-    let body_b = observation(&v.patient);
+    let body_b = observation(&v.patient, PAIN);
     let first = send(
         &s.client,
         &s,
@@ -551,7 +540,7 @@ async fn idempotency_keys_belong_to_their_sender_and_replay_after_authorization(
             "POST",
             "Observation",
             std::slice::from_ref(&key),
-            Some(&observation(patient)),
+            Some(&observation(patient, PAIN)),
         )
         .await;
         assert_eq!(res.status(), StatusCode::CREATED);
@@ -565,7 +554,7 @@ async fn idempotency_keys_belong_to_their_sender_and_replay_after_authorization(
             "POST",
             "Observation",
             std::slice::from_ref(&key),
-            Some(&observation(patient)),
+            Some(&observation(patient, PAIN)),
         )
         .await;
         assert_eq!(res.status(), StatusCode::CREATED);

@@ -169,9 +169,7 @@ async fn apply_one_exercise_and_the_errors() {
         ))
         .await;
     outcome(res, StatusCode::UNPROCESSABLE_ENTITY).await;
-    let t = s
-        .create(json!({"resourceType": "Practitioner", "name": [{"family": "Lee"}]}))
-        .await;
+    let t = s.create(practitioner()).await;
     let tid = t["id"].as_str().expect("id");
     let res = s
         .get(&format!(
@@ -234,12 +232,7 @@ async fn the_take_home_sheet() {
     p["name"] = json!([{"use": "official", "family": "Rivera", "given": ["Sam"]}]);
     let p = s.create(p).await;
     let pid = p["id"].as_str().expect("id").to_string();
-    let t = s
-        .create(
-            json!({"resourceType": "Practitioner", "name": [{"family": "Lee", "given": ["Jordan"]}],
-                       "telecom": [{"system": "phone", "value": "555-0142"}]}),
-        )
-        .await;
+    let t = s.create(practitioner()).await;
     let tid = t["id"].as_str().expect("id").to_string();
     let res = s
         .get(&format!("PlanDefinition/low-back-pain/$apply?subject=Patient/{pid}&practitioner=Practitioner/{tid}"))
@@ -332,7 +325,7 @@ async fn the_take_home_sheet() {
         .expect("get");
     outcome(res, StatusCode::NOT_ACCEPTABLE).await;
     // only programs have sheets
-    let other = s.create(json!({"resourceType": "CarePlan", "status": "active", "intent": "plan", "subject": {"reference": format!("Patient/{pid}")}})).await;
+    let other = s.create(care_plan(&pid)).await;
     let res = s
         .get(&format!(
             "CarePlan/{}/$handout",

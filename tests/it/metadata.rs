@@ -108,16 +108,10 @@ async fn every_claimed_interaction_is_served() {
             "history-instance" => s.get(&format!("Patient/{id}/_history")).await.status(),
             "history-type" => s.get("Patient/_history").await.status(),
             "history-system" => s.get("_history").await.status(),
-            "transaction" | "batch" => s
-                .post_json(
-                    "",
-                    &json!({"resourceType": "Bundle", "type": code, "entry": [{
-                        "resource": {"resourceType": "Basic", "code": {"text": "x"}},
-                        "request": {"method": "POST", "url": "Basic"}
-                    }]}),
-                )
-                .await
-                .status(),
+            "transaction" | "batch" => {
+                let entry = post_entry(json!({"resourceType": "Basic", "code": {"text": "x"}}));
+                s.post_json("", &bundle(&code, vec![entry])).await.status()
+            }
             "create" => s
                 .post_json("Patient", &json!({"resourceType": "Patient"}))
                 .await

@@ -7,28 +7,26 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
-const BASE: &str = "https://hep-fhir.org/fhir";
-
-fn prescription(patient: &str, sets: u32, status: &str) -> Value {
-    json!({
-        "resourceType": "ServiceRequest",
-        "meta": {"profile": [format!("{BASE}/StructureDefinition/hep-exercise-prescription")]},
-        "extension": [{"url": format!("{BASE}/StructureDefinition/exercise-dosage"), "extension": [
-            {"url": "sets", "valuePositiveInt": sets},
-            {"url": "repetitions", "valuePositiveInt": 10},
-            {"url": "hold", "valueDuration": {"value": 5, "unit": "s", "system": "http://unitsofmeasure.org", "code": "s"}},
-            {"url": "side", "valueCoding": {"system": format!("{BASE}/CodeSystem/exercise-side"), "code": "left"}}
-        ]}],
-        "instantiatesCanonical": [format!("{BASE}/ActivityDefinition/quad-sets|1.0.0")],
-        "status": status,
-        "intent": "order",
-        "category": [{"coding": [{"system": "http://snomed.info/sct", "code": "229065009"}]}],
-        "code": {"text": "Quadriceps sets"},
-        "subject": {"reference": format!("Patient/{patient}")},
-        "occurrenceTiming": {"repeat": {"boundsPeriod": {"start": "2026-11-02", "end": "2026-12-13"},
-            "frequency": 2, "period": 1, "periodUnit": "d"}},
-        "performer": [{"reference": format!("Patient/{patient}")}]
-    })
+/// Quadriceps sets, `sets` x 10 held 5 s, left side, twice a day for six weeks: every
+/// part of the dose the server writes in words.
+fn quad_sets(patient: &str, sets: u32, status: &str) -> Value {
+    let mut rx = prescription(
+        patient,
+        "Quadriceps sets",
+        sets,
+        ("2026-11-02", "2026-12-13"),
+    );
+    rx["status"] = json!(status);
+    rx["instantiatesCanonical"] = json!([format!("{BASE}/ActivityDefinition/quad-sets|1.0.0")]);
+    rx["occurrenceTiming"]["repeat"]["frequency"] = json!(2);
+    rx["extension"][0]["extension"]
+        .as_array_mut()
+        .expect("dosage")
+        .extend([
+            json!({"url": "hold", "valueDuration": {"value": 5, "unit": "s", "system": "http://unitsofmeasure.org", "code": "s"}}),
+            json!({"url": "side", "valueCoding": {"system": format!("{BASE}/CodeSystem/exercise-side"), "code": "left"}}),
+        ]);
+    rx
 }
 
 #[tokio::test]
@@ -36,7 +34,7 @@ async fn the_server_writes_the_dose_in_words() {
     let s = start().await;
     let p = s.create(patient("rx1")).await;
     let pid = p["id"].as_str().expect("id");
-    let created = s.create(prescription(pid, 3, "active")).await;
+    let created = s.create(quad_sets(pid, 3, "active")).await;
     assert_eq!(
         created["patientInstruction"],
         "Quadriceps sets: 3 sets of 10 repetitions, hold 5 seconds, left side, twice a day, every day for 6 weeks."
@@ -47,7 +45,7 @@ async fn the_server_writes_the_dose_in_words() {
         "twice a day, every day for 6 weeks"
     );
     // a client's own instruction text is replaced by the server's
-    let mut other = prescription(pid, 2, "draft");
+    let mut other = quad_sets(pid, 2, "draft");
     other["patientInstruction"] = json!("do lots");
     let created = s.create(other).await;
     assert!(
@@ -62,7 +60,7 @@ async fn every_problem_is_reported_at_once() {
     let s = start().await;
     let p = s.create(patient("rx2")).await;
     let pid = p["id"].as_str().expect("id");
-    let mut bad = prescription(pid, 0, "active");
+    let mut bad = quad_sets(pid, 0, "active");
     bad["intent"] = json!("proposal");
     bad["occurrenceTiming"]["repeat"]["frequency"] = json!(12);
     let res = s.post_json("ServiceRequest", &bad).await;
@@ -101,14 +99,14 @@ async fn active_prescriptions_change_status_but_not_dose() {
     let p = s.create(patient("rx3")).await;
     let pid = p["id"].as_str().expect("id").to_string();
     // a draft may be edited
-    let draft = s.create(prescription(&pid, 3, "draft")).await;
+    let draft = s.create(quad_sets(&pid, 3, "draft")).await;
     let id = draft["id"].as_str().expect("id").to_string();
-    let mut edit = prescription(&pid, 4, "draft");
+    let mut edit = quad_sets(&pid, 4, "draft");
     edit["id"] = json!(id);
     let res = s.put_json(&format!("ServiceRequest/{id}"), &edit).await;
     assert_eq!(res.status(), StatusCode::OK);
     // activate
-    let mut active = prescription(&pid, 4, "active");
+    let mut active = quad_sets(&pid, 4, "active");
     active["id"] = json!(id);
     assert_eq!(
         s.put_json(&format!("ServiceRequest/{id}"), &active)
@@ -117,13 +115,13 @@ async fn active_prescriptions_change_status_but_not_dose() {
         StatusCode::OK
     );
     // the dose of an active prescription is not edited
-    let mut changed = prescription(&pid, 5, "active");
+    let mut changed = quad_sets(&pid, 5, "active");
     changed["id"] = json!(id);
     let res = s.put_json(&format!("ServiceRequest/{id}"), &changed).await;
     let issue = outcome(res, StatusCode::UNPROCESSABLE_ENTITY).await;
     assert_eq!(issue["code"], "business-rule");
     // its status follows the lifecycle
-    let mut held = prescription(&pid, 4, "on-hold");
+    let mut held = quad_sets(&pid, 4, "on-hold");
     held["id"] = json!(id);
     assert_eq!(
         s.put_json(&format!("ServiceRequest/{id}"), &held)
@@ -131,7 +129,7 @@ async fn active_prescriptions_change_status_but_not_dose() {
             .status(),
         StatusCode::OK
     );
-    let mut back_to_draft = prescription(&pid, 4, "draft");
+    let mut back_to_draft = quad_sets(&pid, 4, "draft");
     back_to_draft["id"] = json!(id);
     let issue = outcome(
         s.put_json(&format!("ServiceRequest/{id}"), &back_to_draft)
@@ -141,7 +139,7 @@ async fn active_prescriptions_change_status_but_not_dose() {
     .await;
     assert_eq!(issue["code"], "business-rule");
     // the change of dose is a new prescription that replaces the old one
-    let mut revoked = prescription(&pid, 4, "revoked");
+    let mut revoked = quad_sets(&pid, 4, "revoked");
     revoked["id"] = json!(id);
     assert_eq!(
         s.put_json(&format!("ServiceRequest/{id}"), &revoked)
@@ -149,7 +147,7 @@ async fn active_prescriptions_change_status_but_not_dose() {
             .status(),
         StatusCode::OK
     );
-    let mut replacement = prescription(&pid, 5, "active");
+    let mut replacement = quad_sets(&pid, 5, "active");
     replacement["replaces"] = json!([{"reference": format!("ServiceRequest/{id}")}]);
     let new = s.create(replacement).await;
     assert!(
@@ -162,26 +160,10 @@ async fn active_prescriptions_change_status_but_not_dose() {
     assert_eq!(history["entry"].as_array().map(Vec::len), Some(5));
 }
 
-fn program(patient: &str, status: &str, exercises: &[&str]) -> Value {
-    let activity: Vec<Value> = exercises
-        .iter()
-        .map(|id| json!({"reference": {"reference": format!("ServiceRequest/{id}")}}))
-        .collect();
-    let mut plan = json!({
-        "resourceType": "CarePlan",
-        "meta": {"profile": [format!("{BASE}/StructureDefinition/hep-program")]},
-        "status": status,
-        "intent": "plan",
-        "category": [{"coding": [{"system": "http://snomed.info/sct", "code": "229065009"}]}],
-        "title": "Knee osteoarthritis, phase 1",
-        "subject": {"reference": format!("Patient/{patient}")},
-        "period": {"start": "2026-11-02"},
-        "activity": activity
-    });
-    if exercises.is_empty() {
-        // FHIR JSON has no empty arrays
-        plan.as_object_mut().map(|o| o.remove("activity"));
-    }
+/// A program through the six weeks of `quad_sets`.
+fn knee_program(patient: &str, status: &str, exercises: &[&str]) -> Value {
+    let mut plan = program(patient, exercises, ("2026-11-02", "2026-12-13"));
+    plan["status"] = json!(status);
     plan
 }
 
@@ -190,10 +172,10 @@ async fn a_program_lists_its_exercises_and_follows_its_lifecycle() {
     let s = start().await;
     let p = s.create(patient("prog1")).await;
     let pid = p["id"].as_str().expect("id").to_string();
-    let a = s.create(prescription(&pid, 3, "active")).await;
-    let b = s.create(prescription(&pid, 2, "active")).await;
+    let a = s.create(quad_sets(&pid, 3, "active")).await;
+    let b = s.create(quad_sets(&pid, 2, "active")).await;
     let (a, b) = (a["id"].as_str().expect("id"), b["id"].as_str().expect("id"));
-    let plan = s.create(program(&pid, "draft", &[a, b])).await;
+    let plan = s.create(knee_program(&pid, "draft", &[a, b])).await;
     let id = plan["id"].as_str().expect("id").to_string();
     let div = plan["text"]["div"].as_str().expect("narrative");
     assert!(
@@ -206,7 +188,7 @@ async fn a_program_lists_its_exercises_and_follows_its_lifecycle() {
     );
     assert_eq!(plan["text"]["status"], "generated");
 
-    let mut active = program(&pid, "active", &[a, b]);
+    let mut active = knee_program(&pid, "active", &[a, b]);
     active["id"] = json!(id);
     assert_eq!(
         s.put_json(&format!("CarePlan/{id}"), &active)
@@ -214,7 +196,7 @@ async fn a_program_lists_its_exercises_and_follows_its_lifecycle() {
             .status(),
         StatusCode::OK
     );
-    let mut draft_again = program(&pid, "draft", &[a, b]);
+    let mut draft_again = knee_program(&pid, "draft", &[a, b]);
     draft_again["id"] = json!(id);
     let issue = outcome(
         s.put_json(&format!("CarePlan/{id}"), &draft_again).await,
@@ -223,7 +205,7 @@ async fn a_program_lists_its_exercises_and_follows_its_lifecycle() {
     .await;
     assert_eq!(issue["expression"][0], "CarePlan.status");
     // an active program needs exercises
-    let empty = program(&pid, "active", &[]);
+    let empty = knee_program(&pid, "active", &[]);
     outcome(
         s.post_json("CarePlan", &empty).await,
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -232,9 +214,9 @@ async fn a_program_lists_its_exercises_and_follows_its_lifecycle() {
     // an activity must be an exercise prescription of this patient
     let other = s.create(patient("prog2")).await;
     let other_rx = s
-        .create(prescription(other["id"].as_str().expect("id"), 1, "active"))
+        .create(quad_sets(other["id"].as_str().expect("id"), 1, "active"))
         .await;
-    let wrong = program(&pid, "draft", &[other_rx["id"].as_str().expect("id")]);
+    let wrong = knee_program(&pid, "draft", &[other_rx["id"].as_str().expect("id")]);
     let issue = outcome(
         s.post_json("CarePlan", &wrong).await,
         StatusCode::UNPROCESSABLE_ENTITY,

@@ -9,22 +9,8 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
-const REFERRAL: &str = include_str!("../fixtures/referral-transaction.json");
-const BASE: &str = "https://hep-fhir.org/fhir";
-
-pub(crate) fn referral() -> Value {
-    serde_json::from_str(REFERRAL).expect("fixture")
-}
-
-/// The clinic the referral Task is owned by (a conditional reference in the fixture).
-pub(crate) fn clinic_organization() -> Value {
-    json!({"resourceType": "Organization", "name": "Springfield HEP clinic",
-        "identifier": [{"system": "http://hep-clinic.example.org/site", "value": "main"}]})
-}
-
 pub(crate) async fn clinic(s: &TestServer) -> String {
-    let org = s.create(clinic_organization()).await;
-    org["id"].as_str().expect("id").to_string()
+    id_of(&s.create(clinic_organization()).await)
 }
 
 async fn post_bundle(s: &TestServer, bundle: &Value) -> reqwest::Response {
@@ -228,8 +214,7 @@ async fn a_failing_entry_fails_the_whole_transaction() {
     // a reference to nothing in the Bundle or on the server
     let bad = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
         {"fullUrl": "urn:uuid:a1", "resource": patient("t-1"), "request": {"method": "POST", "url": "Patient"}},
-        {"resource": {"resourceType": "Observation", "status": "final", "code": {"text": "pain"},
-            "subject": {"reference": "Patient/nowhere"}}, "request": {"method": "POST", "url": "Observation"}}
+        post_entry(observation("nowhere", PAIN))
     ]});
     let o = outcome(
         post_bundle(&s, &bad).await,
@@ -333,7 +318,7 @@ async fn a_transaction_processes_delete_post_put_patch_then_get() {
     );
     // a stale ifMatch fails it all
     let stale = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
-        {"resource": patient("x-stale"), "request": {"method": "POST", "url": "Patient"}},
+        post_entry(patient("x-stale")),
         {"resource": {"resourceType": "Binary", "contentType": "application/json-patch+json", "data": base64::Engine::encode(
             &base64::engine::general_purpose::STANDARD, r#"[{"op": "add", "path": "/active", "value": true}]"#)},
          "request": {"method": "PATCH", "url": format!("Patient/{kept_id}"), "ifMatch": "W/\"1\""}}
@@ -360,10 +345,10 @@ async fn batch_entries_succeed_or_fail_on_their_own() {
     let p = s.create(patient("b-1")).await;
     let pid = p["id"].as_str().expect("id");
     let bundle = json!({"resourceType": "Bundle", "type": "batch", "entry": [
-        {"resource": patient("b-2"), "request": {"method": "POST", "url": "Patient"}},
+        post_entry(patient("b-2")),
         {"request": {"method": "GET", "url": "Patient/missing"}},
         {"resource": p, "request": {"method": "PUT", "url": format!("Patient/{pid}"), "ifMatch": "W/\"7\""}},
-        {"resource": patient("b-1"), "request": {"method": "POST", "url": "Patient"}},
+        post_entry(patient("b-1")),
         {"request": {"method": "GET", "url": "Nothing/1"}},
         {"request": {"method": "GET", "url": format!("Patient/{pid}")}}
     ]});
@@ -435,11 +420,7 @@ async fn an_idempotency_key_gives_the_first_answer() {
         .post(s.url(""))
         .header("Content-Type", FHIR_JSON)
         .header("Idempotency-Key", "bundle-1")
-        .body(
-            json!({"resourceType": "Bundle", "type": "transaction", "entry": [
-            {"resource": anonymous, "request": {"method": "POST", "url": "Patient"}}]})
-            .to_string(),
-        );
+        .body(bundle("transaction", vec![post_entry(anonymous)]).to_string());
     let a = res.try_clone().expect("clone").send().await.expect("post");
     let a = json(a).await;
     let b = res.send().await.expect("post");
@@ -486,30 +467,13 @@ async fn bundles_over_the_limits_are_refused() {
     outcome(post_bundle(&s, &big).await, StatusCode::PAYLOAD_TOO_LARGE).await;
 }
 
-pub(crate) fn message(bundle_id: &str) -> Value {
-    let mut entries = vec![json!({
-        "fullUrl": "urn:uuid:5e1a0c00-0000-4000-8000-000000000001",
-        "resource": {
-            "resourceType": "MessageHeader",
-            "id": format!("header-{bundle_id}"),
-            "eventCoding": {"system": "http://terminology.hl7.org/CodeSystem/v2-0003", "code": "I12"},
-            "destination": [{"endpoint": "https://hep-clinic.example.org/fhir"}],
-            "source": {"endpoint": "https://riverside-hospital.example.org/fhir"},
-            "focus": [{"reference": "urn:uuid:0c3a1f4e-5d0b-4a53-9a43-6f1d2c7e8a07"}]
-        }
-    })];
-    for e in referral()["entry"].as_array().expect("entries") {
-        entries.push(json!({"fullUrl": e["fullUrl"], "resource": e["resource"]}));
-    }
-    json!({"resourceType": "Bundle", "id": bundle_id, "type": "message",
-           "timestamp": "2026-11-20T09:32:00Z", "entry": entries})
-}
-
 #[tokio::test]
 async fn a_referral_message_is_stored_and_answered() {
     let s = start().await;
     clinic(&s).await;
-    let res = s.post_json("$process-message", &message("msg-1")).await;
+    let res = s
+        .post_json("$process-message", &referral_message("msg-1"))
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
     let answer = json(res).await;
     assert_eq!(answer["type"], "message");
@@ -528,15 +492,23 @@ async fn a_referral_message_is_stored_and_answered() {
         answer["entry"][1]["fullUrl"]
     );
     // sent again, as the same message or as a new one: nothing new
-    let again = json(s.post_json("$process-message", &message("msg-1")).await).await;
+    let again = json(
+        s.post_json("$process-message", &referral_message("msg-1"))
+            .await,
+    )
+    .await;
     assert_eq!(again["entry"][1]["resource"]["id"], task["id"]);
-    let resent = json(s.post_json("$process-message", &message("msg-2")).await).await;
+    let resent = json(
+        s.post_json("$process-message", &referral_message("msg-2"))
+            .await,
+    )
+    .await;
     assert_eq!(resent["entry"][1]["resource"]["id"], task["id"]);
     for q in COUNTS {
         assert_eq!(total(&s, q).await, 1, "{q}");
     }
     // other events are refused, located
-    let mut other = message("msg-3");
+    let mut other = referral_message("msg-3");
     other["entry"][0]["resource"]["eventCoding"]["code"] = json!("A01");
     let o = outcome(
         s.post_json("$process-message", &other).await,
@@ -598,26 +570,6 @@ async fn the_referral_task_follows_its_state_table() {
     outcome(put(&s, &task).await, StatusCode::UNPROCESSABLE_ENTITY).await;
 }
 
-fn prescription(patient: &str) -> Value {
-    json!({
-        "resourceType": "ServiceRequest",
-        "meta": {"profile": [format!("{BASE}/StructureDefinition/hep-exercise-prescription")]},
-        "extension": [{"url": format!("{BASE}/StructureDefinition/exercise-dosage"), "extension": [
-            {"url": "sets", "valuePositiveInt": 3},
-            {"url": "repetitions", "valuePositiveInt": 10}
-        ]}],
-        "instantiatesCanonical": [format!("{BASE}/ActivityDefinition/bridge|1.0.0")],
-        "status": "active",
-        "intent": "order",
-        "category": [{"coding": [{"system": "http://snomed.info/sct", "code": "229065009"}]}],
-        "code": {"text": "Bridge"},
-        "subject": {"reference": patient},
-        "occurrenceTiming": {"repeat": {"boundsPeriod": {"start": "2026-11-23", "end": "2026-11-29"},
-                                        "frequency": 1, "period": 1, "periodUnit": "d"}},
-        "performer": [{"reference": patient}]
-    })
-}
-
 #[tokio::test]
 async fn the_program_moves_its_referral_task() {
     let clock = Arc::new(ManualClock::new(
@@ -633,19 +585,11 @@ async fn the_program_moves_its_referral_task() {
     task["status"] = json!("accepted");
     assert_eq!(put(&s, &task).await.status(), StatusCode::OK);
     // the therapist makes the program for the referral: the Task is in progress
-    let rx = s.create(prescription(&patient_ref)).await;
-    let mut plan = json!({
-        "resourceType": "CarePlan",
-        "meta": {"profile": [format!("{BASE}/StructureDefinition/hep-program")]},
-        "basedOn": [{"reference": referral_ref}],
-        "status": "active",
-        "intent": "plan",
-        "category": [{"coding": [{"system": "http://snomed.info/sct", "code": "229065009"}]}],
-        "title": "Knee, phase 1",
-        "subject": {"reference": patient_ref},
-        "period": {"start": "2026-11-23", "end": "2026-11-29"},
-        "activity": [{"reference": {"reference": format!("ServiceRequest/{}", rx["id"].as_str().expect("id"))}}]
-    });
+    let patient = patient_ref.trim_start_matches("Patient/");
+    let week = ("2026-11-23", "2026-11-29");
+    let rx = id_of(&s.create(prescription(patient, "Bridge", 3, week)).await);
+    let mut plan = program(patient, &[&rx], week);
+    plan["basedOn"] = json!([{"reference": referral_ref}]);
     plan = s.create(plan).await;
     let task = json(s.get(&task_ref).await).await;
     assert_eq!(task["status"], "in-progress");

@@ -34,11 +34,11 @@ async fn references_codes_and_their_combinations() {
         .expect("id")
         .to_string();
     let obs = |p: &str, code: &str, status: &str| {
-        json!({"resourceType": "Observation", "status": status,
-               "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
-               "subject": {"reference": format!("Patient/{p}")}, "valueInteger": 3})
+        let mut o = observation(p, code);
+        o["status"] = json!(status);
+        o
     };
-    let a = s.create(obs(&p1, "72514-3", "final")).await["id"]
+    let a = s.create(obs(&p1, PAIN, "final")).await["id"]
         .as_str()
         .expect("id")
         .to_string();
@@ -46,7 +46,7 @@ async fn references_codes_and_their_combinations() {
         .as_str()
         .expect("id")
         .to_string();
-    let c = s.create(obs(&p2, "72514-3", "preliminary")).await["id"]
+    let c = s.create(obs(&p2, PAIN, "preliminary")).await["id"]
         .as_str()
         .expect("id")
         .to_string();
@@ -160,15 +160,7 @@ async fn an_index_built_by_an_older_server_is_rebuilt_at_start() {
         .as_str()
         .expect("id")
         .to_string();
-    let o = s
-        .create(
-            json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"},
-                       "subject": {"reference": format!("Patient/{p}")}}),
-        )
-        .await["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
+    let o = id_of(&s.create(observation(&p, PAIN)).await);
     assert_eq!(
         ids(&s, &format!("Observation?patient={p}")).await,
         vec![o.clone()]

@@ -145,10 +145,7 @@ async fn searches_just_within_the_limits_work() {
     let s = start().await;
     let p = s.create(patient("lim-5")).await;
     let pid = p["id"].as_str().expect("id").to_string();
-    let obs = json!({"resourceType": "Observation", "status": "final",
-        "code": {"coding": [{"system": "http://loinc.org", "code": "72514-3"}]},
-        "subject": {"reference": format!("Patient/{pid}")}, "valueInteger": 3});
-    s.create(obs).await;
+    s.create(observation(&pid, PAIN)).await;
     let total = |b: &Value| b["total"].as_u64();
     // 200 values in two parameters, the first one matching
     let two = format!(

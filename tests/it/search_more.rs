@@ -98,9 +98,8 @@ async fn token_forms_and_modifiers() {
     b["birthDate"] = json!("1961-03-14");
     let b = id_of(&s, b).await;
     let c = id_of(&s, person("C", "C", "t3")).await;
-    let obs = json!({"resourceType": "Observation", "status": "final",
-        "code": {"text": "Pain severity", "coding": [{"system": "http://loinc.org", "code": "72514-3"}]},
-        "subject": {"reference": format!("Patient/{a}")}, "valueInteger": 3});
+    let mut obs = observation(&a, PAIN);
+    obs["code"]["text"] = json!("Pain severity");
     let o = id_of(&s, obs).await;
     let sorted = |mut v: Vec<String>| {
         v.sort();
@@ -147,13 +146,8 @@ async fn chained_parameters_follow_one_reference() {
     let s = start().await;
     let a = id_of(&s, person("Rivera", "Sam", "c1")).await;
     let b = id_of(&s, person("Lee", "Jordan", "c2")).await;
-    let obs = |p: &str| {
-        json!({"resourceType": "Observation", "status": "final",
-            "code": {"coding": [{"system": "http://loinc.org", "code": "72514-3"}]},
-            "subject": {"reference": format!("Patient/{p}")}, "valueInteger": 3})
-    };
-    let oa = id_of(&s, obs(&a)).await;
-    let ob = id_of(&s, obs(&b)).await;
+    let oa = id_of(&s, observation(&a, PAIN)).await;
+    let ob = id_of(&s, observation(&b, PAIN)).await;
     assert_eq!(
         ids_in_order(&s, "Observation?patient.identifier=urn:test:mrn|c1").await,
         std::slice::from_ref(&oa)
@@ -354,21 +348,19 @@ async fn includes_follow_references_and_canonicals() {
     )
     .await;
     let sr = |code: &str| {
-        json!({"resourceType": "ServiceRequest", "status": "active", "intent": "order",
-            "code": {"coding": [{"system": "http://snomed.info/sct", "code": code}]},
-            "instantiatesCanonical": [ad_url],
-            "subject": {"reference": format!("Patient/{p}")}})
+        let mut sr = service_request(&p);
+        sr["code"] = json!({"coding": [{"system": "http://snomed.info/sct", "code": code}]});
+        sr["instantiatesCanonical"] = json!([ad_url]);
+        sr
     };
     let sr1 = id_of(&s, sr("1")).await;
     let sr2 = id_of(&s, sr("2")).await;
-    let plan = json!({"resourceType": "CarePlan", "status": "draft", "intent": "plan",
-        "subject": {"reference": format!("Patient/{p}")},
-        "activity": [{"reference": {"reference": format!("ServiceRequest/{sr1}")}},
-                     {"reference": {"reference": format!("ServiceRequest/{sr2}")}}]});
+    let mut plan = care_plan(&p);
+    plan["activity"] = json!([{"reference": {"reference": format!("ServiceRequest/{sr1}")}},
+                              {"reference": {"reference": format!("ServiceRequest/{sr2}")}}]);
     let cp = id_of(&s, plan).await;
-    let task = json!({"resourceType": "Task", "status": "requested", "intent": "order",
-        "basedOn": [{"reference": format!("CarePlan/{cp}")}],
-        "for": {"reference": format!("Patient/{p}")}});
+    let mut task = task(&p);
+    task["basedOn"] = json!([{"reference": format!("CarePlan/{cp}")}]);
     let t = id_of(&s, task).await;
 
     let b = bundle(

@@ -31,7 +31,7 @@ fn routes(patient: &str, plan: &str) -> Vec<(&'static str, String, Option<Value>
             "Observation?patient.identifier=urn:test:mrn|a".into(),
             None,
         ),
-        ("POST", "Patient".into(), Some(patient_body("new"))),
+        ("POST", "Patient".into(), Some(fixtures::patient("new"))),
         (
             "PUT",
             format!("Patient/{patient}"),
@@ -57,10 +57,6 @@ fn routes(patient: &str, plan: &str) -> Vec<(&'static str, String, Option<Value>
         ),
         ("GET", format!("Patient/{patient}/$everything"), None),
     ]
-}
-
-fn patient_body(mrn: &str) -> Value {
-    patient(mrn)
 }
 
 async fn send(
@@ -105,28 +101,16 @@ async fn seed(s: &TestServer) -> Data {
     let mut pa = patient("a");
     pa["gender"] = json!("female");
     pa["name"] = json!([{"family": "Secretname"}]);
-    let a = s.create(pa).await["id"].as_str().expect("id").to_string();
-    let b = s.create(patient("b")).await["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
+    let a = id_of(&s.create(pa).await);
+    let b = id_of(&s.create(patient("b")).await);
     let obs = |p: &str, category: &str| {
-        json!({"resourceType": "Observation", "status": "final",
-            "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": category}]}],
-            "code": {"coding": [{"system": "http://loinc.org", "code": "72514-3"}]},
-            "subject": {"reference": format!("Patient/{p}")}, "valueInteger": 3})
+        let mut o = observation(p, PAIN);
+        o["category"] = json!([{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": category}]}]);
+        o
     };
-    let obs_a = s.create(obs(&a, "vital-signs")).await["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
-    let obs_b = s.create(obs(&b, "survey")).await["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
-    let plan = json!({"resourceType": "CarePlan", "status": "draft", "intent": "plan",
-        "subject": {"reference": format!("Patient/{b}")}});
-    let plan_b = s.create(plan).await["id"].as_str().expect("id").to_string();
+    let obs_a = id_of(&s.create(obs(&a, "vital-signs")).await);
+    let obs_b = id_of(&s.create(obs(&b, "survey")).await);
+    let plan_b = id_of(&s.create(care_plan(&b)).await);
     Data {
         a,
         b,
@@ -520,11 +504,7 @@ async fn a_patient_token_opens_its_compartment_only() {
         );
     }
     // writes: its own compartment only
-    let obs = |p: &str| {
-        json!({"resourceType": "Observation", "status": "final",
-            "code": {"coding": [{"system": "http://loinc.org", "code": "72514-3"}]},
-            "subject": {"reference": format!("Patient/{p}")}, "valueInteger": 2})
-    };
+    let obs = |p: &str| observation(p, PAIN);
     assert_eq!(
         send(&app, &s, "POST", "Observation", Some(&obs(&d.a)))
             .await

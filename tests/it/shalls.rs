@@ -6,7 +6,7 @@ use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 use std::sync::atomic::Ordering;
 
-use crate::export::{id_of, kick_off, manifest, observation};
+use crate::export::{kick_off, manifest};
 use crate::security::{
     assertion, assertion_with_jku, ec_key, rsa_key, serve_counted_jwks, token_request,
 };
@@ -207,7 +207,7 @@ async fn forbidden_naming(res: reqwest::Response, resource_type: &str, label: &s
 async fn export_results_need_scopes_on_every_exported_type() {
     let s = start().await;
     let a = id_of(&s.create(patient("a")).await);
-    s.create(observation(&a, "72514-3")).await;
+    s.create(observation(&a, PAIN)).await;
     let key = ec_key("bulk-1");
     let client = register(
         &s,

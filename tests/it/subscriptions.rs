@@ -11,11 +11,13 @@ use api::clock::ManualClock;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::adherence::{at, prescription, program, sessions};
+use crate::adherence::sessions;
 use crate::support::*;
 
 const BACKPORT: &str = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition";
 const TOPICS: &str = "https://hep-fhir.org/fhir/SubscriptionTopic";
+/// The two weeks of the program of `full_resources_heartbeats_and_sessions_missed_by_the_server`.
+const MARCH: (&str, &str) = ("2026-03-02", "2026-03-15");
 
 /// One notification the receiver took.
 #[derive(Debug, Clone)]
@@ -172,17 +174,14 @@ fn subscription(topic: &str, filter: Option<&str>, endpoint: &str, content: &str
     s
 }
 
-fn care_plan(patient: &str, title: &str) -> Value {
-    json!({"resourceType": "CarePlan", "status": "draft", "intent": "plan", "title": title,
-           "subject": {"reference": format!("Patient/{patient}")}})
+fn titled_plan(patient: &str, title: &str) -> Value {
+    let mut plan = care_plan(patient);
+    plan["title"] = json!(title);
+    plan
 }
 
 fn loopback(c: &mut api::config::Config) {
     c.subscription_allow_loopback = true;
-}
-
-fn id_of(v: &Value) -> String {
-    v["id"].as_str().expect("id").to_string()
 }
 
 async fn subscription_status(s: &TestServer, id: &str) -> String {
@@ -269,8 +268,8 @@ async fn handshake_then_each_matching_event_in_order() {
     );
     assert_eq!(wait_status(&s, &sid, "active").await, "active");
 
-    let plan_a = id_of(&s.create(care_plan(&a, "first")).await);
-    s.create(care_plan(&b, "another patient's")).await;
+    let plan_a = id_of(&s.create(titled_plan(&a, "first")).await);
+    s.create(titled_plan(&b, "another patient's")).await;
     let mut changed = json(s.get(&format!("CarePlan/{plan_a}")).await).await;
     changed["title"] = json!("second");
     assert_eq!(
@@ -279,7 +278,7 @@ async fn handshake_then_each_matching_event_in_order() {
             .status(),
         StatusCode::OK
     );
-    let plan_a2 = id_of(&s.create(care_plan(&a, "third")).await);
+    let plan_a2 = id_of(&s.create(titled_plan(&a, "third")).await);
     let seen = wait_events(&r, 3).await;
     assert_eq!(
         seen,
@@ -340,7 +339,7 @@ async fn handshake_then_each_matching_event_in_order() {
         StatusCode::OK
     );
     let before = r.all().len();
-    s.create(care_plan(&a, "fourth")).await;
+    s.create(titled_plan(&a, "fourth")).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(r.all().len(), before);
 }
@@ -358,8 +357,8 @@ async fn full_resources_heartbeats_and_sessions_missed_by_the_server() {
     .await;
     let r = receiver().await;
     let p = id_of(&s.create(patient("hb")).await);
-    let rx = id_of(&s.create(prescription(&p, "Squat", 3, None)).await);
-    let plan = id_of(&s.create(program(&p, &[&rx])).await);
+    let rx = id_of(&s.create(prescription(&p, "Squat", 3, MARCH)).await);
+    let plan = id_of(&s.create(program(&p, &[&rx], MARCH)).await);
     let mut sub = subscription(
         "session-outcome",
         Some(&format!(
@@ -436,7 +435,9 @@ async fn failed_deliveries_are_retried_and_resume_with_every_missed_event() {
     r.fail.store(true, Ordering::SeqCst);
     let mut plans = Vec::new();
     for i in 0..3 {
-        plans.push(id_of(&s.create(care_plan(&p, &format!("plan {i}"))).await));
+        plans.push(id_of(
+            &s.create(titled_plan(&p, &format!("plan {i}"))).await,
+        ));
     }
     // attempts fail; after two the subscription is in error
     for minute in 1..=3 {
@@ -478,14 +479,12 @@ async fn no_event_for_a_rolled_back_write_and_delivery_after_a_restart() {
         .await;
     // a transaction that fails after its CarePlan entry: no CarePlan, no event
     let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
-        {"resource": care_plan(&p, "rolled back"), "request": {"method": "POST", "url": "CarePlan"}},
-        {"resource": {"resourceType": "Observation", "status": "final", "code": {"text": "x"},
-                      "subject": {"reference": "Patient/does-not-exist"}},
-         "request": {"method": "POST", "url": "Observation"}}
+        post_entry(titled_plan(&p, "rolled back")),
+        post_entry(observation("does-not-exist", PAIN))
     ]});
     let res = first.post_json("", &bundle).await;
     assert!(res.status().is_client_error());
-    let kept = id_of(&first.create(care_plan(&p, "kept")).await);
+    let kept = id_of(&first.create(titled_plan(&p, "kept")).await);
     first.stop().await;
     // its background threads end with the last of its state
     tokio::time::sleep(Duration::from_millis(1000)).await;
@@ -628,7 +627,7 @@ async fn a_referral_task_notifies_each_status_it_takes() {
     .await;
     r.wait_for(1).await;
     crate::referrals::clinic(&s).await;
-    let answer = json(s.post_json("", &crate::referrals::referral()).await).await;
+    let answer = json(s.post_json("", &referral()).await).await;
     let task_ref = crate::referrals::local(&answer["entry"][6]);
     let mut task = json(s.get(&task_ref).await).await;
     task["status"] = json!("accepted");

@@ -324,3 +324,20 @@ pub fn create_test_schema(admin_url: &str, name: &str) -> Result<String, DbError
     let sep = if admin_url.contains('?') { '&' } else { '?' };
     Ok(format!("{admin_url}{sep}options=-csearch_path%3D{name}"))
 }
+
+/// Test support: drops a schema of `create_test_schema` and all it holds, once the
+/// connections whose `application_name` is the schema's name have closed (those still
+/// open after 10 s are ended first).
+pub fn drop_test_schema(admin_url: &str, name: &str) -> Result<(), DbError> {
+    let mut conn = diesel::PgConnection::establish(admin_url)
+        .map_err(|e| DbError::Connection(e.to_string()))?;
+    let others = format!(
+        "FROM pg_stat_activity WHERE application_name = '{name}' AND pid <> pg_backend_pid()"
+    );
+    conn.batch_execute(&format!(
+        "DO $$ BEGIN FOR i IN 1..500 LOOP PERFORM pg_stat_clear_snapshot(); \
+         EXIT WHEN NOT EXISTS (SELECT 1 {others}); PERFORM pg_sleep(0.02); END LOOP; END $$; \
+         SELECT pg_terminate_backend(pid) {others}; DROP SCHEMA \"{name}\" CASCADE"
+    ))?;
+    Ok(())
+}

@@ -1,4 +1,5 @@
-//! A real server on port 0 against a fresh database, and helpers to talk to it.
+//! A real server on port 0 against a fresh database, and helpers to talk to it. The
+//! FHIR resources the tests send are built in `fixtures`.
 
 use std::sync::Arc;
 
@@ -7,6 +8,9 @@ use api::clock::{Clock, SystemClock};
 use api::config::Config;
 use reqwest::{Client, Response, StatusCode};
 use serde_json::Value;
+
+pub mod fixtures;
+pub use fixtures::*;
 
 pub const FHIR_JSON: &str = "application/fhir+json";
 pub const FHIR_XML: &str = "application/fhir+xml";
@@ -19,26 +23,62 @@ pub struct TestServer {
     /// The directory of export files.
     pub export_dir: std::path::PathBuf,
     handle: ServerHandle,
+    /// On PostgreSQL, the thread that runs the server (its accept loop), so that dropping
+    /// the server can wait until it has stopped; on SQLite the server runs on the test's
+    /// runtime and ends with it, as it always has.
+    thread: Option<std::thread::JoinHandle<()>>,
+    /// Dropped after the server stopped (fields drop after `drop`).
+    _schema: Option<Schema>,
     _dir: tempfile::TempDir,
 }
 
 impl Drop for TestServer {
     fn drop(&mut self) {
-        let handle = self.handle.clone();
-        // Stopping is asynchronous; the runtime finishes it or ends with the test.
-        drop(tokio::spawn(async move { handle.stop(false).await }));
+        match self.thread.take() {
+            Some(thread) => {
+                // The stop is sent at once; the thread ends when the server has stopped.
+                drop(self.handle.stop(false));
+                // Err: the thread panicked (and printed why); it has ended all the same.
+                let _ = thread.join();
+            }
+            None => {
+                let handle = self.handle.clone();
+                // Stopping is asynchronous; the runtime finishes it or ends with the test.
+                drop(tokio::spawn(async move { handle.stop(false).await }));
+            }
+        }
+    }
+}
+
+/// The PostgreSQL schema of one test, dropped with it once the connections of its
+/// servers have closed (`api::db::drop_test_schema` knows them by their
+/// `application_name`, the schema's name).
+struct Schema {
+    admin_url: String,
+    name: String,
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        let dropped = api::db::drop_test_schema(&self.admin_url, &self.name);
+        // In a test that fails already, a second panic would abort the run and hide why.
+        if !std::thread::panicking() {
+            dropped.expect("drop the test schema");
+        }
     }
 }
 
 /// The database for one test: a fresh PostgreSQL schema when `HEP_TEST_DATABASE_URL`
 /// names a server, else a fresh SQLite file.
-fn database_url(dir: &tempfile::TempDir) -> String {
+fn database(dir: &tempfile::TempDir) -> (String, Option<Schema>) {
     match std::env::var("HEP_TEST_DATABASE_URL") {
-        Ok(url) if !url.is_empty() => {
-            let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
-            api::db::create_test_schema(&url, &schema).expect("create test schema")
+        Ok(admin_url) if !admin_url.is_empty() => {
+            let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+            let url = api::db::create_test_schema(&admin_url, &name).expect("create test schema");
+            let url = format!("{url}&application_name={name}");
+            (url, Some(Schema { admin_url, name }))
         }
-        _ => dir.path().join("test.db").display().to_string(),
+        _ => (dir.path().join("test.db").display().to_string(), None),
     }
 }
 
@@ -48,7 +88,8 @@ pub async fn start() -> TestServer {
 
 pub async fn start_with(adjust: impl FnOnce(&mut Config), clock: Arc<dyn Clock>) -> TestServer {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut config = Config::for_database(&database_url(&dir));
+    let (url, schema) = database(&dir);
+    let mut config = Config::for_database(&url);
     config.bind = "127.0.0.1:0".into();
     config.workers = Some(2);
     config.db_pool_size = 4;
@@ -60,13 +101,36 @@ pub async fn start_with(adjust: impl FnOnce(&mut Config), clock: Arc<dyn Clock>)
     let clock_now = clock.now().as_second();
     let (server, addr) = api::server::build(&config, clock).expect("server starts");
     let handle = server.handle();
-    tokio::spawn(server);
+    // Stopped while the test goes on, a server on SQLite could make a restart on the same
+    // file fail (`database is locked` as its last connections close): only a server on
+    // PostgreSQL, whose schema is dropped after it, is stopped and waited for when dropped.
+    let thread = match api::db::Backend::of_url(&database_url) {
+        api::db::Backend::Postgres => Some(
+            std::thread::Builder::new()
+                .name("test-server".into())
+                .spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .expect("server runtime");
+                    // Err: the server could not run; the test's requests fail and say so.
+                    let _ = runtime.block_on(server);
+                })
+                .expect("server thread"),
+        ),
+        api::db::Backend::Sqlite => {
+            tokio::spawn(server);
+            None
+        }
+    };
     TestServer {
         base: format!("http://{addr}/fhir"),
         client: client_with_token(&token_at(&database_url, "system/*.cruds", None, clock_now)),
         database_url,
         export_dir,
         handle,
+        thread,
+        _schema: schema,
         _dir: dir,
     }
 }
@@ -161,6 +225,16 @@ impl TestServer {
     }
 }
 
+/// The `id` of a resource.
+pub fn id_of(v: &Value) -> String {
+    v["id"].as_str().expect("id").to_string()
+}
+
+/// An instant such as `2026-03-02T12:00:00Z`.
+pub fn at(s: &str) -> jiff::Timestamp {
+    s.parse().expect("instant")
+}
+
 pub async fn json(res: Response) -> Value {
     res.json().await.expect("JSON body")
 }
@@ -178,15 +252,6 @@ pub async fn outcome(res: Response, status: StatusCode) -> Value {
     let body: Value = res.json().await.expect("OperationOutcome JSON");
     assert_eq!(body["resourceType"], "OperationOutcome", "{body}");
     body["issue"][0].clone()
-}
-
-pub fn patient(mrn: &str) -> Value {
-    serde_json::json!({
-        "resourceType": "Patient",
-        "identifier": [{"system": "urn:test:mrn", "value": mrn}],
-        "name": [{"family": "Testperson", "given": ["Alex"]}],
-        "birthDate": "1970-01-01"
-    })
 }
 
 /// An HTTP client with a token of another clinic, so of another client (`tenant/client`)
@@ -212,16 +277,10 @@ pub fn client_of_tenant(s: &TestServer, tenant: &str) -> Client {
 /// Bundles of 250.
 pub async fn create_patients(s: &TestServer, prefix: &str, n: usize) {
     for start in (0..n).step_by(250) {
-        let entries: Vec<Value> = (start..n.min(start + 250))
-            .map(|i| {
-                serde_json::json!({
-                    "resource": patient(&format!("{prefix}-{i}")),
-                    "request": {"method": "POST", "url": "Patient"}
-                })
-            })
+        let entries = (start..n.min(start + 250))
+            .map(|i| post_entry(patient(&format!("{prefix}-{i}"))))
             .collect();
-        let bundle =
-            serde_json::json!({"resourceType": "Bundle", "type": "transaction", "entry": entries});
+        let bundle = bundle("transaction", entries);
         let res = s.post_json("", &bundle).await;
         assert_eq!(res.status(), StatusCode::OK, "transaction of Patients");
     }
