@@ -67,8 +67,11 @@ pub(super) struct Manager {
     pub(super) limits: StatementLimits,
 }
 
-const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-     PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; \
+/// The busy timeout comes first: setting the journal mode takes a lock, which another
+/// process's closing connection may still hold (without the timeout, the open fails at
+/// once with "database is locked").
+const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
+     PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; \
      PRAGMA cache_size = -8192;";
 
 impl Manager {

@@ -322,7 +322,10 @@ pub fn create_test_schema(admin_url: &str, name: &str) -> Result<String, DbError
         .map_err(|e| DbError::Connection(e.to_string()))?;
     conn.batch_execute(&format!("CREATE SCHEMA \"{name}\""))?;
     let sep = if admin_url.contains('?') { '&' } else { '?' };
-    Ok(format!("{admin_url}{sep}options=-csearch_path%3D{name}"))
+    // the connections name the schema, so that `drop_test_schema` can wait for them
+    Ok(format!(
+        "{admin_url}{sep}options=-csearch_path%3D{name}&application_name={name}"
+    ))
 }
 
 /// Test support: drops a schema of `create_test_schema` and all it holds, once the

@@ -75,7 +75,6 @@ fn database(dir: &tempfile::TempDir) -> (String, Option<Schema>) {
         Ok(admin_url) if !admin_url.is_empty() => {
             let name = format!("t_{}", uuid::Uuid::new_v4().simple());
             let url = api::db::create_test_schema(&admin_url, &name).expect("create test schema");
-            let url = format!("{url}&application_name={name}");
             (url, Some(Schema { admin_url, name }))
         }
         _ => (dir.path().join("test.db").display().to_string(), None),
