@@ -23,6 +23,7 @@ use fhir_mapping::transaction::{
 use fhir_mapping::{Format, Issue, IssueType, ParseLimits, ParsedResource, operation_outcome};
 
 use crate::clock::instant_string;
+use crate::db::query::Condition;
 use crate::db::store::{self, Key};
 use crate::db::{AnyConnection, Db};
 use crate::error::ApiError;
@@ -58,7 +59,8 @@ pub struct Settings {
 /// write waits for), so its reads are held to these; so are a transaction's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AnswerLimits {
-    /// Entries that search (`GET [type]` or `GET [type]?...`).
+    /// Searches: entries that search (`GET [type]` or `GET [type]?...`), and conditional
+    /// criteria that name no selective parameter (see `search_cost`).
     pub max_searches: usize,
     /// Resources read or returned: search matches and includes, reads, representations.
     pub max_resources: usize,
@@ -92,8 +94,9 @@ impl Budget {
 
     fn too_many_searches(&self) -> ApiError {
         ApiError::TooLarge(format!(
-            "this Bundle has more than {} entries that search (--max-bundle-searches): \
-             split it",
+            "this Bundle makes more than {} searches (--max-bundle-searches: entries that \
+             search, and conditional criteria that name no identifier, reference or _id): \
+             split it, or make the criteria selective",
             self.limits.max_searches
         ))
     }
@@ -105,11 +108,12 @@ impl Budget {
         {
             return Err(ApiError::TooLarge(why.clone()));
         }
-        if searches(e) {
-            if self.searches >= self.limits.max_searches {
+        let cost = search_cost(e);
+        if cost > 0 {
+            if self.searches + cost > self.limits.max_searches {
                 return Err(self.too_many_searches());
             }
-            self.searches += 1;
+            self.searches += cost;
         }
         Ok(())
     }
@@ -146,6 +150,53 @@ impl Budget {
         self.spent = Some(why.clone());
         Err(ApiError::TooLarge(why))
     }
+}
+
+/// The searches an entry makes that count against `max_searches`: 1 when it searches
+/// (`GET [type]?...`), plus one per conditional criteria of its request (`ifNoneExist`,
+/// `PUT|PATCH|DELETE [type]?...`) or its resource's references (`Patient?...`) that
+/// names no selective parameter (an identifier, a reference, `_id`). Those may walk a
+/// whole type, in the write transaction; the selective ones are index lookups and are
+/// bounded by the entries' own limit. Criteria that cannot be read count nothing: their
+/// entry fails when it runs.
+fn search_cost(e: &RequestEntry) -> usize {
+    let mut criteria: Vec<(String, String)> = Vec::new();
+    if let (Some(q), Some(r)) = (&e.if_none_exist, &e.resource) {
+        let q = q.split_once('?').map_or(q.as_str(), |(_, q)| q);
+        criteria.push((r.resource_type().to_string(), q.to_string()));
+    }
+    if matches!(e.method, Method::Put | Method::Patch | Method::Delete)
+        && let Some(Target::Search(t, q)) = parse_url(&e.url, "")
+    {
+        criteria.push((t, q));
+    }
+    if e.method != Method::Patch
+        && let Some(r) = &e.resource
+    {
+        for reference in conditional_references(r.json()) {
+            if let Some((t, q)) = reference.split_once('?') {
+                criteria.push((t.to_string(), q.to_string()));
+            }
+        }
+    }
+    let costly = criteria
+        .iter()
+        .filter(|(t, q)| {
+            parse_search(t, q).is_ok_and(|s| {
+                !s.conditions.iter().any(|c| {
+                    matches!(
+                        c,
+                        Condition::Id(_)
+                            | Condition::Token {
+                                selective: true,
+                                ..
+                            }
+                    )
+                })
+            })
+        })
+        .count();
+    usize::from(searches(e)) + costly
 }
 
 /// Whether an entry searches.
@@ -248,7 +299,7 @@ pub fn process(
                 })
                 .collect::<Result<Vec<RequestEntry>, ApiError>>()?;
             let budget = Budget::new(settings.answer);
-            if entries.iter().filter(|e| searches(e)).count() > settings.answer.max_searches {
+            if entries.iter().map(search_cost).sum::<usize>() > settings.answer.max_searches {
                 return Err(budget.too_many_searches());
             }
             db.write(move |conn| {

@@ -227,6 +227,73 @@ async fn batch_searches_past_the_limit_answer_413() {
     );
 }
 
+/// Conditional criteria that name no identifier, reference or `_id` may walk a whole
+/// type inside the write transaction: they count as searches. Selective criteria (an
+/// identifier) are index lookups and do not.
+#[tokio::test]
+async fn conditional_criteria_that_walk_a_type_count_as_searches() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let s = start_with(|c| c.max_bundle_searches = 3, Arc::new(SystemClock)).await;
+    let walking = |i: usize| {
+        let mut e = post_entry(patient(&format!("amp-cond-{i}")));
+        e["request"]["ifNoneExist"] = json!(format!("family=nobody-{i}"));
+        e
+    };
+    let selective = |i: usize| {
+        let mut e = post_entry(patient(&format!("amp-sel-{i}")));
+        e["request"]["ifNoneExist"] = json!(format!("identifier=urn:test:mrn|amp-sel-{i}"));
+        e
+    };
+    // a transaction of four creates whose criteria walk Patients: refused before it runs
+    let res = s
+        .post_json("", &bundle("transaction", (0..4).map(walking).collect()))
+        .await;
+    let issue = outcome(res, StatusCode::PAYLOAD_TOO_LARGE).await;
+    assert!(
+        issue["diagnostics"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("--max-bundle-searches"),
+        "{issue}"
+    );
+    assert_eq!(
+        json(s.get("Patient?identifier=urn:test:mrn|amp-cond-0").await).await["total"],
+        json!(0),
+        "nothing of the refused transaction is written"
+    );
+    // the same with selective criteria: every create runs
+    let answer = json(
+        s.post_json("", &bundle("transaction", (0..8).map(selective).collect()))
+            .await,
+    )
+    .await;
+    for i in 0..8 {
+        assert!(entry_status(&answer, i).starts_with("201"), "{answer}");
+    }
+    // a conditional reference that walks a type counts too; in a batch, the entry past
+    // the limit answers 413 alone and the others run
+    let mut referencing = post_entry(json!({
+        "resourceType": "Observation", "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "72514-3"}]},
+        "subject": {"reference": "Patient?family=Testperson&birthdate=1970-01-01"},
+        "valueInteger": 3
+    }));
+    referencing["request"]["url"] = json!("Observation");
+    let mut entries: Vec<Value> = (10..13).map(walking).collect();
+    entries.push(referencing);
+    entries.push(selective(20));
+    let answer = json(s.post_json("", &bundle("batch", entries)).await).await;
+    for i in 0..3 {
+        assert!(entry_status(&answer, i).starts_with("201"), "{answer}");
+    }
+    assert!(entry_status(&answer, 3).starts_with("413"), "{answer}");
+    assert!(
+        entry_diagnostics(&answer, 3).contains("--max-bundle-searches"),
+        "{answer}"
+    );
+    assert!(entry_status(&answer, 4).starts_with("201"), "{answer}");
+}
+
 #[tokio::test]
 async fn batch_answers_stop_at_their_resource_limit() {
     let _one = ONE_AT_A_TIME.lock().await;
