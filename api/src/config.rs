@@ -124,6 +124,12 @@ pub struct Config {
     )]
     pub export_statement_timeout_ms: u64,
 
+    /// Free disk space, in MiB, that an SQLite database's file system must keep for
+    /// `GET /health/ready` to pass (below it the server answers not ready, before writes
+    /// start failing with a full disk).
+    #[arg(long, env = "HEP_HEALTH_MIN_FREE_DISK_MB", default_value_t = 256)]
+    pub health_min_free_disk_mb: u64,
+
     /// Load the starter exercise library and protocol templates into a new database
     /// (`--starter-library false` to start empty). Loaded once: later changes by the
     /// clinic are kept.

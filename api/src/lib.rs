@@ -15,6 +15,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub(crate) mod export;
+pub(crate) mod health;
 pub(crate) mod http;
 pub(crate) mod operations;
 pub(crate) mod patch;

@@ -264,7 +264,13 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<(Server, SocketAd
     } else {
         None
     };
+    let readiness = Arc::new(crate::health::Readiness::new(
+        db.clone(),
+        clock.clone(),
+        config.health_min_free_disk_mb,
+    ));
     let state = web::Data::new(AppState {
+        readiness,
         clinics: Arc::new(clinics),
         _delivery: delivery,
         export_dir: export_settings.dir.clone(),
@@ -319,6 +325,7 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<(Server, SocketAd
                 http::deadline::body_deadline(body_timeout, req, next)
             }))
             .configure(http::routes)
+            .configure(http::health::routes)
             .default_service(web::to(http::not_found))
     })
     // actix-http's own timeouts: the headers of a request must arrive within 5 s (else

@@ -13,6 +13,7 @@ mod emitted;
 mod errors;
 mod export;
 mod formats;
+mod health;
 mod history;
 mod leaks;
 mod library;

@@ -225,6 +225,17 @@ impl Db {
             .open_limited(self.inner.manager.limits.export)
     }
 
+    /// The file of an SQLite database (`None` on PostgreSQL).
+    pub fn sqlite_file(&self) -> Option<std::path::PathBuf> {
+        match self.inner.backend {
+            Backend::Sqlite => {
+                let url = &self.inner.manager.url;
+                Some(url.strip_prefix("sqlite://").unwrap_or(url).into())
+            }
+            Backend::Postgres => None,
+        }
+    }
+
     /// Runs `f` (reads) on one of the dedicated reader threads.
     pub async fn read<T, F>(&self, f: F) -> Result<T, DbError>
     where
@@ -299,6 +310,47 @@ pub fn is_race(e: &diesel::result::Error) -> bool {
             _
         )
     )
+}
+
+/// The schema's state against this release's migrations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MigrationState {
+    /// Migrations of this release not applied to the database.
+    pub pending: usize,
+    /// Migrations applied to the database that this release does not know (a newer
+    /// release migrated it).
+    pub unknown: usize,
+}
+
+/// Compares the migrations applied to the database with those of this release.
+pub fn migration_state(conn: &mut AnyConnection) -> Result<MigrationState, DbError> {
+    use diesel::migration::MigrationSource;
+    fn compare<C: MigrationHarness<B>, B: diesel::backend::Backend>(
+        conn: &mut C,
+        source: EmbeddedMigrations,
+    ) -> Result<MigrationState, DbError> {
+        let failed =
+            |e: Box<dyn std::error::Error + Send + Sync>| DbError::Migration(e.to_string());
+        let known: Vec<String> = MigrationSource::<B>::migrations(&source)
+            .map_err(failed)?
+            .iter()
+            .map(|m| m.name().version().to_string())
+            .collect();
+        let applied: Vec<String> = conn
+            .applied_migrations()
+            .map_err(failed)?
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        Ok(MigrationState {
+            pending: known.iter().filter(|k| !applied.contains(k)).count(),
+            unknown: applied.iter().filter(|a| !known.contains(a)).count(),
+        })
+    }
+    match conn {
+        AnyConnection::Sqlite(c) => compare(c, SQLITE_MIGRATIONS),
+        AnyConnection::Postgresql(c) => compare(c, POSTGRES_MIGRATIONS),
+    }
 }
 
 fn run_migrations(conn: &mut AnyConnection) -> Result<(), DbError> {

@@ -7,6 +7,7 @@ pub mod bundle;
 pub mod deadline;
 pub mod everything;
 pub mod export;
+pub mod health;
 pub mod negotiate;
 pub mod operations;
 pub mod rest;

@@ -1,0 +1,117 @@
+//! `/health/live` and `/health/ready`: no token, each check's state, 503 when one fails.
+
+use std::sync::Arc;
+
+use api::clock::SystemClock;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::support::*;
+
+fn root(s: &TestServer, path: &str) -> String {
+    format!("{}{path}", s.base.trim_end_matches("/fhir"))
+}
+
+async fn probe(s: &TestServer, path: &str) -> (StatusCode, Value) {
+    // a plain client: no token
+    let res = reqwest::get(root(s, path)).await.expect("health answers");
+    let status = res.status();
+    let kind = res
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(kind, "application/health+json");
+    assert_eq!(
+        res.headers()
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok()),
+        Some("no-store")
+    );
+    (status, res.json().await.expect("JSON"))
+}
+
+fn check<'a>(body: &'a Value, name: &str) -> &'a Value {
+    &body["checks"][name][0]
+}
+
+#[tokio::test]
+async fn live_and_ready_answer_without_a_token() {
+    let s = start().await;
+    let (status, body) = probe(&s, "/health/live").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["status"], "pass");
+
+    let (status, body) = probe(&s, "/health/ready").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "pass");
+    for name in [
+        "database:reachable",
+        "database:writable",
+        "database:migrations",
+    ] {
+        assert_eq!(check(&body, name)["status"], "pass", "{name}: {body}");
+    }
+    assert_eq!(check(&body, "database:writable")["observedUnit"], "ms");
+    let sqlite = !s.database_url.starts_with("postgres");
+    assert_eq!(
+        body["checks"].get("disk:free").is_some(),
+        sqlite,
+        "free disk is checked for SQLite only: {body}"
+    );
+    if sqlite {
+        assert_eq!(check(&body, "disk:free")["observedUnit"], "MiB");
+    }
+    // the checks name no data of the clinic
+    let created = s.create(patient("health-mrn-7731")).await;
+    let id = created["id"].as_str().unwrap_or_default().to_string();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (_, body) = probe(&s, "/health/ready").await;
+    let text = body.to_string();
+    assert!(
+        !text.contains("health-mrn-7731") && !text.contains(&id),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn ready_fails_when_the_disk_is_nearly_full() {
+    // a threshold no file system meets: the SQLite disk check fails, the others pass
+    let s = start_with(
+        |c| c.health_min_free_disk_mb = u64::MAX / (1024 * 1024),
+        Arc::new(SystemClock),
+    )
+    .await;
+    if s.database_url.starts_with("postgres") {
+        return; // no disk check: PostgreSQL keeps its own files
+    }
+    let (status, body) = probe(&s, "/health/ready").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["status"], "fail");
+    assert_eq!(check(&body, "disk:free")["status"], "fail");
+    assert!(
+        check(&body, "disk:free")["output"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("--health-min-free-disk-mb"),
+        "{body}"
+    );
+    assert_eq!(check(&body, "database:writable")["status"], "pass");
+    // liveness does not depend on the checks
+    let (status, _) = probe(&s, "/health/live").await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_migrations_of_a_fresh_database_are_this_releases() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = dir.path().join("m.db").display().to_string();
+    let db = api::db::Db::open(&url, 1).expect("open");
+    let state = db
+        .read(api::db::migration_state)
+        .await
+        .expect("migration state");
+    assert_eq!(state.pending, 0);
+    assert_eq!(state.unknown, 0);
+}
