@@ -130,6 +130,12 @@ pub struct Config {
     #[arg(long, env = "HEP_HEALTH_MIN_FREE_DISK_MB", default_value_t = 256)]
     pub health_min_free_disk_mb: u64,
 
+    /// SQLite only: the largest the database file may grow, in MiB (0: no limit). Past
+    /// it, writes answer 503 `disk full` (nothing half-written) and reads go on, as
+    /// when the disk itself is full.
+    #[arg(long, env = "HEP_SQLITE_MAX_SIZE_MB", default_value_t = 0)]
+    pub sqlite_max_size_mb: u64,
+
     /// Load the starter exercise library and protocol templates into a new database
     /// (`--starter-library false` to start empty). Loaded once: later changes by the
     /// clinic are kept.

@@ -72,6 +72,10 @@ pub enum ApiError {
     /// `Retry-After`); the connection stays usable.
     #[error("statement time limit reached")]
     Timeout,
+    /// The database cannot do its work (its disk is full, or it does not answer): 503
+    /// with `Retry-After`; the client tries again later.
+    #[error("{}", .0.text())]
+    Unavailable(crate::db::outage::Outage),
     /// A transaction lost a race and may be retried.
     #[error("transaction conflict")]
     Retry,
@@ -87,6 +91,9 @@ pub enum ApiError {
 
 impl From<DbError> for ApiError {
     fn from(e: DbError) -> Self {
+        if let Some(outage) = e.outage() {
+            return ApiError::Unavailable(outage);
+        }
         match e {
             DbError::Query(q) => q.into(),
             other => ApiError::internal_from("database", other),
@@ -100,6 +107,8 @@ impl From<diesel::result::Error> for ApiError {
             ApiError::Retry
         } else if crate::db::deadline::is_timeout(&e) {
             ApiError::Timeout
+        } else if let Some(outage) = crate::db::outage::of_error(&e) {
+            ApiError::Unavailable(outage)
         } else {
             ApiError::internal_from("database", e)
         }
@@ -112,6 +121,13 @@ impl IsRetryable for ApiError {
             ApiError::Retry => true,
             ApiError::Entry { source, .. } => source.is_retryable(),
             _ => false,
+        }
+    }
+
+    fn outage(&self) -> Option<crate::db::outage::Outage> {
+        match self.root() {
+            ApiError::Unavailable(o) => Some(*o),
+            _ => None,
         }
     }
 }
@@ -170,7 +186,7 @@ impl ApiError {
             ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
-            ApiError::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Timeout | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::TooManyRequests(_) | ApiError::Busy(..) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
@@ -219,6 +235,15 @@ impl ApiError {
             ApiError::Internal { .. } => vec![Issue::error(
                 IssueType::Exception,
                 "the server could not complete the request",
+            )],
+            ApiError::Unavailable(o) => vec![Issue::error(
+                IssueType::NoStore,
+                format!(
+                    "{}: the server cannot store or read data now; nothing of this request \
+                     was kept; retry in {} s",
+                    o.text(),
+                    o.retry_after_secs()
+                ),
             )],
             ApiError::Timeout => vec![Issue::error(
                 IssueType::TooCostly,
@@ -290,6 +315,9 @@ impl ApiError {
         }
         if let ApiError::Timeout = self.root() {
             builder.insert_header(("Retry-After", TIMEOUT_RETRY_SECS.to_string()));
+        }
+        if let ApiError::Unavailable(o) = self.root() {
+            builder.insert_header(("Retry-After", o.retry_after_secs().to_string()));
         }
         if let ApiError::Unauthorized(m) = self.root() {
             // RFC 6750: the scheme, and why the token was refused

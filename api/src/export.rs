@@ -497,6 +497,8 @@ impl Worker {
                 match claimed {
                     Ok(Some(job)) => self.run_job(job),
                     Ok(None) => break,
+                    // an outage of the database is logged once, by `Db`
+                    Err(e) if crate::db::IsRetryable::outage(&e).is_some() => break,
                     Err(e) => {
                         tracing::warn!(error = %crate::error::chain(&e), "claiming an export job failed; retried");
                         break;

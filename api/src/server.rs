@@ -180,6 +180,7 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<(Server, SocketAd
             pool_size: config.db_pool_size,
             limits: config.statement_limits(),
             client_share: (config.db_reads_per_client > 0).then_some(config.db_reads_per_client),
+            sqlite_max_mib: (config.sqlite_max_size_mb > 0).then_some(config.sqlite_max_size_mb),
         },
     )?;
     let indexed =

@@ -685,13 +685,19 @@ pub fn spawn_jobs(
     let run = move || {
         while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
             let now = to_micros(clock.now());
-            if let Err(e) = fail_missed(&db, now, 500) {
+            if let Err(e) = fail_missed(&db, now, 500)
+                && crate::db::IsRetryable::outage(&e).is_none()
+            {
                 tracing::warn!(error = %crate::error::chain(&e), "missed-session job failed; retried next round");
             }
-            if let Err(e) = extend_schedules(&db, &settings, now, 100) {
+            if let Err(e) = extend_schedules(&db, &settings, now, 100)
+                && crate::db::IsRetryable::outage(&e).is_none()
+            {
                 tracing::warn!(error = %crate::error::chain(&e), "schedule job failed; retried next round");
             }
-            if let Err(e) = refresh_summaries(&db, &settings, now, 1000) {
+            if let Err(e) = refresh_summaries(&db, &settings, now, 1000)
+                && crate::db::IsRetryable::outage(&e).is_none()
+            {
                 tracing::warn!(error = %crate::error::chain(&e), "summary job failed; retried next round");
             }
         }

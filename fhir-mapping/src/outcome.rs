@@ -44,6 +44,9 @@ pub enum IssueType {
     Conflict,
     Throttled,
     Timeout,
+    /// The persistent store is unavailable (its disk full, the database down): `no-store`,
+    /// a kind of `transient`.
+    NoStore,
     Exception,
     Informational,
 }
@@ -65,6 +68,7 @@ impl IssueType {
             IssueType::NotFound => "not-found",
             IssueType::Deleted => "deleted",
             IssueType::TooLong => "too-long",
+            IssueType::NoStore => "no-store",
             IssueType::TooCostly => "too-costly",
             IssueType::BusinessRule => "business-rule",
             IssueType::Conflict => "conflict",

@@ -12,6 +12,7 @@ mod crud;
 mod emitted;
 mod errors;
 mod export;
+mod faults;
 mod formats;
 mod health;
 mod history;

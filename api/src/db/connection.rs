@@ -42,11 +42,37 @@ pub enum DbError {
     Connection(String),
     #[error("database migrations failed: {0}")]
     Migration(String),
+    /// The database cannot do its work: its disk is full, or it cannot be reached.
+    #[error("{}", .0.text())]
+    Outage(super::outage::Outage),
 }
 
 impl From<r2d2::PoolError> for DbError {
     fn from(e: r2d2::PoolError) -> Self {
-        DbError::Connection(e.to_string())
+        // no connection within the pool's timeout: an outage when the last attempt to
+        // connect failed, else every connection was busy
+        DbError::connecting(e.to_string())
+    }
+}
+
+impl DbError {
+    /// A failure to connect or to commit, described by `message`: an outage when the
+    /// message names one (a full disk, a database that does not answer).
+    pub fn connecting(message: String) -> DbError {
+        match super::outage::of_message(&message) {
+            Some(o) => DbError::Outage(o),
+            None => DbError::Connection(message),
+        }
+    }
+
+    /// The outage this error shows, if any.
+    pub fn outage(&self) -> Option<super::outage::Outage> {
+        match self {
+            DbError::Outage(o) => Some(*o),
+            DbError::Query(e) => super::outage::of_error(e),
+            DbError::Connection(m) => super::outage::of_message(m),
+            DbError::Migration(_) => None,
+        }
     }
 }
 
@@ -65,6 +91,7 @@ pub(super) struct Manager {
     pub(super) url: String,
     pub(super) backend: Backend,
     pub(super) limits: StatementLimits,
+    pub(super) sqlite_max_mib: Option<u64>,
 }
 
 /// The busy timeout comes first: setting the journal mode takes a lock, which another
@@ -89,7 +116,7 @@ impl Manager {
         match self.backend {
             Backend::Postgres => {
                 let mut conn = diesel::PgConnection::establish(&self.url)
-                    .map_err(|e| DbError::Connection(e.to_string()))?;
+                    .map_err(|e| DbError::connecting(e.to_string()))?;
                 if let Some(limit) = limit {
                     conn.batch_execute(&format!(
                         "SET statement_timeout = {}",
@@ -104,8 +131,11 @@ impl Manager {
             Backend::Sqlite => {
                 let path = self.url.strip_prefix("sqlite://").unwrap_or(&self.url);
                 let mut conn = diesel::SqliteConnection::establish(path)
-                    .map_err(|e| DbError::Connection(e.to_string()))?;
+                    .map_err(|e| DbError::connecting(e.to_string()))?;
                 conn.batch_execute(SQLITE_PRAGMAS)?;
+                if let Some(mib) = self.sqlite_max_mib {
+                    cap_size(&mut conn, mib)?;
+                }
                 let deadline = deadline::Deadline::new(limit);
                 deadline.install(&conn)?;
                 Ok((AnyConnection::Sqlite(conn), deadline))
@@ -135,4 +165,19 @@ impl ManageConnection for Manager {
     fn has_broken(&self, conn: &mut AnyConnection) -> bool {
         diesel::r2d2::R2D2Connection::is_broken(conn)
     }
+}
+
+/// Holds an SQLite database to `mib` MiB (`max_page_count` in pages of the file's own
+/// size).
+fn cap_size(conn: &mut diesel::SqliteConnection, mib: u64) -> Result<(), DbError> {
+    use diesel::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct PageSize {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        page_size: i64,
+    }
+    let page: PageSize = diesel::sql_query("PRAGMA page_size").get_result(conn)?;
+    let pages = mib.saturating_mul(1024 * 1024) / (page.page_size.max(512) as u64);
+    conn.batch_execute(&format!("PRAGMA max_page_count = {}", pages.max(1)))?;
+    Ok(())
 }

@@ -26,6 +26,7 @@ pub(crate) mod connection;
 pub(crate) mod deadline;
 pub(crate) mod exports;
 pub(crate) mod intake;
+pub mod outage;
 pub(crate) mod query;
 mod readers;
 pub(crate) mod schema;
@@ -74,6 +75,9 @@ pub struct DbOptions {
     pub limits: StatementLimits,
     /// Readers one client may hold at once; `None`: all but one (at least one).
     pub client_share: Option<u32>,
+    /// SQLite only: the largest the database file may grow, in MiB (`None`: as large
+    /// as the disk allows). Past it writes answer 503 `disk full`, as with a full disk.
+    pub sqlite_max_mib: Option<u64>,
 }
 
 type Pool = r2d2::Pool<Manager>;
@@ -93,6 +97,9 @@ struct DbInner {
     readers: readers::Readers,
     /// SQLite only: the thread that owns the one writing connection (group commit).
     writer: Option<writer::Writer>,
+    /// Whether the database is in an outage, for one log line when it begins and one
+    /// when it ends.
+    outages: outage::OutageLog,
     /// SQLite only: the thread that checkpoints the WAL.
     _checkpointer: Option<Checkpointer>,
 }
@@ -148,12 +155,14 @@ impl Db {
             pool_size,
             limits,
             client_share,
+            sqlite_max_mib,
         } = options;
         let backend = Backend::of_url(url);
         let manager = Manager {
             url: url.to_string(),
             backend,
             limits,
+            sqlite_max_mib,
         };
         let writer = match backend {
             Backend::Sqlite => {
@@ -187,6 +196,9 @@ impl Db {
                     // request; broken connections are detected after use instead.
                     .test_on_check_out(false)
                     .connection_timeout(Duration::from_secs(10))
+                    // a failed connection attempt is an outage, which `Db` logs once
+                    // when it begins, not once per attempt
+                    .error_handler(Box::new(r2d2::NopErrorHandler))
                     .build(manager)
                     .map_err(|e| DbError::Connection(e.to_string()))?;
                 // a migration may rewrite a large table: no statement time limit for it
@@ -203,6 +215,7 @@ impl Db {
                 readers,
                 writer,
                 _checkpointer: checkpointer,
+                outages: outage::OutageLog::default(),
             }),
         })
     }
@@ -242,7 +255,16 @@ impl Db {
         T: Send + 'static,
         F: FnOnce(&mut AnyConnection) -> Result<T, DbError> + Send + 'static,
     {
-        self.inner.readers.run(f).await
+        let result = self.inner.readers.run(f).await;
+        match &result {
+            Ok(_) => self.inner.outages.served(),
+            Err(e) => {
+                if let Some(o) = e.outage() {
+                    self.inner.outages.met(o);
+                }
+            }
+        }
+        result
     }
 
     /// Runs `f` in one write transaction and returns once it is durable.
@@ -253,7 +275,25 @@ impl Db {
     /// PostgreSQL: a transaction on a pooled connection; one that loses a race (unique
     /// violation, serialization failure) is retried from the start, and `f` re-reads
     /// what it depends on, so a retry sees the winner's commit.
-    pub fn write<T, E, F>(&self, mut f: F) -> Result<T, E>
+    pub fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + From<diesel::result::Error> + IsRetryable + Send + 'static,
+        F: FnMut(&mut AnyConnection) -> Result<T, E> + Send + 'static,
+    {
+        let result = self.write_once(f);
+        match &result {
+            Ok(_) => self.inner.outages.served(),
+            Err(e) => {
+                if let Some(o) = e.outage() {
+                    self.inner.outages.met(o);
+                }
+            }
+        }
+        result
+    }
+
+    fn write_once<T, E, F>(&self, mut f: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<DbError> + From<diesel::result::Error> + IsRetryable + Send + 'static,
@@ -298,6 +338,11 @@ fn retry_pause(attempt: u64) -> Duration {
 /// Whether a failed transaction may succeed when run again.
 pub trait IsRetryable {
     fn is_retryable(&self) -> bool;
+
+    /// The outage of the database the error shows, if any.
+    fn outage(&self) -> Option<outage::Outage> {
+        None
+    }
 }
 
 /// Whether a diesel error is a lost race that a retry resolves.

@@ -1074,6 +1074,7 @@ mod tests {
             url,
             backend: super::super::Backend::Sqlite,
             limits: Default::default(),
+            sqlite_max_mib: None,
         };
         let (mut conn, deadline) = manager.open_limited(limit).expect("connection");
         super::super::run_migrations(&mut conn).expect("migrations");

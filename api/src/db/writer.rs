@@ -64,7 +64,7 @@ where
             (Ok(()), Some(r)) => r,
             (Err(_), Some(Err(job_error))) => Err(job_error),
             (Err(e), Some(Ok(_))) => {
-                Err(E::from(DbError::Connection(format!("commit failed: {e}"))))
+                Err(E::from(DbError::connecting(format!("commit failed: {e}"))))
             }
         };
         // The caller may have gone away; nothing to do then.

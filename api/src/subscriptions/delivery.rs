@@ -23,6 +23,8 @@ const LEASE_MICROS: i64 = 120_000_000;
 const CLAIM: i64 = 64;
 /// How often an idle worker looks for due deliveries.
 const POLL: Duration = Duration::from_millis(10);
+/// The longest wait between two looks while the database is in an outage.
+const OUTAGE_BACKOFF: Duration = Duration::from_secs(5);
 
 /// The delivery workers of this process; they stop when this is dropped.
 pub struct DeliveryWorkers {
@@ -133,13 +135,23 @@ impl Delivery {
     }
 
     async fn run(self) {
+        // while the database is in an outage (logged once by `Db`), the worker waits
+        // longer and longer between its looks, up to `OUTAGE_BACKOFF`
+        let mut backoff = POLL;
         while !self.stop.load(Ordering::Relaxed) {
             let now = self.now();
-            let due = self
-                .db
-                .read(move |c| Ok(rows::any_due(c, now)?))
-                .await
-                .unwrap_or(true);
+            let due = match self.db.read(move |c| Ok(rows::any_due(c, now)?)).await {
+                Ok(due) => {
+                    backoff = POLL;
+                    due
+                }
+                Err(e) if e.outage().is_some() => {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(OUTAGE_BACKOFF);
+                    continue;
+                }
+                Err(_) => true,
+            };
             if !due {
                 tokio::time::sleep(POLL).await;
                 continue;
@@ -150,6 +162,11 @@ impl Delivery {
             });
             let claimed = match claimed {
                 Ok(c) => c,
+                Err(e) if crate::db::IsRetryable::outage(&e).is_some() => {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(OUTAGE_BACKOFF);
+                    continue;
+                }
                 Err(e) => {
                     tracing::warn!(error = %crate::error::chain(&e), "claiming subscriptions failed; retried");
                     Vec::new()

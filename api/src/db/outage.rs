@@ -1,0 +1,150 @@
+//! Outages of the database: a full disk, or a database that cannot be reached. An error
+//! that shows one answers 503 with `Retry-After` (not a 500), and the state is logged
+//! once when it begins and once when it ends, not once per request.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+
+/// Why the database cannot do its work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outage {
+    /// The file system of the database is full (SQLite `SQLITE_FULL`, PostgreSQL
+    /// "could not extend file" / "No space left on device").
+    DiskFull,
+    /// The database cannot be reached (a connection refused, closed or timed out).
+    Unavailable,
+}
+
+impl Outage {
+    /// In words, for the OperationOutcome and the log.
+    pub fn text(self) -> &'static str {
+        match self {
+            Outage::DiskFull => "disk full",
+            Outage::Unavailable => "database unavailable",
+        }
+    }
+
+    /// Seconds a client should wait before it tries again.
+    pub fn retry_after_secs(self) -> u64 {
+        match self {
+            Outage::DiskFull => 30,
+            Outage::Unavailable => 5,
+        }
+    }
+
+    fn code(self) -> u8 {
+        match self {
+            Outage::DiskFull => 1,
+            Outage::Unavailable => 2,
+        }
+    }
+}
+
+/// The outage a message of the database names, if any.
+pub fn of_message(message: &str) -> Option<Outage> {
+    const DISK_FULL: &[&str] = &[
+        // SQLite
+        "database or disk is full",
+        // PostgreSQL
+        "could not extend file",
+        "No space left on device",
+    ];
+    const UNAVAILABLE: &[&str] = &[
+        "unable to open database file",
+        "disk I/O error",
+        "server closed the connection unexpectedly",
+        "terminating connection due to administrator command",
+        "the database system is shutting down",
+        "the database system is starting up",
+        "Connection refused",
+        "could not connect to server",
+        "connection to server",
+        "no connection to the server",
+    ];
+    if DISK_FULL.iter().any(|m| message.contains(m)) {
+        Some(Outage::DiskFull)
+    } else if UNAVAILABLE.iter().any(|m| message.contains(m)) {
+        Some(Outage::Unavailable)
+    } else {
+        None
+    }
+}
+
+/// The outage a diesel error shows, if any.
+pub fn of_error(e: &diesel::result::Error) -> Option<Outage> {
+    use diesel::result::{DatabaseErrorKind, Error};
+    match e {
+        Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => Some(Outage::Unavailable),
+        Error::DatabaseError(_, info) => of_message(info.message()),
+        Error::BrokenTransactionManager => Some(Outage::Unavailable),
+        _ => None,
+    }
+}
+
+/// The state of the process's database, for the log: a line when an outage begins,
+/// one when it ends.
+#[derive(Debug, Default)]
+pub struct OutageLog {
+    state: AtomicU8,
+}
+
+impl OutageLog {
+    /// A request met `outage`: logged when it is new.
+    pub fn met(&self, outage: Outage) {
+        if self.state.swap(outage.code(), Ordering::AcqRel) != outage.code() {
+            tracing::error!(
+                outage = outage.text(),
+                "database outage began; requests answer 503"
+            );
+        }
+    }
+
+    /// A request was served by the database: the outage, if any, is over.
+    pub fn served(&self) {
+        if self.state.load(Ordering::Acquire) != 0 && self.state.swap(0, Ordering::AcqRel) != 0 {
+            tracing::warn!("database outage ended");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_of_either_backend_name_their_outage() {
+        assert_eq!(
+            of_message("database or disk is full"),
+            Some(Outage::DiskFull)
+        );
+        assert_eq!(
+            of_message("could not extend file \"base/16384/2619\": No space left on device"),
+            Some(Outage::DiskFull)
+        );
+        assert_eq!(
+            of_message("server closed the connection unexpectedly"),
+            Some(Outage::Unavailable)
+        );
+        assert_eq!(
+            of_message(
+                "timed out waiting for connection: connection to server at \"127.0.0.1\", port 5432 failed: Connection refused"
+            ),
+            Some(Outage::Unavailable)
+        );
+        // a pool that is only busy, and other errors, are not outages
+        assert_eq!(of_message("timed out waiting for connection"), None);
+        assert_eq!(
+            of_message("UNIQUE constraint failed: resources.res_id"),
+            None
+        );
+    }
+
+    #[test]
+    fn an_outage_is_logged_when_it_begins_and_when_it_ends() {
+        let log = OutageLog::default();
+        log.met(Outage::DiskFull);
+        assert_eq!(log.state.load(Ordering::Acquire), Outage::DiskFull.code());
+        log.met(Outage::DiskFull);
+        log.served();
+        assert_eq!(log.state.load(Ordering::Acquire), 0);
+    }
+}
