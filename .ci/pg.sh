@@ -38,7 +38,7 @@ pg_start() {
   PG_URL="postgres://hep@127.0.0.1:$PG_PORT/hep_test"
   PG_AS=("${as[@]}")
   PG_BINDIR="$bin"
-  export PG_URL
+  export PG_URL PG_DIR PG_PORT PG_BINDIR
   echo "PostgreSQL running at $PG_URL"
 }
 
