@@ -269,6 +269,13 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Copies the SQLite database, while the server runs, into a new file (a consistent
+    /// copy: every write committed before the copy began; README, Backups).
+    Backup {
+        /// The new file to write.
+        #[arg(long)]
+        to: std::path::PathBuf,
+    },
     /// Registered clients (SMART Backend Services).
     Client {
         #[command(subcommand)]

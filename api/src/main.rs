@@ -68,6 +68,24 @@ fn run_command(config: &Config, command: &api::config::Command) -> std::process:
                 }
             }
         }
+        api::config::Command::Backup { to } => {
+            let started = std::time::Instant::now();
+            match api::db::backup(&config.database_url, to) {
+                Ok(copy) => {
+                    println!(
+                        "backed up to {} ({} bytes) in {:.1} s",
+                        to.display(),
+                        copy.bytes,
+                        started.elapsed().as_secs_f64()
+                    );
+                    std::process::ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("hep-server backup: {e}");
+                    std::process::ExitCode::FAILURE
+                }
+            }
+        }
         api::config::Command::Client {
             command:
                 api::config::ClientCommand::Add {

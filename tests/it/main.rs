@@ -5,6 +5,7 @@ mod adherence;
 mod amplification;
 mod architecture;
 mod audit;
+mod backup;
 mod compartment;
 mod concurrency;
 mod conditional;

@@ -412,6 +412,60 @@ fn run_migrations(conn: &mut AnyConnection) -> Result<(), DbError> {
     result.map_err(|e| DbError::Migration(e.to_string()))
 }
 
+/// What `backup` wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackupCopy {
+    pub bytes: u64,
+}
+
+/// A consistent copy of a live SQLite database at `url` into the new file `to`
+/// (`VACUUM INTO`: one read transaction, so the copy holds every write committed before
+/// it began and none of those after, while the server goes on writing), checked with
+/// `PRAGMA quick_check`. PostgreSQL has its own tools (`pg_dump`; README, Backups).
+pub fn backup(url: &str, to: &std::path::Path) -> Result<BackupCopy, DbError> {
+    if Backend::of_url(url) == Backend::Postgres {
+        return Err(DbError::Connection(
+            "a PostgreSQL database is backed up with pg_dump or the server's own backups (README, Backups)".into(),
+        ));
+    }
+    if to.exists() {
+        return Err(DbError::Connection(format!(
+            "{} exists already: a backup goes to a new file",
+            to.display()
+        )));
+    }
+    let path = url.strip_prefix("sqlite://").unwrap_or(url);
+    if !std::path::Path::new(path).exists() {
+        return Err(DbError::Connection(format!("no database at {path}")));
+    }
+    let target = to
+        .to_str()
+        .ok_or_else(|| DbError::Connection("the backup's path is not UTF-8".into()))?;
+    let mut conn = diesel::SqliteConnection::establish(path)
+        .map_err(|e| DbError::Connection(e.to_string()))?;
+    conn.batch_execute("PRAGMA busy_timeout = 10000;")?;
+    // a string literal: quotes doubled
+    conn.batch_execute(&format!("VACUUM INTO '{}'", target.replace('\'', "''")))?;
+    drop(conn);
+    let mut copy = diesel::SqliteConnection::establish(target)
+        .map_err(|e| DbError::Connection(e.to_string()))?;
+    #[derive(diesel::QueryableByName)]
+    struct Check {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        quick_check: String,
+    }
+    let check: Check =
+        diesel::RunQueryDsl::get_result(diesel::sql_query("PRAGMA quick_check"), &mut copy)?;
+    if check.quick_check != "ok" {
+        return Err(DbError::Connection(format!(
+            "the copy at {target} failed its check: {}",
+            check.quick_check
+        )));
+    }
+    let bytes = std::fs::metadata(to).map(|m| m.len()).unwrap_or_default();
+    Ok(BackupCopy { bytes })
+}
+
 /// Test support: a fresh, empty PostgreSQL schema on the server at `admin_url`, and the
 /// URL that makes a connection use it.
 pub fn create_test_schema(admin_url: &str, name: &str) -> Result<String, DbError> {
