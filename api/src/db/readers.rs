@@ -17,6 +17,8 @@ use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
+use diesel::connection::SimpleConnection;
+
 use super::connection::{AnyConnection, DbError, Manager};
 use super::deadline::Deadline;
 
@@ -107,6 +109,7 @@ impl Drop for Readers {
 }
 
 fn reader_loop(mut conn: AnyConnection, mut deadline: Deadline, shared: &Shared, manager: Manager) {
+    let mut last_used = std::time::Instant::now();
     loop {
         let (client, job) = {
             let mut queues = shared.queues.lock().unwrap_or_else(PoisonError::into_inner);
@@ -124,10 +127,19 @@ fn reader_loop(mut conn: AnyConnection, mut deadline: Deadline, shared: &Shared,
                     .unwrap_or_else(PoisonError::into_inner);
             }
         };
+        // a connection known to be broken (the job before failed on it), or idle long
+        // enough for the server to have restarted meanwhile, is checked and opened again
+        // before the job, so that the job does not fail on it
+        if diesel::r2d2::R2D2Connection::is_broken(&mut conn)
+            || (last_used.elapsed() >= IDLE_CHECK && conn.batch_execute("SELECT 1").is_err())
+        {
+            reopen(&manager, &mut conn, &mut deadline);
+        }
         {
             let _armed = deadline.arm();
             job(&mut conn);
         }
+        last_used = std::time::Instant::now();
         let more = shared
             .queues
             .lock()
@@ -138,11 +150,20 @@ fn reader_loop(mut conn: AnyConnection, mut deadline: Deadline, shared: &Shared,
         }
         if diesel::r2d2::R2D2Connection::is_broken(&mut conn) {
             // The server went away (PostgreSQL restart): reconnect before the next job.
-            if let Ok((fresh, d)) = manager.open_limited(manager.limits.statement) {
-                conn = fresh;
-                deadline = d;
-            }
+            reopen(&manager, &mut conn, &mut deadline);
         }
+    }
+}
+
+/// A reader idle this long checks its connection before its next job (a round trip).
+const IDLE_CHECK: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Opens the reader's connection again; on failure the old one stays (broken: the next
+/// job tries again).
+fn reopen(manager: &Manager, conn: &mut AnyConnection, deadline: &mut Deadline) {
+    if let Ok((fresh, d)) = manager.open_limited(manager.limits.statement) {
+        *conn = fresh;
+        *deadline = d;
     }
 }
 
