@@ -91,6 +91,11 @@ impl AuditLog {
         AuditLog { queue }
     }
 
+    /// Records queued, not yet gathered.
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
     /// Queues a record (its id, when empty, is given by the writer); waits (off the async
     /// worker) while the queue is full.
     pub async fn record(&self, row: AuditRow) {

@@ -17,6 +17,7 @@ pub mod error;
 pub(crate) mod export;
 pub(crate) mod health;
 pub(crate) mod http;
+pub(crate) mod metrics;
 pub(crate) mod operations;
 pub(crate) mod patch;
 pub(crate) mod referrals;

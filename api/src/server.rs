@@ -271,6 +271,7 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<(Server, SocketAd
         config.health_min_free_disk_mb,
     ));
     let state = web::Data::new(AppState {
+        metrics: Arc::default(),
         readiness,
         clinics: Arc::new(clinics),
         _delivery: delivery,

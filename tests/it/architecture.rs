@@ -96,7 +96,7 @@ fn cargo_run_starts_the_server() {
 const FLOORS: &[&[&str]] = &[
     &["server"],
     &["http"],
-    &["operations", "clinics", "transaction", "health"],
+    &["operations", "clinics", "transaction", "health", "metrics"],
     &["service"],
     &["referrals"],
     &["sessions", "subscriptions::delivery"],

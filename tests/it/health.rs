@@ -115,3 +115,64 @@ async fn the_migrations_of_a_fresh_database_are_this_releases() {
     assert_eq!(state.pending, 0);
     assert_eq!(state.unknown, 0);
 }
+
+#[tokio::test]
+async fn metrics_count_requests_for_the_admin_scope_only() {
+    let s = start().await;
+    let url = root(&s, "/metrics");
+    let plain = reqwest::Client::new();
+    assert_eq!(
+        plain.get(&url).send().await.expect("answer").status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        s.client.get(&url).send().await.expect("answer").status(),
+        StatusCode::FORBIDDEN,
+        "a token without hep-admin"
+    );
+    s.create(patient("metrics-mrn-5150")).await;
+    for _ in 0..3 {
+        assert_eq!(
+            s.get("Patient?identifier=urn:test:mrn|metrics-mrn-5150")
+                .await
+                .status(),
+            200
+        );
+    }
+    let admin = client_with_token(&token(&s.database_url, "system/*.rs hep-admin", None));
+    let res = admin.get(&url).send().await.expect("answer");
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(
+        res.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .starts_with("application/openmetrics-text")
+    );
+    let text = res.text().await.expect("text");
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    let searches: f64 = text
+        .lines()
+        .find(|l| {
+            l.starts_with("hep_http_requests_total{")
+                && l.contains("method=\"GET\"")
+                && l.contains("route=\"/fhir/{type}\"")
+                && l.contains("status=\"200\"")
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no count of the searches: {text}"));
+    assert!(searches >= 3.0, "{text}");
+    assert!(
+        text.contains("hep_http_request_duration_seconds_bucket{"),
+        "{text}"
+    );
+    assert!(
+        text.contains("hep_database_outage{kind=\"disk_full\"} 0"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("metrics-mrn-5150"),
+        "no data of the clinic: {text}"
+    );
+}

@@ -238,6 +238,16 @@ impl Db {
             .open_limited(self.inner.manager.limits.export)
     }
 
+    /// The outage the database is in, as its last request found it.
+    pub fn outage(&self) -> Option<outage::Outage> {
+        self.inner.outages.current()
+    }
+
+    /// Reads queued for a reader.
+    pub fn reads_waiting(&self) -> usize {
+        self.inner.readers.waiting()
+    }
+
     /// The file of an SQLite database (`None` on PostgreSQL).
     pub fn sqlite_file(&self) -> Option<std::path::PathBuf> {
         match self.inner.backend {

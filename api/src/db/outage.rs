@@ -98,6 +98,15 @@ impl OutageLog {
         }
     }
 
+    /// The outage under way, if any.
+    pub fn current(&self) -> Option<Outage> {
+        match self.state.load(Ordering::Acquire) {
+            1 => Some(Outage::DiskFull),
+            2 => Some(Outage::Unavailable),
+            _ => None,
+        }
+    }
+
     /// A request was served by the database: the outage, if any, is over.
     pub fn served(&self) {
         if self.state.load(Ordering::Acquire) != 0 && self.state.swap(0, Ordering::AcqRel) != 0 {

@@ -70,6 +70,18 @@ impl Readers {
         Ok(Readers { shared })
     }
 
+    /// Jobs queued, not yet taken by a reader.
+    pub fn waiting(&self) -> usize {
+        self.shared
+            .queues
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clients
+            .values()
+            .map(|q| q.jobs.len())
+            .sum()
+    }
+
     /// Runs `f` on a reader and waits (asynchronously) for its result; within the
     /// client's share of the readers when the task runs [`as_client`].
     pub async fn run<T, F>(&self, f: F) -> Result<T, DbError>

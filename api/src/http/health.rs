@@ -1,17 +1,41 @@
 //! `GET /health/live` and `GET /health/ready`: no token, no clinic or patient data, the
-//! state of each check as `application/health+json`, never cached by a proxy.
+//! state of each check as `application/health+json`, never cached by a proxy. And
+//! `GET /metrics`, for the `hep-admin` scope.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
 use super::state::AppState;
+use crate::auth::ADMIN_SCOPE;
+use crate::error::ApiError;
 
 const HEALTH_JSON: &str = "application/health+json";
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/health/live", web::get().to(live))
-        .route("/health/ready", web::get().to(ready));
+        .route("/health/ready", web::get().to(ready))
+        .route("/metrics", web::get().to(metrics));
+}
+
+/// `GET /metrics`: the Prometheus / OpenMetrics text, for a token with the `hep-admin`
+/// scope (`Authorization: Bearer`, as a Prometheus scrape job sends it).
+async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let access = match super::authn::verify(req.headers(), &state).await {
+        Ok(a) => a,
+        Err(e) => return e.to_response(fhir_mapping::Format::Json, false),
+    };
+    if !access.admin {
+        return ApiError::Forbidden(format!(
+            "the metrics are read with the `{ADMIN_SCOPE}` scope"
+        ))
+        .to_response(fhir_mapping::Format::Json, false);
+    }
+    let text = state.metrics.scrape(&state.db, &state.audit);
+    HttpResponse::Ok()
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .insert_header(("Cache-Control", "no-store"))
+        .body(text)
 }
 
 /// The process serves requests.

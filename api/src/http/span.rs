@@ -1,4 +1,5 @@
-//! The span of each request: method, route template, status, latency and request id.
+//! The span of each request: method, route template, status, latency and request id,
+//! logged and counted in the metrics.
 //! Never a body, a query string, a resource id or anything about a patient.
 
 use std::time::Instant;
@@ -32,6 +33,7 @@ pub async fn request_span(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let id = request_id(&req);
+    let method = req.method().as_str().to_string();
     let span = tracing::info_span!(
         "request",
         method = %req.method(),
@@ -54,6 +56,14 @@ pub async fn request_span(
             span.record("status", status);
             span.record("latency_ms", latency);
             span.in_scope(|| tracing::info!("request completed"));
+            if let Some(state) = res
+                .request()
+                .app_data::<actix_web::web::Data<super::state::AppState>>()
+            {
+                state
+                    .metrics
+                    .request(&method, &route, status, latency / 1000.0);
+            }
             if let Ok(v) = HeaderValue::from_str(&id) {
                 res.headers_mut()
                     .insert(HeaderName::from_static(REQUEST_ID), v);

@@ -53,6 +53,8 @@ pub struct AppState {
     pub export_dir: std::path::PathBuf,
     /// This process's export workers (`None`: it runs none; another process will).
     pub export_workers: Option<crate::export::ExportWorkers>,
+    /// The metrics of this process (`/metrics`).
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// The readiness checks (`/health/ready`), at most one round per second.
     pub readiness: Arc<crate::health::Readiness>,
     /// This process's subscription delivery workers (they stop with the state).

@@ -90,6 +90,7 @@ pub async fn token(req: HttpRequest, payload: web::Payload, state: State) -> Htt
     match clients::exchange(ctx, form).await {
         Ok(answer) => {
             tracing::info!(scope = %answer.scope, "access token issued");
+            state.metrics.token(true);
             state
                 .audit
                 .record(record(answer.tenant.clone(), answer.client_id.clone(), 200))
@@ -101,6 +102,7 @@ pub async fn token(req: HttpRequest, payload: web::Payload, state: State) -> Htt
         }
         Err(e) => {
             tracing::info!(error = ?e.answer().1["error"], "token request refused");
+            state.metrics.token(false);
             let status = e.answer().0;
             let client = claimed.unwrap_or_else(|| "unknown".into());
             state

@@ -1,0 +1,173 @@
+//! Metrics in the Prometheus / OpenMetrics text format (`GET /metrics`, for a token
+//! with the `hep-admin` scope): requests by route template, method and status with
+//! their latency, tokens issued and refused, and, read when scraped, the database's
+//! outage state, the reads waiting for a reader and the audit queue. No label holds a
+//! resource id, a query or anything about a patient: routes are templates, methods
+//! and statuses come from short fixed lists.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::{Family, MetricConstructor};
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::audit::AuditLog;
+use crate::db::Db;
+use crate::db::outage::Outage;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: &'static str,
+    route: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    method: &'static str,
+    route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TokenLabels {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutageLabels {
+    kind: &'static str,
+}
+
+/// Latency buckets from 1 ms to about 16 s.
+#[derive(Clone)]
+struct Buckets;
+
+impl MetricConstructor<Histogram> for Buckets {
+    fn new_metric(&self) -> Histogram {
+        Histogram::new(exponential_buckets(0.001, 2.0, 15))
+    }
+}
+
+/// The metrics of this process.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<RouteLabels, Histogram, Buckets>,
+    tokens: Family<TokenLabels, Counter>,
+    outage: Family<OutageLabels, Gauge>,
+    reads_waiting: Gauge,
+    audit_queue: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency = Family::<RouteLabels, Histogram, Buckets>::new_with_constructor(Buckets);
+        let tokens = Family::<TokenLabels, Counter>::default();
+        let outage = Family::<OutageLabels, Gauge>::default();
+        let reads_waiting = Gauge::default();
+        let audit_queue = Gauge::default();
+        let mut registry = Registry::with_prefix("hep");
+        registry.register(
+            "http_requests",
+            "Requests answered, by method, route template and status",
+            requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "Time to answer a request, by method and route template",
+            latency.clone(),
+        );
+        registry.register(
+            "tokens",
+            "Token requests at /auth/token, issued or refused",
+            tokens.clone(),
+        );
+        registry.register(
+            "database_outage",
+            "1 while the database is in an outage of this kind (disk_full, unavailable)",
+            outage.clone(),
+        );
+        registry.register(
+            "database_reads_waiting",
+            "Reads queued for a database reader",
+            reads_waiting.clone(),
+        );
+        registry.register(
+            "audit_queue_records",
+            "Audit records waiting to be written",
+            audit_queue.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            latency,
+            tokens,
+            outage,
+            reads_waiting,
+            audit_queue,
+        }
+    }
+}
+
+/// A method as a label: the methods of HTTP, anything else `OTHER` (a client choosing
+/// methods must not create series at will).
+fn method_label(method: &str) -> &'static str {
+    const KNOWN: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+    KNOWN
+        .iter()
+        .find(|m| **m == method)
+        .copied()
+        .unwrap_or("OTHER")
+}
+
+impl Metrics {
+    /// One answered request (`route`: the template of the route it matched).
+    pub fn request(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        let method = method_label(method);
+        self.requests
+            .get_or_create(&RequestLabels {
+                method,
+                route: route.to_string(),
+                status,
+            })
+            .inc();
+        self.latency
+            .get_or_create(&RouteLabels {
+                method,
+                route: route.to_string(),
+            })
+            .observe(seconds);
+    }
+
+    /// One token request, issued or refused.
+    pub fn token(&self, issued: bool) {
+        self.tokens
+            .get_or_create(&TokenLabels {
+                outcome: if issued { "issued" } else { "refused" },
+            })
+            .inc();
+    }
+
+    /// The text of a scrape, the gauges read now.
+    pub fn scrape(&self, db: &Db, audit: &AuditLog) -> String {
+        let now = db.outage();
+        for (kind, outage) in [
+            ("disk_full", Outage::DiskFull),
+            ("unavailable", Outage::Unavailable),
+        ] {
+            self.outage
+                .get_or_create(&OutageLabels { kind })
+                .set(i64::from(now == Some(outage)));
+        }
+        self.reads_waiting
+            .set(i64::try_from(db.reads_waiting()).unwrap_or(i64::MAX));
+        self.audit_queue
+            .set(i64::try_from(audit.queued()).unwrap_or(i64::MAX));
+        let mut text = String::new();
+        // writing to a String cannot fail
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+}
