@@ -1,7 +1,8 @@
 //! Metrics in the Prometheus / OpenMetrics text format (`GET /metrics`, for a token
 //! with the `hep-admin` scope): requests by route template, method and status with
 //! their latency, tokens issued and refused, and, read when scraped, the database's
-//! outage state, the reads waiting for a reader and the audit queue. No label holds a
+//! outage state, the reads waiting for a reader, the audit queue and the SQLite
+//! writer's queue, commits, jobs and commit time. No label holds a
 //! resource id, a query or anything about a patient: routes are templates, methods
 //! and statuses come from short fixed lists.
 
@@ -58,6 +59,12 @@ pub struct Metrics {
     outage: Family<OutageLabels, Gauge>,
     reads_waiting: Gauge,
     audit_queue: Gauge,
+    writer_queue: Gauge,
+    writer_batches: Counter,
+    writer_jobs: Counter,
+    writer_commit_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
+    /// The writer's reading at the last scrape: counters grow by the difference.
+    writer_last: std::sync::Mutex<crate::db::writer::WriterReading>,
 }
 
 impl Default for Metrics {
@@ -68,6 +75,10 @@ impl Default for Metrics {
         let outage = Family::<OutageLabels, Gauge>::default();
         let reads_waiting = Gauge::default();
         let audit_queue = Gauge::default();
+        let writer_queue = Gauge::default();
+        let writer_batches = Counter::default();
+        let writer_jobs = Counter::default();
+        let writer_commit_seconds = Counter::<f64, std::sync::atomic::AtomicU64>::default();
         let mut registry = Registry::with_prefix("hep");
         registry.register(
             "http_requests",
@@ -99,6 +110,26 @@ impl Default for Metrics {
             "Audit records waiting to be written",
             audit_queue.clone(),
         );
+        registry.register(
+            "sqlite_writer_queue_jobs",
+            "SQLite: write jobs waiting for the writer",
+            writer_queue.clone(),
+        );
+        registry.register(
+            "sqlite_writer_batches",
+            "SQLite: group commits made (rate: commits per second)",
+            writer_batches.clone(),
+        );
+        registry.register(
+            "sqlite_writer_jobs",
+            "SQLite: write jobs committed (over batches: the mean batch size)",
+            writer_jobs.clone(),
+        );
+        registry.register(
+            "sqlite_writer_commit_seconds",
+            "SQLite: time spent running and committing batches (over batches: the mean commit latency)",
+            writer_commit_seconds.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -107,6 +138,11 @@ impl Default for Metrics {
             outage,
             reads_waiting,
             audit_queue,
+            writer_queue,
+            writer_batches,
+            writer_jobs,
+            writer_commit_seconds,
+            writer_last: std::sync::Mutex::default(),
         }
     }
 }
@@ -165,6 +201,20 @@ impl Metrics {
             .set(i64::try_from(db.reads_waiting()).unwrap_or(i64::MAX));
         self.audit_queue
             .set(i64::try_from(audit.queued()).unwrap_or(i64::MAX));
+        if let Some(now) = db.writer_reading() {
+            let mut last = self
+                .writer_last
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            self.writer_queue
+                .set(i64::try_from(now.queued).unwrap_or(i64::MAX));
+            self.writer_batches
+                .inc_by(now.batches.saturating_sub(last.batches));
+            self.writer_jobs.inc_by(now.jobs.saturating_sub(last.jobs));
+            self.writer_commit_seconds
+                .inc_by(now.commit_micros.saturating_sub(last.commit_micros) as f64 / 1e6);
+            *last = now;
+        }
         let mut text = String::new();
         // writing to a String cannot fail
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);

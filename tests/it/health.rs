@@ -175,4 +175,34 @@ async fn metrics_count_requests_for_the_admin_scope_only() {
         !text.contains("metrics-mrn-5150"),
         "no data of the clinic: {text}"
     );
+    if !s.database_url.starts_with("postgres") {
+        // the SQLite writer's commits, counted once each across scrapes
+        let value = |text: &str, name: &str| -> f64 {
+            text.lines()
+                .find(|l| l.starts_with(&format!("{name} ")))
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("no {name}: {text}"))
+        };
+        let jobs = value(&text, "hep_sqlite_writer_jobs_total");
+        assert!(jobs >= 1.0, "{text}");
+        assert!(
+            value(&text, "hep_sqlite_writer_batches_total") >= 1.0,
+            "{text}"
+        );
+        s.create(patient("metrics-mrn-5151")).await;
+        let again = admin
+            .get(&url)
+            .send()
+            .await
+            .expect("answer")
+            .text()
+            .await
+            .expect("text");
+        let later = value(&again, "hep_sqlite_writer_jobs_total");
+        assert!(
+            later > jobs && later < jobs * 2.0 + 5.0,
+            "{jobs} then {later}"
+        );
+    }
 }

@@ -33,7 +33,7 @@ pub(crate) mod schema;
 pub mod sessions;
 pub mod store;
 pub(crate) mod subscriptions;
-mod writer;
+pub(crate) mod writer;
 
 pub use connection::{AnyConnection, Backend, DbError, StatementLimits};
 pub use readers::as_client;
@@ -241,6 +241,11 @@ impl Db {
     /// The outage the database is in, as its last request found it.
     pub fn outage(&self) -> Option<outage::Outage> {
         self.inner.outages.current()
+    }
+
+    /// What the SQLite writer has done so far (`None` on PostgreSQL).
+    pub fn writer_reading(&self) -> Option<writer::WriterReading> {
+        self.inner.writer.as_ref().map(|w| w.stats.read())
     }
 
     /// Reads queued for a reader.

@@ -11,6 +11,8 @@
 
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use diesel::Connection;
@@ -72,9 +74,41 @@ where
     }
 }
 
+/// What the writer has done, for the metrics.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    /// Jobs sent and not yet taken into a batch.
+    queued: AtomicU64,
+    /// Batches committed (or rolled back), jobs in them, and the time they took.
+    batches: AtomicU64,
+    jobs: AtomicU64,
+    commit_micros: AtomicU64,
+}
+
+/// A reading of [`WriterStats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriterReading {
+    pub queued: u64,
+    pub batches: u64,
+    pub jobs: u64,
+    pub commit_micros: u64,
+}
+
+impl WriterStats {
+    pub fn read(&self) -> WriterReading {
+        WriterReading {
+            queued: self.queued.load(Ordering::Relaxed),
+            batches: self.batches.load(Ordering::Relaxed),
+            jobs: self.jobs.load(Ordering::Relaxed),
+            commit_micros: self.commit_micros.load(Ordering::Relaxed),
+        }
+    }
+}
+
 /// The handle to the writer thread.
 pub struct Writer {
     jobs: SyncSender<Box<dyn Job>>,
+    pub(super) stats: Arc<WriterStats>,
 }
 
 impl Writer {
@@ -86,11 +120,13 @@ impl Writer {
         wal_path: String,
     ) -> Result<Writer, DbError> {
         let (jobs, rx) = sync_channel::<Box<dyn Job>>(QUEUE);
+        let stats = Arc::new(WriterStats::default());
+        let counted = stats.clone();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer_loop(conn, &deadline, rx, &wal_path))
+            .spawn(move || writer_loop(conn, &deadline, rx, &wal_path, &counted))
             .map_err(|e| DbError::Connection(format!("cannot start the writer thread: {e}")))?;
-        Ok(Writer { jobs })
+        Ok(Writer { jobs, stats })
     }
 
     /// Runs `f` in the next group commit and waits until that commit is durable.
@@ -106,9 +142,11 @@ impl Writer {
             result: None,
             reply,
         });
-        self.jobs
-            .send(job)
-            .map_err(|_| E::from(DbError::Connection("the writer thread has stopped".into())))?;
+        self.stats.queued.fetch_add(1, Ordering::Relaxed);
+        self.jobs.send(job).map_err(|_| {
+            self.stats.queued.fetch_sub(1, Ordering::Relaxed);
+            E::from(DbError::Connection("the writer thread has stopped".into()))
+        })?;
         result
             .recv()
             .map_err(|_| E::from(DbError::Connection("the writer thread has stopped".into())))?
@@ -127,6 +165,7 @@ fn writer_loop(
     deadline: &Deadline,
     rx: Receiver<Box<dyn Job>>,
     wal_path: &str,
+    stats: &WriterStats,
 ) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
@@ -136,7 +175,16 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
+        let taken = batch.len() as u64;
+        stats.queued.fetch_sub(taken, Ordering::Relaxed);
+        let started = std::time::Instant::now();
         let committed = commit_batch(&mut conn, deadline, &mut batch);
+        stats.batches.fetch_add(1, Ordering::Relaxed);
+        stats.jobs.fetch_add(taken, Ordering::Relaxed);
+        stats.commit_micros.fetch_add(
+            u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
         for job in batch {
             job.finish(&committed);
         }
