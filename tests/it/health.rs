@@ -130,7 +130,39 @@ async fn metrics_count_requests_for_the_admin_scope_only() {
         StatusCode::FORBIDDEN,
         "a token without hep-admin"
     );
-    s.create(patient("metrics-mrn-5150")).await;
+    let created = s.create(patient("metrics-mrn-5150")).await;
+    // a patient's token, and another clinic's administrator: the figures are the whole
+    // server's, for the operator's own clinic only
+    let pid = created["id"].as_str().expect("id");
+    let patient_token = client_with_token(&token(&s.database_url, "patient/*.rs", Some(pid)));
+    let other_clinic = client_with_token(
+        &api::auth::tokens::dev_token(
+            &s.database_url,
+            &api::auth::tokens::DevToken {
+                scope: "system/*.rs hep-admin".into(),
+                patient: None,
+                tenant: "other-clinic".into(),
+                minutes: 60,
+                force: false,
+            },
+            jiff::Timestamp::now().as_second(),
+        )
+        .expect("token"),
+    );
+    for (who, client) in [
+        ("a patient", &patient_token),
+        ("another clinic", &other_clinic),
+    ] {
+        let res = client.get(&url).send().await.expect("answer");
+        let issue = outcome(res, StatusCode::FORBIDDEN).await;
+        assert!(
+            issue["diagnostics"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("server's own clinic"),
+            "{who}: {issue}"
+        );
+    }
     for _ in 0..3 {
         assert_eq!(
             s.get("Patient?identifier=urn:test:mrn|metrics-mrn-5150")

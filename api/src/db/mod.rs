@@ -271,14 +271,8 @@ impl Db {
         F: FnOnce(&mut AnyConnection) -> Result<T, DbError> + Send + 'static,
     {
         let result = self.inner.readers.run(f).await;
-        match &result {
-            Ok(_) => self.inner.outages.served(),
-            Err(e) => {
-                if let Some(o) = e.outage() {
-                    self.inner.outages.met(o);
-                }
-            }
-        }
+        let outage = result.as_ref().err().and_then(DbError::outage);
+        self.inner.outages.note(result.is_ok(), outage);
         result
     }
 
@@ -297,14 +291,8 @@ impl Db {
         F: FnMut(&mut AnyConnection) -> Result<T, E> + Send + 'static,
     {
         let result = self.write_once(f);
-        match &result {
-            Ok(_) => self.inner.outages.served(),
-            Err(e) => {
-                if let Some(o) = e.outage() {
-                    self.inner.outages.met(o);
-                }
-            }
-        }
+        let outage = result.as_ref().err().and_then(IsRetryable::outage);
+        self.inner.outages.note(result.is_ok(), outage);
         result
     }
 

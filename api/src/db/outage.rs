@@ -107,6 +107,15 @@ impl OutageLog {
         }
     }
 
+    /// What one request found: served (`ok`), or failed, by an outage or not.
+    pub fn note(&self, ok: bool, outage: Option<Outage>) {
+        match (ok, outage) {
+            (true, _) => self.served(),
+            (false, Some(o)) => self.met(o),
+            (false, None) => {}
+        }
+    }
+
     /// A request was served by the database: the outage, if any, is over.
     pub fn served(&self) {
         if self.state.load(Ordering::Acquire) != 0 && self.state.swap(0, Ordering::AcqRel) != 0 {

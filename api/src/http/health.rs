@@ -19,15 +19,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// `GET /metrics`: the Prometheus / OpenMetrics text, for a token with the `hep-admin`
-/// scope (`Authorization: Bearer`, as a Prometheus scrape job sends it).
+/// scope of the server's own clinic (`Authorization: Bearer`, as a Prometheus scrape job
+/// sends it): the figures count every clinic's requests.
 async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let access = match super::authn::verify(req.headers(), &state).await {
         Ok(a) => a,
         Err(e) => return e.to_response(fhir_mapping::Format::Json, false),
     };
-    if !access.admin {
+    // the figures are the whole server's: only the operator's own clinic reads them
+    if !access.admin || access.tenant != state.tenant.as_str() {
         return ApiError::Forbidden(format!(
-            "the metrics are read with the `{ADMIN_SCOPE}` scope"
+            "the metrics are read with the `{ADMIN_SCOPE}` scope of the server's own clinic (`{}`)",
+            state.tenant.as_str()
         ))
         .to_response(fhir_mapping::Format::Json, false);
     }
