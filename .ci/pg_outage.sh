@@ -30,7 +30,7 @@ read -r status _ <<<"$(write)"
 "${as[@]}" "$PG_BINDIR/pg_ctl" -D "$PG_DIR/data" -m fast stop >/dev/null
 for _ in 1 2 3; do
   read -r status took <<<"$(write)"
-  [ "$status" = 503 ] || { echo "during the outage: $status"; cat "$work/answer"; exit 1; }
+  [ "$status" = 503 ] || { echo "during the outage: $status"; cat "$work/answer"; tail -20 "$work/server.log"; exit 1; }
   grep -q '"code":"no-store"' "$work/answer" || { cat "$work/answer"; exit 1; }
   grep -q 'database unavailable' "$work/answer" || { cat "$work/answer"; exit 1; }
   grep -qi '^retry-after: 5' "$work/headers" || { cat "$work/headers"; exit 1; }

@@ -59,6 +59,14 @@ pub fn of_message(message: &str) -> Option<Outage> {
         "could not connect to server",
         "connection to server",
         "no connection to the server",
+        // libpq, on a connection the server closed while it sat in the pool
+        "could not send data to server",
+        "could not receive data from server",
+        "Connection reset by peer",
+        "Broken pipe",
+        "lost synchronization with server",
+        "SSL SYSCALL error",
+        "SSL connection has been closed unexpectedly",
     ];
     if DISK_FULL.iter().any(|m| message.contains(m)) {
         Some(Outage::DiskFull)
@@ -73,7 +81,12 @@ pub fn of_message(message: &str) -> Option<Outage> {
 pub fn of_error(e: &diesel::result::Error) -> Option<Outage> {
     use diesel::result::{DatabaseErrorKind, Error};
     match e {
-        Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => Some(Outage::Unavailable),
+        // libpq could not send the statement: the connection is gone, whatever its words
+        Error::DatabaseError(
+            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+            _,
+        ) => Some(Outage::Unavailable),
+        Error::RollbackErrorOnCommit { commit_error, .. } => of_error(commit_error),
         Error::DatabaseError(_, info) => of_message(info.message()),
         Error::BrokenTransactionManager => Some(Outage::Unavailable),
         _ => None,
@@ -146,6 +159,10 @@ mod tests {
             of_message(
                 "timed out waiting for connection: connection to server at \"127.0.0.1\", port 5432 failed: Connection refused"
             ),
+            Some(Outage::Unavailable)
+        );
+        assert_eq!(
+            of_message("could not send data to server: Broken pipe"),
             Some(Outage::Unavailable)
         );
         // a pool that is only busy, and other errors, are not outages
