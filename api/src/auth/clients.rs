@@ -64,6 +64,9 @@ pub fn register(
         jwks: r.jwks.clone(),
         jwks_url: r.jwks_url.clone(),
         created_at: now_micros,
+        kind: "backend".into(),
+        redirect_uris: None,
+        secret_hash: None,
     };
     clients::insert(conn, &row)?;
     Ok(row)
@@ -616,6 +619,9 @@ mod tests {
             jwks: None,
             jwks_url: Some("https://ehr.example.org/jwks.json".into()),
             created_at: 0,
+            kind: "backend".into(),
+            redirect_uris: None,
+            secret_hash: None,
         };
         assert_eq!(check_jku(None, &client), Ok(()));
         assert_eq!(

@@ -15,7 +15,39 @@ pub struct ClientRow {
     pub jwks: Option<String>,
     pub jwks_url: Option<String>,
     pub created_at: i64,
+    /// `backend` (private_key_jwt), `public` (PKCE, no secret) or `confidential` (a
+    /// client secret).
+    pub kind: String,
+    /// The redirect URIs of an app, space separated.
+    pub redirect_uris: Option<String>,
+    /// The Argon2id string of a confidential app's secret.
+    pub secret_hash: Option<String>,
 }
+
+/// The columns of a [`ClientRow`], in its order.
+const COLUMNS: (
+    clients::tenant,
+    clients::client_id,
+    clients::name,
+    clients::scope,
+    clients::jwks,
+    clients::jwks_url,
+    clients::created_at,
+    clients::kind,
+    clients::redirect_uris,
+    clients::secret_hash,
+) = (
+    clients::tenant,
+    clients::client_id,
+    clients::name,
+    clients::scope,
+    clients::jwks,
+    clients::jwks_url,
+    clients::created_at,
+    clients::kind,
+    clients::redirect_uris,
+    clients::secret_hash,
+);
 
 pub fn insert(conn: &mut AnyConnection, c: &ClientRow) -> QueryResult<()> {
     on_backend!(conn, db => diesel::insert_into(clients::table)
@@ -27,6 +59,9 @@ pub fn insert(conn: &mut AnyConnection, c: &ClientRow) -> QueryResult<()> {
             clients::jwks.eq(&c.jwks),
             clients::jwks_url.eq(&c.jwks_url),
             clients::created_at.eq(c.created_at),
+            clients::kind.eq(&c.kind),
+            clients::redirect_uris.eq(&c.redirect_uris),
+            clients::secret_hash.eq(&c.secret_hash),
         ))
         .execute(db))?;
     Ok(())
@@ -37,15 +72,7 @@ pub fn insert(conn: &mut AnyConnection, c: &ClientRow) -> QueryResult<()> {
 pub fn find(conn: &mut AnyConnection, client_id: &str) -> QueryResult<Option<ClientRow>> {
     clients::table
         .filter(clients::client_id.eq(client_id))
-        .select((
-            clients::tenant,
-            clients::client_id,
-            clients::name,
-            clients::scope,
-            clients::jwks,
-            clients::jwks_url,
-            clients::created_at,
-        ))
+        .select(COLUMNS)
         .first(conn)
         .optional()
 }
@@ -81,15 +108,7 @@ pub fn list(conn: &mut AnyConnection, tenant: &str) -> QueryResult<Vec<ClientRow
     clients::table
         .filter(clients::tenant.eq(tenant))
         .order((clients::created_at.asc(), clients::client_id.asc()))
-        .select((
-            clients::tenant,
-            clients::client_id,
-            clients::name,
-            clients::scope,
-            clients::jwks,
-            clients::jwks_url,
-            clients::created_at,
-        ))
+        .select(COLUMNS)
         .load(conn)
 }
 

@@ -45,6 +45,9 @@ diesel::table! {
         jwks -> Nullable<Text>,
         jwks_url -> Nullable<Text>,
         created_at -> BigInt,
+        kind -> Text,
+        redirect_uris -> Nullable<Text>,
+        secret_hash -> Nullable<Text>,
     }
 }
 
@@ -242,3 +245,89 @@ diesel::table! {
         res_id -> Text,
     }
 }
+
+diesel::table! {
+    users (tenant, user_id) {
+        tenant -> Text,
+        user_id -> Text,
+        username -> Nullable<Text>,
+        password_hash -> Nullable<Text>,
+        role -> Text,
+        fhir_user -> Text,
+        setup_hash -> Nullable<Text>,
+        setup_expires -> Nullable<BigInt>,
+        tokens_after -> BigInt,
+        disabled_at -> Nullable<BigInt>,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    invitations (tenant, code_hash) {
+        tenant -> Text,
+        code_hash -> Text,
+        patient_id -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    grants (tenant, grant_id) {
+        tenant -> Text,
+        grant_id -> Text,
+        client_id -> Text,
+        user_id -> Text,
+        scope -> Text,
+        patient -> Nullable<Text>,
+        fhir_user -> Nullable<Text>,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        revoked_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    auth_codes (tenant, code_hash) {
+        tenant -> Text,
+        code_hash -> Text,
+        grant_id -> Text,
+        redirect_uri -> Text,
+        code_challenge -> Text,
+        nonce -> Nullable<Text>,
+        expires_at -> BigInt,
+        used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    refresh_tokens (tenant, token_hash) {
+        tenant -> Text,
+        token_hash -> Text,
+        grant_id -> Text,
+        expires_at -> BigInt,
+        used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    launches (tenant, launch_hash) {
+        tenant -> Text,
+        launch_hash -> Text,
+        patient -> Text,
+        encounter -> Nullable<Text>,
+        expires_at -> BigInt,
+        used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    revoked_tokens (tenant, jti) {
+        tenant -> Text,
+        jti -> Text,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(grants, users);
