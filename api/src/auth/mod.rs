@@ -2,6 +2,7 @@
 //! what its SMART scopes let it do. Every route under `/fhir` but the
 //! CapabilityStatement and the SMART configuration needs a token.
 
+pub(crate) mod authorize;
 pub(crate) mod bearer;
 pub mod clients;
 pub(crate) mod oidc;

@@ -25,6 +25,7 @@ pub(crate) mod clients;
 pub(crate) mod connection;
 pub(crate) mod deadline;
 pub(crate) mod exports;
+pub(crate) mod grants;
 pub(crate) mod intake;
 pub mod outage;
 pub(crate) mod query;
