@@ -620,6 +620,8 @@ impl Worker {
             patient: None,
             admin: spec.admin,
             address: None,
+            user: None,
+            revocation: None,
         };
         // statements limited by the export's own time limit (`--export-statement-timeout-ms`)
         let (mut conn, deadline) = self.db.connect_for_export()?;

@@ -268,6 +268,7 @@ fn other_client(s: &TestServer, scope: &str) -> Client {
             tenant: "default".into(),
             patient: None,
             fhir_user: None,
+            sid: None,
         })
         .expect("token");
     client_with_token(&token)

@@ -162,6 +162,7 @@ fn token_of(s: &TestServer, client: &str, scope: &str, patient: Option<&str>) ->
             tenant: "default".into(),
             patient: patient.map(str::to_string),
             fhir_user: None,
+            sid: None,
         })
         .expect("token");
     client_with_token(&token)

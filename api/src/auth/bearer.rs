@@ -2,7 +2,7 @@
 //! expires.
 
 use super::scopes::Scopes;
-use super::{ADMIN_SCOPE, Access, oidc, tokens};
+use super::{ADMIN_SCOPE, Access, Revocation, oidc, tokens};
 use crate::error::ApiError;
 
 /// The `iss` of a token, read before any check (to choose the key that checks it).
@@ -19,15 +19,44 @@ pub async fn verify(
     cache: &TokenCache,
     keys: &tokens::TokenKeys,
     oidc: Option<&oidc::Oidc>,
+    db: &crate::db::Db,
 ) -> Result<Access, ApiError> {
-    if let Some(access) = cache.get(token, now) {
-        return Ok(access);
-    }
-    let claims = match oidc {
-        Some(oidc) if unverified_issuer(token).as_deref() == Some(oidc.issuer.as_str()) => {
-            oidc.verify(token, now).await?
+    let access = match cache.get(token, now) {
+        Some(access) => access,
+        None => checked(token, now, cache, keys, oidc).await?,
+    };
+    // revocation is looked up on every request (one read by key), so that a token
+    // revoked by any server process on the database is refused at once
+    if let Some(r) = access.revocation.clone() {
+        let tenant = access.tenant.clone();
+        let holds = db
+            .read(move |conn| match &r {
+                Revocation::Grant(g) => Ok(crate::db::grants::grant_holds(conn, &tenant, g)?),
+                Revocation::Token(j) => Ok(!crate::db::grants::token_revoked(conn, &tenant, j)?),
+            })
+            .await?;
+        if !holds {
+            return Err(ApiError::Unauthorized(
+                "the access token was revoked".into(),
+            ));
         }
-        _ => keys.verify(token, now)?,
+    }
+    Ok(access)
+}
+
+/// A token not seen before: its signature and claims checked, its access cached.
+async fn checked(
+    token: &str,
+    now: i64,
+    cache: &TokenCache,
+    keys: &tokens::TokenKeys,
+    oidc: Option<&oidc::Oidc>,
+) -> Result<Access, ApiError> {
+    let (claims, ours) = match oidc {
+        Some(oidc) if unverified_issuer(token).as_deref() == Some(oidc.issuer.as_str()) => {
+            (oidc.verify(token, now).await?, false)
+        }
+        _ => (keys.verify(token, now)?, true),
     };
     if domain::TenantId::parse(&claims.tenant).is_err() {
         return Err(ApiError::Unauthorized(
@@ -41,6 +70,12 @@ pub async fn verify(
         admin: claims.scope.split_whitespace().any(|s| s == ADMIN_SCOPE),
         patient: claims.patient,
         address: None,
+        user: claims.fhir_user,
+        revocation: match (ours, claims.sid) {
+            (false, _) => None,
+            (true, Some(sid)) => Some(Revocation::Grant(sid)),
+            (true, None) => Some(Revocation::Token(claims.jti)),
+        },
     };
     cache.put(token, &access, claims.exp, now);
     Ok(access)

@@ -520,6 +520,7 @@ pub async fn exchange(ctx: TokenContext<'_>, form: TokenForm) -> Result<TokenAns
             tenant: client.tenant.clone(),
             patient: None,
             fhir_user: None,
+            sid: None,
         })
         .map_err(|_| TokenError::Server)?;
     Ok(TokenAnswer {

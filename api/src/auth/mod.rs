@@ -28,6 +28,20 @@ pub struct Access {
     pub admin: bool,
     /// The network address the request came from.
     pub address: Option<String>,
+    /// The person signed in (SMART `fhirUser`: `Patient/x` or `Practitioner/x`).
+    pub user: Option<String>,
+    /// How this server would revoke the token: the grant it was issued under, or its
+    /// own id (`None` for an external provider's token).
+    pub revocation: Option<Revocation>,
+}
+
+/// What revokes a token this server issued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revocation {
+    /// A person's sign-in to an app (the `sid` of its tokens).
+    Grant(String),
+    /// A token of its own (`jti`), such as a backend service's.
+    Token(String),
 }
 
 /// The scope that lets a token register clients of its clinic (`POST /auth/clients`).

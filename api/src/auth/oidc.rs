@@ -93,6 +93,7 @@ impl Oidc {
             tenant,
             patient: text("patient"),
             fhir_user: text("fhirUser"),
+            sid: None,
         })
     }
 

@@ -35,6 +35,10 @@ pub struct Claims {
     /// The user (SMART `fhirUser`), as `Practitioner/x` or `Patient/x`.
     #[serde(default, rename = "fhirUser", skip_serializing_if = "Option::is_none")]
     pub fhir_user: Option<String>,
+    /// The grant the token was issued under (a person's sign-in to an app): revoking the
+    /// grant refuses the token at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
 }
 
 /// The claims of a JWT read before any check (to find the key that checks it); never
@@ -177,6 +181,7 @@ pub fn dev_token(database_url: &str, req: &DevToken, now: i64) -> Result<String,
         tenant: req.tenant.clone(),
         patient: req.patient.clone(),
         fhir_user: None,
+        sid: None,
     })
 }
 
@@ -196,6 +201,8 @@ mod tests {
             tenant: "default".into(),
             patient: None,
             fhir_user: None,
+            sid: None,
+        sid: None,
         }
     }
 

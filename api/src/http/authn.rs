@@ -99,6 +99,7 @@ pub async fn verify(
         &state.token_cache,
         &state.token_keys,
         state.oidc.as_deref(),
+        &state.db,
     )
     .await
 }

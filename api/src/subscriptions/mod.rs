@@ -153,6 +153,8 @@ pub(crate) fn access_of(tenant: &str, s: &Subscriber) -> Access {
         patient: s.patient.clone(),
         admin: s.admin,
         address: None,
+        user: None,
+        revocation: None,
     }
 }
 
