@@ -303,6 +303,17 @@ pub enum ClientCommand {
         /// The https URL of its JWKS document.
         #[arg(long)]
         jwks_url: Option<String>,
+        /// An app people sign in to, without a secret (a browser or phone app: PKCE).
+        #[arg(long, conflicts_with_all = ["jwks_file", "jwks_url", "confidential"])]
+        public: bool,
+        /// An app people sign in to, with a secret (a server-side app): the secret is
+        /// printed once.
+        #[arg(long, conflicts_with_all = ["jwks_file", "jwks_url"])]
+        confidential: bool,
+        /// A redirect URI of the app (https, or http on the loopback address with any
+        /// port); repeat for several.
+        #[arg(long = "redirect-uri")]
+        redirect_uri: Vec<String>,
     },
     /// Lists the clinic's clients (one JSON object a line).
     List {

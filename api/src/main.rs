@@ -94,6 +94,9 @@ fn run_command(config: &Config, command: &api::config::Command) -> std::process:
                     scope,
                     jwks_file,
                     jwks_url,
+                    public,
+                    confidential,
+                    redirect_uri,
                 },
         } => {
             let jwks = match jwks_file.as_ref().map(std::fs::read_to_string).transpose() {
@@ -109,9 +112,19 @@ fn run_command(config: &Config, command: &api::config::Command) -> std::process:
                 scope: scope.clone(),
                 jwks,
                 jwks_url: jwks_url.clone(),
+                kind: match (public, confidential) {
+                    (true, _) => "public",
+                    (_, true) => "confidential",
+                    _ => "backend",
+                }
+                .into(),
+                redirect_uris: redirect_uri.clone(),
             };
             match api::auth::clients::register_in(&config.database_url, &registration) {
-                Ok(client) => {
+                Ok((client, secret)) => {
+                    if let Some(s) = secret {
+                        println!("client secret (shown once, keep it safe): {s}");
+                    }
                     println!("{}", client.client_id);
                     std::process::ExitCode::SUCCESS
                 }
@@ -142,6 +155,9 @@ fn run_command(config: &Config, command: &api::config::Command) -> std::process:
                     client_id,
                     jwks_file,
                     jwks_url,
+                    public,
+                    confidential,
+                    redirect_uri,
                 },
         } => {
             let jwks = match jwks_file.as_ref().map(std::fs::read_to_string).transpose() {

@@ -192,6 +192,14 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<(Server, SocketAd
         db.write(crate::auth::tokens::TokenKeys::of_database)
             .map_err(|e| StartError::Config(e.to_string()))?,
     );
+    let id_key = Arc::new(
+        db.write(crate::auth::authorize::IdTokenKey::of_database)
+            .map_err(|e| StartError::Config(e.to_string()))?,
+    );
+    let page_keys = Arc::new(
+        db.write(crate::auth::authorize::PageKeys::of_database)
+            .map_err(|e| StartError::Config(e.to_string()))?,
+    );
     let tenant = TenantId::default_tenant();
     let clinics = Clinics::new(db.clone(), clock.clone(), config.starter_library);
     clinics
@@ -301,6 +309,8 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<(Server, SocketAd
             max_bytes: config.max_bundle_response_bytes,
         },
         token_keys,
+        id_key,
+        page_keys,
         token_cache: crate::auth::bearer::TokenCache::default(),
         jwks_cache: Arc::new(crate::auth::clients::JwksCache::default()),
         rate_limit: crate::auth::RateLimit::new(

@@ -361,6 +361,13 @@ pub struct PageKeys {
 }
 
 impl PageKeys {
+    /// The database's key of page values, made (32 random bytes) when it has none yet.
+    pub fn of_database(conn: &mut AnyConnection) -> Result<PageKeys, ApiError> {
+        let fresh = random_secret()?;
+        let stored = crate::db::store::setting_or_insert(conn, "page-key", &fresh)?;
+        Ok(PageKeys::from_secret(stored.as_bytes()))
+    }
+
     pub fn from_secret(secret: &[u8]) -> PageKeys {
         PageKeys {
             encoding: EncodingKey::from_secret(secret),
@@ -692,6 +699,83 @@ impl IdTokenKey {
             .map_err(|e| ApiError::internal_from("cannot sign an ID token", e))
     }
 }
+
+/// Seconds an access token of a person's sign-in lasts (each request still checks that
+/// its grant holds).
+pub const USER_TOKEN_SECONDS: i64 = 3600;
+
+/// What the token endpoint needs to answer a code or a refresh token.
+pub struct Issuer<'a> {
+    pub keys: &'a super::tokens::TokenKeys,
+    pub id_key: &'a IdTokenKey,
+    /// This server's origin: the `iss` of ID tokens.
+    pub origin: String,
+    /// The FHIR base: `fhirUser` URLs start with it.
+    pub fhir_base: String,
+    pub now: i64,
+}
+
+/// The tokens of a grant: an access token naming the grant, a new refresh token when
+/// the grant has `offline_access` or `online_access`, an ID token when it has `openid`.
+pub fn tokens_of(
+    conn: &mut AnyConnection,
+    issuer: &Issuer<'_>,
+    grant: &GrantRow,
+    nonce: Option<&str>,
+) -> Result<super::clients::TokenAnswer, ApiError> {
+    let now = issuer.now;
+    let access_token = issuer.keys.issue(&super::tokens::Claims {
+        iss: super::tokens::ISSUER.into(),
+        aud: super::tokens::ISSUER.into(),
+        sub: grant.client_id.clone(),
+        iat: now,
+        exp: now + USER_TOKEN_SECONDS,
+        jti: uuid::Uuid::new_v4().to_string(),
+        scope: grant.scope.clone(),
+        tenant: grant.tenant.clone(),
+        patient: grant.patient.clone(),
+        fhir_user: grant.fhir_user.clone(),
+        sid: Some(grant.grant_id.clone()),
+    })?;
+    let refresh_token = new_refresh(conn, grant, now)?;
+    let id_token = if grant.scope.split_whitespace().any(|s| s == "openid") {
+        Some(issuer.id_key.id_token(&issuer.origin, &issuer.fhir_base, grant, nonce, now)?)
+    } else {
+        None
+    };
+    Ok(super::clients::TokenAnswer {
+        access_token,
+        token_type: "Bearer",
+        expires_in: USER_TOKEN_SECONDS,
+        scope: grant.scope.clone(),
+        patient: grant.patient.clone(),
+        id_token,
+        refresh_token,
+        client_id: grant.client_id.clone(),
+        tenant: grant.tenant.clone(),
+        user: grant.fhir_user.clone(),
+    })
+}
+
+/// A refresh request may narrow the scope of its grant, never widen it.
+pub fn narrowed(grant: &GrantRow, asked: Option<&str>) -> Result<GrantRow, InvalidScope> {
+    let Some(asked) = asked else {
+        return Ok(grant.clone());
+    };
+    let held: Vec<&str> = grant.scope.split_whitespace().collect();
+    if let Some(beyond) = asked.split_whitespace().find(|s| !held.contains(s)) {
+        return Err(InvalidScope(format!(
+            "`{beyond}` was not granted: a refresh can only narrow the scopes"
+        )));
+    }
+    let mut g = grant.clone();
+    g.scope = asked.split_whitespace().collect::<Vec<_>>().join(" ");
+    Ok(g)
+}
+
+/// A scope a request may not have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidScope(pub String);
 
 #[cfg(test)]
 mod tests {

@@ -33,14 +33,19 @@ pub struct Registration {
     pub scope: String,
     pub jwks: Option<String>,
     pub jwks_url: Option<String>,
+    /// `backend` (SMART Backend Services: keys), `public` or `confidential` (an app
+    /// people sign in to: redirect URIs).
+    pub kind: String,
+    pub redirect_uris: Vec<String>,
 }
 
-/// Checks and stores a client; returns it with its new id.
+/// Checks and stores a client; returns it with its new id, and a confidential app's
+/// secret (shown once: only its SHA-256 is kept).
 pub fn register(
     conn: &mut AnyConnection,
     r: &Registration,
     now_micros: i64,
-) -> Result<ClientRow, ApiError> {
+) -> Result<(ClientRow, Option<String>), ApiError> {
     domain::TenantId::parse(&r.tenant)
         .map_err(|_| ApiError::BadRequest(format!("`{}` is not a valid tenant", r.tenant)))?;
     if r.name.trim().is_empty() || r.name.len() > 200 {
@@ -49,13 +54,52 @@ pub fn register(
         ));
     }
     let scopes: Vec<&str> = r.scope.split_whitespace().collect();
-    if scopes.is_empty() || scopes.iter().any(|s| Scope::parse(s).is_none()) {
-        return Err(ApiError::BadRequest(format!(
-            "`{}`: a client's scopes are SMART resource scopes such as system/*.rs",
-            r.scope
-        )));
+    let app = match r.kind.as_str() {
+        "backend" => false,
+        "public" | "confidential" => true,
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "`{other}`: a client is a backend service, or a public or confidential app"
+            )));
+        }
+    };
+    if app {
+        if scopes.is_empty()
+            || scopes.iter().any(|s| !super::authorize::is_known_scope(s))
+            || !scopes.iter().any(|s| Scope::parse(s).is_some())
+        {
+            return Err(ApiError::BadRequest(format!(
+                "`{}`: an app's scopes are SMART resource scopes (such as patient/*.rs) and launch scopes (launch/patient, openid, fhirUser, offline_access)",
+                r.scope
+            )));
+        }
+        if r.jwks.is_some() || r.jwks_url.is_some() {
+            return Err(ApiError::BadRequest(
+                "an app people sign in to has redirect URIs, not keys".into(),
+            ));
+        }
+        if r.redirect_uris.is_empty() || r.redirect_uris.len() > 20 {
+            return Err(ApiError::BadRequest(
+                "an app needs its redirect URIs (one to twenty)".into(),
+            ));
+        }
+        for u in &r.redirect_uris {
+            super::authorize::check_redirect_uri(u).map_err(ApiError::BadRequest)?;
+        }
+    } else {
+        if scopes.is_empty() || scopes.iter().any(|s| Scope::parse(s).is_none()) {
+            return Err(ApiError::BadRequest(format!(
+                "`{}`: a client's scopes are SMART resource scopes such as system/*.rs",
+                r.scope
+            )));
+        }
+        check_keys(r.jwks.as_deref(), r.jwks_url.as_deref())?;
     }
-    check_keys(r.jwks.as_deref(), r.jwks_url.as_deref())?;
+    let secret = if r.kind == "confidential" {
+        Some(super::authorize::random_secret()?)
+    } else {
+        None
+    };
     let row = ClientRow {
         tenant: r.tenant.clone(),
         client_id: uuid::Uuid::new_v4().to_string(),
@@ -64,12 +108,12 @@ pub fn register(
         jwks: r.jwks.clone(),
         jwks_url: r.jwks_url.clone(),
         created_at: now_micros,
-        kind: "backend".into(),
-        redirect_uris: None,
-        secret_hash: None,
+        kind: r.kind.clone(),
+        redirect_uris: app.then(|| r.redirect_uris.join(" ")),
+        secret_hash: secret.as_deref().map(super::authorize::secret_hash),
     };
     clients::insert(conn, &row)?;
-    Ok(row)
+    Ok((row, secret))
 }
 
 /// Checks a client's keys: a JWKS document with a usable key, or an https URL of one.
@@ -125,7 +169,13 @@ pub fn describe(c: &ClientRow) -> serde_json::Value {
         "name": c.name,
         "scope": c.scope,
         "tenant": c.tenant,
-        "keys": if c.jwks_url.is_some() { "jwks_url" } else { "jwks" },
+        "kind": c.kind,
+        "redirect_uris": c.redirect_uris.as_deref().map(|u| u.split_whitespace().collect::<Vec<_>>()),
+        "keys": match (c.kind.as_str(), c.jwks_url.is_some()) {
+            ("backend", true) => Some("jwks_url"),
+            ("backend", false) => Some("jwks"),
+            _ => None,
+        },
         "jwks_url": c.jwks_url,
         "created": crate::clock::instant_string(c.created_at),
     })
@@ -195,12 +245,15 @@ pub fn record_change(
 }
 
 /// Registers a client in the database at `database_url` (the `client add` command).
-pub fn register_in(database_url: &str, r: &Registration) -> Result<ClientRow, ApiError> {
+pub fn register_in(
+    database_url: &str,
+    r: &Registration,
+) -> Result<(ClientRow, Option<String>), ApiError> {
     let db = Db::open(database_url, 1)?;
     let now = jiff::Timestamp::now().as_microsecond();
     let r = r.clone();
     db.write(move |conn| {
-        let row = register(conn, &r, now)?;
+        let (row, secret) = register(conn, &r, now)?;
         record_change(
             conn,
             &Actor::command_line(&r.tenant),
@@ -209,7 +262,7 @@ pub fn register_in(database_url: &str, r: &Registration) -> Result<ClientRow, Ap
             201,
             now,
         )?;
-        Ok(row)
+        Ok((row, secret))
     })
 }
 
@@ -359,7 +412,7 @@ impl TokenError {
             TokenError::UnsupportedGrantType => (
                 400,
                 "unsupported_grant_type",
-                "only client_credentials is supported",
+                "the grant types are authorization_code, refresh_token and client_credentials",
             ),
             TokenError::Server => (500, "server_error", "the token could not be issued"),
         };
@@ -377,11 +430,21 @@ pub struct TokenAnswer {
     pub token_type: &'static str,
     pub expires_in: i64,
     pub scope: String,
+    /// The patient in context (SMART).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patient: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
     /// For the audit trail, not sent.
     #[serde(skip)]
     pub client_id: String,
     #[serde(skip)]
     pub tenant: String,
+    /// The person (`fhirUser`), for the audit trail.
+    #[serde(skip)]
+    pub user: Option<String>,
 }
 
 /// A token request's form.
@@ -391,6 +454,12 @@ pub struct TokenForm {
     pub scope: Option<String>,
     pub client_assertion_type: Option<String>,
     pub client_assertion: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    pub code: Option<String>,
+    pub redirect_uri: Option<String>,
+    pub code_verifier: Option<String>,
+    pub refresh_token: Option<String>,
 }
 
 /// The `iss` and `sub` of an assertion, read before its signature is checked (to find
@@ -410,23 +479,160 @@ struct AssertionClaims {
 /// Everything the token endpoint needs.
 pub struct TokenContext<'a> {
     pub db: &'a Db,
-    pub keys: &'a TokenKeys,
+    pub keys: &'a std::sync::Arc<TokenKeys>,
     pub cache: &'a JwksCache,
     /// The token endpoint's URL: the assertion's `aud`.
     pub token_url: String,
     /// Seconds since the Unix epoch.
     pub now: i64,
+    /// The key of ID tokens.
+    pub id_key: &'a std::sync::Arc<super::authorize::IdTokenKey>,
+    /// This server's origin (the `iss` of ID tokens) and FHIR base.
+    pub origin: String,
+    pub fhir_base: String,
+    /// `Authorization: Basic` of the request: a confidential app's id and secret.
+    pub basic: Option<(String, String)>,
+}
+
+/// The token endpoint: `client_credentials` (a backend service's signed assertion),
+/// `authorization_code` (an app's code with its PKCE verifier) or `refresh_token`.
+pub async fn exchange(ctx: TokenContext<'_>, form: TokenForm) -> Result<TokenAnswer, TokenError> {
+    match form.grant_type.as_deref() {
+        Some("client_credentials") => client_credentials(ctx, form).await,
+        Some("authorization_code") | Some("refresh_token") => app_grant(ctx, form).await,
+        None => Err(TokenError::InvalidRequest("grant_type is missing".into())),
+        Some(_) => Err(TokenError::UnsupportedGrantType),
+    }
+}
+
+/// The app a code or refresh request comes from, authenticated: a confidential app by
+/// its secret (`client_secret_basic`, or in the form), a public app by its id alone
+/// (its code is bound to its PKCE verifier, its refresh tokens rotate).
+pub async fn authenticate_app(
+    db: &Db,
+    basic: Option<&(String, String)>,
+    form_id: Option<&str>,
+    form_secret: Option<&str>,
+) -> Result<ClientRow, TokenError> {
+    let (id, secret) = match (basic, form_id) {
+        (Some((id, secret)), None) => (id.clone(), Some(secret.clone())),
+        (Some((id, secret)), Some(f)) if f == id => (id.clone(), Some(secret.clone())),
+        (Some(_), Some(_)) => {
+            return Err(TokenError::InvalidRequest(
+                "client_id differs from the Authorization header's".into(),
+            ));
+        }
+        (None, Some(f)) => (f.to_string(), form_secret.map(str::to_string)),
+        (None, None) => {
+            return Err(TokenError::InvalidClient(
+                "the app is not identified (client_id, or Authorization: Basic)".into(),
+            ));
+        }
+    };
+    let lookup = id.clone();
+    let client = db
+        .read(move |conn| Ok(clients::find(conn, &lookup)?))
+        .await
+        .map_err(|_| TokenError::Server)?
+        .filter(|c| c.kind != "backend")
+        .ok_or_else(|| TokenError::InvalidClient("unknown app".into()))?;
+    match (client.kind.as_str(), secret, client.secret_hash.as_deref()) {
+        ("public", None, _) => Ok(client),
+        ("public", Some(_), _) => Err(TokenError::InvalidClient(
+            "a public app has no secret".into(),
+        )),
+        ("confidential", Some(secret), Some(hash)) => {
+            let sent = super::authorize::secret_hash(&secret);
+            if aws_lc_rs::constant_time::verify_slices_are_equal(sent.as_bytes(), hash.as_bytes())
+                .is_ok()
+            {
+                Ok(client)
+            } else {
+                Err(TokenError::InvalidClient("the app's secret is not right".into()))
+            }
+        }
+        _ => Err(TokenError::InvalidClient(
+            "a confidential app authenticates with its secret (client_secret_basic)".into(),
+        )),
+    }
+}
+
+/// `authorization_code` and `refresh_token`.
+async fn app_grant(ctx: TokenContext<'_>, form: TokenForm) -> Result<TokenAnswer, TokenError> {
+    use super::authorize::{self, Issuer};
+    let client = authenticate_app(
+        ctx.db,
+        ctx.basic.as_ref(),
+        form.client_id.as_deref(),
+        form.client_secret.as_deref(),
+    )
+    .await?;
+    let by_code = form.grant_type.as_deref() == Some("authorization_code");
+    let secret = if by_code {
+        form.code.clone()
+    } else {
+        form.refresh_token.clone()
+    }
+    .filter(|s| !s.is_empty() && s.len() <= 512)
+    .ok_or_else(|| {
+        TokenError::InvalidRequest(if by_code {
+            "code is missing".into()
+        } else {
+            "refresh_token is missing".into()
+        })
+    })?;
+    let (keys, id_key) = (ctx.keys.clone(), ctx.id_key.clone());
+    let (origin, fhir_base, now) = (ctx.origin.clone(), ctx.fhir_base.clone(), ctx.now);
+    let db = ctx.db.clone();
+    let answer = tokio::task::spawn_blocking(move || {
+        db.write(move |conn| {
+            let issuer = Issuer {
+                keys: &keys,
+                id_key: &id_key,
+                origin: origin.clone(),
+                fhir_base: fhir_base.clone(),
+                now,
+            };
+            if by_code {
+                match authorize::redeem_code(
+                    conn,
+                    &client,
+                    &secret,
+                    form.redirect_uri.as_deref(),
+                    form.code_verifier.as_deref(),
+                    now,
+                )? {
+                    Ok((grant, nonce)) => Ok(Ok(authorize::tokens_of(
+                        conn,
+                        &issuer,
+                        &grant,
+                        nonce.as_deref(),
+                    )?)),
+                    Err(e) => Ok(Err(TokenError::InvalidGrant(e.0))),
+                }
+            } else {
+                match authorize::redeem_refresh(conn, &client, &secret, now)? {
+                    Ok(grant) => match authorize::narrowed(&grant, form.scope.as_deref()) {
+                        Ok(g) => Ok(Ok(authorize::tokens_of(conn, &issuer, &g, None)?)),
+                        Err(e) => Ok(Err(TokenError::InvalidScope(e.0))),
+                    },
+                    Err(e) => Ok(Err(TokenError::InvalidGrant(e.0))),
+                }
+            }
+        })
+    })
+    .await
+    .map_err(|_| TokenError::Server)?
+    .map_err(|_: ApiError| TokenError::Server)?;
+    answer
 }
 
 /// The `client_credentials` grant: checks the client assertion and answers an access
 /// token for the requested scopes the client is registered for.
-pub async fn exchange(ctx: TokenContext<'_>, form: TokenForm) -> Result<TokenAnswer, TokenError> {
-    if form.grant_type.as_deref() != Some("client_credentials") {
-        return Err(match form.grant_type {
-            None => TokenError::InvalidRequest("grant_type is missing".into()),
-            Some(_) => TokenError::UnsupportedGrantType,
-        });
-    }
+async fn client_credentials(
+    ctx: TokenContext<'_>,
+    form: TokenForm,
+) -> Result<TokenAnswer, TokenError> {
     if form.client_assertion_type.as_deref() != Some(ASSERTION_TYPE) {
         return Err(TokenError::InvalidRequest(format!(
             "client_assertion_type must be {ASSERTION_TYPE}"
@@ -528,8 +734,12 @@ pub async fn exchange(ctx: TokenContext<'_>, form: TokenForm) -> Result<TokenAns
         token_type: "bearer",
         expires_in: ACCESS_TOKEN_SECONDS,
         scope,
+        patient: None,
+        id_token: None,
+        refresh_token: None,
         client_id: client.client_id.clone(),
         tenant: client.tenant.clone(),
+        user: None,
     })
 }
 

@@ -20,7 +20,7 @@ pub struct ClientRow {
     pub kind: String,
     /// The redirect URIs of an app, space separated.
     pub redirect_uris: Option<String>,
-    /// The Argon2id string of a confidential app's secret.
+    /// The SHA-256 of a confidential app's secret (32 random bytes: no slow hash needed).
     pub secret_hash: Option<String>,
 }
 

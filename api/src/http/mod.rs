@@ -104,6 +104,59 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .default_service(not_allowed()),
     )
     .service(
+        web::resource("/auth/authorize")
+            .route(web::get().to(signin::authorize_get))
+            .route(web::post().to(signin::authorize_post))
+            .default_service(not_allowed()),
+    )
+    .service(
+        web::resource("/auth/login")
+            .route(web::post().to(signin::login))
+            .default_service(not_allowed()),
+    )
+    .service(
+        web::resource("/auth/redeem")
+            .route(web::get().to(signin::redeem_page))
+            .route(web::post().to(signin::redeem))
+            .default_service(not_allowed()),
+    )
+    .service(
+        web::resource("/auth/consent")
+            .route(web::get().to(signin::consent_filter))
+            .route(web::post().to(signin::consent))
+            .default_service(not_allowed()),
+    )
+    .service(
+        web::resource("/auth/pages.css")
+            .route(web::get().to(signin::stylesheet))
+            .default_service(not_allowed()),
+    )
+    .service(
+        web::resource("/auth/jwks")
+            .route(web::get().to(signin::jwks))
+            .default_service(not_allowed()),
+    )
+    .service(
+        web::resource("/.well-known/openid-configuration")
+            .route(web::get().to(signin::openid_configuration))
+            .default_service(not_allowed()),
+    )
+    .service(
+        web::resource("/auth/introspect")
+            .route(web::post().to(token::introspect))
+            .default_service(not_allowed()),
+    )
+    .service(
+        web::resource("/auth/revoke")
+            .route(web::post().to(token::revoke))
+            .default_service(not_allowed()),
+    )
+    .service(
+        web::resource("/auth/launch")
+            .route(web::post().to(token::launch))
+            .default_service(not_allowed()),
+    )
+    .service(
         web::resource("/auth/clients")
             .route(web::post().to(token::register_client))
             .route(web::get().to(token::list_clients))

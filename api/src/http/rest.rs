@@ -203,15 +203,26 @@ pub async fn smart_configuration(req: HttpRequest, state: State) -> HttpResponse
     let base = state.base_url(&req);
     let origin = base.strip_suffix("/fhir").unwrap_or(&base).to_string();
     let body = serde_json::json!({
-        "issuer": crate::auth::tokens::ISSUER,
+        "issuer": origin,
+        "jwks_uri": format!("{origin}/auth/jwks"),
+        "authorization_endpoint": format!("{origin}/auth/authorize"),
         "token_endpoint": format!("{origin}/auth/token"),
-        "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+        "introspection_endpoint": format!("{origin}/auth/introspect"),
+        "revocation_endpoint": format!("{origin}/auth/revoke"),
+        "token_endpoint_auth_methods_supported": ["none", "client_secret_basic", "private_key_jwt"],
         "token_endpoint_auth_signing_alg_values_supported": ["RS384", "ES384"],
-        "grant_types_supported": ["client_credentials"],
-        "scopes_supported": ["system/*.cruds", "system/*.rs", "user/*.cruds", "user/*.rs",
-            "patient/*.cruds", "patient/*.rs", "system/*.read", "system/*.write"],
-        "response_types_supported": ["token"],
-        "capabilities": ["client-confidential-asymmetric", "permission-v1", "permission-v2"]
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "code_challenge_methods_supported": ["S256"],
+        "response_types_supported": ["code"],
+        "scopes_supported": ["openid", "fhirUser", "launch", "launch/patient", "offline_access",
+            "online_access", "patient/*.cruds", "patient/*.rs", "user/*.cruds", "user/*.rs",
+            "system/*.cruds", "system/*.rs", "patient/*.read", "patient/*.write", "user/*.read",
+            "user/*.write", "system/*.read", "system/*.write"],
+        "capabilities": ["launch-standalone", "launch-ehr", "client-public",
+            "client-confidential-symmetric", "client-confidential-asymmetric",
+            "context-standalone-patient", "context-ehr-patient", "sso-openid-connect",
+            "permission-patient", "permission-user", "permission-offline", "permission-online",
+            "permission-v1", "permission-v2", "authorize-post"]
     });
     HttpResponse::Ok()
         .content_type("application/json")
@@ -230,14 +241,19 @@ pub async fn metadata(req: HttpRequest, state: State) -> HttpResponse {
         cs["rest"][0]["security"] = serde_json::json!({
             "extension": [{
                 "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
-                "extension": [{"url": "token", "valueUri": format!("{origin}/auth/token")}]
+                "extension": [
+                    {"url": "token", "valueUri": format!("{origin}/auth/token")},
+                    {"url": "authorize", "valueUri": format!("{origin}/auth/authorize")},
+                    {"url": "introspect", "valueUri": format!("{origin}/auth/introspect")},
+                    {"url": "revoke", "valueUri": format!("{origin}/auth/revoke")}
+                ]
             }],
             "cors": state.cors_enabled,
             "service": [{"coding": [{
                 "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
                 "code": "SMART-on-FHIR"
             }]}],
-            "description": "Every request needs a bearer access token: SMART Backend Services (client_credentials with a private_key_jwt assertion, RS384 or ES384) at the token endpoint, or a token of the configured OpenID Connect provider. SMART v1 and v2 scopes are enforced per type and interaction; patient scopes open the token's patient only. See /fhir/.well-known/smart-configuration."
+            "description": "Every request needs a bearer access token: SMART App Launch (standalone and EHR launch, authorization code with PKCE S256, public and confidential apps, refresh tokens, OpenID Connect ID tokens) for patients and clinic staff signing in, SMART Backend Services (client_credentials with a private_key_jwt assertion, RS384 or ES384) for systems, or a token of the configured OpenID Connect provider. SMART v1 and v2 scopes are enforced per type and interaction; patient scopes open the token's patient only. See /fhir/.well-known/smart-configuration."
         });
         let bytes = serde_json::to_vec(&cs).map_err(|e| ApiError::internal_from("serialising JSON", e))?;
         fhir_response(StatusCode::OK, out, &bytes)

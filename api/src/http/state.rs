@@ -37,6 +37,10 @@ pub struct AppState {
     pub capability: serde_json::Value,
     /// The key of the access tokens this server issues.
     pub token_keys: Arc<crate::auth::tokens::TokenKeys>,
+    /// The key of ID tokens (RS256; its public half is `/auth/jwks`).
+    pub id_key: Arc<crate::auth::authorize::IdTokenKey>,
+    /// The key of the values the sign-in pages carry (a pending request, a sign-in).
+    pub page_keys: Arc<crate::auth::authorize::PageKeys>,
     /// Tokens already checked.
     pub token_cache: crate::auth::bearer::TokenCache,
     /// Clients' JWKS documents fetched from their URLs.
@@ -90,6 +94,12 @@ impl AppState {
     /// media, base64-encoded in JSON and XML.
     pub fn body_limit(&self, resource_type: &str) -> usize {
         fhir_mapping::media::body_limit(resource_type, self.max_body_bytes, self.max_binary_bytes)
+    }
+
+    /// This server's origin as clients reach it (the FHIR base without `/fhir`).
+    pub fn origin(&self, req: &HttpRequest) -> String {
+        let base = self.base_url(req);
+        base.strip_suffix("/fhir").unwrap_or(&base).to_string()
     }
 
     /// The FHIR base URL as clients reach it.

@@ -31,7 +31,37 @@ fn oauth_error(e: &TokenError) -> HttpResponse {
     b.content_type("application/json").body(body.to_string())
 }
 
-/// `POST /auth/token`: `grant_type=client_credentials` with a signed client assertion.
+/// The id and secret of `Authorization: Basic` (each form-encoded, RFC 6749 §2.3.1),
+/// when the request has one.
+pub(super) fn basic_credentials(req: &HttpRequest) -> Result<Option<(String, String)>, TokenError> {
+    use base64::Engine;
+    let Some(header) = req.headers().get(actix_web::http::header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let bad = || TokenError::InvalidClient("the Authorization header is not Basic id:secret".into());
+    let text = header.to_str().map_err(|_| bad())?;
+    let Some((scheme, value)) = text.split_once(' ') else {
+        return Err(bad());
+    };
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Ok(None);
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(value.trim())
+        .map_err(|_| bad())?;
+    let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
+    let (id, secret) = decoded.split_once(':').ok_or_else(bad)?;
+    let unform = |s: &str| {
+        percent_encoding::percent_decode_str(&s.replace('+', " "))
+            .decode_utf8()
+            .map(|c| c.into_owned())
+            .map_err(|_| bad())
+    };
+    Ok(Some((unform(id)?, unform(secret)?)))
+}
+
+/// `POST /auth/token`: `client_credentials` (a backend service's signed assertion),
+/// `authorization_code` and `refresh_token` (apps of people's sign-in).
 pub async fn token(req: HttpRequest, payload: web::Payload, state: State) -> HttpResponse {
     let ct = req
         .headers()
@@ -58,17 +88,27 @@ pub async fn token(req: HttpRequest, payload: web::Payload, state: State) -> Htt
         Ok(f) => f,
         Err(_) => return oauth_error(&TokenError::InvalidRequest("the form is not valid".into())),
     };
+    let basic = match basic_credentials(&req) {
+        Ok(b) => b,
+        Err(e) => return oauth_error(&e),
+    };
     let ctx = TokenContext {
         db: &state.db,
         keys: &state.token_keys,
         cache: &state.jwks_cache,
         token_url: token_url(&state, &req),
         now: crate::clock::to_micros(state.clock.now()) / 1_000_000,
+        id_key: &state.id_key,
+        origin: state.origin(&req),
+        fhir_base: state.base_url(&req),
+        basic,
     };
     let claimed = form
         .client_assertion
         .as_deref()
         .and_then(clients::unverified_client)
+        .or_else(|| form.client_id.clone())
+        .or_else(|| ctx.basic.as_ref().map(|(id, _)| id.clone()))
         .filter(|c| c.len() <= 100);
     let address = req.peer_addr().map(|a| a.ip().to_string());
     let record = |tenant: String, client: String, status: u16| crate::db::audit::AuditRow {
@@ -137,20 +177,42 @@ pub async fn register_client(
                 .filter(|j| j.is_object())
                 .map(Value::to_string),
             jwks_url: text("jwks_url"),
+            kind: text("kind").unwrap_or_else(|| "backend".into()),
+            redirect_uris: v
+                .get("redirect_uris")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+                .unwrap_or_default(),
         };
         let now = crate::clock::to_micros(state.clock.now());
-        let row = state.db.write(move |conn| {
-            let row = clients::register(conn, &registration, now)?;
-            clients::record_change(conn, &Actor::of(&access), "C", &row.client_id, 201, now)?;
-            Ok::<_, ApiError>(row)
-        })?;
-        Ok(HttpResponse::Created().json(serde_json::json!({
+        let db = state.db.clone();
+        let (row, secret) = super::rest::blocking(move || {
+            db.write(move |conn| {
+                let (row, secret) = clients::register(conn, &registration, now)?;
+                clients::record_change(conn, &Actor::of(&access), "C", &row.client_id, 201, now)?;
+                Ok::<_, ApiError>((row, secret))
+            })
+        })
+        .await?;
+        let mut answer = serde_json::json!({
             "client_id": row.client_id,
             "name": row.name,
             "scope": row.scope,
             "tenant": row.tenant,
+            "kind": row.kind,
             "token_endpoint": token_url(&state, &req),
-        })))
+        });
+        if let Some(uris) = &row.redirect_uris {
+            answer["redirect_uris"] = uris.split_whitespace().collect::<Vec<_>>().into();
+            answer["authorization_endpoint"] =
+                format!("{}/auth/authorize", state.origin(&req)).into();
+        }
+        if let Some(s) = secret {
+            answer["client_secret"] = s.into();
+        }
+        Ok(HttpResponse::Created()
+            .insert_header(("Cache-Control", "no-store"))
+            .json(answer))
     }
     .await;
     finish(&req, result)
@@ -242,4 +304,314 @@ pub async fn remove_client(req: HttpRequest, state: State) -> HttpResponse {
     }
     .await;
     finish(&req, result)
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+struct TokenOnly {
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    client_id: Option<String>,
+    #[serde(default)]
+    client_secret: Option<String>,
+}
+
+/// The clinic of the caller of introspection: a backend service's access token
+/// (`Authorization: Bearer`, system scopes), or an app's credentials.
+async fn introspection_caller(
+    req: &HttpRequest,
+    state: &AppState,
+    form: &TokenOnly,
+) -> Result<String, TokenError> {
+    let bearer = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .is_some_and(|h| h.len() > 7 && h[..7].eq_ignore_ascii_case("bearer "));
+    if bearer {
+        let access = super::authn::verify(req.headers(), state)
+            .await
+            .map_err(|_| TokenError::InvalidClient("the caller's access token is not valid".into()))?;
+        if !access.scopes.0.iter().any(|s| s.context == crate::auth::scopes::Context::System) {
+            return Err(TokenError::InvalidClient(
+                "introspection needs a backend service's token (system scopes)".into(),
+            ));
+        }
+        return Ok(access.tenant);
+    }
+    let basic = basic_credentials(req)?;
+    let client = clients::authenticate_app(
+        &state.db,
+        basic.as_ref(),
+        form.client_id.as_deref(),
+        form.client_secret.as_deref(),
+    )
+    .await?;
+    if client.kind != "confidential" {
+        return Err(TokenError::InvalidClient(
+            "introspection needs a backend service's token or a confidential app's secret".into(),
+        ));
+    }
+    Ok(client.tenant)
+}
+
+async fn read_form(req: &HttpRequest, payload: web::Payload) -> Result<TokenOnly, TokenError> {
+    let body = negotiate::read_body(req, payload, 16 * 1024)
+        .await
+        .map_err(|_| TokenError::InvalidRequest("the form is too large or too slow".into()))?;
+    serde_urlencoded::from_bytes::<TokenOnly>(&body)
+        .map_err(|_| TokenError::InvalidRequest("the form is not valid".into()))
+}
+
+fn json_no_store(body: serde_json::Value) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .content_type("application/json")
+        .body(body.to_string())
+}
+
+/// `POST /auth/introspect` (RFC 7662): whether a token of the caller's clinic is
+/// active, with its scopes, app, person and patient.
+pub async fn introspect(req: HttpRequest, payload: web::Payload, state: State) -> HttpResponse {
+    let form = match read_form(&req, payload).await {
+        Ok(f) => f,
+        Err(e) => return oauth_error(&e),
+    };
+    let tenant = match introspection_caller(&req, &state, &form).await {
+        Ok(t) => t,
+        Err(e) => return oauth_error(&e),
+    };
+    let inactive = serde_json::json!({"active": false});
+    let now = crate::clock::to_micros(state.clock.now()) / 1_000_000;
+    // an access token of this server: its signature, lifetime and revocation
+    if let Ok(claims) = state.token_keys.verify(&form.token, now) {
+        if claims.tenant != tenant {
+            return json_no_store(inactive);
+        }
+        // the same check as a request's: revocation of the token or of its grant
+        let mut headers = actix_web::http::header::HeaderMap::new();
+        let revoked = match actix_web::http::header::HeaderValue::from_str(&format!(
+            "Bearer {}",
+            form.token
+        )) {
+            Ok(v) => {
+                headers.insert(actix_web::http::header::AUTHORIZATION, v);
+                super::authn::verify(&headers, &state).await.is_err()
+            }
+            Err(_) => true,
+        };
+        if revoked {
+            return json_no_store(inactive);
+        }
+        let mut body = serde_json::json!({
+            "active": true,
+            "scope": claims.scope,
+            "client_id": claims.sub,
+            "token_type": "Bearer",
+            "exp": claims.exp,
+            "iat": claims.iat,
+            "iss": claims.iss,
+        });
+        if let Some(p) = claims.patient {
+            body["patient"] = p.into();
+        }
+        if let Some(u) = claims.fhir_user {
+            body["fhirUser"] = format!("{}/{u}", state.base_url(&req)).into();
+        }
+        return json_no_store(body);
+    }
+    // a refresh token of the clinic
+    let (hash, t) = (crate::auth::authorize::secret_hash(&form.token), tenant.clone());
+    let found = state
+        .db
+        .read(move |conn| {
+            let Some((grant_id, expires, unused)) = crate::db::grants::refresh_grant(conn, &t, &hash)? else {
+                return Ok(None);
+            };
+            let holds = crate::db::grants::grant_holds(conn, &t, &grant_id)?;
+            Ok(crate::db::grants::grant(conn, &t, &grant_id)?.map(|g| (g, expires, unused && holds)))
+        })
+        .await;
+    match found {
+        Ok(Some((g, expires, true))) if expires > now => {
+            let mut body = serde_json::json!({
+                "active": true,
+                "scope": g.scope,
+                "client_id": g.client_id,
+                "token_type": "refresh_token",
+                "exp": expires,
+                "iat": g.created_at,
+            });
+            if let Some(p) = g.patient {
+                body["patient"] = p.into();
+            }
+            json_no_store(body)
+        }
+        Ok(_) => json_no_store(inactive),
+        Err(_) => oauth_error(&TokenError::Server),
+    }
+}
+
+/// `POST /auth/revoke` (RFC 7009): an app revokes one of its tokens; a refresh token
+/// or an access token of a person's sign-in revokes the whole sign-in (its grant).
+/// Answers 200 whether or not the token was known.
+pub async fn revoke(req: HttpRequest, payload: web::Payload, state: State) -> HttpResponse {
+    let form = match read_form(&req, payload).await {
+        Ok(f) => f,
+        Err(e) => return oauth_error(&e),
+    };
+    let basic = match basic_credentials(&req) {
+        Ok(b) => b,
+        Err(e) => return oauth_error(&e),
+    };
+    let client = match clients::authenticate_app(
+        &state.db,
+        basic.as_ref(),
+        form.client_id.as_deref(),
+        form.client_secret.as_deref(),
+    )
+    .await
+    {
+        Ok(c) => c,
+        Err(e) => return oauth_error(&e),
+    };
+    let now = crate::clock::to_micros(state.clock.now()) / 1_000_000;
+    let claims = state.token_keys.verify(&form.token, now).ok();
+    let (db, tenant, cid, token) = (
+        state.db.clone(),
+        client.tenant.clone(),
+        client.client_id.clone(),
+        form.token.clone(),
+    );
+    let done = super::rest::blocking(move || {
+        db.write(move |conn| {
+            if let Some(c) = &claims {
+                if c.tenant != tenant || c.sub != cid {
+                    return Ok::<_, ApiError>(false);
+                }
+                return Ok(match &c.sid {
+                    Some(sid) => crate::db::grants::revoke_grant(conn, &tenant, sid, now)?,
+                    None => {
+                        crate::db::grants::revoke_token(conn, &tenant, &c.jti, c.exp, now)?;
+                        true
+                    }
+                });
+            }
+            let hash = crate::auth::authorize::secret_hash(&token);
+            match crate::db::grants::refresh_grant(conn, &tenant, &hash)? {
+                Some((grant_id, _, _)) => {
+                    let ours = crate::db::grants::grant(conn, &tenant, &grant_id)?
+                        .is_some_and(|g| g.client_id == cid);
+                    Ok(ours && crate::db::grants::revoke_grant(conn, &tenant, &grant_id, now)?)
+                }
+                None => Ok(false),
+            }
+        })
+    })
+    .await;
+    match done {
+        Ok(revoked) => {
+            if revoked {
+                state
+                    .audit
+                    .record(crate::db::audit::AuditRow {
+                        tenant: client.tenant.clone(),
+                        id: String::new(),
+                        recorded: crate::clock::to_micros(state.clock.now()),
+                        action: "E".into(),
+                        subtype: "revocation".into(),
+                        outcome: "0".into(),
+                        status: 200,
+                        client: client.client_id.clone(),
+                        address: req.peer_addr().map(|a| a.ip().to_string()),
+                        res_type: None,
+                        res_id: None,
+                        version: None,
+                        patient: None,
+                        query: None,
+                    })
+                    .await;
+            }
+            HttpResponse::Ok()
+                .insert_header(("Cache-Control", "no-store"))
+                .finish()
+        }
+        Err(_) => oauth_error(&TokenError::Server),
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct LaunchBody {
+    patient: String,
+    #[serde(default)]
+    encounter: Option<String>,
+}
+
+/// `POST /auth/launch` (a staff member's or a backend service's token that may read
+/// the patient): an EHR launch context, `{"launch": ".."}`, single use, five minutes.
+pub async fn launch(req: HttpRequest, body: web::Bytes, state: State) -> HttpResponse {
+    let result = async {
+        let access = super::authn::verify(req.headers(), &state).await?;
+        if access.patient.is_some() {
+            return Err(ApiError::Forbidden(
+                "a patient's token cannot start an EHR launch".into(),
+            ));
+        }
+        let b: LaunchBody = serde_json::from_slice(&body)
+            .or_else(|_| serde_urlencoded::from_bytes(&body))
+            .map_err(|_| {
+                ApiError::BadRequest(
+                    "the body is {\"patient\": \"<Patient id>\", \"encounter\": \"<Encounter id>\"}".into(),
+                )
+            })?;
+        let patient = b.patient.trim_start_matches("Patient/").to_string();
+        if !fhir_mapping::resource_types::is_valid_id(&patient) {
+            return Err(ApiError::BadRequest(format!("`{patient}` is not a Patient id")));
+        }
+        let limits = access.require("Patient", crate::auth::scopes::Perm::Read)?;
+        let (tenant, p) = (access.tenant.clone(), patient.clone());
+        let visible = state
+            .db
+            .read(move |conn| {
+                let row = crate::db::store::current(
+                    conn,
+                    crate::db::store::Key { tenant: &tenant, res_type: "Patient", res_id: &p },
+                )?;
+                Ok(row.is_some_and(|r| !r.deleted))
+            })
+            .await?;
+        if !visible || limits.patient.is_some() {
+            return Err(ApiError::NotFound(format!("Patient/{patient} is not known")));
+        }
+        let value = crate::auth::authorize::random_secret()?;
+        let now = crate::clock::to_micros(state.clock.now()) / 1_000_000;
+        let (db, tenant, hash) = (
+            state.db.clone(),
+            access.tenant.clone(),
+            crate::auth::authorize::secret_hash(&value),
+        );
+        let encounter = b.encounter.map(|e| e.trim_start_matches("Encounter/").to_string());
+        super::rest::blocking(move || {
+            db.write(move |conn| {
+                Ok::<_, ApiError>(crate::db::grants::insert_launch(
+                    conn,
+                    &tenant,
+                    &hash,
+                    &patient,
+                    encounter.as_deref(),
+                    now + crate::auth::authorize::LAUNCH_SECONDS,
+                )?)
+            })
+        })
+        .await?;
+        Ok(value)
+    }
+    .await;
+    match result {
+        Ok(value) => json_no_store(serde_json::json!({
+            "launch": value,
+            "expires_in": crate::auth::authorize::LAUNCH_SECONDS
+        })),
+        Err(e) => finish(&req, Err(e)),
+    }
 }

@@ -8,7 +8,7 @@
 -- (PKCE only); confidential: an app with a client secret (client_secret_basic).
 ALTER TABLE clients ADD COLUMN kind TEXT NOT NULL DEFAULT 'backend';
 ALTER TABLE clients ADD COLUMN redirect_uris TEXT;  -- space separated
-ALTER TABLE clients ADD COLUMN secret_hash TEXT;    -- Argon2id of the client secret
+ALTER TABLE clients ADD COLUMN secret_hash TEXT;    -- SHA-256 of the client secret (32 random bytes)
 
 CREATE TABLE users (
     tenant        TEXT   NOT NULL,
