@@ -10,6 +10,7 @@ pub mod export;
 pub mod health;
 pub mod negotiate;
 pub mod operations;
+pub(crate) mod pages;
 pub mod rest;
 pub mod span;
 pub mod state;
