@@ -31,5 +31,6 @@ mod search_limits;
 mod search_more;
 mod security;
 mod shalls;
+mod signin;
 mod subscriptions;
 mod support;

@@ -15,6 +15,7 @@ pub mod rest;
 pub mod span;
 pub mod state;
 pub mod subscription;
+pub mod signin;
 pub mod token;
 
 use actix_web::{HttpRequest, HttpResponse, web};

@@ -4,11 +4,6 @@
 //! [`STYLESHEET_PATH`] and nothing else. Pure: the handlers pass every value in, and
 //! every value is escaped here.
 
-#![cfg_attr(
-    not(test),
-    allow(dead_code, reason = "the sign-in handlers are the callers")
-)]
-
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::auth::ADMIN_SCOPE;
