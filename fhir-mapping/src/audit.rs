@@ -35,12 +35,26 @@ pub const CLIENT_CHANGE: &str = "client";
 /// The entity type of such a record (the client, by its identifier).
 pub const CLIENT_ENTITY: &str = "client";
 
+/// The code system of the steps of a person's sign-in that DICOM has no code for
+/// (`consent`, `invitation`, `invitation-redeemed`, `revocation`, `access-revoked`).
+pub const SIGN_IN_EVENTS: &str = "https://hep-fhir.org/fhir/CodeSystem/sign-in-event";
+
 /// The AuditEvent of a record.
 pub fn audit_event(f: &AuditFacts<'_>) -> Value {
     let (event_type, subtype) = match f.subtype {
         "token" => (
             json!({"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110114", "display": "User Authentication"}),
             json!({"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110122", "display": "Login"}),
+        ),
+        // the steps of a person's sign-in: who signed in, consented, redeemed a
+        // clinic's code, or revoked an app's access
+        "login" | "consent" | "invitation-redeemed" | "invitation" | "revocation"
+        | "access-revoked" => (
+            json!({"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110114", "display": "User Authentication"}),
+            match f.subtype {
+                "login" => json!({"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110122", "display": "Login"}),
+                other => json!({"system": SIGN_IN_EVENTS, "code": other}),
+            },
         ),
         CLIENT_CHANGE => (
             json!({"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110113", "display": "Security Alert"}),

@@ -430,9 +430,11 @@ fn record(
     status: u16,
     person: Option<&str>,
 ) -> crate::db::audit::AuditRow {
-    let (res_type, res_id) = match person.and_then(|p| p.split_once('/')) {
-        Some((t, id)) => (Some(t.to_string()), Some(id.to_string())),
-        None => (None, None),
+    // a patient is the record's patient; a clinician its entity
+    let (patient, res_type, res_id) = match person.and_then(|p| p.split_once('/')) {
+        Some(("Patient", id)) => (Some(id.to_string()), None, None),
+        Some((t, id)) => (None, Some(t.to_string()), Some(id.to_string())),
+        None => (None, None, None),
     };
     crate::db::audit::AuditRow {
         tenant: tenant.to_string(),
@@ -444,10 +446,7 @@ fn record(
         status: i32::from(status),
         client: client.to_string(),
         address: Some(address(req)),
-        patient: match &res_type {
-            Some(t) if t == "Patient" => res_id.clone(),
-            _ => None,
-        },
+        patient,
         res_type,
         res_id,
         version: None,

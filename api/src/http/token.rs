@@ -111,7 +111,7 @@ pub async fn token(req: HttpRequest, payload: web::Payload, state: State) -> Htt
         .or_else(|| ctx.basic.as_ref().map(|(id, _)| id.clone()))
         .filter(|c| c.len() <= 100);
     let address = req.peer_addr().map(|a| a.ip().to_string());
-    let record = |tenant: String, client: String, status: u16| crate::db::audit::AuditRow {
+    let record = |tenant: String, client: String, status: u16, patient: Option<String>| crate::db::audit::AuditRow {
         tenant,
         id: String::new(),
         recorded: crate::clock::to_micros(state.clock.now()),
@@ -124,7 +124,7 @@ pub async fn token(req: HttpRequest, payload: web::Payload, state: State) -> Htt
         res_type: None,
         res_id: None,
         version: None,
-        patient: None,
+        patient,
         query: None,
     };
     match clients::exchange(ctx, form).await {
@@ -133,7 +133,7 @@ pub async fn token(req: HttpRequest, payload: web::Payload, state: State) -> Htt
             state.metrics.token(true);
             state
                 .audit
-                .record(record(answer.tenant.clone(), answer.client_id.clone(), 200))
+                .record(record(answer.tenant.clone(), answer.client_id.clone(), 200, answer.patient.clone()))
                 .await;
             HttpResponse::Ok()
                 .insert_header(("Cache-Control", "no-store"))
@@ -147,7 +147,7 @@ pub async fn token(req: HttpRequest, payload: web::Payload, state: State) -> Htt
             let client = claimed.unwrap_or_else(|| "unknown".into());
             state
                 .audit
-                .record(record(state.tenant.to_string(), client, status))
+                .record(record(state.tenant.to_string(), client, status, None))
                 .await;
             oauth_error(&e)
         }
