@@ -217,6 +217,8 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<(Server, SocketAd
     );
     let origins = cors_origins(&config.cors_allowed_origins)?;
     let audit = crate::audit::AuditLog::start(db.clone());
+    // the hash an unknown username is checked against, made before the first sign-in
+    std::thread::spawn(crate::auth::passwords::warm);
     let oidc = match &config.oidc_issuer {
         Some(issuer) => Some(Arc::new(
             crate::auth::oidc::Oidc::new(

@@ -35,6 +35,11 @@ pub const CLIENT_CHANGE: &str = "client";
 /// The entity type of such a record (the client, by its identifier).
 pub const CLIENT_ENTITY: &str = "client";
 
+/// The interaction of a record of a change to a person's access: an account added or
+/// disabled, a patient's invitation issued, a patient's access revoked (the entity is
+/// the person's Patient or Practitioner).
+pub const ACCOUNT_CHANGE: &str = "account";
+
 /// The AuditEvent of a record.
 pub fn audit_event(f: &AuditFacts<'_>) -> Value {
     let (event_type, subtype) = match f.subtype {
@@ -45,6 +50,10 @@ pub fn audit_event(f: &AuditFacts<'_>) -> Value {
         CLIENT_CHANGE => (
             json!({"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110113", "display": "Security Alert"}),
             json!({"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110129", "display": "Security Configuration"}),
+        ),
+        ACCOUNT_CHANGE => (
+            json!({"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110113", "display": "Security Alert"}),
+            json!({"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110137", "display": "User Security Attributes Changed"}),
         ),
         _ => (
             json!({"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest", "display": "RESTful Operation"}),

@@ -157,7 +157,7 @@ pub async fn register_client(
 }
 
 /// The access of an administrator of the clinic (the `hep-admin` scope), or a 401/403.
-async fn admin(
+pub(super) async fn admin(
     req: &HttpRequest,
     state: &State,
     what: &str,
