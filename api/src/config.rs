@@ -281,6 +281,35 @@ pub enum Command {
         #[command(subcommand)]
         command: ClientCommand,
     },
+    /// Accounts of the clinic's staff.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+/// What `hep-server user` does.
+#[derive(Debug, Clone, Subcommand)]
+pub enum UserCommand {
+    /// Adds a staff account and prints its one-time set-up code (the last word), with
+    /// which the person chooses a password within 7 days.
+    Add {
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        /// The person's Practitioner in the clinic (`Practitioner/<id>`).
+        #[arg(long)]
+        practitioner: String,
+        #[arg(long)]
+        username: String,
+        /// `therapist` or `admin`.
+        #[arg(long, value_parser = ["therapist", "admin"])]
+        role: String,
+    },
+    /// Lists the clinic's accounts (one JSON object a line; no secrets).
+    List {
+        #[arg(long, default_value = "default")]
+        tenant: String,
+    },
 }
 
 /// What `hep-server client` does.

@@ -155,9 +155,6 @@ fn run_command(config: &Config, command: &api::config::Command) -> std::process:
                     client_id,
                     jwks_file,
                     jwks_url,
-                    public,
-                    confidential,
-                    redirect_uri,
                 },
         } => {
             let jwks = match jwks_file.as_ref().map(std::fs::read_to_string).transpose() {
@@ -182,6 +179,50 @@ fn run_command(config: &Config, command: &api::config::Command) -> std::process:
             "client remove",
             api::auth::clients::remove_in(&config.database_url, tenant, client_id),
         ),
+        api::config::Command::User {
+            command:
+                api::config::UserCommand::Add {
+                    tenant,
+                    practitioner,
+                    username,
+                    role,
+                },
+        } => {
+            let Some(role) = api::auth::accounts::Role::parse(role) else {
+                eprintln!("hep-server user add: the role is therapist or admin");
+                return std::process::ExitCode::FAILURE;
+            };
+            match api::auth::accounts::add_staff_in(
+                &config.database_url,
+                tenant,
+                practitioner,
+                username,
+                role,
+            ) {
+                Ok(setup) => {
+                    println!("{}", api::auth::accounts::setup_message(username, &setup));
+                    std::process::ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("hep-server user add: {e}");
+                    std::process::ExitCode::FAILURE
+                }
+            }
+        }
+        api::config::Command::User {
+            command: api::config::UserCommand::List { tenant },
+        } => match api::auth::accounts::list_in(&config.database_url, tenant) {
+            Ok(list) => {
+                for u in &list {
+                    println!("{}", api::auth::accounts::describe(u));
+                }
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("hep-server user list: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        },
     }
 }
 

@@ -225,6 +225,8 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<(Server, SocketAd
     );
     let origins = cors_origins(&config.cors_allowed_origins)?;
     let audit = crate::audit::AuditLog::start(db.clone());
+    // the hash an unknown username is checked against, made before the first sign-in
+    std::thread::spawn(crate::auth::passwords::warm);
     let oidc = match &config.oidc_issuer {
         Some(issuer) => Some(Arc::new(
             crate::auth::oidc::Oidc::new(
@@ -311,6 +313,7 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<(Server, SocketAd
         token_keys,
         id_key,
         page_keys,
+        throttle: Arc::new(crate::auth::accounts::Throttle::new()),
         token_cache: crate::auth::bearer::TokenCache::default(),
         jwks_cache: Arc::new(crate::auth::clients::JwksCache::default()),
         rate_limit: crate::auth::RateLimit::new(

@@ -38,6 +38,10 @@ pub const CLIENT_ENTITY: &str = "client";
 /// The code system of the steps of a person's sign-in that DICOM has no code for
 /// (`consent`, `invitation`, `invitation-redeemed`, `revocation`, `access-revoked`).
 pub const SIGN_IN_EVENTS: &str = "https://hep-fhir.org/fhir/CodeSystem/sign-in-event";
+/// The interaction of a record of a change to a person's access: an account added or
+/// disabled, a patient's invitation issued, a patient's access revoked (the entity is
+/// the person's Patient or Practitioner).
+pub const ACCOUNT_CHANGE: &str = "account";
 
 /// The AuditEvent of a record.
 pub fn audit_event(f: &AuditFacts<'_>) -> Value {
@@ -48,17 +52,27 @@ pub fn audit_event(f: &AuditFacts<'_>) -> Value {
         ),
         // the steps of a person's sign-in: who signed in, consented, redeemed a
         // clinic's code, or revoked an app's access
-        "login" | "consent" | "invitation-redeemed" | "invitation" | "revocation"
+        "login"
+        | "consent"
+        | "invitation-redeemed"
+        | "invitation"
+        | "revocation"
         | "access-revoked" => (
             json!({"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110114", "display": "User Authentication"}),
             match f.subtype {
-                "login" => json!({"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110122", "display": "Login"}),
+                "login" => {
+                    json!({"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110122", "display": "Login"})
+                }
                 other => json!({"system": SIGN_IN_EVENTS, "code": other}),
             },
         ),
         CLIENT_CHANGE => (
             json!({"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110113", "display": "Security Alert"}),
             json!({"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110129", "display": "Security Configuration"}),
+        ),
+        ACCOUNT_CHANGE => (
+            json!({"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110113", "display": "Security Alert"}),
+            json!({"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110137", "display": "User Security Attributes Changed"}),
         ),
         _ => (
             json!({"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest", "display": "RESTful Operation"}),

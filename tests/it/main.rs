@@ -1,6 +1,7 @@
 //! Integration tests: the real server over HTTP on SQLite, or on PostgreSQL when
 //! `HEP_TEST_DATABASE_URL` is set.
 
+mod accounts;
 mod adherence;
 mod amplification;
 mod architecture;

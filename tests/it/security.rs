@@ -883,8 +883,11 @@ async fn backend_services_get_tokens_with_signed_assertions() {
         scope: "system/*.rs".into(),
         jwks: Some(json!({"keys": [rsa.jwk.clone()]}).to_string()),
         jwks_url: None,
+        kind: "backend".into(),
+        redirect_uris: Vec::new(),
     };
-    let tool = api::auth::clients::register_in(&s.database_url, &registration).expect("register");
+    let (tool, _) =
+        api::auth::clients::register_in(&s.database_url, &registration).expect("register");
     // recorded in that clinic's audit trail, by the command line
     let other_admin = client_with_token(
         &api::auth::tokens::dev_token(

@@ -24,9 +24,12 @@ fn register(s: &TestServer, scope: &str, jwks: Option<Value>, jwks_url: Option<&
         scope: scope.into(),
         jwks: jwks.map(|j| j.to_string()),
         jwks_url: jwks_url.map(str::to_string),
+        kind: "backend".into(),
+        redirect_uris: Vec::new(),
     };
     api::auth::clients::register_in(&s.database_url, &registration)
         .expect("register")
+        .0
         .client_id
 }
 

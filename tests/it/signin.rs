@@ -98,9 +98,12 @@ impl Browser {
 /// The value of a hidden input of a page.
 fn hidden(html: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
-    let start = html.find(&marker).map(|i| i + marker.len()).unwrap_or_else(|| {
-        panic!("no hidden {name} in {html}");
-    });
+    let start = html
+        .find(&marker)
+        .map(|i| i + marker.len())
+        .unwrap_or_else(|| {
+            panic!("no hidden {name} in {html}");
+        });
     html[start..]
         .split('"')
         .next()
@@ -218,10 +221,19 @@ async fn redeem_to_consent(
     (status, page)
 }
 
-async fn allow(s: &TestServer, b: &mut Browser, page: &str, patient: Option<&str>) -> HashMap<String, String> {
+async fn allow(
+    s: &TestServer,
+    b: &mut Browser,
+    page: &str,
+    patient: Option<&str>,
+) -> HashMap<String, String> {
     let request = hidden(page, "request");
     let csrf = hidden(page, "csrf");
-    let mut form = vec![("request", request.as_str()), ("csrf", csrf.as_str()), ("decision", "allow")];
+    let mut form = vec![
+        ("request", request.as_str()),
+        ("csrf", csrf.as_str()),
+        ("decision", "allow"),
+    ];
     if let Some(p) = patient {
         form.push(("patient", p));
     }
@@ -232,7 +244,11 @@ async fn allow(s: &TestServer, b: &mut Browser, page: &str, patient: Option<&str
     q
 }
 
-async fn token_request(s: &TestServer, form: &[(&str, &str)], basic: Option<(&str, &str)>) -> (StatusCode, Value) {
+async fn token_request(
+    s: &TestServer,
+    form: &[(&str, &str)],
+    basic: Option<(&str, &str)>,
+) -> (StatusCode, Value) {
     let mut req = reqwest::Client::new()
         .post(format!("{}/auth/token", origin(s)))
         .header("Content-Type", "application/x-www-form-urlencoded")
@@ -263,7 +279,11 @@ async fn exchange(s: &TestServer, client_id: &str, code: &str) -> (StatusCode, V
 async fn refresh(s: &TestServer, client_id: &str, token: &str) -> (StatusCode, Value) {
     token_request(
         s,
-        &[("grant_type", "refresh_token"), ("refresh_token", token), ("client_id", client_id)],
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", token),
+            ("client_id", client_id),
+        ],
         None,
     )
     .await
@@ -292,7 +312,10 @@ const APP_SCOPE: &str = "launch/patient openid fhirUser offline_access patient/*
 async fn a_patient_redeems_an_invitation_and_sees_only_their_own_data() {
     let s = support::start().await;
     let robin = id_of(&s.create(json!({"resourceType": "Patient", "name": [{"family": "Okafor", "given": ["Robin"]}], "birthDate": "1961-04-12"})).await);
-    let sam = id_of(&s.create(json!({"resourceType": "Patient", "birthDate": "1975-09-30"})).await);
+    let sam = id_of(
+        &s.create(json!({"resourceType": "Patient", "birthDate": "1975-09-30"}))
+            .await,
+    );
     for p in [&robin, &sam] {
         s.create(json!({"resourceType": "Task", "status": "requested", "intent": "order", "for": {"reference": format!("Patient/{p}")}})).await;
     }
@@ -300,18 +323,31 @@ async fn a_patient_redeems_an_invitation_and_sees_only_their_own_data() {
     let code = invite(&s, &robin).await;
 
     // the configuration a SMART client library reads first
-    let conf: Value = s.get(".well-known/smart-configuration").await.json().await.expect("json");
-    assert_eq!(conf["authorization_endpoint"], format!("{}/auth/authorize", origin(&s)));
+    let conf: Value = s
+        .get(".well-known/smart-configuration")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        conf["authorization_endpoint"],
+        format!("{}/auth/authorize", origin(&s))
+    );
     assert_eq!(conf["code_challenge_methods_supported"], json!(["S256"]));
 
     let mut b = Browser::new();
     // a wrong birth date says no more than a wrong code
-    let (status, page) = redeem_to_consent(&s, &mut b, &app, APP_SCOPE, &code, "1961-04-13", "robin").await;
+    let (status, page) =
+        redeem_to_consent(&s, &mut b, &app, APP_SCOPE, &code, "1961-04-13", "robin").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(page.contains("role=\"alert\""), "{page}");
-    let (status, page) = redeem_to_consent(&s, &mut b, &app, APP_SCOPE, &code, "1961-04-12", "robin").await;
+    let (status, page) =
+        redeem_to_consent(&s, &mut b, &app, APP_SCOPE, &code, "1961-04-12", "robin").await;
     assert_eq!(status, StatusCode::OK, "{page}");
-    assert!(page.contains("Home exercises"), "the consent page names the app: {page}");
+    assert!(
+        page.contains("Home exercises"),
+        "the consent page names the app: {page}"
+    );
     assert!(page.contains("name=\"decision\" value=\"allow\""), "{page}");
     let q = allow(&s, &mut b, &page, None).await;
     let auth_code = q.get("code").expect("a code").clone();
@@ -328,8 +364,14 @@ async fn a_patient_redeems_an_invitation_and_sees_only_their_own_data() {
     let refresh_1 = t["refresh_token"].as_str().expect("refresh").to_string();
 
     // the patient's own compartment only
-    assert_eq!(read_with(&s, &access, &format!("Patient/{robin}")).await, StatusCode::OK);
-    assert_eq!(read_with(&s, &access, &format!("Patient/{sam}")).await, StatusCode::NOT_FOUND);
+    assert_eq!(
+        read_with(&s, &access, &format!("Patient/{robin}")).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        read_with(&s, &access, &format!("Patient/{sam}")).await,
+        StatusCode::NOT_FOUND
+    );
     let tasks: Value = support::client_with_token(&access)
         .get(s.url("Task"))
         .send()
@@ -342,15 +384,28 @@ async fn a_patient_redeems_an_invitation_and_sees_only_their_own_data() {
 
     // the code is single use: a second use revokes what the first gave
     let (status, e) = exchange(&s, &app, &auth_code).await;
-    assert_eq!((status, e["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
-    assert_eq!(read_with(&s, &access, &format!("Patient/{robin}")).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        (status, e["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    assert_eq!(
+        read_with(&s, &access, &format!("Patient/{robin}")).await,
+        StatusCode::UNAUTHORIZED
+    );
     let (status, _) = refresh(&s, &app, &refresh_1).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "the family is revoked with its code");
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "the family is revoked with its code"
+    );
 
     // a second sign-in (the browser is signed in: straight to consent)
     let (status, _, page) = b.get(&authorize_url(&s, &app, APP_SCOPE, &[])).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(page.contains("value=\"allow\""), "signed in: the consent page: {page}");
+    assert!(
+        page.contains("value=\"allow\""),
+        "signed in: the consent page: {page}"
+    );
     let q = allow(&s, &mut b, &page, None).await;
     let (_, t) = exchange(&s, &app, q.get("code").expect("code")).await;
     let refresh_2 = t["refresh_token"].as_str().expect("refresh").to_string();
@@ -360,16 +415,38 @@ async fn a_patient_redeems_an_invitation_and_sees_only_their_own_data() {
     let refresh_3 = t2["refresh_token"].as_str().expect("rotated").to_string();
     assert_ne!(refresh_3, refresh_2);
     let access_3 = t2["access_token"].as_str().expect("access").to_string();
-    assert_eq!(read_with(&s, &access_3, &format!("Patient/{robin}")).await, StatusCode::OK);
+    assert_eq!(
+        read_with(&s, &access_3, &format!("Patient/{robin}")).await,
+        StatusCode::OK
+    );
     let (status, e) = refresh(&s, &app, &refresh_2).await;
-    assert_eq!((status, e["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
+    assert_eq!(
+        (status, e["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
     let (status, _) = refresh(&s, &app, &refresh_3).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "the newer token died with its family");
-    assert_eq!(read_with(&s, &access_3, &format!("Patient/{robin}")).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "the newer token died with its family"
+    );
+    assert_eq!(
+        read_with(&s, &access_3, &format!("Patient/{robin}")).await,
+        StatusCode::UNAUTHORIZED
+    );
 
     // the invitation was used: it opens nothing again
     let mut other = Browser::new();
-    let (status, _) = redeem_to_consent(&s, &mut other, &app, APP_SCOPE, &code, "1961-04-12", "robin2").await;
+    let (status, _) = redeem_to_consent(
+        &s,
+        &mut other,
+        &app,
+        APP_SCOPE,
+        &code,
+        "1961-04-12",
+        "robin2",
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
 
@@ -392,9 +469,15 @@ async fn authorization_requests_are_refused_as_oauth_says() {
     for (extra, error) in [
         (vec![("code_challenge_method", "plain")], "invalid_request"),
         (vec![("code_challenge", "")], "invalid_request"),
-        (vec![("aud", "https://other.example/fhir")], "invalid_request"),
+        (
+            vec![("aud", "https://other.example/fhir")],
+            "invalid_request",
+        ),
         (vec![("scope", "openid user/*.cruds")], "invalid_scope"),
-        (vec![("response_type", "token")], "unsupported_response_type"),
+        (
+            vec![("response_type", "token")],
+            "unsupported_response_type",
+        ),
         (vec![("scope", "launch patient/*.rs")], "invalid_request"),
     ] {
         let (status, headers, _) = b.get(&authorize_url(&s, &app, APP_SCOPE, &extra)).await;
@@ -410,7 +493,12 @@ async fn authorization_requests_are_refused_as_oauth_says() {
     let (status, _, _) = stranger
         .post(
             &format!("{}/auth/login", origin(&s)),
-            &[("request", &request), ("csrf", "x"), ("username", "a"), ("password", "b")],
+            &[
+                ("request", &request),
+                ("csrf", "x"),
+                ("username", "a"),
+                ("password", "b"),
+            ],
         )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
@@ -419,60 +507,119 @@ async fn authorization_requests_are_refused_as_oauth_says() {
     let (status, _, page) = b
         .post(
             &format!("{}/auth/login", origin(&s)),
-            &[("request", &request), ("csrf", &csrf), ("username", "nobody"), ("password", "wrong-password-1")],
+            &[
+                ("request", &request),
+                ("csrf", &csrf),
+                ("username", "nobody"),
+                ("password", "wrong-password-1"),
+            ],
         )
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(page.contains("role=\"alert\""));
-    assert!(page.contains("The username or password is not right."), "{page}");
+    assert!(
+        page.contains("The username or password is not right."),
+        "{page}"
+    );
     // the pages' headers
     let res = reqwest::Client::new()
         .get(authorize_url(&s, &app, APP_SCOPE, &[]))
         .send()
         .await
         .expect("page");
-    let csp = res.headers().get("content-security-policy").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let csp = res
+        .headers()
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
     assert!(csp.contains("default-src 'none'"), "{csp}");
-    let set_cookie = res.headers().get("set-cookie").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-    assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Lax"), "{set_cookie}");
+    let set_cookie = res
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Lax"),
+        "{set_cookie}"
+    );
 }
 
 #[tokio::test]
 async fn codes_are_bound_to_their_app_redirect_and_verifier() {
     let s = support::start().await;
-    let robin = id_of(&s.create(json!({"resourceType": "Patient", "birthDate": "1961-04-12"})).await);
+    let robin = id_of(
+        &s.create(json!({"resourceType": "Patient", "birthDate": "1961-04-12"}))
+            .await,
+    );
     let (app, _) = register_app(&s, "default", "public", APP_SCOPE);
     let (other_app, _) = register_app(&s, "default", "public", APP_SCOPE);
     let (other_clinic_app, _) = register_app(&s, "another", "public", APP_SCOPE);
     let code = invite(&s, &robin).await;
     // another clinic's app does not know this clinic's invitations
     let mut b = Browser::new();
-    let (status, _) = redeem_to_consent(&s, &mut b, &other_clinic_app, APP_SCOPE, &code, "1961-04-12", "robin").await;
+    let (status, _) = redeem_to_consent(
+        &s,
+        &mut b,
+        &other_clinic_app,
+        APP_SCOPE,
+        &code,
+        "1961-04-12",
+        "robin",
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    let (status, page) = redeem_to_consent(&s, &mut b, &app, APP_SCOPE, &code, "1961-04-12", "robin").await;
+    let (status, page) =
+        redeem_to_consent(&s, &mut b, &app, APP_SCOPE, &code, "1961-04-12", "robin").await;
     assert_eq!(status, StatusCode::OK, "{page}");
     let q = allow(&s, &mut b, &page, None).await;
     let auth_code = q.get("code").expect("code").clone();
     for (form, why) in [
-        (vec![("client_id", other_app.as_str()), ("code_verifier", VERIFIER), ("redirect_uri", REDIRECT)], "another app"),
-        (vec![("client_id", app.as_str()), ("code_verifier", "x".repeat(43).as_str()), ("redirect_uri", REDIRECT)], "a wrong verifier"),
+        (
+            vec![
+                ("client_id", other_app.as_str()),
+                ("code_verifier", VERIFIER),
+                ("redirect_uri", REDIRECT),
+            ],
+            "another app",
+        ),
+        (
+            vec![
+                ("client_id", app.as_str()),
+                ("code_verifier", "x".repeat(43).as_str()),
+                ("redirect_uri", REDIRECT),
+            ],
+            "a wrong verifier",
+        ),
     ] {
-        let mut full = vec![("grant_type", "authorization_code"), ("code", auth_code.as_str())];
+        let mut full = vec![
+            ("grant_type", "authorization_code"),
+            ("code", auth_code.as_str()),
+        ];
         full.extend(form);
         let (status, e) = token_request(&s, &full, None).await;
-        assert_eq!((status, e["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "{why}");
+        assert_eq!(
+            (status, e["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_grant")),
+            "{why}"
+        );
     }
 }
 
 #[tokio::test]
 async fn a_confidential_app_authenticates_and_tokens_are_introspected_and_revoked() {
     let s = support::start().await;
-    let robin = id_of(&s.create(json!({"resourceType": "Patient", "birthDate": "1961-04-12"})).await);
+    let robin = id_of(
+        &s.create(json!({"resourceType": "Patient", "birthDate": "1961-04-12"}))
+            .await,
+    );
     let (app, secret) = register_app(&s, "default", "confidential", APP_SCOPE);
     let secret = secret.expect("a confidential app's secret");
     let code = invite(&s, &robin).await;
     let mut b = Browser::new();
-    let (_, page) = redeem_to_consent(&s, &mut b, &app, APP_SCOPE, &code, "1961-04-12", "robin").await;
+    let (_, page) =
+        redeem_to_consent(&s, &mut b, &app, APP_SCOPE, &code, "1961-04-12", "robin").await;
     let q = allow(&s, &mut b, &page, None).await;
     let auth_code = q.get("code").expect("code").clone();
     let form = [
@@ -482,7 +629,10 @@ async fn a_confidential_app_authenticates_and_tokens_are_introspected_and_revoke
         ("code_verifier", VERIFIER),
     ];
     let (status, e) = token_request(&s, &form, Some((&app, "wrong-secret"))).await;
-    assert_eq!((status, e["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_client")));
+    assert_eq!(
+        (status, e["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_client"))
+    );
     let (status, t) = token_request(&s, &form, Some((&app, &secret))).await;
     assert_eq!(status, StatusCode::OK, "{t}");
     let access = t["access_token"].as_str().expect("access").to_string();
@@ -519,15 +669,26 @@ async fn a_confidential_app_authenticates_and_tokens_are_introspected_and_revoke
         .await
         .expect("revoke");
     assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(read_with(&s, &access, &format!("Patient/{robin}")).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        read_with(&s, &access, &format!("Patient/{robin}")).await,
+        StatusCode::UNAUTHORIZED
+    );
     assert_eq!(introspect(access).await["active"], false);
 }
 
 #[tokio::test]
 async fn a_clinician_sets_up_an_account_picks_a_patient_and_an_ehr_launches_an_app() {
     let s = support::start().await;
-    let practitioner = id_of(&s.create(json!({"resourceType": "Practitioner", "name": [{"family": "Ng"}]})).await);
-    let robin = id_of(&s.create(json!({"resourceType": "Patient", "name": [{"family": "Okafor", "given": ["Robin"]}]})).await);
+    let practitioner = id_of(
+        &s.create(json!({"resourceType": "Practitioner", "name": [{"family": "Ng"}]}))
+            .await,
+    );
+    let robin = id_of(
+        &s.create(
+            json!({"resourceType": "Patient", "name": [{"family": "Okafor", "given": ["Robin"]}]}),
+        )
+        .await,
+    );
     let scope = "launch launch/patient openid fhirUser patient/*.rs user/*.rs";
     let (app, _) = register_app(&s, "default", "public", scope);
     let setup = api::auth::accounts::add_staff_in(
@@ -540,15 +701,22 @@ async fn a_clinician_sets_up_an_account_picks_a_patient_and_an_ehr_launches_an_a
     .expect("staff account");
     let mut b = Browser::new();
     let standalone = "launch/patient openid fhirUser patient/*.rs user/*.rs";
-    let (status, page) = redeem_to_consent(&s, &mut b, &app, standalone, &setup.code, "", "ann.ng").await;
+    let (status, page) =
+        redeem_to_consent(&s, &mut b, &app, standalone, &setup.code, "", "ann.ng").await;
     assert_eq!(status, StatusCode::OK, "{page}");
-    assert!(page.contains(&format!("value=\"{robin}\"")), "the clinic's patients to pick from: {page}");
+    assert!(
+        page.contains(&format!("value=\"{robin}\"")),
+        "the clinic's patients to pick from: {page}"
+    );
     let q = allow(&s, &mut b, &page, Some(&robin)).await;
     let (status, t) = exchange(&s, &app, q.get("code").expect("code")).await;
     assert_eq!(status, StatusCode::OK, "{t}");
     assert_eq!(t["patient"], robin.as_str());
     let id_token = claims_of(t["id_token"].as_str().expect("id_token"));
-    assert_eq!(id_token["fhirUser"], format!("{}/Practitioner/{practitioner}", s.base));
+    assert_eq!(
+        id_token["fhirUser"],
+        format!("{}/Practitioner/{practitioner}", s.base)
+    );
 
     // an EHR launch: the staff member's token asks a launch for the patient
     let staff = t["access_token"].as_str().expect("access").to_string();
@@ -561,14 +729,24 @@ async fn a_clinician_sets_up_an_account_picks_a_patient_and_an_ehr_launches_an_a
     assert_eq!(res.status(), StatusCode::OK);
     let launch: Value = res.json().await.expect("json");
     let launch = launch["launch"].as_str().expect("a launch").to_string();
-    let (status, _, page) = b.get(&authorize_url(&s, &app, scope, &[("launch", &launch)])).await;
+    let (status, _, page) = b
+        .get(&authorize_url(&s, &app, scope, &[("launch", &launch)]))
+        .await;
     assert_eq!(status, StatusCode::OK, "{page}");
-    assert!(!page.contains("name=\"patient\""), "the launch names the patient: {page}");
+    assert!(
+        !page.contains("name=\"patient\""),
+        "the launch names the patient: {page}"
+    );
     let q = allow(&s, &mut b, &page, None).await;
     let (_, t) = exchange(&s, &app, q.get("code").expect("code")).await;
     assert_eq!(t["patient"], robin.as_str());
     // a launch is single use
-    let (status, headers, _) = b.get(&authorize_url(&s, &app, scope, &[("launch", &launch)])).await;
+    let (status, headers, _) = b
+        .get(&authorize_url(&s, &app, scope, &[("launch", &launch)]))
+        .await;
     assert_eq!(status, StatusCode::FOUND);
-    assert_eq!(location_query(&headers).get("error").map(String::as_str), Some("invalid_request"));
+    assert_eq!(
+        location_query(&headers).get("error").map(String::as_str),
+        Some("invalid_request")
+    );
 }

@@ -119,8 +119,7 @@ pub fn redirect_matches(registered: &str, sent: &str) -> bool {
             return false;
         };
         let loopback = |u: &url::Url| {
-            u.scheme() == "http"
-                && matches!(u.host_str(), Some("127.0.0.1") | Some("[::1]"))
+            u.scheme() == "http" && matches!(u.host_str(), Some("127.0.0.1") | Some("[::1]"))
         };
         loopback(&r)
             && loopback(&s)
@@ -188,8 +187,16 @@ pub fn check(
     now: i64,
 ) -> Result<Pending, AuthorizeError> {
     let client = match (params.client_id.as_deref(), client) {
-        (None, _) => return Err(AuthorizeError::Page("The app did not say who it is (client_id is missing).".into())),
-        (Some(_), None) => return Err(AuthorizeError::Page("This app is not registered with the clinic.".into())),
+        (None, _) => {
+            return Err(AuthorizeError::Page(
+                "The app did not say who it is (client_id is missing).".into(),
+            ));
+        }
+        (Some(_), None) => {
+            return Err(AuthorizeError::Page(
+                "This app is not registered with the clinic.".into(),
+            ));
+        }
         (Some(_), Some(c)) => c,
     };
     if client.kind == "backend" {
@@ -202,8 +209,7 @@ pub fn check(
         Some(r) if redirect_matches(registered, r) => r.to_string(),
         Some(_) => {
             return Err(AuthorizeError::Page(
-                "The app asked to return to an address it did not register (redirect_uri)."
-                    .into(),
+                "The app asked to return to an address it did not register (redirect_uri).".into(),
             ));
         }
         None => {
@@ -244,7 +250,12 @@ pub fn check(
                 "aud is not this server's FHIR base URL",
             ));
         }
-        None => return Err(refuse("invalid_request", "aud (this server's FHIR base URL) is missing")),
+        None => {
+            return Err(refuse(
+                "invalid_request",
+                "aud (this server's FHIR base URL) is missing",
+            ));
+        }
     }
     match params.code_challenge_method.as_deref() {
         Some("S256") => {}
@@ -264,7 +275,8 @@ pub fn check(
     let code_challenge = match params.code_challenge.as_deref() {
         Some(c)
             if c.len() == 43
-                && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+                && c.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
         {
             c.to_string()
         }
@@ -446,9 +458,8 @@ pub fn pkce_matches(verifier: &str, challenge: &str) -> bool {
         .is_ok()
 }
 
-/// What a consent makes: the grant, and the code the app exchanges for its tokens.
+/// What a consent makes: the code the app exchanges for its grant's tokens.
 pub struct Consented {
-    pub grant: GrantRow,
     pub code: String,
 }
 
@@ -492,7 +503,7 @@ pub fn consent(
         pending.nonce.as_deref(),
         now + CODE_SECONDS,
     )?;
-    Ok(Consented { grant, code })
+    Ok(Consented { code })
 }
 
 /// Why a code or a refresh token is refused (`invalid_grant`), in words for the app.
@@ -739,7 +750,11 @@ pub fn tokens_of(
     })?;
     let refresh_token = new_refresh(conn, grant, now)?;
     let id_token = if grant.scope.split_whitespace().any(|s| s == "openid") {
-        Some(issuer.id_key.id_token(&issuer.origin, &issuer.fhir_base, grant, nonce, now)?)
+        Some(
+            issuer
+                .id_key
+                .id_token(&issuer.origin, &issuer.fhir_base, grant, nonce, now)?,
+        )
     } else {
         None
     };
@@ -813,8 +828,13 @@ mod tests {
 
     #[test]
     fn a_good_request_keeps_only_the_registered_scopes() {
-        let p = check(&params(), Some(&app("public")), "https://hep.example.org/fhir/", 100)
-            .expect("accepted");
+        let p = check(
+            &params(),
+            Some(&app("public")),
+            "https://hep.example.org/fhir/",
+            100,
+        )
+        .expect("accepted");
         assert_eq!(p.scope, "launch/patient openid patient/*.rs");
         assert_eq!(p.exp, 100 + PENDING_SECONDS);
     }
@@ -823,10 +843,16 @@ mod tests {
     fn errors_before_the_redirect_is_known_are_pages_after_it_redirects() {
         let c = app("public");
         let base = "https://hep.example.org/fhir";
-        assert!(matches!(check(&params(), None, base, 0), Err(AuthorizeError::Page(_))));
+        assert!(matches!(
+            check(&params(), None, base, 0),
+            Err(AuthorizeError::Page(_))
+        ));
         let mut p = params();
         p.redirect_uri = Some("https://evil.example/cb".into());
-        assert!(matches!(check(&p, Some(&c), base, 0), Err(AuthorizeError::Page(_))));
+        assert!(matches!(
+            check(&p, Some(&c), base, 0),
+            Err(AuthorizeError::Page(_))
+        ));
         assert!(matches!(
             check(&params(), Some(&app("backend")), base, 0),
             Err(AuthorizeError::Page(_))
@@ -838,9 +864,18 @@ mod tests {
                 "invalid_request",
             ),
             (|p| p.code_challenge = None, "invalid_request"),
-            (|p| p.aud = Some("https://other.example/fhir".into()), "invalid_request"),
-            (|p| p.response_type = Some("token".into()), "unsupported_response_type"),
-            (|p| p.scope = Some("openid system/*.rs".into()), "invalid_scope"),
+            (
+                |p| p.aud = Some("https://other.example/fhir".into()),
+                "invalid_request",
+            ),
+            (
+                |p| p.response_type = Some("token".into()),
+                "unsupported_response_type",
+            ),
+            (
+                |p| p.scope = Some("openid system/*.rs".into()),
+                "invalid_scope",
+            ),
         ] {
             let mut p = params();
             edit(&mut p);
@@ -858,11 +893,23 @@ mod tests {
     #[test]
     fn loopback_redirects_match_on_any_port() {
         let registered = "https://app.example.org/cb http://127.0.0.1/native";
-        assert!(redirect_matches(registered, "http://127.0.0.1:53124/native"));
+        assert!(redirect_matches(
+            registered,
+            "http://127.0.0.1:53124/native"
+        ));
         assert!(redirect_matches(registered, "https://app.example.org/cb"));
-        assert!(!redirect_matches(registered, "https://app.example.org:8443/cb"));
-        assert!(!redirect_matches(registered, "http://127.0.0.1:53124/other"));
-        assert!(!redirect_matches(registered, "http://localhost:53124/native"));
+        assert!(!redirect_matches(
+            registered,
+            "https://app.example.org:8443/cb"
+        ));
+        assert!(!redirect_matches(
+            registered,
+            "http://127.0.0.1:53124/other"
+        ));
+        assert!(!redirect_matches(
+            registered,
+            "http://localhost:53124/native"
+        ));
         assert!(check_redirect_uri("https://app.example.org/cb").is_ok());
         assert!(check_redirect_uri("http://127.0.0.1/cb").is_ok());
         assert!(check_redirect_uri("http://app.example.org/cb").is_err());
@@ -876,20 +923,30 @@ mod tests {
         let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
         let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
         assert!(pkce_matches(verifier, challenge));
-        assert!(!pkce_matches("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXj", challenge));
+        assert!(!pkce_matches(
+            "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXj",
+            challenge
+        ));
         assert!(!pkce_matches("short", challenge));
     }
 
     #[test]
     fn page_values_are_signed_and_expire() {
         let keys = PageKeys::from_secret(b"0123456789abcdef0123456789abcdef");
-        let p = check(&params(), Some(&app("public")), "https://hep.example.org/fhir", 100)
-            .expect("accepted");
+        let p = check(
+            &params(),
+            Some(&app("public")),
+            "https://hep.example.org/fhir",
+            100,
+        )
+        .expect("accepted");
         let signed = keys.sign_pending(&p).unwrap_or_default();
         assert_eq!(keys.pending(&signed, 200), Some(p.clone()));
         assert_eq!(keys.pending(&signed, 100 + PENDING_SECONDS), None);
         // a session is not a pending request, and a changed value is refused
-        let s = keys.sign_session(&SignedIn::new("default", "u1", 100)).unwrap_or_default();
+        let s = keys
+            .sign_session(&SignedIn::new("default", "u1", 100))
+            .unwrap_or_default();
         assert_eq!(keys.pending(&s, 200), None);
         assert!(keys.session(&s, 200).is_some());
         let other = PageKeys::from_secret(b"another key, another key, anothe");
@@ -898,8 +955,8 @@ mod tests {
 
     #[test]
     fn id_tokens_are_signed_by_the_published_key() {
-        let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
-            .expect("key");
+        let pair =
+            aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).expect("key");
         let der = aws_lc_rs::encoding::AsDer::as_der(&pair).expect("der");
         let key = IdTokenKey::from_pkcs8_base64(
             &base64::engine::general_purpose::STANDARD.encode(der.as_ref()),
@@ -918,17 +975,26 @@ mod tests {
             revoked_at: None,
         };
         let token = key
-            .id_token("https://hep.example.org", "https://hep.example.org/fhir", &grant, Some("n1"), 100)
+            .id_token(
+                "https://hep.example.org",
+                "https://hep.example.org/fhir",
+                &grant,
+                Some("n1"),
+                100,
+            )
             .expect("signed");
-        let jwks: jsonwebtoken::jwk::JwkSet =
-            serde_json::from_value(key.jwks()).expect("a JWKS");
+        let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_value(key.jwks()).expect("a JWKS");
         let decoding = DecodingKey::from_jwk(&jwks.keys[0]).expect("an RSA key");
         let mut v = Validation::new(Algorithm::RS256);
         v.set_audience(&["app"]);
         v.validate_exp = false;
-        let claims: serde_json::Value =
-            jsonwebtoken::decode(&token, &decoding, &v).expect("verified").claims;
-        assert_eq!(claims["fhirUser"], "https://hep.example.org/fhir/Patient/p1");
+        let claims: serde_json::Value = jsonwebtoken::decode(&token, &decoding, &v)
+            .expect("verified")
+            .claims;
+        assert_eq!(
+            claims["fhirUser"],
+            "https://hep.example.org/fhir/Patient/p1"
+        );
         assert_eq!(claims["nonce"], "n1");
         assert_eq!(claims["iss"], "https://hep.example.org");
     }

@@ -548,7 +548,9 @@ pub async fn authenticate_app(
             {
                 Ok(client)
             } else {
-                Err(TokenError::InvalidClient("the app's secret is not right".into()))
+                Err(TokenError::InvalidClient(
+                    "the app's secret is not right".into(),
+                ))
             }
         }
         _ => Err(TokenError::InvalidClient(

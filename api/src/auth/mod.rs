@@ -2,10 +2,12 @@
 //! what its SMART scopes let it do. Every route under `/fhir` but the
 //! CapabilityStatement and the SMART configuration needs a token.
 
+pub mod accounts;
 pub(crate) mod authorize;
 pub(crate) mod bearer;
 pub mod clients;
 pub(crate) mod oidc;
+pub(crate) mod passwords;
 pub(crate) mod scopes;
 pub mod tokens;
 pub(crate) mod visibility;

@@ -202,7 +202,7 @@ mod tests {
             patient: None,
             fhir_user: None,
             sid: None,
-        sid: None,
+            sid: None,
         }
     }
 

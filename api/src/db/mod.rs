@@ -20,6 +20,7 @@ macro_rules! on_backend {
     };
 }
 
+pub(crate) mod accounts;
 pub(crate) mod audit;
 pub(crate) mod clients;
 pub(crate) mod connection;

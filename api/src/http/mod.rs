@@ -1,6 +1,7 @@
 //! The HTTP surface: the routes under `/fhir`, and what the CapabilityStatement says of
 //! them. The shared state is in `state`, the rendering of answers in `negotiate`.
 
+pub mod accounts;
 pub mod audit;
 pub mod authn;
 pub mod bundle;
@@ -12,10 +13,10 @@ pub mod negotiate;
 pub mod operations;
 pub(crate) mod pages;
 pub mod rest;
+pub mod signin;
 pub mod span;
 pub mod state;
 pub mod subscription;
-pub mod signin;
 pub mod token;
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -52,6 +53,8 @@ pub fn operations() -> Vec<(&'static str, &'static str, String)> {
             "http://hl7.org/fhir/OperationDefinition/ActivityDefinition-apply".into(),
         ),
         ("CarePlan", "handout", own("CarePlan-handout")),
+        ("Patient", "invite", own("Patient-invite")),
+        ("Patient", "revoke-access", own("Patient-revoke-access")),
         ("CarePlan", "adherence", own("adherence")),
         ("Patient", "adherence", own("adherence")),
         ("Group", "adherence", own("adherence")),
@@ -170,6 +173,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .default_service(not_allowed()),
     )
     .service(
+        web::resource("/auth/users")
+            .route(web::post().to(accounts::add_user))
+            .route(web::get().to(accounts::list_users))
+            .default_service(not_allowed()),
+    )
+    .service(
+        web::resource("/auth/users/{id}")
+            .route(web::delete().to(accounts::remove_user))
+            .default_service(not_allowed()),
+    )
+    .service(
         web::resource("/auth/clients/{id}/keys")
             .route(web::put().to(token::rotate_client_keys))
             .default_service(not_allowed()),
@@ -245,6 +259,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(
                 web::resource("/Subscription/{id}/$events")
                     .route(web::get().to(subscription::events))
+                    .default_service(not_allowed()),
+            )
+            .service(
+                web::resource("/Patient/{id}/$invite")
+                    .route(web::post().to(accounts::invite))
+                    .default_service(not_allowed()),
+            )
+            .service(
+                web::resource("/Patient/{id}/$revoke-access")
+                    .route(web::post().to(accounts::revoke_access))
                     .default_service(not_allowed()),
             )
             .service(

@@ -432,6 +432,7 @@ pub enum Reader {
 /// sessions", "Stay signed in when you are not using the app", ...); `launch/patient` as
 /// a patient reads it ([`describe_scope_for`] says it for staff). Plain text, not
 /// escaped.
+#[cfg(test)]
 pub fn describe_scope(scope: &str) -> String {
     describe_scope_for(scope, Reader::Patient)
 }

@@ -30,7 +30,13 @@ fn now(state: &AppState) -> i64 {
     crate::clock::to_micros(state.clock.now()) / 1_000_000
 }
 
-fn cookie(state: &AppState, req: &HttpRequest, name: &str, value: String, secs: i64) -> Cookie<'static> {
+fn cookie(
+    state: &AppState,
+    req: &HttpRequest,
+    name: &str,
+    value: String,
+    secs: i64,
+) -> Cookie<'static> {
     let mut c = Cookie::build(name.to_string(), value)
         .path("/auth")
         .http_only(true)
@@ -88,7 +94,10 @@ fn server_error(e: &ApiError) -> HttpResponse {
         return error_page(
             StatusCode::SERVICE_UNAVAILABLE,
             "Please try again in a moment",
-            &format!("The clinic's server cannot sign you in right now ({}).", o.text()),
+            &format!(
+                "The clinic's server cannot sign you in right now ({}).",
+                o.text()
+            ),
         );
     }
     tracing::error!(error = %crate::error::chain(e), "sign-in page failed");
@@ -110,11 +119,10 @@ fn csrf_of(req: &HttpRequest) -> Result<(String, bool), ApiError> {
 /// Whether a posted form's CSRF value is this browser's.
 fn csrf_ok(req: &HttpRequest, sent: &str) -> bool {
     match req.cookie(CSRF_COOKIE) {
-        Some(c) if !sent.is_empty() => aws_lc_rs::constant_time::verify_slices_are_equal(
-            c.value().as_bytes(),
-            sent.as_bytes(),
-        )
-        .is_ok(),
+        Some(c) if !sent.is_empty() => {
+            aws_lc_rs::constant_time::verify_slices_are_equal(c.value().as_bytes(), sent.as_bytes())
+                .is_ok()
+        }
         _ => false,
     }
 }
@@ -130,7 +138,11 @@ async fn find_client(state: &AppState, id: Option<String>) -> Result<Option<Clie
 }
 
 /// The person signed in in this browser, in the clinic of `tenant`.
-async fn signed_in(state: &AppState, req: &HttpRequest, tenant: &str) -> Result<Option<User>, ApiError> {
+async fn signed_in(
+    state: &AppState,
+    req: &HttpRequest,
+    tenant: &str,
+) -> Result<Option<User>, ApiError> {
     let Some(s) = req
         .cookie(SESSION_COOKIE)
         .and_then(|c| state.page_keys.session(c.value(), now(state)))
@@ -178,7 +190,11 @@ async fn authorize(req: &HttpRequest, state: &AppState, params: AuthorizeParams)
             return redirect(&e.location().unwrap_or_default(), Vec::new());
         }
         Err(AuthorizeError::Page(message)) => {
-            return error_page(StatusCode::BAD_REQUEST, "This app cannot sign you in", &message);
+            return error_page(
+                StatusCode::BAD_REQUEST,
+                "This app cannot sign you in",
+                &message,
+            );
         }
     };
     if let Some(launch) = params.launch.clone().filter(|_| pending.asks("launch")) {
@@ -218,7 +234,13 @@ async fn authorize(req: &HttpRequest, state: &AppState, params: AuthorizeParams)
     };
     let mut cookies = Vec::new();
     if fresh {
-        cookies.push(cookie(state, req, CSRF_COOKIE, csrf.clone(), authorize::SESSION_SECONDS * 12));
+        cookies.push(cookie(
+            state,
+            req,
+            CSRF_COOKIE,
+            csrf.clone(),
+            authorize::SESSION_SECONDS * 12,
+        ));
     }
     let signed = match state.page_keys.sign_pending(&pending) {
         Ok(s) => s,
@@ -226,13 +248,21 @@ async fn authorize(req: &HttpRequest, state: &AppState, params: AuthorizeParams)
     };
     let client = client.unwrap_or_else(|| unreachable_client(&pending));
     match signed_in(state, req, &pending.tenant).await {
-        Ok(Some(user)) => consent_page(state, &pending, &signed, &csrf, &client, &user, "", None, cookies).await,
+        Ok(Some(user)) => {
+            consent_page(
+                state, &pending, &signed, &csrf, &client, &user, "", None, cookies,
+            )
+            .await
+        }
         Ok(None) => page(
             StatusCode::OK,
             pages::sign_in(
                 &pending.tenant,
                 &client.name,
-                &pages::Form { request: &signed, csrf: &csrf },
+                &pages::Form {
+                    request: &signed,
+                    csrf: &csrf,
+                },
                 "",
                 None,
             ),
@@ -319,7 +349,10 @@ async fn consent_page(
             patients: listed.as_deref(),
             query,
         },
-        &pages::Form { request: signed, csrf },
+        &pages::Form {
+            request: signed,
+            csrf,
+        },
         error,
     );
     let status = if error.is_some() {
@@ -327,7 +360,12 @@ async fn consent_page(
     } else {
         StatusCode::OK
     };
-    page(status, html, origin_of(&pending.redirect_uri).as_deref(), cookies)
+    page(
+        status,
+        html,
+        origin_of(&pending.redirect_uri).as_deref(),
+        cookies,
+    )
 }
 
 /// Up to 20 of the clinic's patients whose name matches `query`, by family name.
@@ -355,12 +393,21 @@ async fn patients(
             let name = body["name"][0].clone();
             let given = name["given"]
                 .as_array()
-                .map(|g| g.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(" "))
+                .map(|g| {
+                    g.iter()
+                        .filter_map(|x| x.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
                 .unwrap_or_default();
             let family = name["family"].as_str().unwrap_or_default();
             let text = name["text"].as_str().map(str::to_string);
             let display = text.unwrap_or_else(|| format!("{given} {family}").trim().to_string());
-            let display = if display.is_empty() { r.res_id.clone() } else { display };
+            let display = if display.is_empty() {
+                r.res_id.clone()
+            } else {
+                display
+            };
             Some((
                 r.res_id.clone(),
                 display,
@@ -454,11 +501,22 @@ fn record(
     }
 }
 
-fn session_cookie(state: &AppState, req: &HttpRequest, user: &User) -> Result<Cookie<'static>, ApiError> {
-    let s = state
-        .page_keys
-        .sign_session(&SignedIn::new(&user.tenant, &user.user_id, now(state)))?;
-    Ok(cookie(state, req, SESSION_COOKIE, s, authorize::SESSION_SECONDS))
+fn session_cookie(
+    state: &AppState,
+    req: &HttpRequest,
+    user: &User,
+) -> Result<Cookie<'static>, ApiError> {
+    let s =
+        state
+            .page_keys
+            .sign_session(&SignedIn::new(&user.tenant, &user.user_id, now(state)))?;
+    Ok(cookie(
+        state,
+        req,
+        SESSION_COOKIE,
+        s,
+        authorize::SESSION_SECONDS,
+    ))
 }
 
 /// `POST /auth/login`: a username and password.
@@ -483,7 +541,11 @@ pub async fn login(req: HttpRequest, body: web::Bytes, state: State) -> HttpResp
             ))
         })
     })
-    .await;
+    .await
+    .and_then(|r| match r {
+        Err(SignInError::Internal(e)) => Err(e),
+        other => Ok(other),
+    });
     let form_of = pages::Form {
         request: &form.request,
         csrf: &form.csrf,
@@ -506,18 +568,45 @@ pub async fn login(req: HttpRequest, body: web::Bytes, state: State) -> HttpResp
         Ok(Ok(user)) => {
             state
                 .audit
-                .record(record(&state, &req, &pending.tenant, &client.client_id, "login", 200, Some(&user.fhir_user)))
+                .record(record(
+                    &state,
+                    &req,
+                    &pending.tenant,
+                    &client.client_id,
+                    "login",
+                    200,
+                    Some(&user.fhir_user),
+                ))
                 .await;
             let c = match session_cookie(&state, &req, &user) {
                 Ok(c) => c,
                 Err(e) => return server_error(&e),
             };
-            consent_page(&state, &pending, &form.request, &form.csrf, &client, &user, "", None, vec![c]).await
+            consent_page(
+                &state,
+                &pending,
+                &form.request,
+                &form.csrf,
+                &client,
+                &user,
+                "",
+                None,
+                vec![c],
+            )
+            .await
         }
         Ok(Err(e)) => {
             state
                 .audit
-                .record(record(&state, &req, &pending.tenant, &client.client_id, "login", 401, None))
+                .record(record(
+                    &state,
+                    &req,
+                    &pending.tenant,
+                    &client.client_id,
+                    "login",
+                    401,
+                    None,
+                ))
                 .await;
             match e {
                 SignInError::Throttled(wait) => refused(
@@ -527,7 +616,7 @@ pub async fn login(req: HttpRequest, body: web::Bytes, state: State) -> HttpResp
                         wait.as_secs().max(1)
                     ),
                 ),
-                SignInError::Wrong | SignInError::Disabled => refused(
+                SignInError::Wrong | SignInError::Disabled | SignInError::Internal(_) => refused(
                     StatusCode::UNAUTHORIZED,
                     "The username or password is not right.",
                 ),
@@ -557,7 +646,13 @@ pub async fn redeem_page(req: HttpRequest, state: State) -> HttpResponse {
     };
     let client = match find_client(&state, Some(pending.client_id.clone())).await {
         Ok(Some(c)) => c,
-        Ok(None) => return error_page(StatusCode::BAD_REQUEST, "This app cannot sign you in", "This app is no longer registered with the clinic."),
+        Ok(None) => {
+            return error_page(
+                StatusCode::BAD_REQUEST,
+                "This app cannot sign you in",
+                "This app is no longer registered with the clinic.",
+            );
+        }
         Err(e) => return server_error(&e),
     };
     let (csrf, fresh) = match csrf_of(&req) {
@@ -565,7 +660,13 @@ pub async fn redeem_page(req: HttpRequest, state: State) -> HttpResponse {
         Err(e) => return server_error(&e),
     };
     let cookies = if fresh {
-        vec![cookie(&state, &req, CSRF_COOKIE, csrf.clone(), authorize::SESSION_SECONDS * 12)]
+        vec![cookie(
+            &state,
+            &req,
+            CSRF_COOKIE,
+            csrf.clone(),
+            authorize::SESSION_SECONDS * 12,
+        )]
     } else {
         Vec::new()
     };
@@ -574,7 +675,10 @@ pub async fn redeem_page(req: HttpRequest, state: State) -> HttpResponse {
         pages::redeem(
             &pending.tenant,
             &client.name,
-            &pages::Form { request: &q.request, csrf: &csrf },
+            &pages::Form {
+                request: &q.request,
+                csrf: &csrf,
+            },
             None,
         ),
         None,
@@ -617,8 +721,8 @@ pub async fn redeem(req: HttpRequest, body: web::Bytes, state: State) -> HttpRes
         address(&req),
     );
     let outcome = blocking(move || {
-        db.write(move |conn| {
-            Ok::<_, ApiError>(accounts::redeem(
+        Ok(db.write(move |conn| {
+            accounts::redeem(
                 conn,
                 &throttle,
                 &tenant,
@@ -628,17 +732,24 @@ pub async fn redeem(req: HttpRequest, body: web::Bytes, state: State) -> HttpRes
                 &password,
                 &addr,
                 t,
-            ))
-        })
+            )
+        }))
     })
-    .await;
+    .await
+    .and_then(|r| match r {
+        Err(RedeemError::Internal(e)) => Err(e),
+        other => Ok(other),
+    });
     let refused = |status: StatusCode, message: &str| {
         page(
             status,
             pages::redeem(
                 &pending.tenant,
                 &client.name,
-                &pages::Form { request: &form.request, csrf: &form.csrf },
+                &pages::Form {
+                    request: &form.request,
+                    csrf: &form.csrf,
+                },
                 Some(message),
             ),
             None,
@@ -649,18 +760,45 @@ pub async fn redeem(req: HttpRequest, body: web::Bytes, state: State) -> HttpRes
         Ok(Ok(user)) => {
             state
                 .audit
-                .record(record(&state, &req, &pending.tenant, &client.client_id, "invitation-redeemed", 200, Some(&user.fhir_user)))
+                .record(record(
+                    &state,
+                    &req,
+                    &pending.tenant,
+                    &client.client_id,
+                    "invitation-redeemed",
+                    200,
+                    Some(&user.fhir_user),
+                ))
                 .await;
             let c = match session_cookie(&state, &req, &user) {
                 Ok(c) => c,
                 Err(e) => return server_error(&e),
             };
-            consent_page(&state, &pending, &form.request, &form.csrf, &client, &user, "", None, vec![c]).await
+            consent_page(
+                &state,
+                &pending,
+                &form.request,
+                &form.csrf,
+                &client,
+                &user,
+                "",
+                None,
+                vec![c],
+            )
+            .await
         }
         Ok(Err(e)) => {
             state
                 .audit
-                .record(record(&state, &req, &pending.tenant, &client.client_id, "invitation-redeemed", 400, None))
+                .record(record(
+                    &state,
+                    &req,
+                    &pending.tenant,
+                    &client.client_id,
+                    "invitation-redeemed",
+                    400,
+                    None,
+                ))
                 .await;
             match e {
                 RedeemError::Code => refused(
@@ -670,6 +808,7 @@ pub async fn redeem(req: HttpRequest, body: web::Bytes, state: State) -> HttpRes
                 RedeemError::Username(m) | RedeemError::Password(m) => {
                     refused(StatusCode::BAD_REQUEST, &m)
                 }
+                RedeemError::Internal(e) => server_error(&e),
                 RedeemError::Throttled(wait) => refused(
                     StatusCode::TOO_MANY_REQUESTS,
                     &format!(
@@ -696,18 +835,52 @@ pub async fn consent_filter(req: HttpRequest, state: State) -> HttpResponse {
     };
     let csrf = match req.cookie(CSRF_COOKIE) {
         Some(c) => c.value().to_string(),
-        None => return error_page(StatusCode::FORBIDDEN, "This page has expired", "Please go back to the app and start again."),
+        None => {
+            return error_page(
+                StatusCode::FORBIDDEN,
+                "This page has expired",
+                "Please go back to the app and start again.",
+            );
+        }
     };
     let client = match find_client(&state, Some(pending.client_id.clone())).await {
         Ok(Some(c)) => c,
-        Ok(None) => return error_page(StatusCode::BAD_REQUEST, "This app cannot sign you in", "This app is no longer registered with the clinic."),
+        Ok(None) => {
+            return error_page(
+                StatusCode::BAD_REQUEST,
+                "This app cannot sign you in",
+                "This app is no longer registered with the clinic.",
+            );
+        }
         Err(e) => return server_error(&e),
     };
     match signed_in(&state, &req, &pending.tenant).await {
-        Ok(Some(user)) => consent_page(&state, &pending, &q.request, &csrf, &client, &user, &q.q, None, Vec::new()).await,
+        Ok(Some(user)) => {
+            consent_page(
+                &state,
+                &pending,
+                &q.request,
+                &csrf,
+                &client,
+                &user,
+                &q.q,
+                None,
+                Vec::new(),
+            )
+            .await
+        }
         Ok(None) => page(
             StatusCode::OK,
-            pages::sign_in(&pending.tenant, &client.name, &pages::Form { request: &q.request, csrf: &csrf }, "", None),
+            pages::sign_in(
+                &pending.tenant,
+                &client.name,
+                &pages::Form {
+                    request: &q.request,
+                    csrf: &csrf,
+                },
+                "",
+                None,
+            ),
             None,
             Vec::new(),
         ),
@@ -742,7 +915,10 @@ pub async fn consent(req: HttpRequest, body: web::Bytes, state: State) -> HttpRe
                 pages::sign_in(
                     &pending.tenant,
                     &client.name,
-                    &pages::Form { request: &form.request, csrf: &form.csrf },
+                    &pages::Form {
+                        request: &form.request,
+                        csrf: &form.csrf,
+                    },
                     "",
                     Some("Please sign in again."),
                 ),
@@ -765,15 +941,32 @@ pub async fn consent(req: HttpRequest, body: web::Bytes, state: State) -> HttpRe
     if form.decision != "allow" {
         state
             .audit
-            .record(record(&state, &req, &pending.tenant, &client.client_id, "consent", 403, Some(&user.fhir_user)))
+            .record(record(
+                &state,
+                &req,
+                &pending.tenant,
+                &client.client_id,
+                "consent",
+                403,
+                Some(&user.fhir_user),
+            ))
             .await;
-        return redirect(&back("access_denied", "the person did not allow the app"), Vec::new());
+        return redirect(
+            &back("access_denied", "the person did not allow the app"),
+            Vec::new(),
+        );
     }
     let mut granted = pending.clone();
     granted.scope = scopes_for(&user, &pending);
-    if !granted.scopes().any(|s| crate::auth::scopes::Scope::parse(s).is_some()) {
+    if !granted
+        .scopes()
+        .any(|s| crate::auth::scopes::Scope::parse(s).is_some())
+    {
         return redirect(
-            &back("invalid_scope", "none of the requested scopes is one this person can grant"),
+            &back(
+                "invalid_scope",
+                "none of the requested scopes is one this person can grant",
+            ),
             Vec::new(),
         );
     }
@@ -784,11 +977,21 @@ pub async fn consent(req: HttpRequest, body: web::Bytes, state: State) -> HttpRe
             let chosen = form.patient.trim().to_string();
             let known = !chosen.is_empty()
                 && fhir_mapping::resource_types::is_valid_id(&chosen)
-                && matches!(exists_patient(&state, &pending.tenant, &chosen).await, Ok(true));
+                && matches!(
+                    exists_patient(&state, &pending.tenant, &chosen).await,
+                    Ok(true)
+                );
             if !known {
                 return consent_page(
-                    &state, &pending, &form.request, &form.csrf, &client, &user, "",
-                    Some("Please choose the patient you are working with."), Vec::new(),
+                    &state,
+                    &pending,
+                    &form.request,
+                    &form.csrf,
+                    &client,
+                    &user,
+                    "",
+                    Some("Please choose the patient you are working with."),
+                    Vec::new(),
                 )
                 .await;
             }
@@ -800,7 +1003,14 @@ pub async fn consent(req: HttpRequest, body: web::Bytes, state: State) -> HttpRe
     let (u, t) = (user.clone(), now(&state));
     let made = blocking(move || {
         db.write(move |conn| {
-            authorize::consent(conn, &granted, &u.user_id, &u.fhir_user, patient.as_deref(), t)
+            authorize::consent(
+                conn,
+                &granted,
+                &u.user_id,
+                &u.fhir_user,
+                patient.as_deref(),
+                t,
+            )
         })
     })
     .await;
@@ -808,13 +1018,24 @@ pub async fn consent(req: HttpRequest, body: web::Bytes, state: State) -> HttpRe
         Ok(consented) => {
             state
                 .audit
-                .record(record(&state, &req, &pending.tenant, &client.client_id, "consent", 200, Some(&user.fhir_user)))
+                .record(record(
+                    &state,
+                    &req,
+                    &pending.tenant,
+                    &client.client_id,
+                    "consent",
+                    200,
+                    Some(&user.fhir_user),
+                ))
                 .await;
             let mut pairs = vec![("code", consented.code)];
             if let Some(s) = &pending.state {
                 pairs.push(("state", s.clone()));
             }
-            redirect(&authorize::with_query(&pending.redirect_uri, &pairs), Vec::new())
+            redirect(
+                &authorize::with_query(&pending.redirect_uri, &pairs),
+                Vec::new(),
+            )
         }
         Err(e) => server_error(&e),
     }

@@ -41,6 +41,8 @@ pub struct AppState {
     pub id_key: Arc<crate::auth::authorize::IdTokenKey>,
     /// The key of the values the sign-in pages carry (a pending request, a sign-in).
     pub page_keys: Arc<crate::auth::authorize::PageKeys>,
+    /// Failed sign-ins and codes, per account, code and address.
+    pub throttle: Arc<crate::auth::accounts::Throttle>,
     /// Tokens already checked.
     pub token_cache: crate::auth::bearer::TokenCache,
     /// Clients' JWKS documents fetched from their URLs.

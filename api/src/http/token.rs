@@ -38,7 +38,8 @@ pub(super) fn basic_credentials(req: &HttpRequest) -> Result<Option<(String, Str
     let Some(header) = req.headers().get(actix_web::http::header::AUTHORIZATION) else {
         return Ok(None);
     };
-    let bad = || TokenError::InvalidClient("the Authorization header is not Basic id:secret".into());
+    let bad =
+        || TokenError::InvalidClient("the Authorization header is not Basic id:secret".into());
     let text = header.to_str().map_err(|_| bad())?;
     let Some((scheme, value)) = text.split_once(' ') else {
         return Err(bad());
@@ -111,21 +112,23 @@ pub async fn token(req: HttpRequest, payload: web::Payload, state: State) -> Htt
         .or_else(|| ctx.basic.as_ref().map(|(id, _)| id.clone()))
         .filter(|c| c.len() <= 100);
     let address = req.peer_addr().map(|a| a.ip().to_string());
-    let record = |tenant: String, client: String, status: u16, patient: Option<String>| crate::db::audit::AuditRow {
-        tenant,
-        id: String::new(),
-        recorded: crate::clock::to_micros(state.clock.now()),
-        action: "E".into(),
-        subtype: "token".into(),
-        outcome: if status < 400 { "0" } else { "4" }.into(),
-        status: i32::from(status),
-        client,
-        address: address.clone(),
-        res_type: None,
-        res_id: None,
-        version: None,
-        patient,
-        query: None,
+    let record = |tenant: String, client: String, status: u16, patient: Option<String>| {
+        crate::db::audit::AuditRow {
+            tenant,
+            id: String::new(),
+            recorded: crate::clock::to_micros(state.clock.now()),
+            action: "E".into(),
+            subtype: "token".into(),
+            outcome: if status < 400 { "0" } else { "4" }.into(),
+            status: i32::from(status),
+            client,
+            address: address.clone(),
+            res_type: None,
+            res_id: None,
+            version: None,
+            patient,
+            query: None,
+        }
     };
     match clients::exchange(ctx, form).await {
         Ok(answer) => {
@@ -133,7 +136,12 @@ pub async fn token(req: HttpRequest, payload: web::Payload, state: State) -> Htt
             state.metrics.token(true);
             state
                 .audit
-                .record(record(answer.tenant.clone(), answer.client_id.clone(), 200, answer.patient.clone()))
+                .record(record(
+                    answer.tenant.clone(),
+                    answer.client_id.clone(),
+                    200,
+                    answer.patient.clone(),
+                ))
                 .await;
             HttpResponse::Ok()
                 .insert_header(("Cache-Control", "no-store"))
@@ -181,7 +189,12 @@ pub async fn register_client(
             redirect_uris: v
                 .get("redirect_uris")
                 .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                })
                 .unwrap_or_default(),
         };
         let now = crate::clock::to_micros(state.clock.now());
@@ -219,7 +232,7 @@ pub async fn register_client(
 }
 
 /// The access of an administrator of the clinic (the `hep-admin` scope), or a 401/403.
-async fn admin(
+pub(super) async fn admin(
     req: &HttpRequest,
     state: &State,
     what: &str,
@@ -331,8 +344,15 @@ async fn introspection_caller(
     if bearer {
         let access = super::authn::verify(req.headers(), state)
             .await
-            .map_err(|_| TokenError::InvalidClient("the caller's access token is not valid".into()))?;
-        if !access.scopes.0.iter().any(|s| s.context == crate::auth::scopes::Context::System) {
+            .map_err(|_| {
+                TokenError::InvalidClient("the caller's access token is not valid".into())
+            })?;
+        if !access
+            .scopes
+            .0
+            .iter()
+            .any(|s| s.context == crate::auth::scopes::Context::System)
+        {
             return Err(TokenError::InvalidClient(
                 "introspection needs a backend service's token (system scopes)".into(),
             ));
@@ -390,16 +410,15 @@ pub async fn introspect(req: HttpRequest, payload: web::Payload, state: State) -
         }
         // the same check as a request's: revocation of the token or of its grant
         let mut headers = actix_web::http::header::HeaderMap::new();
-        let revoked = match actix_web::http::header::HeaderValue::from_str(&format!(
-            "Bearer {}",
-            form.token
-        )) {
-            Ok(v) => {
-                headers.insert(actix_web::http::header::AUTHORIZATION, v);
-                super::authn::verify(&headers, &state).await.is_err()
-            }
-            Err(_) => true,
-        };
+        let revoked =
+            match actix_web::http::header::HeaderValue::from_str(&format!("Bearer {}", form.token))
+            {
+                Ok(v) => {
+                    headers.insert(actix_web::http::header::AUTHORIZATION, v);
+                    super::authn::verify(&headers, &state).await.is_err()
+                }
+                Err(_) => true,
+            };
         if revoked {
             return json_no_store(inactive);
         }
@@ -421,15 +440,21 @@ pub async fn introspect(req: HttpRequest, payload: web::Payload, state: State) -
         return json_no_store(body);
     }
     // a refresh token of the clinic
-    let (hash, t) = (crate::auth::authorize::secret_hash(&form.token), tenant.clone());
+    let (hash, t) = (
+        crate::auth::authorize::secret_hash(&form.token),
+        tenant.clone(),
+    );
     let found = state
         .db
         .read(move |conn| {
-            let Some((grant_id, expires, unused)) = crate::db::grants::refresh_grant(conn, &t, &hash)? else {
+            let Some((grant_id, expires, unused)) =
+                crate::db::grants::refresh_grant(conn, &t, &hash)?
+            else {
                 return Ok(None);
             };
             let holds = crate::db::grants::grant_holds(conn, &t, &grant_id)?;
-            Ok(crate::db::grants::grant(conn, &t, &grant_id)?.map(|g| (g, expires, unused && holds)))
+            Ok(crate::db::grants::grant(conn, &t, &grant_id)?
+                .map(|g| (g, expires, unused && holds)))
         })
         .await;
     match found {

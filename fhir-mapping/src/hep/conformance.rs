@@ -558,6 +558,57 @@ pub fn adherence_operation() -> Value {
     })
 }
 
+/// The `$invite` operation of Patient.
+pub fn invite_operation() -> Value {
+    json!({
+        "resourceType": "OperationDefinition",
+        "id": "Patient-invite",
+        "url": format!("{CANONICAL_BASE}/OperationDefinition/Patient-invite"),
+        "version": VERSION,
+        "name": "Invite",
+        "title": "Invite a patient to create their account",
+        "status": "draft",
+        "kind": "operation",
+        "date": DATE,
+        "publisher": PUBLISHER,
+        "description": "A new one-time code (8 characters, valid 7 days) with which the patient creates their account on the server's code page (username and password; the patient's birth date is asked when the Patient has one). A patient who has an account keeps it: redeeming the code replaces its username and password and ends the access of the apps they had allowed. The patient's earlier codes are void. Needs a user or system token that may update the Patient.",
+        "affectsState": true,
+        "code": "invite",
+        "resource": ["Patient"],
+        "system": false,
+        "type": false,
+        "instance": true,
+        "parameter": [
+            {"name": "code", "use": "out", "min": 1, "max": "1", "type": "string", "documentation": "The code to give the patient. It is shown once: the server keeps only its hash."},
+            {"name": "expires", "use": "out", "min": 1, "max": "1", "type": "instant", "documentation": "When the code stops working."},
+            {"name": "url", "use": "out", "min": 1, "max": "1", "type": "uri", "documentation": "The page where the patient types the code."}
+        ]
+    })
+}
+
+/// The `$revoke-access` operation of Patient.
+pub fn revoke_access_operation() -> Value {
+    json!({
+        "resourceType": "OperationDefinition",
+        "id": "Patient-revoke-access",
+        "url": format!("{CANONICAL_BASE}/OperationDefinition/Patient-revoke-access"),
+        "version": VERSION,
+        "name": "RevokeAccess",
+        "title": "End a patient's access",
+        "status": "draft",
+        "kind": "operation",
+        "date": DATE,
+        "publisher": PUBLISHER,
+        "description": "Ends the patient's own access: their unused invitation codes are void, their account is disabled and the access of every app they had allowed ends, until they redeem a new invitation. Answers 204. Needs a user or system token that may update the Patient.",
+        "affectsState": true,
+        "code": "revoke-access",
+        "resource": ["Patient"],
+        "system": false,
+        "type": false,
+        "instance": true
+    })
+}
+
 /// The search parameter on the due window of an exercise session.
 pub fn due_window_search_parameter() -> Value {
     let p = crate::search_params::DUE_WINDOW;
@@ -614,6 +665,12 @@ pub fn all() -> Vec<(&'static str, &'static str, Value)> {
             handout_operation(),
         ),
         ("OperationDefinition", "adherence", adherence_operation()),
+        ("OperationDefinition", "Patient-invite", invite_operation()),
+        (
+            "OperationDefinition",
+            "Patient-revoke-access",
+            revoke_access_operation(),
+        ),
         (
             "SearchParameter",
             "Task-restriction-period",
