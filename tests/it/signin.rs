@@ -478,7 +478,6 @@ async fn authorization_requests_are_refused_as_oauth_says() {
             vec![("response_type", "token")],
             "unsupported_response_type",
         ),
-        (vec![("scope", "launch patient/*.rs")], "invalid_request"),
     ] {
         let (status, headers, _) = b.get(&authorize_url(&s, &app, APP_SCOPE, &extra)).await;
         assert_eq!(status, StatusCode::FOUND, "{extra:?}");
@@ -740,6 +739,22 @@ async fn a_clinician_sets_up_an_account_picks_a_patient_and_an_ehr_launches_an_a
     let q = allow(&s, &mut b, &page, None).await;
     let (_, t) = exchange(&s, &app, q.get("code").expect("code")).await;
     assert_eq!(t["patient"], robin.as_str());
+    // the launch scope without a launch
+    let (status, headers, _) = b.get(&authorize_url(&s, &app, scope, &[])).await;
+    assert_eq!(status, StatusCode::FOUND);
+    assert_eq!(
+        location_query(&headers).get("error").map(String::as_str),
+        Some("invalid_request")
+    );
+    // a patient's token cannot start an EHR launch
+    let patient_token = support::token(&s.database_url, "patient/*.rs", Some(&robin));
+    let res = support::client_with_token(&patient_token)
+        .post(format!("{}/auth/launch", origin(&s)))
+        .json(&json!({"patient": robin}))
+        .send()
+        .await
+        .expect("launch");
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
     // a launch is single use
     let (status, headers, _) = b
         .get(&authorize_url(&s, &app, scope, &[("launch", &launch)]))

@@ -577,7 +577,11 @@ struct LaunchBody {
 pub async fn launch(req: HttpRequest, body: web::Bytes, state: State) -> HttpResponse {
     let result = async {
         let access = super::authn::verify(req.headers(), &state).await?;
-        if access.patient.is_some() {
+        let patient_person = match access.user.as_deref() {
+            Some(u) => u.starts_with("Patient/"),
+            None => !access.scopes.beyond_patient(),
+        };
+        if patient_person {
             return Err(ApiError::Forbidden(
                 "a patient's token cannot start an EHR launch".into(),
             ));
