@@ -511,6 +511,7 @@ fn token_of(database_url: &str, sub: &str) -> Result<String, String> {
         tenant: "default".into(),
         patient: None,
         fhir_user: None,
+        sid: None,
     })
     .map_err(|e| e.to_string())
 }

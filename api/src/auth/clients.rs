@@ -586,7 +586,7 @@ async fn app_grant(ctx: TokenContext<'_>, form: TokenForm) -> Result<TokenAnswer
     let (keys, id_key) = (ctx.keys.clone(), ctx.id_key.clone());
     let (origin, fhir_base, now) = (ctx.origin.clone(), ctx.fhir_base.clone(), ctx.now);
     let db = ctx.db.clone();
-    let answer = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         db.write(move |conn| {
             let issuer = Issuer {
                 keys: &keys,
@@ -625,8 +625,7 @@ async fn app_grant(ctx: TokenContext<'_>, form: TokenForm) -> Result<TokenAnswer
     })
     .await
     .map_err(|_| TokenError::Server)?
-    .map_err(|_: ApiError| TokenError::Server)?;
-    answer
+    .map_err(|_: ApiError| TokenError::Server)?
 }
 
 /// The `client_credentials` grant: checks the client assertion and answers an access

@@ -202,7 +202,6 @@ mod tests {
             patient: None,
             fhir_user: None,
             sid: None,
-            sid: None,
         }
     }
 
