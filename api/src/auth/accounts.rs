@@ -167,7 +167,7 @@ pub fn normalize_username(username: &str) -> Result<String, String> {
 }
 
 /// Checks a username and password and answers the person. Reads the database and
-/// checks an Argon2 hash (about 75 ms, blocking: run it off the async workers, such as
+/// checks an Argon2 hash (about 80 ms, blocking: run it off the async workers, such as
 /// in `Db::read`). `address` is the client's network address ("" when unknown).
 #[allow(clippy::too_many_arguments)]
 pub fn sign_in(
@@ -218,7 +218,7 @@ pub fn sign_in(
 /// voids its earlier grants (`tokens_after = now`). The code becomes used in the same
 /// transaction, only if it was unused: of two redeems at once one succeeds. Run it in
 /// `Db::write` (its error type is retried there when it lost a race); it hashes the
-/// password (about 75 ms) once the code is known to be good.
+/// password (about 80 ms) once the code is known to be good.
 #[allow(clippy::too_many_arguments)]
 pub fn redeem(
     conn: &mut AnyConnection,

@@ -2,12 +2,13 @@
 //! high-entropy secrets (codes, tokens), the policy of a new password, and codes from
 //! an alphabet without look-alike characters.
 //!
-//! Argon2id parameters: m = 19,456 KiB (19 MiB), t = 4, p = 1 ([`PARAMS`]). Measured on
-//! the project's 2-core machine (argon2 and blake2 built at `opt-level = 3`, as the
-//! workspace builds them in every profile): about 75 ms per hash or check
-//! (`a_hash_costs_what_the_documentation_says`, ignored; run it with `--ignored`).
-//! OWASP's floor is m = 19 MiB, t = 2; t = 4 doubles the work without more memory per
-//! concurrent sign-in.
+//! Argon2id parameters: m = 19,456 KiB (19 MiB), t = 8, p = 1 ([`PARAMS`]). Measured on
+//! the project's 2-core machine (argon2 and blake2 built at `opt-level = 3` in every
+//! profile, see the workspace's Cargo.toml): about 75-80 ms per hash or check, about
+//! 105 ms for the first of a process (its memory not yet mapped)
+//! (`a_hash_costs_what_the_documentation_says`, ignored: `cargo test -p api --lib --
+//! --ignored a_hash_costs --nocapture`). OWASP's floor is m = 19 MiB, t = 2; more
+//! passes rather than more memory keep 19 MiB per concurrent sign-in.
 
 use std::sync::LazyLock;
 
@@ -16,7 +17,7 @@ use argon2::{Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Versio
 use crate::error::ApiError;
 
 /// Memory in KiB, passes, lanes.
-pub const PARAMS: (u32, u32, u32) = (19_456, 4, 1);
+pub const PARAMS: (u32, u32, u32) = (19_456, 8, 1);
 
 /// The fewest and most characters of a password.
 pub const MIN_LEN: usize = 10;
@@ -152,7 +153,7 @@ mod tests {
     #[test]
     fn a_hash_verifies_its_password_only() {
         let h = hash("correct horse battery staple").unwrap_or_default();
-        assert!(h.starts_with("$argon2id$v=19$m=19456,t=4,p=1$"), "{h}");
+        assert!(h.starts_with("$argon2id$v=19$m=19456,t=8,p=1$"), "{h}");
         assert!(verify(&h, "correct horse battery staple"));
         assert!(!verify(&h, "correct horse battery stapl"));
         assert!(!verify("not a hash", "x"));
@@ -167,7 +168,7 @@ mod tests {
         let params = |h: &str| h.split('$').nth(3).unwrap_or_default().to_string();
         let real = hash("x").unwrap_or_default();
         assert_eq!(params(dummy), params(&real));
-        assert_eq!(params(&real), "m=19456,t=4,p=1");
+        assert_eq!(params(&real), "m=19456,t=8,p=1");
     }
 
     /// The cost of one hash and one check (for the parameters' documentation).
@@ -177,11 +178,15 @@ mod tests {
         let started = std::time::Instant::now();
         let h = hash("correct horse battery staple").unwrap_or_default();
         let hashed = started.elapsed();
-        let started = std::time::Instant::now();
-        assert!(verify(&h, "correct horse battery staple"));
-        let checked = started.elapsed();
-        eprintln!("hash {hashed:?}, check {checked:?}");
-        assert!(hashed.as_millis() < 1000 && checked.as_millis() < 1000);
+        let checks: Vec<std::time::Duration> = (0..5)
+            .map(|_| {
+                let started = std::time::Instant::now();
+                assert!(verify(&h, "correct horse battery staple"));
+                started.elapsed()
+            })
+            .collect();
+        eprintln!("first hash {hashed:?}, then checks {checks:?}");
+        assert!(checks.iter().all(|c| c.as_millis() < 1000));
     }
 
     #[test]
