@@ -25,6 +25,8 @@ type State = web::Data<AppState>;
 
 const SESSION_COOKIE: &str = "hep_session";
 const CSRF_COOKIE: &str = "hep_csrf";
+/// How the pages name the clinic (a clinic's display name is not configured yet).
+const CLINIC: &str = "your clinic";
 
 fn now(state: &AppState) -> i64 {
     crate::clock::to_micros(state.clock.now()) / 1_000_000
@@ -257,7 +259,7 @@ async fn authorize(req: &HttpRequest, state: &AppState, params: AuthorizeParams)
         Ok(None) => page(
             StatusCode::OK,
             pages::sign_in(
-                &pending.tenant,
+                CLINIC,
                 &client.name,
                 &pages::Form {
                     request: &signed,
@@ -342,7 +344,7 @@ async fn consent_page(
     });
     let html = pages::consent(
         &pages::Consent {
-            clinic: &pending.tenant,
+            clinic: CLINIC,
             app: &client.name,
             person: &user.username,
             scopes: &scopes,
@@ -554,7 +556,7 @@ pub async fn login(req: HttpRequest, body: web::Bytes, state: State) -> HttpResp
         page(
             status,
             pages::sign_in(
-                &pending.tenant,
+                CLINIC,
                 &client.name,
                 &form_of,
                 form.username.trim(),
@@ -673,7 +675,7 @@ pub async fn redeem_page(req: HttpRequest, state: State) -> HttpResponse {
     page(
         StatusCode::OK,
         pages::redeem(
-            &pending.tenant,
+            CLINIC,
             &client.name,
             &pages::Form {
                 request: &q.request,
@@ -744,7 +746,7 @@ pub async fn redeem(req: HttpRequest, body: web::Bytes, state: State) -> HttpRes
         page(
             status,
             pages::redeem(
-                &pending.tenant,
+                CLINIC,
                 &client.name,
                 &pages::Form {
                     request: &form.request,
@@ -872,7 +874,7 @@ pub async fn consent_filter(req: HttpRequest, state: State) -> HttpResponse {
         Ok(None) => page(
             StatusCode::OK,
             pages::sign_in(
-                &pending.tenant,
+                CLINIC,
                 &client.name,
                 &pages::Form {
                     request: &q.request,
@@ -913,7 +915,7 @@ pub async fn consent(req: HttpRequest, body: web::Bytes, state: State) -> HttpRe
             return page(
                 StatusCode::UNAUTHORIZED,
                 pages::sign_in(
-                    &pending.tenant,
+                    CLINIC,
                     &client.name,
                     &pages::Form {
                         request: &form.request,
