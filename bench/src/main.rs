@@ -9,6 +9,7 @@
 mod attacks;
 mod report;
 mod server;
+mod signin;
 mod wrk;
 
 use std::path::{Path, PathBuf};
@@ -108,6 +109,11 @@ const TIMED: &[Timed] = &[
         name: "clinic-adherence",
         title: "$adherence of a clinic: 5,000 active patients, 10 daily exercises, last 28 days (1.4 M sessions)",
         target: "< 2 s",
+    },
+    Timed {
+        name: "sign-in",
+        title: "People's sign-in: 20 standalone launches of a patient app (authorize, sign-in page with an Argon2 check, consent, code for tokens; the first redeems an invitation), then 8 sign-ins refreshing their rotating tokens at once for 5 s",
+        target: "(none set: launch time and refreshes / s reported)",
     },
     Timed {
         name: "attack-patch",
@@ -449,6 +455,10 @@ async fn run(args: Args) -> Result<PathBuf, String> {
             "subscriptions" => subscriptions(&client, &hep.base, &ids).await?,
             "clinic-adherence" => clinic_adherence(&client, &hep.base, &database_url, &ids).await?,
             "synthea-import" => synthea_import(&client, &hep.base).await?,
+            "sign-in" => {
+                let (runs_ms, detail) = signin::launches(&client, &hep.base, &database_url).await?;
+                TimedRuns { runs_ms, detail }
+            }
             "attack-patch" => attacks::patch_doubling(&client, &hep.base, &hep).await?,
             "attack-batch" => attacks::batch_searches(&client, &hep.base, &hep).await?,
             "attack-repeated-params" => {
