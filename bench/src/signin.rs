@@ -32,14 +32,21 @@ impl Browser {
         })
     }
 
-    async fn send(&mut self, req: reqwest::RequestBuilder) -> Result<(u16, String, String), String> {
+    async fn send(
+        &mut self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<(u16, String, String), String> {
         let cookie = self
             .cookies
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()
             .join("; ");
-        let res = req.header("Cookie", cookie).send().await.map_err(|e| e.to_string())?;
+        let res = req
+            .header("Cookie", cookie)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
         for v in res.headers().get_all("set-cookie") {
             if let Some((pair, _)) = v.to_str().unwrap_or_default().split_once(';')
                 && let Some((k, v)) = pair.split_once('=')
@@ -57,7 +64,11 @@ impl Browser {
         Ok((status, location, res.text().await.unwrap_or_default()))
     }
 
-    async fn post(&mut self, url: &str, form: &[(&str, &str)]) -> Result<(u16, String, String), String> {
+    async fn post(
+        &mut self,
+        url: &str,
+        form: &[(&str, &str)],
+    ) -> Result<(u16, String, String), String> {
         let body = serde_urlencoded::to_string(form).map_err(|e| e.to_string())?;
         let req = self
             .http
@@ -74,7 +85,11 @@ fn hidden(html: &str, name: &str) -> Result<String, String> {
         .find(&marker)
         .ok_or_else(|| format!("the page has no {name}"))?
         + marker.len();
-    Ok(html[start..].split('"').next().unwrap_or_default().to_string())
+    Ok(html[start..]
+        .split('"')
+        .next()
+        .unwrap_or_default()
+        .to_string())
 }
 
 /// One launch: the time from the authorization request to the token answer.
@@ -137,10 +152,15 @@ async fn launch(
     let (status, location, _) = b
         .post(
             &format!("{origin}/auth/consent"),
-            &[("request", &request), ("csrf", &csrf), ("decision", "allow")],
+            &[
+                ("request", &request),
+                ("csrf", &csrf),
+                ("decision", "allow"),
+            ],
         )
         .await?;
-    let code = url_code(&location).ok_or_else(|| format!("consent answered {status} without a code"))?;
+    let code =
+        url_code(&location).ok_or_else(|| format!("consent answered {status} without a code"))?;
     let (status, _, body) = b
         .post(
             &format!("{origin}/auth/token"),
@@ -229,35 +249,41 @@ pub async fn launches(
         }
     }
     let deadline = Instant::now() + Duration::from_secs(REFRESH_SECONDS);
-    let families = refresh_tokens.into_iter().take(REFRESH_FAMILIES).map(|mut token| {
-        let (origin, app) = (origin.clone(), app.clone());
-        async move {
-            let http = reqwest::Client::new();
-            let mut done = 0u64;
-            while Instant::now() < deadline {
-                let body = serde_urlencoded::to_string([
-                    ("grant_type", "refresh_token"),
-                    ("refresh_token", token.as_str()),
-                    ("client_id", app.as_str()),
-                ])
-                .map_err(|e| e.to_string())?;
-                let res = http
-                    .post(format!("{origin}/auth/token"))
-                    .header("Content-Type", "application/x-www-form-urlencoded")
-                    .body(body)
-                    .send()
-                    .await
+    let families = refresh_tokens
+        .into_iter()
+        .take(REFRESH_FAMILIES)
+        .map(|mut token| {
+            let (origin, app) = (origin.clone(), app.clone());
+            async move {
+                let http = reqwest::Client::new();
+                let mut done = 0u64;
+                while Instant::now() < deadline {
+                    let body = serde_urlencoded::to_string([
+                        ("grant_type", "refresh_token"),
+                        ("refresh_token", token.as_str()),
+                        ("client_id", app.as_str()),
+                    ])
                     .map_err(|e| e.to_string())?;
-                if res.status().as_u16() != 200 {
-                    return Err(format!("a refresh answered {}", res.status()));
+                    let res = http
+                        .post(format!("{origin}/auth/token"))
+                        .header("Content-Type", "application/x-www-form-urlencoded")
+                        .body(body)
+                        .send()
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    if res.status().as_u16() != 200 {
+                        return Err(format!("a refresh answered {}", res.status()));
+                    }
+                    let v: Value = res.json().await.map_err(|e| e.to_string())?;
+                    token = v["refresh_token"]
+                        .as_str()
+                        .ok_or("no rotated refresh token")?
+                        .to_string();
+                    done += 1;
                 }
-                let v: Value = res.json().await.map_err(|e| e.to_string())?;
-                token = v["refresh_token"].as_str().ok_or("no rotated refresh token")?.to_string();
-                done += 1;
+                Ok::<u64, String>(done)
             }
-            Ok::<u64, String>(done)
-        }
-    });
+        });
     let counts = futures_util::future::join_all(families).await;
     let mut refreshes = 0u64;
     for c in counts {

@@ -435,6 +435,38 @@ async fn a_patient_redeems_an_invitation_and_sees_only_their_own_data() {
         StatusCode::UNAUTHORIZED
     );
 
+    // the clinic revokes the patient's access: their tokens and refresh tokens die at
+    // once, and the browser's sign-in with them
+    let (_, _, page) = b.get(&authorize_url(&s, &app, APP_SCOPE, &[])).await;
+    let q = allow(&s, &mut b, &page, None).await;
+    let (_, t) = exchange(&s, &app, q.get("code").expect("code")).await;
+    let (access_4, refresh_4) = (
+        t["access_token"].as_str().expect("access").to_string(),
+        t["refresh_token"].as_str().expect("refresh").to_string(),
+    );
+    assert_eq!(
+        read_with(&s, &access_4, &format!("Patient/{robin}")).await,
+        StatusCode::OK
+    );
+    let res = s
+        .post_json(
+            &format!("Patient/{robin}/$revoke-access"),
+            &json!({"resourceType": "Parameters"}),
+        )
+        .await;
+    assert!(res.status().is_success(), "{}", res.status());
+    assert_eq!(
+        read_with(&s, &access_4, &format!("Patient/{robin}")).await,
+        StatusCode::UNAUTHORIZED
+    );
+    let (status, _) = refresh(&s, &app, &refresh_4).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (_, _, page) = b.get(&authorize_url(&s, &app, APP_SCOPE, &[])).await;
+    assert!(
+        page.contains("autocomplete=\"current-password\""),
+        "signed out: {page}"
+    );
+
     // the invitation was used: it opens nothing again
     let mut other = Browser::new();
     let (status, _) = redeem_to_consent(
