@@ -521,6 +521,56 @@ fn session_cookie(
     ))
 }
 
+/// A page's step of a sign-in: where it happens, for what request of which app.
+struct Step<'a> {
+    state: &'a AppState,
+    req: &'a HttpRequest,
+    pending: &'a Pending,
+    client: &'a ClientRow,
+}
+
+impl Step<'_> {
+    /// A person signed in (`subtype`: by password, or by a clinic's code): recorded,
+    /// the browser's session cookie set, and the consent page shown.
+    async fn signed_in(
+        &self,
+        subtype: &str,
+        user: &User,
+        request: &str,
+        csrf: &str,
+    ) -> HttpResponse {
+        let (state, req) = (self.state, self.req);
+        state
+            .audit
+            .record(record(
+                state,
+                req,
+                &self.pending.tenant,
+                &self.client.client_id,
+                subtype,
+                200,
+                Some(&user.fhir_user),
+            ))
+            .await;
+        let c = match session_cookie(state, req, user) {
+            Ok(c) => c,
+            Err(e) => return server_error(&e),
+        };
+        consent_page(
+            state,
+            self.pending,
+            request,
+            csrf,
+            self.client,
+            user,
+            "",
+            None,
+            vec![c],
+        )
+        .await
+    }
+}
+
 /// `POST /auth/login`: a username and password.
 pub async fn login(req: HttpRequest, body: web::Bytes, state: State) -> HttpResponse {
     let form: LoginForm = serde_urlencoded::from_bytes(&body).unwrap_or_default();
@@ -569,34 +619,14 @@ pub async fn login(req: HttpRequest, body: web::Bytes, state: State) -> HttpResp
     };
     match outcome {
         Ok(Ok(user)) => {
-            state
-                .audit
-                .record(record(
-                    &state,
-                    &req,
-                    &pending.tenant,
-                    &client.client_id,
-                    "login",
-                    200,
-                    Some(&user.fhir_user),
-                ))
-                .await;
-            let c = match session_cookie(&state, &req, &user) {
-                Ok(c) => c,
-                Err(e) => return server_error(&e),
+            let step = Step {
+                state: &state,
+                req: &req,
+                pending: &pending,
+                client: &client,
             };
-            consent_page(
-                &state,
-                &pending,
-                &form.request,
-                &form.csrf,
-                &client,
-                &user,
-                "",
-                None,
-                vec![c],
-            )
-            .await
+            step.signed_in("login", &user, &form.request, &form.csrf)
+                .await
         }
         Ok(Err(e)) => {
             state
@@ -761,34 +791,14 @@ pub async fn redeem(req: HttpRequest, body: web::Bytes, state: State) -> HttpRes
     };
     match outcome {
         Ok(Ok(user)) => {
-            state
-                .audit
-                .record(record(
-                    &state,
-                    &req,
-                    &pending.tenant,
-                    &client.client_id,
-                    "invitation-redeemed",
-                    200,
-                    Some(&user.fhir_user),
-                ))
-                .await;
-            let c = match session_cookie(&state, &req, &user) {
-                Ok(c) => c,
-                Err(e) => return server_error(&e),
+            let step = Step {
+                state: &state,
+                req: &req,
+                pending: &pending,
+                client: &client,
             };
-            consent_page(
-                &state,
-                &pending,
-                &form.request,
-                &form.csrf,
-                &client,
-                &user,
-                "",
-                None,
-                vec![c],
-            )
-            .await
+            step.signed_in("invitation-redeemed", &user, &form.request, &form.csrf)
+                .await
         }
         Ok(Err(e)) => {
             state
