@@ -621,7 +621,7 @@ impl Worker {
             admin: spec.admin,
             address: None,
             user: None,
-            revocation: None,
+            grant: None,
         };
         // statements limited by the export's own time limit (`--export-statement-timeout-ms`)
         let (mut conn, deadline) = self.db.connect_for_export()?;

@@ -797,3 +797,55 @@ async fn a_clinician_sets_up_an_account_picks_a_patient_and_an_ehr_launches_an_a
         Some("invalid_request")
     );
 }
+
+#[tokio::test]
+async fn expired_invitations_pending_requests_and_codes_are_refused() {
+    use std::sync::Arc;
+    let clock = Arc::new(api::clock::ManualClock::new(jiff::Timestamp::now()));
+    let s = support::start_with(|_| {}, clock.clone()).await;
+    let later = |secs: i64| jiff::Timestamp::now() + jiff::SignedDuration::from_secs(secs);
+    let robin = id_of(
+        &s.create(json!({"resourceType": "Patient", "birthDate": "1961-04-12"}))
+            .await,
+    );
+    let (app, _) = register_app(&s, "default", "public", APP_SCOPE);
+    // an invitation lasts 7 days
+    let code = invite(&s, &robin).await;
+    clock.set(later(8 * 24 * 3600));
+    let mut b = Browser::new();
+    let (status, _) =
+        redeem_to_consent(&s, &mut b, &app, APP_SCOPE, &code, "1961-04-12", "robin").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "an expired invitation");
+    // a pending request lasts 15 minutes
+    let code = invite(&s, &robin).await;
+    let (_, _, page) = b.get(&authorize_url(&s, &app, APP_SCOPE, &[])).await;
+    let (request, csrf) = (hidden(&page, "request"), hidden(&page, "csrf"));
+    clock.set(later(8 * 24 * 3600 + 16 * 60));
+    let (status, _, page) = b
+        .post(
+            &format!("{}/auth/redeem", origin(&s)),
+            &[
+                ("request", &request),
+                ("csrf", &csrf),
+                ("code", &code),
+                ("birth_date", "1961-04-12"),
+                ("username", "robin"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{page}");
+    assert!(page.contains("expired"), "{page}");
+    // a code waits 60 seconds for its exchange
+    let (status, page) =
+        redeem_to_consent(&s, &mut b, &app, APP_SCOPE, &code, "1961-04-12", "robin").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let q = allow(&s, &mut b, &page, None).await;
+    clock.set(later(8 * 24 * 3600 + 16 * 60 + 61));
+    let (status, e) = exchange(&s, &app, q.get("code").expect("code")).await;
+    assert_eq!(
+        (status, e["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant")),
+        "{e}"
+    );
+}

@@ -2,7 +2,7 @@
 //! expires.
 
 use super::scopes::Scopes;
-use super::{ADMIN_SCOPE, Access, Revocation, oidc, tokens};
+use super::{ADMIN_SCOPE, Access, oidc, tokens};
 use crate::error::ApiError;
 
 /// The `iss` of a token, read before any check (to choose the key that checks it).
@@ -25,15 +25,12 @@ pub async fn verify(
         Some(access) => access,
         None => checked(token, now, cache, keys, oidc).await?,
     };
-    // revocation is looked up on every request (one read by key), so that a token
-    // revoked by any server process on the database is refused at once
-    if let Some(r) = access.revocation.clone() {
+    // a person's sign-in is looked up on every request (one read by key), so that a
+    // token revoked by any server process on the database is refused at once
+    if let Some(g) = access.grant.clone() {
         let tenant = access.tenant.clone();
         let holds = db
-            .read(move |conn| match &r {
-                Revocation::Grant(g) => Ok(crate::db::grants::grant_holds(conn, &tenant, g)?),
-                Revocation::Token(j) => Ok(!crate::db::grants::token_revoked(conn, &tenant, j)?),
-            })
+            .read(move |conn| Ok(crate::db::grants::grant_holds(conn, &tenant, &g)?))
             .await?;
         if !holds {
             return Err(ApiError::Unauthorized(
@@ -71,11 +68,7 @@ async fn checked(
         patient: claims.patient,
         address: None,
         user: claims.fhir_user,
-        revocation: match (ours, claims.sid) {
-            (false, _) => None,
-            (true, Some(sid)) => Some(Revocation::Grant(sid)),
-            (true, None) => Some(Revocation::Token(claims.jti)),
-        },
+        grant: claims.sid.filter(|_| ours),
     };
     cache.put(token, &access, claims.exp, now);
     Ok(access)

@@ -32,18 +32,10 @@ pub struct Access {
     pub address: Option<String>,
     /// The person signed in (SMART `fhirUser`: `Patient/x` or `Practitioner/x`).
     pub user: Option<String>,
-    /// How this server would revoke the token: the grant it was issued under, or its
-    /// own id (`None` for an external provider's token).
-    pub revocation: Option<Revocation>,
-}
-
-/// What revokes a token this server issued.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Revocation {
-    /// A person's sign-in to an app (the `sid` of its tokens).
-    Grant(String),
-    /// A token of its own (`jti`), such as a backend service's.
-    Token(String),
+    /// The person's sign-in to an app the token was issued under (its `sid`): every
+    /// request checks that it holds. `None` for a backend service's token (five minutes
+    /// long, ended by removing the client) and an external provider's.
+    pub grant: Option<String>,
 }
 
 /// The scope that lets a token register clients of its clinic (`POST /auth/clients`).

@@ -1,11 +1,11 @@
 //! SQL of what people authorised apps to do: grants, their single-use authorization
-//! codes and rotating refresh tokens, EHR launch contexts, and access tokens revoked
-//! before they expire. Every secret is stored as the SHA-256 of its value.
+//! codes and rotating refresh tokens, and EHR launch contexts. Every secret is stored
+//! as the SHA-256 of its value.
 
 use diesel::prelude::*;
 
 use super::connection::AnyConnection;
-use super::schema::{auth_codes, grants, launches, refresh_tokens, revoked_tokens, users};
+use super::schema::{auth_codes, grants, launches, refresh_tokens, users};
 
 /// What a person authorised one app to do.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable)]
@@ -305,40 +305,6 @@ pub fn take_launch(
     .set(launches::used_at.eq(Some(now)))
     .execute(db))?;
     Ok(if n == 1 { row } else { None })
-}
-
-/// Records a revoked access token until it expires; expired records go on the way.
-pub fn revoke_token(
-    conn: &mut AnyConnection,
-    tenant: &str,
-    jti: &str,
-    expires_at: i64,
-    now: i64,
-) -> QueryResult<()> {
-    on_backend!(conn, db => diesel::delete(
-        revoked_tokens::table.filter(revoked_tokens::expires_at.lt(now)),
-    )
-    .execute(db))?;
-    on_backend!(conn, db => diesel::insert_into(revoked_tokens::table)
-        .values((
-            revoked_tokens::tenant.eq(tenant),
-            revoked_tokens::jti.eq(jti),
-            revoked_tokens::expires_at.eq(expires_at),
-        ))
-        .on_conflict_do_nothing()
-        .execute(db))?;
-    Ok(())
-}
-
-/// Whether an access token was revoked.
-pub fn token_revoked(conn: &mut AnyConnection, tenant: &str, jti: &str) -> QueryResult<bool> {
-    let found: Option<String> = on_backend!(conn, db => revoked_tokens::table
-        .filter(revoked_tokens::tenant.eq(tenant))
-        .filter(revoked_tokens::jti.eq(jti))
-        .select(revoked_tokens::jti)
-        .first(db)
-        .optional())?;
-    Ok(found.is_some())
 }
 
 /// Revokes every grant of a person (an account disabled or invited again).

@@ -322,12 +322,4 @@ diesel::table! {
     }
 }
 
-diesel::table! {
-    revoked_tokens (tenant, jti) {
-        tenant -> Text,
-        jti -> Text,
-        expires_at -> BigInt,
-    }
-}
-
 diesel::allow_tables_to_appear_in_same_query!(grants, users);

@@ -514,12 +514,11 @@ pub async fn revoke(req: HttpRequest, payload: web::Payload, state: State) -> Ht
                 if c.tenant != tenant || c.sub != cid {
                     return Ok::<_, ApiError>(false);
                 }
+                // an app's tokens all name their grant (a backend service's tokens are
+                // not an app's: they end with the client's removal)
                 return Ok(match &c.sid {
                     Some(sid) => crate::db::grants::revoke_grant(conn, &tenant, sid, now)?,
-                    None => {
-                        crate::db::grants::revoke_token(conn, &tenant, &c.jti, c.exp, now)?;
-                        true
-                    }
+                    None => false,
                 });
             }
             let hash = crate::auth::authorize::secret_hash(&token);

@@ -154,7 +154,7 @@ pub(crate) fn access_of(tenant: &str, s: &Subscriber) -> Access {
         admin: s.admin,
         address: None,
         user: None,
-        revocation: None,
+        grant: None,
     }
 }
 

@@ -1,4 +1,3 @@
-DROP TABLE revoked_tokens;
 DROP TABLE launches;
 DROP TABLE refresh_tokens;
 DROP TABLE auth_codes;

@@ -87,12 +87,3 @@ CREATE TABLE launches (
     used_at     BIGINT,
     PRIMARY KEY (tenant, launch_hash)
 );
-
--- Access tokens revoked before they expire (by their jti).
-CREATE TABLE revoked_tokens (
-    tenant     TEXT   NOT NULL,
-    jti        TEXT   NOT NULL,
-    expires_at BIGINT NOT NULL,
-    PRIMARY KEY (tenant, jti)
-);
-CREATE INDEX revoked_tokens_expiry ON revoked_tokens (expires_at);
