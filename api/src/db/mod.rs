@@ -101,7 +101,7 @@ struct DbInner {
     writer: Option<writer::Writer>,
     /// Whether the database is in an outage, for one log line when it begins and one
     /// when it ends.
-    outages: outage::OutageLog,
+    outages: Arc<outage::OutageLog>,
     /// SQLite only: the thread that checkpoints the WAL.
     _checkpointer: Option<Checkpointer>,
 }
@@ -189,6 +189,7 @@ impl Db {
         };
         let readers = readers::Readers::start(&manager, pool_size, client_share)?;
         let own_manager = manager.clone();
+        let outages = Arc::new(outage::OutageLog::default());
         let pool = match backend {
             Backend::Sqlite => None,
             Backend::Postgres => {
@@ -198,9 +199,11 @@ impl Db {
                     // request; broken connections are detected after use instead.
                     .test_on_check_out(false)
                     .connection_timeout(Duration::from_secs(10))
-                    // a failed connection attempt is an outage, which `Db` logs once
-                    // when it begins, not once per attempt
-                    .error_handler(Box::new(r2d2::NopErrorHandler))
+                    // a failed connection attempt that shows an outage is noted at once
+                    // (logged once when it begins, not once per attempt), so that the
+                    // requests waiting for a connection answer 503 without waiting out
+                    // the pool's timeout
+                    .error_handler(Box::new(outage::NoteOutages(outages.clone())))
                     .build(manager)
                     .map_err(|e| DbError::Connection(e.to_string()))?;
                 // a migration may rewrite a large table: no statement time limit for it
@@ -217,7 +220,7 @@ impl Db {
                 readers,
                 writer,
                 _checkpointer: checkpointer,
-                outages: outage::OutageLog::default(),
+                outages,
             }),
         })
     }
@@ -311,7 +314,7 @@ impl Db {
                     self.inner.pool.as_ref().ok_or_else(|| {
                         DbError::Connection("no connection pool for writes".into())
                     })?;
-                let mut conn = pool.get().map_err(DbError::from)?;
+                let mut conn = self.pooled(pool)?;
                 let mut attempt: u64 = 0;
                 loop {
                     attempt += 1;
@@ -321,6 +324,35 @@ impl Db {
                             continue;
                         }
                         other => return other,
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The longest a PostgreSQL write waits for a pooled connection while the pool is busy.
+const POOL_WAIT: Duration = Duration::from_secs(10);
+/// The slices of that wait: after each, a known outage ends it.
+const POOL_WAIT_SLICE: Duration = Duration::from_millis(100);
+
+impl Db {
+    /// A pooled connection: within the pool's wait while it is only busy, but at once
+    /// (after a slice) when an outage is known, so that a request answers 503 quickly.
+    fn pooled(
+        &self,
+        pool: &r2d2::Pool<Manager>,
+    ) -> Result<r2d2::PooledConnection<Manager>, DbError> {
+        let deadline = std::time::Instant::now() + POOL_WAIT;
+        loop {
+            match pool.get_timeout(POOL_WAIT_SLICE) {
+                Ok(c) => return Ok(c),
+                Err(e) => {
+                    if let Some(o) = self.inner.outages.current() {
+                        return Err(DbError::Outage(o));
+                    }
+                    if std::time::Instant::now() >= deadline {
+                        return Err(DbError::from(e));
                     }
                 }
             }

@@ -42,6 +42,7 @@ impl Outage {
 /// The outage a message of the database names, if any.
 pub fn of_message(message: &str) -> Option<Outage> {
     const DISK_FULL: &[&str] = &[
+        "disk full",
         // SQLite
         "database or disk is full",
         // PostgreSQL
@@ -49,6 +50,9 @@ pub fn of_message(message: &str) -> Option<Outage> {
         "No space left on device",
     ];
     const UNAVAILABLE: &[&str] = &[
+        // this server's own words for it (a connection attempt's error as the pool
+        // reports it)
+        "database unavailable",
         "unable to open database file",
         "disk I/O error",
         "server closed the connection unexpectedly",
@@ -90,6 +94,18 @@ pub fn of_error(e: &diesel::result::Error) -> Option<Outage> {
         Error::DatabaseError(_, info) => of_message(info.message()),
         Error::BrokenTransactionManager => Some(Outage::Unavailable),
         _ => None,
+    }
+}
+
+/// The pool's handler of failed connection attempts: one that shows an outage notes it.
+#[derive(Debug)]
+pub struct NoteOutages(pub std::sync::Arc<OutageLog>);
+
+impl diesel::r2d2::HandleError<diesel::r2d2::Error> for NoteOutages {
+    fn handle_error(&self, error: diesel::r2d2::Error) {
+        if let Some(o) = of_message(&error.to_string()) {
+            self.0.met(o);
+        }
     }
 }
 
@@ -163,6 +179,11 @@ mod tests {
         );
         assert_eq!(
             of_message("could not send data to server: Broken pipe"),
+            Some(Outage::Unavailable)
+        );
+        // a pool's timeout after a connection attempt this server described
+        assert_eq!(
+            of_message("timed out waiting for connection: database unavailable"),
             Some(Outage::Unavailable)
         );
         // a pool that is only busy, and other errors, are not outages
