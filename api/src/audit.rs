@@ -28,6 +28,9 @@ pub struct Agent {
     pub scope: String,
     pub patient: Option<String>,
     pub admin: bool,
+    /// The person's sign-in the token was issued under: a Subscription it writes
+    /// delivers only while that sign-in holds.
+    pub grant: Option<String>,
 }
 
 /// The queue of records and the threads that write them.

@@ -849,3 +849,63 @@ async fn expired_invitations_pending_requests_and_codes_are_refused() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn a_clinicians_subscriptions_end_with_their_account() {
+    use std::sync::Arc;
+    let s = support::start_with(
+        |c| c.subscription_allow_loopback = true,
+        Arc::new(api::clock::SystemClock),
+    )
+    .await;
+    let r = crate::subscriptions::receiver().await;
+    let practitioner = id_of(&s.create(json!({"resourceType": "Practitioner", "name": [{"family": "Ng"}]})).await);
+    let robin = id_of(&s.create(json!({"resourceType": "Patient", "name": [{"family": "Okafor"}]})).await);
+    let scope = "launch/patient openid fhirUser patient/*.rs user/*.cruds";
+    let (app, _) = register_app(&s, "default", "public", scope);
+    let setup = api::auth::accounts::add_staff_in(
+        &s.database_url,
+        "default",
+        &format!("Practitioner/{practitioner}"),
+        "ann.ng",
+        api::auth::accounts::Role::Therapist,
+    )
+    .expect("staff account");
+    let mut b = Browser::new();
+    let (status, page) = redeem_to_consent(&s, &mut b, &app, scope, &setup.code, "", "ann.ng").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let q = allow(&s, &mut b, &page, Some(&robin)).await;
+    let (_, t) = exchange(&s, &app, q.get("code").expect("code")).await;
+    let staff = support::client_with_token(t["access_token"].as_str().expect("access"));
+    let sub = staff
+        .post(s.url("Subscription"))
+        .header("Content-Type", "application/fhir+json")
+        .body(crate::subscriptions::subscription("program", None, &r.url, "id-only").to_string())
+        .send()
+        .await
+        .expect("subscribe");
+    assert_eq!(sub.status(), StatusCode::CREATED);
+    let got = r.wait_for(1).await;
+    assert_eq!(crate::subscriptions::kind(&got[0].body), "handshake");
+    let plan = json!({"resourceType": "CarePlan", "status": "active", "intent": "plan",
+        "subject": {"reference": format!("Patient/{robin}")}});
+    s.create(plan.clone()).await;
+    let got = r.wait_for(2).await;
+    assert_eq!(crate::subscriptions::kind(&got[1].body), "event-notification", "delivered while the account holds");
+    // the clinic disables the account: its subscription delivers nothing more
+    let admin = support::client_with_token(&support::token(&s.database_url, "hep-admin system/*.rs", None));
+    let res = admin
+        .delete(format!("{}/auth/users/{}", origin(&s), setup.user_id))
+        .send()
+        .await
+        .expect("disable");
+    assert!(res.status().is_success(), "{}", res.status());
+    s.create(plan).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let events = r
+        .all()
+        .iter()
+        .filter(|x| crate::subscriptions::kind(&x.body) == "event-notification")
+        .count();
+    assert_eq!(events, 1, "no notification after the account was disabled");
+}

@@ -21,8 +21,8 @@ const MARCH: (&str, &str) = ("2026-03-02", "2026-03-15");
 
 /// One notification the receiver took.
 #[derive(Debug, Clone)]
-struct Received {
-    body: Value,
+pub(crate) struct Received {
+    pub(crate) body: Value,
     raw: String,
     authorization: Option<String>,
     signature: Option<String>,
@@ -30,8 +30,8 @@ struct Received {
 }
 
 /// A local rest-hook endpoint that keeps what it receives, or fails on demand.
-struct Receiver {
-    url: String,
+pub(crate) struct Receiver {
+    pub(crate) url: String,
     got: Arc<Mutex<Vec<Received>>>,
     fail: Arc<AtomicBool>,
     handle: actix_web::dev::ServerHandle,
@@ -44,7 +44,7 @@ impl Drop for Receiver {
     }
 }
 
-async fn receiver() -> Receiver {
+pub(crate) async fn receiver() -> Receiver {
     let got: Arc<Mutex<Vec<Received>>> = Arc::new(Mutex::new(Vec::new()));
     let fail = Arc::new(AtomicBool::new(false));
     let (g, f) = (got.clone(), fail.clone());
@@ -90,12 +90,12 @@ async fn receiver() -> Receiver {
 }
 
 impl Receiver {
-    fn all(&self) -> Vec<Received> {
+    pub(crate) fn all(&self) -> Vec<Received> {
         self.got.lock().expect("lock").clone()
     }
 
     /// Waits until `n` notifications arrived.
-    async fn wait_for(&self, n: usize) -> Vec<Received> {
+    pub(crate) async fn wait_for(&self, n: usize) -> Vec<Received> {
         for _ in 0..1000 {
             let all = self.all();
             if all.len() >= n {
@@ -118,7 +118,7 @@ fn param<'a>(notification: &'a Value, name: &str) -> Option<&'a Value> {
         .find(|p| p["name"] == name)
 }
 
-fn kind(n: &Value) -> String {
+pub(crate) fn kind(n: &Value) -> String {
     param(n, "type")
         .and_then(|p| p["valueCode"].as_str())
         .unwrap_or("")
@@ -154,7 +154,7 @@ fn events(n: &Value) -> Vec<(u64, String)> {
         .collect()
 }
 
-fn subscription(topic: &str, filter: Option<&str>, endpoint: &str, content: &str) -> Value {
+pub(crate) fn subscription(topic: &str, filter: Option<&str>, endpoint: &str, content: &str) -> Value {
     let mut s = json!({
         "resourceType": "Subscription",
         "status": "requested",

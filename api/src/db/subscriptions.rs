@@ -36,6 +36,10 @@ pub struct Subscriber {
     pub scope: String,
     pub patient: Option<String>,
     pub admin: bool,
+    /// The person's sign-in of its token, if any: its notifications stop when it is
+    /// revoked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<String>,
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> String {

@@ -86,6 +86,7 @@ impl AppState {
                 scope: access.scopes.to_scope_string(),
                 patient: access.patient.clone(),
                 admin: access.admin,
+                grant: access.grant.clone(),
             }),
             sessions: self.sessions.clone(),
             clock: self.clock.clone(),

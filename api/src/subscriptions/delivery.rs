@@ -188,9 +188,24 @@ impl Delivery {
 
     /// One delivery attempt of a claimed subscription.
     async fn attempt(&self, row: &SubscriptionRow, now: i64) -> Outcome {
-        let (Some(channel), Some(_)) = (row.channel(), row.subscriber()) else {
+        let (Some(channel), Some(subscriber)) = (row.channel(), row.subscriber()) else {
             return Outcome::Failed("the subscription's stored channel is unreadable".into());
         };
+        // a person's subscription delivers nothing once their sign-in is revoked
+        if let Some(g) = subscriber.grant.clone() {
+            let tenant = row.tenant.clone();
+            let holds = self
+                .db
+                .read(move |c| Ok(crate::db::grants::grant_holds(c, &tenant, &g)?))
+                .await;
+            match holds {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Outcome::Failed("the subscriber's access was revoked".into());
+                }
+                Err(e) => return Outcome::Failed(format!("checking the subscriber failed: {e}")),
+            }
+        }
         let content = Content::parse(&channel.content).unwrap_or(Content::IdOnly);
         let Some(topic) = topics::TOPICS.iter().find(|t| t.code == row.topic) else {
             return Outcome::Failed("the subscription's topic is no longer offered".into());

@@ -154,7 +154,7 @@ pub(crate) fn access_of(tenant: &str, s: &Subscriber) -> Access {
         admin: s.admin,
         address: None,
         user: None,
-        grant: None,
+        grant: s.grant.clone(),
     }
 }
 
@@ -166,12 +166,14 @@ pub(crate) fn subscriber_of(agent: Option<&Agent>) -> Subscriber {
             scope: a.scope.clone(),
             patient: a.patient.clone(),
             admin: a.admin,
+            grant: a.grant.clone(),
         },
         None => Subscriber {
             client: "server".into(),
             scope: "system/*.rs".into(),
             patient: None,
             admin: false,
+            grant: None,
         },
     }
 }

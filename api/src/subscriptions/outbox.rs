@@ -81,6 +81,12 @@ pub fn after_write(
             let Some(subscriber) = row.subscriber() else {
                 continue;
             };
+            // a person's subscription ends with their sign-in
+            if let Some(g) = &subscriber.grant
+                && !crate::db::grants::grant_holds(conn, tenant, g)?
+            {
+                continue;
+            }
             let access = access_of(tenant, &subscriber);
             let Ok(limits) = access.require(res_type, Perm::Read) else {
                 continue;
