@@ -859,8 +859,14 @@ async fn a_clinicians_subscriptions_end_with_their_account() {
     )
     .await;
     let r = crate::subscriptions::receiver().await;
-    let practitioner = id_of(&s.create(json!({"resourceType": "Practitioner", "name": [{"family": "Ng"}]})).await);
-    let robin = id_of(&s.create(json!({"resourceType": "Patient", "name": [{"family": "Okafor"}]})).await);
+    let practitioner = id_of(
+        &s.create(json!({"resourceType": "Practitioner", "name": [{"family": "Ng"}]}))
+            .await,
+    );
+    let robin = id_of(
+        &s.create(json!({"resourceType": "Patient", "name": [{"family": "Okafor"}]}))
+            .await,
+    );
     let scope = "launch/patient openid fhirUser patient/*.rs user/*.cruds";
     let (app, _) = register_app(&s, "default", "public", scope);
     let setup = api::auth::accounts::add_staff_in(
@@ -872,7 +878,8 @@ async fn a_clinicians_subscriptions_end_with_their_account() {
     )
     .expect("staff account");
     let mut b = Browser::new();
-    let (status, page) = redeem_to_consent(&s, &mut b, &app, scope, &setup.code, "", "ann.ng").await;
+    let (status, page) =
+        redeem_to_consent(&s, &mut b, &app, scope, &setup.code, "", "ann.ng").await;
     assert_eq!(status, StatusCode::OK, "{page}");
     let q = allow(&s, &mut b, &page, Some(&robin)).await;
     let (_, t) = exchange(&s, &app, q.get("code").expect("code")).await;
@@ -891,9 +898,17 @@ async fn a_clinicians_subscriptions_end_with_their_account() {
         "subject": {"reference": format!("Patient/{robin}")}});
     s.create(plan.clone()).await;
     let got = r.wait_for(2).await;
-    assert_eq!(crate::subscriptions::kind(&got[1].body), "event-notification", "delivered while the account holds");
+    assert_eq!(
+        crate::subscriptions::kind(&got[1].body),
+        "event-notification",
+        "delivered while the account holds"
+    );
     // the clinic disables the account: its subscription delivers nothing more
-    let admin = support::client_with_token(&support::token(&s.database_url, "hep-admin system/*.rs", None));
+    let admin = support::client_with_token(&support::token(
+        &s.database_url,
+        "hep-admin system/*.rs",
+        None,
+    ));
     let res = admin
         .delete(format!("{}/auth/users/{}", origin(&s), setup.user_id))
         .send()

@@ -154,7 +154,12 @@ fn events(n: &Value) -> Vec<(u64, String)> {
         .collect()
 }
 
-pub(crate) fn subscription(topic: &str, filter: Option<&str>, endpoint: &str, content: &str) -> Value {
+pub(crate) fn subscription(
+    topic: &str,
+    filter: Option<&str>,
+    endpoint: &str,
+    content: &str,
+) -> Value {
     let mut s = json!({
         "resourceType": "Subscription",
         "status": "requested",
