@@ -689,6 +689,26 @@ async fn a_confidential_app_authenticates_and_tokens_are_introspected_and_revoke
     assert_eq!(seen["patient"], robin.as_str());
     assert_eq!(seen["client_id"], app.as_str());
     assert_eq!(introspect("not-a-token".into()).await["active"], false);
+    // another clinic's backend service learns nothing of this clinic's tokens
+    let res = support::client_of_tenant(&s, "another")
+        .post(format!("{}/auth/introspect", origin(&s)))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(serde_urlencoded::to_string([("token", access.as_str())]).expect("form"))
+        .send()
+        .await
+        .expect("introspect");
+    assert_eq!(
+        res.json::<Value>().await.expect("json"),
+        json!({"active": false})
+    );
+    // nor can it launch an app for this clinic's patient
+    let res = support::client_of_tenant(&s, "another")
+        .post(format!("{}/auth/launch", origin(&s)))
+        .json(&json!({"patient": robin}))
+        .send()
+        .await
+        .expect("launch");
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
 
     // RFC 7009: the app revokes its access token, and with it its sign-in
     let res = reqwest::Client::new()
