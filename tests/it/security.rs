@@ -56,6 +56,16 @@ fn routes(patient: &str, plan: &str) -> Vec<(&'static str, String, Option<Value>
             None,
         ),
         ("GET", format!("Patient/{patient}/$everything"), None),
+        (
+            "POST",
+            format!("Patient/{patient}/$invite"),
+            Some(json!({"resourceType": "Parameters"})),
+        ),
+        (
+            "POST",
+            format!("Patient/{patient}/$revoke-access"),
+            Some(json!({"resourceType": "Parameters"})),
+        ),
     ]
 }
 

@@ -248,7 +248,14 @@ async fn authorize(req: &HttpRequest, state: &AppState, params: AuthorizeParams)
         Ok(s) => s,
         Err(e) => return server_error(&e),
     };
-    let client = client.unwrap_or_else(|| unreachable_client(&pending));
+    // a checked request has its client
+    let Some(client) = client else {
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            "This app cannot sign you in",
+            "This app is not registered with the clinic.",
+        );
+    };
     match signed_in(state, req, &pending.tenant).await {
         Ok(Some(user)) => {
             consent_page(
@@ -272,22 +279,6 @@ async fn authorize(req: &HttpRequest, state: &AppState, params: AuthorizeParams)
             cookies,
         ),
         Err(e) => server_error(&e),
-    }
-}
-
-/// A checked request always has its client; this stands in for the impossible case.
-fn unreachable_client(p: &Pending) -> ClientRow {
-    ClientRow {
-        tenant: p.tenant.clone(),
-        client_id: p.client_id.clone(),
-        name: p.client_id.clone(),
-        scope: String::new(),
-        jwks: None,
-        jwks_url: None,
-        created_at: 0,
-        kind: "public".into(),
-        redirect_uris: None,
-        secret_hash: None,
     }
 }
 
@@ -530,6 +521,22 @@ struct Step<'a> {
 }
 
 impl Step<'_> {
+    /// A step that was refused (`status`), recorded without a person.
+    async fn refused(&self, subtype: &str, status: u16) {
+        self.state
+            .audit
+            .record(record(
+                self.state,
+                self.req,
+                &self.pending.tenant,
+                &self.client.client_id,
+                subtype,
+                status,
+                None,
+            ))
+            .await;
+    }
+
     /// A person signed in (`subtype`: by password, or by a clinic's code): recorded,
     /// the browser's session cookie set, and the consent page shown.
     async fn signed_in(
@@ -617,30 +624,19 @@ pub async fn login(req: HttpRequest, body: web::Bytes, state: State) -> HttpResp
             Vec::new(),
         )
     };
+    let step = Step {
+        state: &state,
+        req: &req,
+        pending: &pending,
+        client: &client,
+    };
     match outcome {
         Ok(Ok(user)) => {
-            let step = Step {
-                state: &state,
-                req: &req,
-                pending: &pending,
-                client: &client,
-            };
             step.signed_in("login", &user, &form.request, &form.csrf)
                 .await
         }
         Ok(Err(e)) => {
-            state
-                .audit
-                .record(record(
-                    &state,
-                    &req,
-                    &pending.tenant,
-                    &client.client_id,
-                    "login",
-                    401,
-                    None,
-                ))
-                .await;
+            step.refused("login", 401).await;
             match e {
                 SignInError::Throttled(wait) => refused(
                     StatusCode::TOO_MANY_REQUESTS,
@@ -789,30 +785,19 @@ pub async fn redeem(req: HttpRequest, body: web::Bytes, state: State) -> HttpRes
             Vec::new(),
         )
     };
+    let step = Step {
+        state: &state,
+        req: &req,
+        pending: &pending,
+        client: &client,
+    };
     match outcome {
         Ok(Ok(user)) => {
-            let step = Step {
-                state: &state,
-                req: &req,
-                pending: &pending,
-                client: &client,
-            };
             step.signed_in("invitation-redeemed", &user, &form.request, &form.csrf)
                 .await
         }
         Ok(Err(e)) => {
-            state
-                .audit
-                .record(record(
-                    &state,
-                    &req,
-                    &pending.tenant,
-                    &client.client_id,
-                    "invitation-redeemed",
-                    400,
-                    None,
-                ))
-                .await;
+            step.refused("invitation-redeemed", 400).await;
             match e {
                 RedeemError::Code => refused(
                     StatusCode::BAD_REQUEST,

@@ -408,17 +408,17 @@ pub async fn introspect(req: HttpRequest, payload: web::Payload, state: State) -
         if claims.tenant != tenant {
             return json_no_store(inactive);
         }
-        // the same check as a request's: revocation of the token or of its grant
-        let mut headers = actix_web::http::header::HeaderMap::new();
-        let revoked =
-            match actix_web::http::header::HeaderValue::from_str(&format!("Bearer {}", form.token))
-            {
-                Ok(v) => {
-                    headers.insert(actix_web::http::header::AUTHORIZATION, v);
-                    super::authn::verify(&headers, &state).await.is_err()
-                }
-                Err(_) => true,
-            };
+        // the same check as a request's: the token's grant still holds
+        let revoked = crate::auth::bearer::verify(
+            &form.token,
+            now,
+            &state.token_cache,
+            &state.token_keys,
+            state.oidc.as_deref(),
+            &state.db,
+        )
+        .await
+        .is_err();
         if revoked {
             return json_no_store(inactive);
         }
