@@ -22,15 +22,17 @@ pub struct Clinics {
     db: Db,
     clock: Arc<dyn Clock>,
     starter_library: bool,
+    patient_app: bool,
     ready: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl Clinics {
-    pub fn new(db: Db, clock: Arc<dyn Clock>, starter_library: bool) -> Clinics {
+    pub fn new(db: Db, clock: Arc<dyn Clock>, starter_library: bool, patient_app: bool) -> Clinics {
         Clinics {
             db,
             clock,
             starter_library,
+            patient_app,
             ready: std::sync::Mutex::new(std::collections::HashSet::new()),
         }
     }
@@ -64,6 +66,12 @@ impl Clinics {
                 fhir_mapping::hep::library::all(),
                 Seed::Once,
             )?;
+        }
+        if self.patient_app {
+            let (t, now) = (tenant.clone(), crate::clock::to_micros(self.clock.now()));
+            self.db
+                .write(move |conn| crate::auth::clients::register_own_app(conn, &t, now))
+                .map_err(|e| SetUpError(format!("the patient app's registration: {e}")))?;
         }
         self.ready
             .lock()

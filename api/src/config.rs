@@ -142,6 +142,12 @@ pub struct Config {
     #[arg(long, env = "HEP_STARTER_LIBRARY", default_value_t = true, action = clap::ArgAction::Set)]
     pub starter_library: bool,
 
+    /// Serve the patient app at `/app/` and register it in every clinic as the public
+    /// client `hep-app.<clinic>` (`--patient-app false`: neither; a registration made
+    /// earlier is kept until `client remove`).
+    #[arg(long, env = "HEP_PATIENT_APP", default_value_t = true, action = clap::ArgAction::Set)]
+    pub patient_app: bool,
+
     /// Time zone of patients whose record states none (an IANA name such as
     /// `Europe/Paris`; a Patient states its own with the `tz-code` extension).
     #[arg(long, env = "HEP_TIME_ZONE", default_value = "UTC")]

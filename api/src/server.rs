@@ -201,7 +201,12 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<(Server, SocketAd
             .map_err(|e| StartError::Config(e.to_string()))?,
     );
     let tenant = TenantId::default_tenant();
-    let clinics = Clinics::new(db.clone(), clock.clone(), config.starter_library);
+    let clinics = Clinics::new(
+        db.clone(),
+        clock.clone(),
+        config.starter_library,
+        config.patient_app,
+    );
     clinics
         .set_up(&tenant)
         .map_err(|e| StartError::Conformance(e.to_string()))?;
@@ -327,6 +332,7 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<(Server, SocketAd
         .as_deref()
         .is_some_and(|b| b.starts_with("https://"));
     let body_timeout = std::time::Duration::from_secs(config.body_timeout_secs.max(1));
+    let patient_app = config.patient_app;
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
@@ -341,6 +347,11 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<(Server, SocketAd
             }))
             .configure(http::routes)
             .configure(http::health::routes)
+            .configure(move |cfg| {
+                if patient_app {
+                    http::app::routes(cfg);
+                }
+            })
             .default_service(web::to(http::not_found))
     })
     // actix-http's own timeouts: the headers of a request must arrive within 5 s (else

@@ -514,7 +514,7 @@ pub fn create(
         )?;
         Ok(match answered {
             Answered::Fresh(w) => (w, false),
-            Answered::Replayed(a) => (written_of(a), true),
+            Answered::Replayed(a) => (written_of(a, WriteStatus::Existing), true),
         })
     })
 }
@@ -547,16 +547,10 @@ pub fn idempotent<T>(
     let Some(idem) = idempotency else {
         return run(conn).map(Answered::Fresh);
     };
-    let key = scoped_key(ctx, &idem.key);
-    if let Some(stored) = intake::answer(conn, ctx.tenant, &key, ctx.now)? {
-        if stored.fingerprint != idem.fingerprint {
-            return Err(ApiError::Unprocessable(vec![Issue::error(
-                IssueType::BusinessRule,
-                "this Idempotency-Key was sent with a different request; use a new key for a new request",
-            )]));
-        }
-        return Ok(Answered::Replayed(stored));
+    if let Some(stored) = earlier_answer(conn, ctx, idem)? {
+        return Ok(Answered::Replayed(same_request(stored, idem)?));
     }
+    let key = scoped_key(ctx, &idem.key);
     let result = run(conn)?;
     let (status, written, body) = record(&result);
     intake::store_answer(
@@ -577,6 +571,32 @@ pub fn idempotent<T>(
     Ok(Answered::Fresh(result))
 }
 
+/// The answer stored for `idem`'s key by this sender within the retention, if any: a
+/// request already made. Read before the request is worked out by a request that
+/// starts from the current version (a `PATCH`), then again in its write transaction.
+pub fn earlier_answer(
+    conn: &mut AnyConnection,
+    ctx: Ctx<'_>,
+    idem: &Idempotency,
+) -> diesel::QueryResult<Option<intake::StoredAnswer>> {
+    intake::answer(conn, ctx.tenant, &scoped_key(ctx, &idem.key), ctx.now)
+}
+
+/// The stored answer of `idem`'s key, when the key came with this same request; 422
+/// when it came with another.
+pub fn same_request(
+    stored: intake::StoredAnswer,
+    idem: &Idempotency,
+) -> Result<intake::StoredAnswer, ApiError> {
+    if stored.fingerprint != idem.fingerprint {
+        return Err(ApiError::Unprocessable(vec![Issue::error(
+            IssueType::BusinessRule,
+            "this Idempotency-Key was sent with a different request; use a new key for a new request",
+        )]));
+    }
+    Ok(stored)
+}
+
 /// An idempotency key as stored: the key of one sender (the client, and the patient in
 /// context), so that another client, or the same client for another patient, neither
 /// replays the answer nor learns that the key is in use.
@@ -587,13 +607,14 @@ fn scoped_key(ctx: Ctx<'_>, key: &str) -> String {
     format!("{client}\u{1f}{patient}\u{1f}{key}")
 }
 
-/// The write a stored answer recorded.
-fn written_of(a: intake::StoredAnswer) -> Written {
+/// The write a stored answer recorded; `ok` is what its 200 meant (a conditional
+/// create's match, or an update).
+pub fn written_of(a: intake::StoredAnswer, ok: WriteStatus) -> Written {
     Written {
         status: if a.status == 201 {
             WriteStatus::Created
         } else {
-            WriteStatus::Existing
+            ok
         },
         res_type: a.res_type.unwrap_or_default(),
         id: a.res_id.unwrap_or_default(),
@@ -669,18 +690,42 @@ pub fn create_in(
     Ok(written)
 }
 
-/// `PUT [type]/[id]` (update, or create with the client's id).
+/// `PUT [type]/[id]` (update, or create with the client's id), and the write of a
+/// `PATCH`. With an idempotency key, a request sent again gets the first answer
+/// (`replayed`) whatever was written since, so a retried completion is not a second one.
 pub fn update(
     db: &Db,
     scope: Scope,
     parsed: ParsedResource,
     id: String,
     if_match: Option<i64>,
-) -> Result<Written, ApiError> {
+    idempotency: Option<Idempotency>,
+) -> Result<(Written, bool), ApiError> {
     db.write(move |conn| {
         // the time of the write is read in its transaction: see `Db::write`
         let ctx = scope.ctx(true);
-        update_in(conn, ctx, &parsed, &id, if_match)
+        if idempotency.is_some() {
+            // what the request may write is settled before a stored answer is replayed
+            check_compartment(ctx.patient, parsed.resource_type(), &id, parsed.json())?;
+        }
+        let answered = idempotent(
+            conn,
+            ctx,
+            idempotency.as_ref(),
+            |conn| update_in(conn, ctx, &parsed, &id, if_match),
+            |w| {
+                let status = if w.status == WriteStatus::Created {
+                    201
+                } else {
+                    200
+                };
+                (status, Some(w), w.body.clone())
+            },
+        )?;
+        Ok(match answered {
+            Answered::Fresh(w) => (w, false),
+            Answered::Replayed(a) => (written_of(a, WriteStatus::Updated), true),
+        })
     })
 }
 

@@ -11,7 +11,7 @@ use crate::references::identifiers;
 
 /// The version of what [`token_values`] and [`date_values`] extract: raise it whenever a parameter is added
 /// or extracted differently, and the server rebuilds the stored index at start.
-pub const INDEX_VERSION: &str = "7";
+pub const INDEX_VERSION: &str = "8";
 
 /// The type of a search parameter (R4 search.html).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -638,6 +638,22 @@ const DUE_WINDOW_PARAM: ElementParam = ElementParam {
     text_param: "",
 };
 
+/// The project's own search parameter on the local day of an exercise session: the
+/// date of `Task.restriction.period.start` as written, in the patient's offset, so that
+/// `session-day=2026-12-02` finds the sessions of that day in the patient's time zone
+/// whatever the server's or the client's zone.
+pub const SESSION_DAY: SearchParam = SearchParam {
+    name: "session-day",
+    kind: ParamType::Date,
+    definition: "https://hep-fhir.org/fhir/SearchParameter/Task-session-day",
+};
+const SESSION_DAY_PARAM: ElementParam = ElementParam {
+    resource_type: "Task",
+    param: SESSION_DAY,
+    paths: &["restriction.period.start"],
+    text_param: "",
+};
+
 /// Parameters searched through another one's index rows: `patient` is `subject` (or
 /// `for`) restricted to Patient references. (type, name, indexed parameter, target
 /// type, definition)
@@ -778,7 +794,7 @@ static INDEXED: LazyLock<HashMap<&'static str, Vec<Indexed>>> = LazyLock::new(||
     let mut by_type: HashMap<&'static str, Vec<Indexed>> = HashMap::new();
     for p in ELEMENT_PARAMS
         .iter()
-        .chain(std::iter::once(&DUE_WINDOW_PARAM))
+        .chain([&DUE_WINDOW_PARAM, &SESSION_DAY_PARAM])
     {
         by_type.entry(p.resource_type).or_default().push(Indexed {
             param: p.param,
@@ -1137,6 +1153,10 @@ pub fn date_values(resource_type: &str, json: &Map<String, Value>) -> Vec<DateVa
         for path in p.paths {
             for v in values_at(json, path) {
                 let range = match v {
+                    // the local day a dateTime is written in: its first 10 characters
+                    Value::String(s) if p.param.name == SESSION_DAY.name => {
+                        s.get(..10).and_then(date_range)
+                    }
                     Value::String(s) => date_range(s),
                     Value::Object(period) => {
                         let start = period.get("start").and_then(Value::as_str);
@@ -1209,6 +1229,31 @@ pub fn date_range(s: &str) -> Option<(i64, i64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_session_day_is_the_local_date_of_its_window() {
+        let task = serde_json::json!({
+            "resourceType": "Task",
+            "restriction": {"period": {"start": "2026-12-02T00:00:00-05:00",
+                                       "end": "2026-12-03T00:00:00-05:00"}}
+        });
+        let Value::Object(task) = task else {
+            panic!("object")
+        };
+        let day = date_values("Task", &task)
+            .into_iter()
+            .find(|d| d.param == "session-day");
+        // the day as written in the patient's offset, not the UTC day of the instant
+        let (lo, hi) = date_range("2026-12-02").unwrap_or_default();
+        assert_eq!(
+            day,
+            Some(DateValue {
+                param: "session-day",
+                lo,
+                hi
+            })
+        );
+    }
 
     #[test]
     fn dates_and_periods_become_ranges() {

@@ -24,6 +24,7 @@ mod logging;
 mod media;
 mod metadata;
 mod patch;
+mod patient_app;
 mod prescriptions;
 mod referrals;
 mod robustness;

@@ -507,6 +507,63 @@ async fn summary_elements_and_lenient_handling() {
 }
 
 #[tokio::test]
+async fn the_session_day_is_the_patients_local_day() {
+    let s = start().await;
+    let task = |start: &str, end: &str| {
+        json!({"resourceType": "Task", "status": "requested", "intent": "order",
+            "restriction": {"period": {"start": start, "end": end}}})
+    };
+    // 2 December in New York and in Auckland: in UTC the first starts on 2 December at
+    // 05:00 and the second on 1 December at 11:00
+    let new_york = id_of(
+        &s,
+        task("2026-12-02T00:00:00-05:00", "2026-12-03T00:00:00-05:00"),
+    )
+    .await;
+    let auckland = id_of(
+        &s,
+        task("2026-12-02T00:00:00+13:00", "2026-12-03T00:00:00+13:00"),
+    )
+    .await;
+    let next = id_of(
+        &s,
+        task("2026-12-03T00:00:00-05:00", "2026-12-04T00:00:00-05:00"),
+    )
+    .await;
+    let mut today = ids_in_order(&s, "Task?session-day=2026-12-02").await;
+    today.sort();
+    let mut expected = vec![new_york.clone(), auckland];
+    expected.sort();
+    assert_eq!(today, expected);
+    assert_eq!(
+        ids_in_order(&s, "Task?session-day=2026-12-03").await,
+        [next.clone()]
+    );
+    assert_eq!(
+        total(&s, "Task?session-day=ge2026-12-01&session-day=le2026-12-03").await,
+        3
+    );
+    assert_eq!(
+        ids_in_order(&s, "Task?session-day=gt2026-12-02").await,
+        [next]
+    );
+    assert_eq!(total(&s, "Task?session-day=2026-12-01").await, 0);
+    let sp = json(s.get("SearchParameter/Task-session-day").await).await;
+    assert_eq!(sp["code"], "session-day");
+    let meta = json(s.get("metadata").await).await;
+    let declared = meta["rest"][0]["resource"]
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["type"] == "Task"))
+        .and_then(|r| r["searchParam"].as_array().cloned())
+        .unwrap_or_default();
+    assert!(
+        declared
+            .iter()
+            .any(|p| p["name"] == "session-day" && p["definition"] == sp["url"])
+    );
+}
+
+#[tokio::test]
 async fn the_due_window_parameter_is_defined_and_searchable() {
     let s = start().await;
     let task = |start: &str, end: &str| {

@@ -107,15 +107,27 @@ pub fn with_query(uri: &str, pairs: &[(&str, String)]) -> String {
     format!("{uri}{sep}{query}")
 }
 
+/// The registered redirect URIs of an app, absolute: a path (`/app/`, registered only by
+/// the server for the app it serves itself) is on this server's `origin`.
+fn registered_uris<'a>(registered: &'a str, origin: &'a str) -> impl Iterator<Item = String> + 'a {
+    registered.split_whitespace().map(move |r| {
+        if r.starts_with('/') {
+            format!("{origin}{r}")
+        } else {
+            r.to_string()
+        }
+    })
+}
+
 /// Whether `sent` is one of the app's registered redirect URIs: the same text, or for a
 /// registered loopback URI (`http://127.0.0.1/cb`, `http://[::1]/cb`) the same URI on
-/// any port (RFC 8252 §7.3).
-pub fn redirect_matches(registered: &str, sent: &str) -> bool {
-    registered.split_whitespace().any(|r| {
+/// any port (RFC 8252 §7.3). `origin`: this server's, for a registered path.
+pub fn redirect_matches(registered: &str, sent: &str, origin: &str) -> bool {
+    registered_uris(registered, origin).any(|r| {
         if r == sent {
             return true;
         }
-        let (Ok(r), Ok(s)) = (url::Url::parse(r), url::Url::parse(sent)) else {
+        let (Ok(r), Ok(s)) = (url::Url::parse(&r), url::Url::parse(sent)) else {
             return false;
         };
         let loopback = |u: &url::Url| {
@@ -205,8 +217,10 @@ pub fn check(
         ));
     }
     let registered = client.redirect_uris.as_deref().unwrap_or("");
+    let origin = base.trim_end_matches('/');
+    let origin = origin.strip_suffix("/fhir").unwrap_or(origin);
     let redirect_uri = match params.redirect_uri.as_deref() {
-        Some(r) if redirect_matches(registered, r) => r.to_string(),
+        Some(r) if redirect_matches(registered, r, origin) => r.to_string(),
         Some(_) => {
             return Err(AuthorizeError::Page(
                 "The app asked to return to an address it did not register (redirect_uri).".into(),
@@ -214,9 +228,9 @@ pub fn check(
         }
         None => {
             // one registered URI is the default (RFC 6749 §3.1.2.3)
-            let mut uris = registered.split_whitespace();
+            let mut uris = registered_uris(registered, origin);
             match (uris.next(), uris.next()) {
-                (Some(only), None) => only.to_string(),
+                (Some(only), None) => only,
                 _ => {
                     return Err(AuthorizeError::Page(
                         "The app did not say where to return (redirect_uri is missing).".into(),
@@ -893,23 +907,25 @@ mod tests {
     #[test]
     fn loopback_redirects_match_on_any_port() {
         let registered = "https://app.example.org/cb http://127.0.0.1/native";
+        let origin = "https://hep.example.org";
+        let matches = |sent: &str| redirect_matches(registered, sent, origin);
+        assert!(matches("http://127.0.0.1:53124/native"));
+        assert!(matches("https://app.example.org/cb"));
+        assert!(!matches("https://app.example.org:8443/cb"));
+        assert!(!matches("http://127.0.0.1:53124/other"));
+        assert!(!matches("http://localhost:53124/native"));
+        // the server's own app: a path on the server's origin, and on no other
         assert!(redirect_matches(
-            registered,
-            "http://127.0.0.1:53124/native"
-        ));
-        assert!(redirect_matches(registered, "https://app.example.org/cb"));
-        assert!(!redirect_matches(
-            registered,
-            "https://app.example.org:8443/cb"
+            "/app/",
+            "https://hep.example.org/app/",
+            origin
         ));
         assert!(!redirect_matches(
-            registered,
-            "http://127.0.0.1:53124/other"
+            "/app/",
+            "https://evil.example/app/",
+            origin
         ));
-        assert!(!redirect_matches(
-            registered,
-            "http://localhost:53124/native"
-        ));
+        assert!(!redirect_matches("/app/", "/app/", origin));
         assert!(check_redirect_uri("https://app.example.org/cb").is_ok());
         assert!(check_redirect_uri("http://127.0.0.1/cb").is_ok());
         assert!(check_redirect_uri("http://app.example.org/cb").is_err());

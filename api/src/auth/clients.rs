@@ -116,6 +116,45 @@ pub fn register(
     Ok((row, secret))
 }
 
+/// The client id of the patient app this server serves at `/app/`, in `tenant`.
+pub fn own_app_id(tenant: &str) -> String {
+    format!("hep-app.{tenant}")
+}
+
+/// What the patient app asks: the patient's record to read, and its sessions to complete.
+pub const OWN_APP_SCOPE: &str =
+    "launch/patient openid fhirUser offline_access patient/*.rs patient/Task.u";
+
+/// Registers the patient app this server serves at `/app/` in `tenant`, once: a public
+/// client whose redirect URI is `/app/` on this server's own origin (a path only the
+/// server registers). A registration the clinic changed or made earlier is kept.
+pub fn register_own_app(
+    conn: &mut AnyConnection,
+    tenant: &domain::TenantId,
+    now_micros: i64,
+) -> Result<(), ApiError> {
+    let client_id = own_app_id(tenant.as_str());
+    if clients::find(conn, &client_id)?.is_some() {
+        return Ok(());
+    }
+    clients::insert(
+        conn,
+        &ClientRow {
+            tenant: tenant.as_str().to_string(),
+            client_id,
+            name: "Home exercises".into(),
+            scope: OWN_APP_SCOPE.into(),
+            jwks: None,
+            jwks_url: None,
+            created_at: now_micros,
+            kind: "public".into(),
+            redirect_uris: Some("/app/".into()),
+            secret_hash: None,
+        },
+    )?;
+    Ok(())
+}
+
 /// Checks a client's keys: a JWKS document with a usable key, or an https URL of one.
 fn check_keys(jwks: Option<&str>, jwks_url: Option<&str>) -> Result<(), ApiError> {
     match (jwks, jwks_url) {

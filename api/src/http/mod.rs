@@ -2,6 +2,7 @@
 //! them. The shared state is in `state`, the rendering of answers in `negotiate`.
 
 pub mod accounts;
+pub mod app;
 pub mod audit;
 pub mod authn;
 pub mod bundle;

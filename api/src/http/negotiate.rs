@@ -223,7 +223,7 @@ pub async fn read_body(
     Ok(body.freeze())
 }
 
-/// The `Idempotency-Key` of a POST, with the fingerprint of the request (method, path
+/// The `Idempotency-Key` of a POST, PUT or PATCH, with the fingerprint of the request (method, path
 /// and body): visible ASCII, 1 to 255 characters.
 pub fn idempotency(
     req: &HttpRequest,

@@ -190,6 +190,20 @@ pub(super) fn write_response(
 }
 
 /// Marks the answer to a request sent again with the same `Idempotency-Key`.
+/// The response to a write that an idempotency key may have replayed.
+fn answer_write(
+    req: &HttpRequest,
+    state: &AppState,
+    out: Output,
+    (written, replayed): &(Written, bool),
+) -> Result<HttpResponse, ApiError> {
+    let mut response = write_response(req, state, out, written)?;
+    if *replayed {
+        mark_replayed(&mut response);
+    }
+    Ok(response)
+}
+
 pub(super) fn mark_replayed(response: &mut HttpResponse) {
     response.headers_mut().insert(
         header::HeaderName::from_static("idempotent-replayed"),
@@ -319,6 +333,7 @@ pub async fn update(req: HttpRequest, payload: web::Payload, state: State) -> Ht
         let out = negotiate::output(&req, &query)?;
         let if_match = if_match(&req)?;
         let (body, format) = write_body(&req, payload, &state, &res_type, Some(&id)).await?;
+        let idempotency = negotiate::idempotency(&req, &body)?;
         let st = state.clone();
         let written = blocking(move || {
             let parsed = parse_body(&st, &body, format, &res_type)?;
@@ -335,10 +350,17 @@ pub async fn update(req: HttpRequest, payload: web::Payload, state: State) -> Ht
                 }
                 Some(_) => {}
             }
-            service::update(&st.db, st.scope_for(&access, &limits), parsed, id, if_match)
+            service::update(
+                &st.db,
+                st.scope_for(&access, &limits),
+                parsed,
+                id,
+                if_match,
+                idempotency,
+            )
         })
         .await?;
-        write_response(&req, &state, out, &written)
+        answer_write(&req, &state, out, &written)
     }
     .await;
     finish(&req, result)
@@ -369,12 +391,28 @@ pub async fn patch(req: HttpRequest, payload: web::Payload, state: State) -> Htt
             ));
         }
         let body = negotiate::read_body(&req, payload, state.max_body_bytes).await?;
+        let idempotency = negotiate::idempotency(&req, &body)?;
         let ops = std::sync::Arc::new(crate::patch::parse(&body, state.max_patch_operations)?);
         let max_bytes = state.body_limit(&res_type);
         let mut attempts = 0;
         loop {
             attempts += 1;
             let current = current_of(&state, &access, &limits, &res_type, &id).await?;
+            if let Some(idem) = idempotency.clone().filter(|_| attempts == 1) {
+                // a retry of a patch already made gets its first answer, though the
+                // resource has moved on since (its If-Match would fail now)
+                let scope = state.scope_for(&access, &limits);
+                let key = idem.clone();
+                let earlier = state
+                    .db
+                    .read(move |conn| Ok(service::earlier_answer(conn, scope.ctx(false), &key)?))
+                    .await?;
+                if let Some(stored) = earlier {
+                    let stored = service::same_request(stored, &idem)?;
+                    let written = service::written_of(stored, service::WriteStatus::Updated);
+                    return answer_write(&req, &state, out, &(written, true));
+                }
+            }
             let Some(stored) = current.body.filter(|_| !current.deleted) else {
                 return Err(ApiError::Gone(format!("{res_type}/{id} was deleted")));
             };
@@ -390,6 +428,7 @@ pub async fn patch(req: HttpRequest, payload: web::Payload, state: State) -> Htt
             let (t, i, version) = (res_type.clone(), id.clone(), current.version);
             let scope = st.scope_for(&access, &limits);
             let ops = ops.clone();
+            let idem = idempotency.clone();
             let written = blocking(move || {
                 // CPU work bounded by the body limit: see `crate::patch`
                 let patched = crate::patch::apply(&stored, &ops, max_bytes)?;
@@ -403,7 +442,7 @@ pub async fn patch(req: HttpRequest, payload: web::Payload, state: State) -> Htt
                         .at(format!("{t}.id")),
                     ]));
                 }
-                service::update(&st.db, scope, parsed, i, Some(version))
+                service::update(&st.db, scope, parsed, i, Some(version), idem)
             })
             .await;
             match written {
@@ -414,7 +453,7 @@ pub async fn patch(req: HttpRequest, payload: web::Payload, state: State) -> Htt
                 Err(ApiError::PreconditionFailed(_)) if if_match.is_none() => {
                     return Err(ApiError::Retry);
                 }
-                other => return write_response(&req, &state, out, &other?),
+                other => return answer_write(&req, &state, out, &other?),
             }
         }
     }

@@ -632,6 +632,29 @@ pub fn due_window_search_parameter() -> Value {
     })
 }
 
+/// The search parameter on the local day of an exercise session.
+pub fn session_day_search_parameter() -> Value {
+    let p = crate::search_params::SESSION_DAY;
+    json!({
+        "resourceType": "SearchParameter",
+        "id": "Task-session-day",
+        "url": p.definition,
+        "version": VERSION,
+        "name": "session-day",
+        "status": "active",
+        "date": DATE,
+        "publisher": PUBLISHER,
+        "description": "The patient's local day of an exercise session: the date of `Task.restriction.period.start` as written, in the patient's offset. `session-day=2026-12-02` finds the sessions of that day in the patient's time zone whatever the server's or the client's zone; `ge`/`le` give a range of days.",
+        "code": p.name,
+        "base": ["Task"],
+        "type": "date",
+        "expression": "Task.restriction.period.start",
+        "xpath": "f:Task/f:restriction/f:period/f:start",
+        "xpathUsage": "normal",
+        "comparator": ["eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap"]
+    })
+}
+
 /// Every conformance resource of the project, as `(resource type, id, JSON)`.
 pub fn all() -> Vec<(&'static str, &'static str, Value)> {
     vec![
@@ -675,6 +698,11 @@ pub fn all() -> Vec<(&'static str, &'static str, Value)> {
             "SearchParameter",
             "Task-restriction-period",
             due_window_search_parameter(),
+        ),
+        (
+            "SearchParameter",
+            "Task-session-day",
+            session_day_search_parameter(),
         ),
     ]
 }

@@ -114,13 +114,9 @@ const PER_PAGE: usize = 3;
 mod pdf;
 pub use pdf::render_pdf;
 
-/// The sheet as a complete HTML document.
-pub fn render_html(h: &Handout) -> String {
-    let mut out = String::with_capacity(4096);
-    out.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">");
-    out.push_str(&format!("<title>{}</title>", super::escape(&h.title)));
-    out.push_str(
-        "<style>\
+/// The sheet's style sheet, inline in its `<style>` element (an app that shows the sheet
+/// allows it in its Content-Security-Policy by its SHA-256).
+pub const SHEET_CSS: &str = "\
 @page{size:A4;margin:16mm}\
 body{font-family:'DejaVu Sans',Arial,sans-serif;font-size:12pt;color:#111;margin:0}\
 header{border-bottom:2px solid #333;margin-bottom:8mm;padding-bottom:3mm}\
@@ -132,9 +128,16 @@ h1{font-size:18pt;margin:0 0 2mm}\
 .exercise img{max-width:60mm;max-height:45mm;float:right;margin-left:4mm}\
 .page-break{break-after:page;page-break-after:always}\
 footer{font-size:9pt;color:#555;margin-top:6mm}\
-@media screen{body{max-width:190mm;margin:10mm auto}}\
-</style></head><body>",
-    );
+@media screen{body{max-width:190mm;margin:10mm auto}}";
+
+/// The sheet as a complete HTML document.
+pub fn render_html(h: &Handout) -> String {
+    let mut out = String::with_capacity(4096);
+    out.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">");
+    out.push_str(&format!("<title>{}</title>", super::escape(&h.title)));
+    out.push_str("<style>");
+    out.push_str(SHEET_CSS);
+    out.push_str("</style></head><body>");
     out.push_str(&format!(
         "<header><h1>{}</h1><div class=\"meta\">",
         super::escape(&h.title)
