@@ -17,6 +17,8 @@ counted = [
 ]
 assert counted, "the search is not counted"
 for name in ["hep_http_request_duration_seconds", "hep_database_outage",
-             "hep_database_reads_waiting", "hep_audit_queue_records"]:
+             "hep_database_reads_waiting", "hep_audit_queue_records", "hep_job_lag_seconds",
+             "hep_job_backlog", "hep_export_jobs", "hep_subscriptions",
+             "hep_subscription_events_pending"]:
     assert name in families, name
 print(f"/metrics: {len(families)} families parsed by prometheus_client, the request counted")

@@ -1,8 +1,10 @@
 //! Metrics in the Prometheus / OpenMetrics text format (`GET /metrics`, for a token
 //! with the `hep-admin` scope): requests by route template, method and status with
 //! their latency, tokens issued and refused, and, read when scraped, the database's
-//! outage state, the reads waiting for a reader, the audit queue and the SQLite
-//! writer's queue, commits, jobs and commit time. No label holds a
+//! outage state, the reads waiting for a reader, the audit queue, the SQLite
+//! writer's queue, commits, jobs and commit time, the PostgreSQL pool's use and wait,
+//! and the background jobs' lag and backlog (sessions, schedules, summaries, exports,
+//! subscriptions). No label holds a
 //! resource id, a query or anything about a patient: routes are templates, methods
 //! and statuses come from short fixed lists.
 
@@ -15,6 +17,7 @@ use prometheus_client::registry::Registry;
 
 use crate::audit::AuditLog;
 use crate::db::Db;
+use crate::db::backlog::Backlog;
 use crate::db::outage::Outage;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -38,6 +41,16 @@ struct TokenLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutageLabels {
     kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct JobLabels {
+    job: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    state: &'static str,
 }
 
 /// Latency buckets from 1 ms to about 16 s.
@@ -65,6 +78,18 @@ pub struct Metrics {
     writer_commit_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
     /// The writer's reading at the last scrape: counters grow by the difference.
     writer_last: std::sync::Mutex<crate::db::writer::WriterReading>,
+    job_lag: Family<JobLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    job_backlog: Family<JobLabels, Gauge>,
+    export_jobs: Family<StateLabels, Gauge>,
+    export_oldest_queued: Gauge<f64, std::sync::atomic::AtomicU64>,
+    subscriptions: Family<StateLabels, Gauge>,
+    events_pending: Gauge,
+    events_delivered: Gauge,
+    pool_connections: Family<StateLabels, Gauge>,
+    pool_waits: Counter,
+    pool_wait_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
+    /// The pool's reading at the last scrape.
+    pool_last: std::sync::Mutex<(u64, u64)>,
 }
 
 impl Default for Metrics {
@@ -79,6 +104,16 @@ impl Default for Metrics {
         let writer_batches = Counter::default();
         let writer_jobs = Counter::default();
         let writer_commit_seconds = Counter::<f64, std::sync::atomic::AtomicU64>::default();
+        let job_lag = Family::<JobLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        let job_backlog = Family::<JobLabels, Gauge>::default();
+        let export_jobs = Family::<StateLabels, Gauge>::default();
+        let export_oldest_queued = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        let subscriptions = Family::<StateLabels, Gauge>::default();
+        let events_pending = Gauge::default();
+        let events_delivered = Gauge::default();
+        let pool_connections = Family::<StateLabels, Gauge>::default();
+        let pool_waits = Counter::default();
+        let pool_wait_seconds = Counter::<f64, std::sync::atomic::AtomicU64>::default();
         let mut registry = Registry::with_prefix("hep");
         registry.register(
             "http_requests",
@@ -130,6 +165,56 @@ impl Default for Metrics {
             "SQLite: time spent running and committing batches (over batches: the mean commit latency)",
             writer_commit_seconds.clone(),
         );
+        registry.register(
+            "job_lag_seconds",
+            "How far a background job is behind: the oldest overdue session not yet marked missed (missed_sessions), the schedule furthest short of the horizon (horizon)",
+            job_lag.clone(),
+        );
+        registry.register(
+            "job_backlog",
+            "Work waiting for a background job: overdue sessions, schedules to extend, program summaries to rewrite, export jobs not started",
+            job_backlog.clone(),
+        );
+        registry.register(
+            "export_jobs",
+            "Bulk Data export jobs by state (accepted: waiting for a worker; in_progress)",
+            export_jobs.clone(),
+        );
+        registry.register(
+            "export_oldest_queued_seconds",
+            "Age of the oldest export job waiting for a worker (0: none)",
+            export_oldest_queued.clone(),
+        );
+        registry.register(
+            "subscriptions",
+            "Active subscriptions (active), and of them those whose last delivery failed (failing)",
+            subscriptions.clone(),
+        );
+        registry.register(
+            "subscription_events_pending",
+            "Notifications of active subscriptions made and not yet delivered",
+            events_pending.clone(),
+        );
+        registry.register(
+            "subscription_events_delivered",
+            "Notifications delivered to the active subscriptions, in all",
+            events_delivered.clone(),
+        );
+        registry.register(
+            "database_pool_connections",
+            "PostgreSQL: write connections of the pool, idle or busy",
+            pool_connections.clone(),
+        );
+        registry.register(
+            "database_pool_waits",
+            "PostgreSQL: write connections handed out by the pool",
+            pool_waits.clone(),
+        );
+        registry.register(
+            "database_pool_wait_seconds",
+            "PostgreSQL: time writes waited for a pooled connection (over waits: the mean wait)",
+            pool_wait_seconds.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -143,6 +228,17 @@ impl Default for Metrics {
             writer_jobs,
             writer_commit_seconds,
             writer_last: std::sync::Mutex::default(),
+            job_lag,
+            job_backlog,
+            export_jobs,
+            export_oldest_queued,
+            subscriptions,
+            events_pending,
+            events_delivered,
+            pool_connections,
+            pool_waits,
+            pool_wait_seconds,
+            pool_last: std::sync::Mutex::default(),
         }
     }
 }
@@ -186,8 +282,23 @@ impl Metrics {
             .inc();
     }
 
-    /// The text of a scrape, the gauges read now.
-    pub fn scrape(&self, db: &Db, audit: &AuditLog) -> String {
+    /// The text of a scrape, the gauges read now; `backlog`: the background jobs' work
+    /// as the database has it now (microseconds `now`, `horizon_end` as it was read).
+    pub fn scrape(&self, db: &Db, audit: &AuditLog, backlog: &ScrapedBacklog) -> String {
+        self.set_backlog(backlog);
+        if let Some(pool) = db.pool_reading() {
+            let gauge = |state| self.pool_connections.get_or_create(&StateLabels { state });
+            gauge("idle").set(i64::from(pool.idle));
+            gauge("busy").set(i64::from(pool.connections.saturating_sub(pool.idle)));
+            let mut last = self
+                .pool_last
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            self.pool_waits.inc_by(pool.waits.saturating_sub(last.0));
+            self.pool_wait_seconds
+                .inc_by(pool.wait_micros.saturating_sub(last.1) as f64 / 1e6);
+            *last = (pool.waits, pool.wait_micros);
+        }
         let now = db.outage();
         for (kind, outage) in [
             ("disk_full", Outage::DiskFull),
@@ -219,5 +330,39 @@ impl Metrics {
         // writing to a String cannot fail
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
         text
+    }
+}
+
+/// The background jobs' work read for a scrape, with the times it is measured against.
+pub struct ScrapedBacklog {
+    pub backlog: Backlog,
+    /// When it was read, and how far ahead the horizon job keeps schedules (microseconds).
+    pub now: i64,
+    pub horizon_end: i64,
+}
+
+impl Metrics {
+    fn set_backlog(&self, b: &ScrapedBacklog) {
+        let seconds = |from: Option<i64>, to: i64| {
+            from.map_or(0.0, |f| (to.saturating_sub(f)).max(0) as f64 / 1e6)
+        };
+        let lag = |job| self.job_lag.get_or_create(&JobLabels { job });
+        lag("missed_sessions").set(seconds(b.backlog.oldest_overdue, b.now));
+        lag("horizon").set(seconds(b.backlog.earliest_schedule_end, b.horizon_end));
+        let backlog = |job| self.job_backlog.get_or_create(&JobLabels { job });
+        backlog("missed_sessions").set(b.backlog.overdue_sessions);
+        backlog("horizon").set(b.backlog.schedules_due);
+        backlog("summaries").set(b.backlog.summaries_queued);
+        backlog("exports").set(b.backlog.exports_queued);
+        let exports = |state| self.export_jobs.get_or_create(&StateLabels { state });
+        exports("accepted").set(b.backlog.exports_queued);
+        exports("in_progress").set(b.backlog.exports_running);
+        self.export_oldest_queued
+            .set(seconds(b.backlog.oldest_queued_export, b.now));
+        let subscriptions = |state| self.subscriptions.get_or_create(&StateLabels { state });
+        subscriptions("active").set(b.backlog.subscriptions_active);
+        subscriptions("failing").set(b.backlog.subscriptions_failing);
+        self.events_pending.set(b.backlog.events_pending);
+        self.events_delivered.set(b.backlog.events_delivered);
     }
 }

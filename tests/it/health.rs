@@ -238,3 +238,71 @@ async fn metrics_count_requests_for_the_admin_scope_only() {
         );
     }
 }
+
+/// A value of `/metrics`: the first sample whose line starts with `series` (a name with
+/// its labels).
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(series))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no `{series}` in {text}"))
+}
+
+#[tokio::test]
+async fn metrics_show_how_far_the_jobs_are_behind() {
+    // the jobs run once an hour here, so that the missed sessions wait for them
+    let clock = std::sync::Arc::new(api::clock::ManualClock::new(at("2026-03-02T12:00:00Z")));
+    let s = start_with(|c| c.job_interval_ms = 3_600_000, clock.clone()).await;
+    let admin = client_with_token(&token_at(
+        &s.database_url,
+        "system/*.rs hep-admin",
+        None,
+        at("2026-03-02T12:00:00Z").as_second(),
+    ));
+    let scrape = || async {
+        let res = admin
+            .get(root(&s, "/metrics"))
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(res.status(), StatusCode::OK);
+        res.text().await.expect("text")
+    };
+    let text = scrape().await;
+    assert_eq!(
+        sample(&text, "hep_job_backlog{job=\"missed_sessions\"}"),
+        0.0
+    );
+    assert_eq!(
+        sample(&text, "hep_job_lag_seconds{job=\"missed_sessions\"}"),
+        0.0
+    );
+    assert_eq!(sample(&text, "hep_export_jobs{state=\"accepted\"}"), 0.0);
+
+    let pid = id_of(&s.create(patient("lag-1")).await);
+    let rx = id_of(
+        &s.create(prescription(
+            &pid,
+            "Bridge",
+            3,
+            ("2026-03-02", "2026-03-08"),
+        ))
+        .await,
+    );
+    s.create(program(&pid, &[&rx], ("2026-03-02", "2026-03-08")))
+        .await;
+    // two and a half days later, the sessions of 2 and 3 March are overdue
+    clock.set(at("2026-03-04T12:00:00Z"));
+    let text = scrape().await;
+    assert_eq!(
+        sample(&text, "hep_job_backlog{job=\"missed_sessions\"}"),
+        2.0
+    );
+    // the oldest window closed at midnight UTC on 3 March: 36 hours before
+    assert_eq!(
+        sample(&text, "hep_job_lag_seconds{job=\"missed_sessions\"}"),
+        36.0 * 3600.0
+    );
+    assert!(!text.contains(&pid), "no id of the clinic's data");
+}

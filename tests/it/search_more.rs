@@ -537,7 +537,7 @@ async fn the_session_day_is_the_patients_local_day() {
     assert_eq!(today, expected);
     assert_eq!(
         ids_in_order(&s, "Task?session-day=2026-12-03").await,
-        [next.clone()]
+        std::slice::from_ref(&next)
     );
     assert_eq!(
         total(&s, "Task?session-day=ge2026-12-01&session-day=le2026-12-03").await,

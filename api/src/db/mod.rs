@@ -22,6 +22,7 @@ macro_rules! on_backend {
 
 pub(crate) mod accounts;
 pub(crate) mod audit;
+pub(crate) mod backlog;
 pub(crate) mod clients;
 pub(crate) mod connection;
 pub(crate) mod deadline;
@@ -104,6 +105,26 @@ struct DbInner {
     outages: Arc<outage::OutageLog>,
     /// SQLite only: the thread that checkpoints the WAL.
     _checkpointer: Option<Checkpointer>,
+    /// PostgreSQL only: how long writes waited for a pooled connection, in all.
+    pool_waits: PoolWaits,
+}
+
+/// Waits for a pooled connection so far (PostgreSQL writes).
+#[derive(Debug, Default)]
+struct PoolWaits {
+    count: std::sync::atomic::AtomicU64,
+    micros: std::sync::atomic::AtomicU64,
+}
+
+/// The pool of PostgreSQL write connections as a scrape reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolReading {
+    /// Connections open, and of them idle.
+    pub connections: u32,
+    pub idle: u32,
+    /// Connections handed out so far, and the time writes waited for them in all.
+    pub waits: u64,
+    pub wait_micros: u64,
 }
 
 /// Checkpoints the SQLite WAL from its own connection every 200 ms (PASSIVE: it never
@@ -220,6 +241,7 @@ impl Db {
                 readers,
                 writer,
                 _checkpointer: checkpointer,
+                pool_waits: PoolWaits::default(),
                 outages,
             }),
         })
@@ -251,6 +273,18 @@ impl Db {
     /// What the SQLite writer has done so far (`None` on PostgreSQL).
     pub fn writer_reading(&self) -> Option<writer::WriterReading> {
         self.inner.writer.as_ref().map(|w| w.stats.read())
+    }
+
+    /// The pool of write connections (`None` on SQLite, whose writer has none).
+    pub fn pool_reading(&self) -> Option<PoolReading> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let state = self.inner.pool.as_ref()?.state();
+        Some(PoolReading {
+            connections: state.connections,
+            idle: state.idle_connections,
+            waits: self.inner.pool_waits.count.load(Relaxed),
+            wait_micros: self.inner.pool_waits.micros.load(Relaxed),
+        })
     }
 
     /// Reads queued for a reader.
@@ -343,10 +377,17 @@ impl Db {
         &self,
         pool: &r2d2::Pool<Manager>,
     ) -> Result<r2d2::PooledConnection<Manager>, DbError> {
-        let deadline = std::time::Instant::now() + POOL_WAIT;
+        let began = std::time::Instant::now();
+        let deadline = began + POOL_WAIT;
         loop {
             match pool.get_timeout(POOL_WAIT_SLICE) {
-                Ok(c) => return Ok(c),
+                Ok(c) => {
+                    use std::sync::atomic::Ordering::Relaxed;
+                    let waited = u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX);
+                    self.inner.pool_waits.count.fetch_add(1, Relaxed);
+                    self.inner.pool_waits.micros.fetch_add(waited, Relaxed);
+                    return Ok(c);
+                }
                 Err(e) => {
                     if let Some(o) = self.inner.outages.current() {
                         return Err(DbError::Outage(o));

@@ -34,7 +34,25 @@ async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
         ))
         .to_response(fhir_mapping::Format::Json, false);
     }
-    let text = state.metrics.scrape(&state.db, &state.audit);
+    let now = crate::clock::to_micros(state.clock.now());
+    let horizon_end = crate::clock::to_micros(state.clock.now() + state.sessions.horizon);
+    let backlog = match state
+        .db
+        .read(move |conn| Ok(crate::db::backlog::read(conn, now, horizon_end)?))
+        .await
+    {
+        Ok(b) => b,
+        Err(e) => return ApiError::from(e).to_response(fhir_mapping::Format::Json, false),
+    };
+    let text = state.metrics.scrape(
+        &state.db,
+        &state.audit,
+        &crate::metrics::ScrapedBacklog {
+            backlog,
+            now,
+            horizon_end,
+        },
+    );
     HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
         .insert_header(("Cache-Control", "no-store"))

@@ -150,7 +150,7 @@ pub fn token(database_url: &str, scope: &str, patient: Option<&str>) -> String {
 
 /// A token issued at `now` (the server's clock, in seconds) that lasts ten years: the
 /// clock of a test may move on by months.
-fn token_at(database_url: &str, scope: &str, patient: Option<&str>, now: i64) -> String {
+pub fn token_at(database_url: &str, scope: &str, patient: Option<&str>, now: i64) -> String {
     let request = api::auth::tokens::DevToken {
         scope: scope.into(),
         patient: patient.map(str::to_string),
