@@ -297,6 +297,7 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<(Server, SocketAd
         cors_enabled: !origins.is_empty(),
         sessions,
         _jobs: jobs,
+        _statistics: crate::db::statistics::spawn(&db, std::time::Duration::from_secs(5)),
         db,
         capability: capability(clock.as_ref()),
         clock,

@@ -34,6 +34,7 @@ pub(crate) mod query;
 mod readers;
 pub(crate) mod schema;
 pub mod sessions;
+pub(crate) mod statistics;
 pub mod store;
 pub(crate) mod subscriptions;
 pub(crate) mod writer;
