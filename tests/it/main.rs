@@ -23,6 +23,7 @@ mod library;
 mod logging;
 mod media;
 mod metadata;
+mod nodes;
 mod patch;
 mod patient_app;
 mod prescriptions;

@@ -126,7 +126,7 @@ pub(crate) fn kind(n: &Value) -> String {
 }
 
 /// The (event number, focus) of each event of a notification.
-fn events(n: &Value) -> Vec<(u64, String)> {
+pub(crate) fn events(n: &Value) -> Vec<(u64, String)> {
     n["entry"][0]["resource"]["parameter"]
         .as_array()
         .into_iter()
@@ -211,7 +211,7 @@ async fn wait_status(s: &TestServer, id: &str, status: &str) -> String {
 }
 
 /// Waits until `n` events arrived in event notifications: their (number, focus).
-async fn wait_events(r: &Receiver, n: usize) -> Vec<(u64, String)> {
+pub(crate) async fn wait_events(r: &Receiver, n: usize) -> Vec<(u64, String)> {
     let mut seen = Vec::new();
     for _ in 0..1000 {
         seen = r

@@ -244,6 +244,10 @@ fn run_batch(
     isolated: bool,
 ) -> Result<(), Failure> {
     conn.transaction::<_, Failure, _>(|c| {
+        // the write lock first, before any job reads: another process on the same file
+        // (a second server, a `hep-server` command) then makes this wait (busy_timeout)
+        // instead of failing the batch because its snapshot went stale
+        take_write_lock(c)?;
         for job in batch.iter_mut() {
             let ran: Result<bool, Outcome> = catch_unwind(AssertUnwindSafe(|| {
                 let _armed = deadline.arm();
@@ -257,6 +261,13 @@ fn run_batch(
         }
         Ok(())
     })
+}
+
+/// Makes the open SQLite transaction a write transaction at once (as `BEGIN IMMEDIATE`
+/// would): a write statement that changes nothing still takes the lock.
+fn take_write_lock(conn: &mut AnyConnection) -> Result<(), diesel::result::Error> {
+    use diesel::connection::SimpleConnection;
+    conn.batch_execute("UPDATE store_settings SET name = name WHERE 0")
 }
 
 #[cfg(test)]
