@@ -140,11 +140,23 @@ impl Checkpointer {
     fn start(mut conn: AnyConnection) -> Checkpointer {
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let run = move || {
+            // a failure is logged when checkpoints start failing and when they work
+            // again, not every 200 ms while the disk is full
+            let mut failing = false;
             while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
                 stopped.recv_timeout(Duration::from_millis(200))
             {
-                if let Err(e) = conn.batch_execute("PRAGMA wal_checkpoint(PASSIVE);") {
-                    tracing::warn!(error = %e, "WAL checkpoint failed; retried");
+                match conn.batch_execute("PRAGMA wal_checkpoint(PASSIVE);") {
+                    Err(e) if !failing => {
+                        failing = true;
+                        tracing::warn!(error = %e, "WAL checkpoints fail; retried every 200 ms");
+                    }
+                    Err(_) => {}
+                    Ok(()) if failing => {
+                        failing = false;
+                        tracing::info!("WAL checkpoints work again");
+                    }
+                    Ok(()) => {}
                 }
             }
         };
@@ -312,7 +324,9 @@ impl Db {
     {
         let result = self.inner.readers.run(f).await;
         let outage = result.as_ref().err().and_then(DbError::outage);
-        self.inner.outages.note(result.is_ok(), outage);
+        self.inner
+            .outages
+            .note(outage::Asked::Read, result.is_ok(), outage);
         result
     }
 
@@ -332,7 +346,9 @@ impl Db {
     {
         let result = self.write_once(f);
         let outage = result.as_ref().err().and_then(IsRetryable::outage);
-        self.inner.outages.note(result.is_ok(), outage);
+        self.inner
+            .outages
+            .note(outage::Asked::Write, result.is_ok(), outage);
         result
     }
 

@@ -111,14 +111,40 @@ impl diesel::r2d2::HandleError<diesel::r2d2::Error> for NoteOutages {
 
 /// The state of the process's database, for the log: a line when an outage begins,
 /// one when it ends.
+///
+/// A full disk ends only with a write served, and only once no write has met it for
+/// [`QUIET`]: while the disk is full, small writes (an audit record) may still fit
+/// between the large ones that do not, and reads are served throughout, neither of
+/// which means the disk has room again. An unreachable database ends with any answer.
 #[derive(Debug, Default)]
 pub struct OutageLog {
     state: AtomicU8,
+    /// When a request last met the outage (microseconds since [`EPOCH`]).
+    last_met: std::sync::atomic::AtomicU64,
+}
+
+/// How long a full disk must have refused no write before a served write ends it.
+pub const QUIET: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The start of the process's own clock of outages.
+static EPOCH: std::sync::LazyLock<std::time::Instant> =
+    std::sync::LazyLock::new(std::time::Instant::now);
+
+fn micros_now() -> u64 {
+    u64::try_from(EPOCH.elapsed().as_micros()).unwrap_or(u64::MAX)
+}
+
+/// What the database was asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Asked {
+    Read,
+    Write,
 }
 
 impl OutageLog {
     /// A request met `outage`: logged when it is new.
     pub fn met(&self, outage: Outage) {
+        self.last_met.store(micros_now(), Ordering::Release);
         if self.state.swap(outage.code(), Ordering::AcqRel) != outage.code() {
             tracing::error!(
                 outage = outage.text(),
@@ -137,17 +163,25 @@ impl OutageLog {
     }
 
     /// What one request found: served (`ok`), or failed, by an outage or not.
-    pub fn note(&self, ok: bool, outage: Option<Outage>) {
+    pub fn note(&self, asked: Asked, ok: bool, outage: Option<Outage>) {
         match (ok, outage) {
-            (true, _) => self.served(),
+            (true, _) => self.served(asked),
             (false, Some(o)) => self.met(o),
             (false, None) => {}
         }
     }
 
-    /// A request was served by the database: the outage, if any, is over.
-    pub fn served(&self) {
-        if self.state.load(Ordering::Acquire) != 0 && self.state.swap(0, Ordering::AcqRel) != 0 {
+    /// A request was served by the database: the outage, if this shows it is over, ends.
+    pub fn served(&self, asked: Asked) {
+        let ends = match self.current() {
+            None => false,
+            Some(Outage::Unavailable) => true,
+            Some(Outage::DiskFull) => {
+                let quiet = micros_now().saturating_sub(self.last_met.load(Ordering::Acquire));
+                asked == Asked::Write && quiet >= QUIET.as_micros() as u64
+            }
+        };
+        if ends && self.state.swap(0, Ordering::AcqRel) != 0 {
             tracing::warn!("database outage ended");
         }
     }
@@ -156,6 +190,28 @@ impl OutageLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_full_disk_ends_with_a_write_after_a_quiet_while() {
+        let log = OutageLog::default();
+        log.met(Outage::DiskFull);
+        // reads, and a small write between refused ones, do not end it
+        log.served(Asked::Read);
+        log.served(Asked::Write);
+        assert_eq!(log.current(), Some(Outage::DiskFull));
+        log.last_met.store(
+            micros_now().saturating_sub(QUIET.as_micros() as u64 + 1),
+            Ordering::Release,
+        );
+        log.served(Asked::Read);
+        assert_eq!(log.current(), Some(Outage::DiskFull));
+        log.served(Asked::Write);
+        assert_eq!(log.current(), None);
+        // an unreachable database ends with any answer
+        log.met(Outage::Unavailable);
+        log.served(Asked::Read);
+        assert_eq!(log.current(), None);
+    }
 
     #[test]
     fn messages_of_either_backend_name_their_outage() {
