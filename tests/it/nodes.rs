@@ -30,8 +30,12 @@ async fn two_nodes() -> (TestServer, TestServer) {
 }
 
 /// The node of request `i`: every other request goes to the second node.
-fn node<'a>(nodes: &'a (TestServer, TestServer), i: usize) -> &'a TestServer {
-    if i % 2 == 0 { &nodes.0 } else { &nodes.1 }
+fn node(nodes: &(TestServer, TestServer), i: usize) -> &TestServer {
+    if i.is_multiple_of(2) {
+        &nodes.0
+    } else {
+        &nodes.1
+    }
 }
 
 #[tokio::test]

@@ -334,8 +334,11 @@ mod tests {
     fn a_failed_job_leaves_the_others_of_its_batch() {
         let mut conn =
             AnyConnection::Sqlite(diesel::SqliteConnection::establish(":memory:").expect("open"));
-        conn.batch_execute("CREATE TABLE t (n BIGINT NOT NULL)")
-            .expect("table");
+        // the writer's batches lock through `store_settings`, a table of every database
+        conn.batch_execute(
+            "CREATE TABLE t (n BIGINT NOT NULL); CREATE TABLE store_settings (name TEXT PRIMARY KEY)",
+        )
+        .expect("tables");
         // no failure: all in one go
         let all = run(&mut conn, &[(1, false), (2, false)]);
         assert_eq!(all, [Ok(1), Ok(2)]);
