@@ -240,11 +240,13 @@ async fn the_app_is_served_from_the_binary_with_its_policy() {
         "application/manifest+json"
     );
     let manifest: Value = manifest.json().await.expect("a manifest");
-    assert!(
-        manifest["start_url"]
-            .as_str()
-            .is_some_and(|u| u.starts_with("/app/"))
-    );
+    // the app starts at /app/, wherever the manifest's start_url is relative to it
+    let manifest_url =
+        url::Url::parse(&format!("{}/app/manifest.webmanifest", origin(&s))).expect("a URL");
+    let start = manifest_url
+        .join(manifest["start_url"].as_str().unwrap_or("?"))
+        .expect("a start URL");
+    assert_eq!(start.path(), "/app/", "{manifest}");
     let worker = get_plain(&s, "/app/sw.js", None).await;
     assert_eq!(
         header(&worker, "content-type"),
