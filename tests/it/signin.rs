@@ -944,3 +944,62 @@ async fn a_clinicians_subscriptions_end_with_their_account() {
         .count();
     assert_eq!(events, 1, "no notification after the account was disabled");
 }
+
+#[tokio::test]
+async fn signing_out_ends_the_sign_in_of_the_browser() {
+    let s = support::start().await;
+    let robin = id_of(&s.create(json!({"resourceType": "Patient", "name": [{"family": "Okafor", "given": ["Robin"]}], "birthDate": "1961-04-12"})).await);
+    let (app, _) = register_app(&s, "default", "public", APP_SCOPE);
+    let code = invite(&s, &robin).await;
+    let mut b = Browser::new();
+    let (status, page) =
+        redeem_to_consent(&s, &mut b, &app, APP_SCOPE, &code, "1961-04-12", "robin").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    allow(&s, &mut b, &page, None).await;
+    // signed in in this browser: the next authorization goes straight to consent
+    let (status, _, page) = b.get(&authorize_url(&s, &app, APP_SCOPE, &[])).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains("name=\"decision\""),
+        "consent at once: {page}"
+    );
+
+    let conf: Value = reqwest::get(format!("{}/.well-known/openid-configuration", origin(&s)))
+        .await
+        .expect("configuration")
+        .json()
+        .await
+        .expect("json");
+    let end = conf["end_session_endpoint"]
+        .as_str()
+        .expect("end_session_endpoint");
+    assert_eq!(end, format!("{}/auth/logout", origin(&s)));
+    let query = serde_urlencoded::to_string([
+        ("client_id", app.as_str()),
+        ("post_logout_redirect_uri", REDIRECT),
+        ("state", "bye-1"),
+    ])
+    .expect("query");
+    let (status, headers, _) = b.get(&format!("{end}?{query}")).await;
+    assert_eq!(status, StatusCode::FOUND);
+    assert_eq!(
+        headers.get("location").map(String::as_str),
+        Some(format!("{REDIRECT}?state=bye-1").as_str())
+    );
+    assert_eq!(b.cookies.get("hep_session").map(String::as_str), Some(""));
+    // the next sign-in asks for the password again
+    let (status, _, page) = b.get(&authorize_url(&s, &app, APP_SCOPE, &[])).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("autocomplete=\"current-password\""), "{page}");
+
+    // an address the app did not register is not followed
+    let query = serde_urlencoded::to_string([
+        ("client_id", app.as_str()),
+        ("post_logout_redirect_uri", "https://evil.example/"),
+    ])
+    .expect("query");
+    let (status, headers, page) = b.get(&format!("{end}?{query}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(headers.get("location").is_none());
+    assert!(page.contains("You are signed out"), "{page}");
+}

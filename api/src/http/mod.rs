@@ -121,6 +121,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .default_service(not_allowed()),
     )
     .service(
+        web::resource("/auth/logout")
+            .route(web::get().to(signin::logout))
+            .default_service(not_allowed()),
+    )
+    .service(
         web::resource("/auth/redeem")
             .route(web::get().to(signin::redeem_page))
             .route(web::post().to(signin::redeem))

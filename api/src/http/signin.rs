@@ -1073,6 +1073,70 @@ pub async fn jwks(state: State) -> HttpResponse {
         .body(state.id_key.jwks().to_string())
 }
 
+/// What an app sends to end the person's sign-in in this browser (OpenID Connect
+/// RP-Initiated Logout 1.0).
+#[derive(Debug, serde::Deserialize)]
+pub struct LogoutParams {
+    client_id: Option<String>,
+    post_logout_redirect_uri: Option<String>,
+    state: Option<String>,
+    /// Accepted and not needed: the sign-in ends whoever's it is.
+    #[serde(rename = "id_token_hint")]
+    _id_token_hint: Option<String>,
+}
+
+/// `GET /auth/logout`: ends the person's sign-in in this browser (the session cookie),
+/// so that the next sign-in asks for the password again, as a person signing out of an
+/// app on a shared phone expects. The app revokes its own tokens with `/auth/revoke`.
+/// Back to `post_logout_redirect_uri` when it is one of the app's registered redirect
+/// URIs, else a page saying so.
+pub async fn logout(req: HttpRequest, state: State) -> HttpResponse {
+    let params = match serde_urlencoded::from_str::<LogoutParams>(req.query_string()) {
+        Ok(p) => p,
+        Err(_) => {
+            return error_page(
+                StatusCode::BAD_REQUEST,
+                "This sign-out link is not valid",
+                "The app sent a request this server cannot read. You can close this page.",
+            );
+        }
+    };
+    let ended = vec![
+        cookie(&state, &req, SESSION_COOKIE, String::new(), 0),
+        cookie(&state, &req, CSRF_COOKIE, String::new(), 0),
+    ];
+    let back = match (
+        &params.post_logout_redirect_uri,
+        find_client(&state, params.client_id.clone()).await,
+    ) {
+        (Some(uri), Ok(Some(client)))
+            if authorize::redirect_matches(
+                client.redirect_uris.as_deref().unwrap_or(""),
+                uri,
+                &state.origin(&req),
+            ) =>
+        {
+            Some(match &params.state {
+                Some(st) => authorize::with_query(uri, &[("state", st.clone())]),
+                None => uri.clone(),
+            })
+        }
+        _ => None,
+    };
+    match back {
+        Some(location) => redirect(&location, ended),
+        None => page(
+            StatusCode::OK,
+            pages::error(
+                "You are signed out",
+                "You are signed out on this device. You can close this page.",
+            ),
+            None,
+            ended,
+        ),
+    }
+}
+
 /// `GET /.well-known/openid-configuration`.
 pub async fn openid_configuration(req: HttpRequest, state: State) -> HttpResponse {
     let origin = state.origin(&req);
@@ -1083,6 +1147,7 @@ pub async fn openid_configuration(req: HttpRequest, state: State) -> HttpRespons
         "jwks_uri": format!("{origin}/auth/jwks"),
         "introspection_endpoint": format!("{origin}/auth/introspect"),
         "revocation_endpoint": format!("{origin}/auth/revoke"),
+        "end_session_endpoint": format!("{origin}/auth/logout"),
         "response_types_supported": ["code"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],

@@ -1,0 +1,86 @@
+// The outbox: the patient's reports ("done", "could not do it") wait here until the
+// server has them, so that nothing logged offline is lost. Kept in localStorage
+// ("hep-app.outbox.<patient id>") as [{key, taskId, ops, label, queuedAt}].
+//
+// Each report has its Idempotency-Key, made once when the patient taps Save and sent
+// with every try: if an answer is lost on the way, the next try gets the first answer
+// again (Idempotent-Replayed: true) and the session is never completed twice.
+
+import { problemOf, request } from "./session.js";
+import { readJson, writeJson } from "./store.js";
+
+/** "change" (the list changed), "sent" and "refused" (detail: {item, task?, message?}). */
+export const events = new EventTarget();
+
+const key = (patientId) => `hep-app.outbox.${patientId}`;
+
+/** The reports waiting, oldest first. */
+export function waiting(patientId) {
+  return readJson(key(patientId), []);
+}
+
+/** The report waiting for this session, if any (the newest one). */
+export function waitingFor(patientId, taskId) {
+  const mine = waiting(patientId).filter((item) => item.taskId === taskId);
+  return mine[mine.length - 1] ?? null;
+}
+
+/** Queues a report: `ops` are the JSON Patch operations on Task/`taskId`. */
+export function add(patientId, taskId, ops, label) {
+  const item = { key: crypto.randomUUID(), taskId, ops, label, queuedAt: new Date().toISOString() };
+  writeJson(key(patientId), [...waiting(patientId), item]);
+  events.dispatchEvent(new Event("change"));
+}
+
+function remove(patientId, itemKey) {
+  const left = waiting(patientId).filter((item) => item.key !== itemKey);
+  // an empty outbox leaves nothing of the patient's on the device
+  if (left.length) writeJson(key(patientId), left);
+  else localStorage.removeItem(key(patientId));
+  events.dispatchEvent(new Event("change"));
+}
+
+let flushing = null;
+
+/** Sends what waits, in order (one flush at a time; a call during one joins it). */
+export function flush(patientId) {
+  if (!flushing) {
+    flushing = sendAll(patientId).finally(() => {
+      flushing = null;
+    });
+  }
+  return flushing;
+}
+
+/** Answers worth another try later: the server failed or is busy, or timed out. */
+function tryAgainLater(status) {
+  return status >= 500 || status === 408 || status === 429;
+}
+
+async function sendAll(patientId) {
+  for (let item = waiting(patientId)[0]; item; item = waiting(patientId)[0]) {
+    let response;
+    try {
+      response = await request(`Task/${item.taskId}`, {
+        method: "PATCH",
+        headers: { "Content-Type": "application/json-patch+json", "Idempotency-Key": item.key },
+        body: JSON.stringify(item.ops),
+      });
+    } catch {
+      // offline, or the sign-in could not be renewed now: try again later; access
+      // ended: kept for the next sign-in
+      return;
+    }
+    if (tryAgainLater(response.status)) return;
+    if (response.ok) {
+      const task = await response.json().catch(() => null);
+      remove(patientId, item.key);
+      events.dispatchEvent(new CustomEvent("sent", { detail: { item, task } }));
+    } else {
+      // refused for good (the session was cancelled, the report is not valid, ...)
+      const { message } = await problemOf(response);
+      remove(patientId, item.key);
+      events.dispatchEvent(new CustomEvent("refused", { detail: { item, message } }));
+    }
+  }
+}
