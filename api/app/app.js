@@ -194,9 +194,10 @@ function wireControls() {
     }
   });
   $("#sign-out").addEventListener("click", async () => {
-    // online, the server's sign-out page sends the browser back to a fresh start
-    if (await session.signOut()) return;
+    const serverSignOut = await session.signOut();
     leave("You have signed out.");
+    // online, the server's sign-out page sends the browser back to a fresh start
+    if (serverSignOut) location.assign(serverSignOut);
   });
   window.addEventListener("hashchange", () => route(true));
 

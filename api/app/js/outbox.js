@@ -42,6 +42,18 @@ function remove(patientId, itemKey) {
 
 let flushing = null;
 
+// After a try that failed (offline, a lost answer, a busy server), the next one comes
+// soon, then less and less often: 2, 4, 8, 16 seconds, then at the app's 30 s round.
+let failedTries = 0;
+let retryTimer = null;
+
+function retrySoon(patientId) {
+  failedTries += 1;
+  if (failedTries > 4) return;
+  clearTimeout(retryTimer);
+  retryTimer = setTimeout(() => flush(patientId), 1000 * 2 ** failedTries);
+}
+
 /** Sends what waits, in order (one flush at a time; a call during one joins it). */
 export function flush(patientId) {
   if (!flushing) {
@@ -69,9 +81,14 @@ async function sendAll(patientId) {
     } catch {
       // offline, or the sign-in could not be renewed now: try again later; access
       // ended: kept for the next sign-in
+      retrySoon(patientId);
       return;
     }
-    if (tryAgainLater(response.status)) return;
+    if (tryAgainLater(response.status)) {
+      retrySoon(patientId);
+      return;
+    }
+    failedTries = 0;
     if (response.ok) {
       const task = await response.json().catch(() => null);
       remove(patientId, item.key);

@@ -108,11 +108,11 @@ export async function resume() {
 export const SIGNED_OUT = "signed-out";
 
 /**
- * Ends the sign-in at the server (when reachable) and forgets it on this device. Online,
- * the browser then goes to the server's sign-out (OpenID Connect RP-Initiated Logout),
- * which ends the server's own sign-in in this browser, so that the next person on a
- * shared phone is asked for their password, and comes back to `/app/` with
- * `state=signed-out`. Answers whether it navigates away.
+ * Ends the sign-in at the server (when reachable) and forgets it on this device. Answers
+ * where to send the browser next when the server was reached: its sign-out page
+ * (OpenID Connect RP-Initiated Logout), which ends the server's own sign-in in this
+ * browser, so that the next person on a shared phone is asked for their password, and
+ * comes back to `/app/` with `state=signed-out`. Offline: null.
  */
 export async function signOut() {
   // the newest refresh token (another tab may have rotated it), which ends the sign-in
@@ -126,14 +126,13 @@ export async function signOut() {
       .then((res) => res.ok, () => false);
   }
   forget();
-  if (!reached) return false;
+  if (!reached) return null;
   const query = new URLSearchParams({
     client_id: state.clientId,
     post_logout_redirect_uri: `${location.origin}/app/`,
     state: SIGNED_OUT,
   });
-  location.assign(`/auth/logout?${query}`);
-  return true;
+  return `/auth/logout?${query}`;
 }
 
 /** Called when a 401 or a refresh cannot be fixed: forget the sign-in, tell the app. */
