@@ -1,5 +1,6 @@
 // My program: the take-home sheet of the patient's active program (CarePlan $handout),
-// shown in a sandboxed frame, with its PDF to download and a way to print it.
+// shown in a sandboxed frame, with its PDF to download (fetched when asked) and a way to
+// print it.
 
 import * as fhir from "./fhir.js";
 import { getBlob, getJson } from "./session.js";
@@ -31,11 +32,27 @@ export async function showProgram(section, ctx) {
     return;
   }
   const handout = `CarePlan/${plan.id}/$handout`;
-  const [sheet, pdf] = await Promise.all([getBlob(handout, "text/html"), getBlob(handout, "application/pdf")]);
+  const sheet = await getBlob(handout, "text/html");
   forgetUrls();
   const sheetUrl = URL.createObjectURL(new Blob([sheet], { type: "text/html" }));
-  const pdfUrl = URL.createObjectURL(new Blob([pdf], { type: "application/pdf" }));
-  urls = [sheetUrl, pdfUrl];
+  urls = [sheetUrl];
+
+  // The PDF (several hundred kB: its fonts are embedded) is fetched when the patient
+  // asks for it, not with every visit to this screen.
+  const download = h("button", { type: "button", id: "handout-pdf", class: "primary" }, "Download PDF");
+  download.addEventListener("click", async () => {
+    download.disabled = true;
+    try {
+      const pdf = await getBlob(handout, "application/pdf");
+      const pdfUrl = URL.createObjectURL(new Blob([pdf], { type: "application/pdf" }));
+      urls.push(pdfUrl);
+      h("a", { href: pdfUrl, download: "exercise-program.pdf" }).click();
+    } catch {
+      download.after(h("p", { class: "error", role: "alert" }, "The PDF could not be fetched. Try again when you are online."));
+    } finally {
+      download.disabled = false;
+    }
+  });
 
   const print = h("button", { type: "button", class: "secondary" }, "Print");
   // The frame's sandbox keeps the sheet away from the app, and the app away from the
@@ -51,11 +68,7 @@ export async function showProgram(section, ctx) {
     h(
       "div",
       { class: "actions" },
-      h(
-        "a",
-        { id: "handout-pdf", class: "button primary", href: pdfUrl, download: "exercise-program.pdf" },
-        "Download PDF",
-      ),
+      download,
       print,
     ),
     h("iframe", { id: "handout-frame", title: "Take-home sheet", sandbox: "allow-modals", src: sheetUrl }),

@@ -189,7 +189,6 @@ pub(super) fn write_response(
     }
 }
 
-/// Marks the answer to a request sent again with the same `Idempotency-Key`.
 /// The response to a write that an idempotency key may have replayed.
 fn answer_write(
     req: &HttpRequest,
@@ -204,6 +203,7 @@ fn answer_write(
     Ok(response)
 }
 
+/// Marks the answer to a request sent again with the same `Idempotency-Key`.
 pub(super) fn mark_replayed(response: &mut HttpResponse) {
     response.headers_mut().insert(
         header::HeaderName::from_static("idempotent-replayed"),
