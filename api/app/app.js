@@ -54,7 +54,7 @@ async function start() {
   if (patientId) await enter(patientId);
   else if (new URLSearchParams(location.search).get("state") === session.SIGNED_OUT) {
     history.replaceState(null, "", "/app/");
-    showSignIn("You have signed out.");
+    showSignIn("You have signed out.", "info");
   } else showSignIn("");
 }
 
@@ -87,17 +87,19 @@ async function enter(patientId) {
   flushTimer = setInterval(() => outbox.flush(patientId), FLUSH_EVERY_MS);
 }
 
-function showSignIn(message) {
+/** The sign-in view, with `message`: a problem (in the alert's colours), or `info`. */
+function showSignIn(message, kind = "problem") {
   $("#loading").hidden = true;
   $("#main-view").hidden = true;
   $("#signin-view").hidden = false;
   $("#signin-message").textContent = message;
+  $("#signin-message").dataset.kind = kind;
   document.title = "Sign in – Home exercises";
   document.body.dataset.ready = "signin";
 }
 
 /** Leaves the patient's screens: nothing of theirs stays on screen or in the cache. */
-function leave(message) {
+function leave(message, kind = "problem") {
   ctx = null;
   clearInterval(flushTimer);
   forgetCaches();
@@ -105,7 +107,7 @@ function leave(message) {
   forgetUrls();
   document.querySelectorAll(".view-body").forEach((body) => body.replaceChildren());
   $("#notice").replaceChildren();
-  showSignIn(message);
+  showSignIn(message, kind);
 }
 
 // ---------------------------------------------------------------------------------
@@ -195,7 +197,7 @@ function wireControls() {
   });
   $("#sign-out").addEventListener("click", async () => {
     const serverSignOut = await session.signOut();
-    leave("You have signed out.");
+    leave("You have signed out.", "info");
     // online, the server's sign-out page sends the browser back to a fresh start
     if (serverSignOut) location.assign(serverSignOut);
   });

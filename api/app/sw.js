@@ -8,7 +8,7 @@
 // Bump VERSION whenever a file of the app changes: the new worker then fetches the
 // whole set again at install, and removes the old copies once it takes over.
 
-const VERSION = "5";
+const VERSION = "6";
 const CACHE = `hep-app-v${VERSION}`;
 
 /** Every file the page needs, relative to this worker (so, under /app/). */
