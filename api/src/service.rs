@@ -503,20 +503,24 @@ pub fn create(
             ctx,
             idempotency.as_ref(),
             |conn| create_in(conn, ctx, &parsed, &id, if_none_exist.as_ref(), false),
-            |w| {
-                let status = if w.status == WriteStatus::Created {
-                    201
-                } else {
-                    200
-                };
-                (status, Some(w), w.body.clone())
-            },
+            record_write,
         )?;
         Ok(match answered {
             Answered::Fresh(w) => (w, false),
             Answered::Replayed(a) => (written_of(a, WriteStatus::Existing), true),
         })
     })
+}
+
+/// What an idempotency key keeps of a write's answer: its status (201 for a resource
+/// made, else 200), the resource and its body.
+fn record_write(w: &Written) -> (i32, Option<&Written>, Option<String>) {
+    let status = if w.status == WriteStatus::Created {
+        201
+    } else {
+        200
+    };
+    (status, Some(w), w.body.clone())
 }
 
 /// An `Idempotency-Key` header and a fingerprint of the request it came with.
@@ -713,14 +717,7 @@ pub fn update(
             ctx,
             idempotency.as_ref(),
             |conn| update_in(conn, ctx, &parsed, &id, if_match),
-            |w| {
-                let status = if w.status == WriteStatus::Created {
-                    201
-                } else {
-                    200
-                };
-                (status, Some(w), w.body.clone())
-            },
+            record_write,
         )?;
         Ok(match answered {
             Answered::Fresh(w) => (w, false),
