@@ -555,7 +555,18 @@ pub fn idempotent<T>(
         return Ok(Answered::Replayed(same_request(stored, idem)?));
     }
     let key = scoped_key(ctx, &idem.key);
-    let result = run(conn)?;
+    let result = match run(conn) {
+        Ok(r) => r,
+        Err(ApiError::Conflict(e)) => {
+            // the same request on another connection committed meanwhile (PostgreSQL
+            // reads each statement's latest commits): its answer is this one's
+            if let Some(stored) = earlier_answer(conn, ctx, idem)? {
+                return Ok(Answered::Replayed(same_request(stored, idem)?));
+            }
+            return Err(ApiError::Conflict(e));
+        }
+        Err(e) => return Err(e),
+    };
     let (status, written, body) = record(&result);
     intake::store_answer(
         conn,
