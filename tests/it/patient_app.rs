@@ -152,8 +152,20 @@ async fn a_completion_sent_again_is_made_once() {
         "patient/*.rs patient/Task.u",
         Some(&other_pid),
     ));
-    let res = patch(&s, &stranger, &path, "done-1", None, done).await;
+    let res = patch(&s, &stranger, &path, "done-1", None, done.clone()).await;
     outcome(res, StatusCode::NOT_FOUND).await;
+    // nor does another clinic's client
+    let res = patch(
+        &s,
+        &client_of_tenant(&s, "north"),
+        &path,
+        "done-1",
+        None,
+        done,
+    )
+    .await;
+    let issue = outcome(res, StatusCode::NOT_FOUND).await;
+    assert!(!issue.to_string().contains(&pid), "{issue}");
 }
 
 #[tokio::test]

@@ -39,6 +39,16 @@ fn routes(patient: &str, plan: &str) -> Vec<(&'static str, String, Option<Value>
         ),
         ("DELETE", format!("Observation/{plan}"), None),
         (
+            "PATCH",
+            format!("Patient/{patient}"),
+            Some(json!([{"op": "replace", "path": "/gender", "value": "other"}])),
+        ),
+        (
+            "GET",
+            format!("Task?patient={patient}&session-day=2026-12-02"),
+            None,
+        ),
+        (
             "POST",
             "".into(),
             Some(json!({"resourceType": "Bundle", "type": "batch", "entry": [
@@ -82,10 +92,16 @@ async fn send(
         "POST" => client.post(url),
         "PUT" => client.put(url),
         "DELETE" => client.delete(url),
+        "PATCH" => client.patch(url),
         other => panic!("{other}"),
     };
+    let content_type = if method == "PATCH" {
+        "application/json-patch+json"
+    } else {
+        FHIR_JSON
+    };
     let req = match body {
-        Some(b) => req.header("Content-Type", FHIR_JSON).body(b.to_string()),
+        Some(b) => req.header("Content-Type", content_type).body(b.to_string()),
         None => req,
     };
     req.send().await.expect("request")
