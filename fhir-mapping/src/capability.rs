@@ -23,7 +23,7 @@ pub struct ServerDescription<'a> {
     /// Profiles the server checks, per resource type.
     pub supported_profiles: &'a [(&'a str, String)],
     /// Operations per resource type: (type, name, OperationDefinition canonical); an
-    /// empty type is a system-level operation (on the base URL).
+    /// empty type is a system-level operation (on the base URL), `*` one of every type.
     pub operations: &'a [(&'a str, &'a str, &'a str)],
 }
 
@@ -93,7 +93,7 @@ pub fn capability_statement(d: &ServerDescription<'_>) -> Value {
             let ops: Vec<Value> = d
                 .operations
                 .iter()
-                .filter(|(ot, _, _)| ot == t)
+                .filter(|(ot, _, _)| ot == t || *ot == "*")
                 .map(|(_, name, def)| json!({"name": name, "definition": def}))
                 .collect();
             if !ops.is_empty() {
@@ -123,6 +123,8 @@ pub fn capability_statement(d: &ServerDescription<'_>) -> Value {
         "implementation": { "description": "Home exercise program FHIR server", "url": d.base_url },
         "fhirVersion": "4.0.1",
         "format": d.formats,
+        // JSON Patch is what PATCH and transaction PATCH entries accept (R4 http.html#patch)
+        "patchFormat": ["application/json-patch+json"],
         "rest": [{
             "mode": "server",
             "resource": resources,

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use crate::error::MappingError;
 use crate::locate;
-use crate::outcome::{Issue, IssueType};
+use crate::outcome::{Issue, IssueType, Severity};
 use crate::resource_types::is_resource_type;
 
 /// A wire format of FHIR resources.
@@ -254,6 +254,8 @@ fn serde_message(e: &serde_json::Error) -> String {
 /// instantiated in the whole server: the build cost of fhirbolt is paid once.
 fn parse_json(body: &[u8], limits: &ParseLimits) -> Result<R4Element, MappingError> {
     check_json_depth(body, limits.max_depth)?;
+    let document: Value = serde_json::from_slice(body).map_err(|e| json_error(body, &e))?;
+    check_values(&document)?;
     validate_typed(body)?;
     match fhirbolt::json::from_slice::<R4Element>(body, strict()) {
         Ok(element) => Ok(element),
@@ -267,6 +269,17 @@ fn parse_json(body: &[u8], limits: &ParseLimits) -> Result<R4Element, MappingErr
             fhirbolt::json::from_slice::<R4Element>(&bytes, strict())
                 .map_err(|e| json_error(&bytes, &e))
         }
+    }
+}
+
+/// Every element's value checked against the R4 definitions (see [`crate::validate`]):
+/// all problems at once.
+fn check_values(document: &Value) -> Result<(), MappingError> {
+    let issues = crate::validate::validate(document);
+    if issues.iter().any(|i| i.severity == Severity::Error) {
+        Err(MappingError { issues })
+    } else {
+        Ok(())
     }
 }
 
@@ -425,6 +438,8 @@ fn parse_xml(body: &[u8], limits: &ParseLimits) -> Result<R4Element, MappingErro
             format!("invalid FHIR XML: {e}"),
         ))
     })?;
+    let document: Value = serde_json::from_slice(&json).map_err(|e| json_error(&json, &e))?;
+    check_values(&document)?;
     validate_typed(&json)?;
     Ok(element)
 }
@@ -522,7 +537,7 @@ mod tests {
             Some("Patient.birthDate")
         );
         let err = parse(r#"{"resourceType":"Patient","active":"yes"}"#).expect_err("invalid");
-        assert!(err.issues[0].diagnostics.contains("boolean"));
+        assert!(err.issues[0].diagnostics.contains("true or false"));
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod resource_types;
 pub mod search_params;
 pub mod subscriptions;
 pub mod transaction;
+pub mod validate;
 
 pub use codec::{Format, ParseLimits, ParsedResource, parse_resource, render, render_value};
 pub use error::MappingError;

@@ -122,12 +122,23 @@ pub fn binary(content_type: &str, bytes: &[u8]) -> Value {
     })
 }
 
+/// Decodes a `base64Binary` value, which R4 allows to hold whitespace (line breaks of
+/// MIME-style base64).
+pub fn decode_base64(data: &str) -> Result<Vec<u8>, base64::DecodeError> {
+    if data.bytes().any(|b| b.is_ascii_whitespace()) {
+        let compact: String = data.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+        STANDARD.decode(compact)
+    } else {
+        STANDARD.decode(data)
+    }
+}
+
 /// The content type and bytes of a stored `Binary`; `None` when it has no content or
 /// its data is not base64.
 pub fn content(binary: &Map<String, Value>) -> Option<(String, Vec<u8>)> {
     let content_type = binary.get("contentType")?.as_str()?.to_string();
     let data = binary.get("data")?.as_str()?;
-    let bytes = STANDARD.decode(data).ok()?;
+    let bytes = decode_base64(data).ok()?;
     Some((content_type, bytes))
 }
 
@@ -156,7 +167,7 @@ pub fn check_binary(binary: &Map<String, Value>, max_bytes: usize) -> Vec<Issue>
             .at("Binary.data"),
         ];
     }
-    match STANDARD.decode(data) {
+    match decode_base64(data) {
         Ok(bytes) => check(content_type, &bytes, max_bytes, Some("Binary")),
         Err(_) => vec![Issue::error(IssueType::Invalid, "`data` is not base64").at("Binary.data")],
     }
@@ -168,7 +179,10 @@ pub fn image_data_url(binary: &Map<String, Value>) -> Option<String> {
     let content_type = essence(binary.get("contentType")?.as_str()?);
     let data = binary.get("data")?.as_str()?;
     (content_type.starts_with("image/") && ACCEPTED.contains(&content_type.as_str()))
-        .then(|| format!("data:{content_type};base64,{data}"))
+        .then(|| {
+            let data: String = data.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+            format!("data:{content_type};base64,{data}")
+        })
 }
 
 #[cfg(test)]

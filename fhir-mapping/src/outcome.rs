@@ -29,6 +29,8 @@ pub enum IssueType {
     Structure,
     Required,
     Value,
+    /// A code that is not in the value set its required binding names.
+    CodeInvalid,
     Invariant,
     Security,
     Login,
@@ -58,6 +60,7 @@ impl IssueType {
             IssueType::Structure => "structure",
             IssueType::Required => "required",
             IssueType::Value => "value",
+            IssueType::CodeInvalid => "code-invalid",
             IssueType::Invariant => "invariant",
             IssueType::Security => "security",
             IssueType::Login => "login",
@@ -100,6 +103,13 @@ impl Issue {
             diagnostics: diagnostics.into(),
             expression: None,
             position: None,
+        }
+    }
+
+    pub fn warning(code: IssueType, diagnostics: impl Into<String>) -> Self {
+        Issue {
+            severity: Severity::Warning,
+            ..Issue::error(code, diagnostics)
         }
     }
 

@@ -65,8 +65,19 @@ pub fn find_references(resource_type: &str, json: &Map<String, Value>) -> Vec<Fo
     out
 }
 
+/// Whether `key` of `obj` holds the entries of a Bundle resource. A Bundle stored or
+/// nested as a resource (a document, a collection, a message) is a world of its own: the
+/// references of its entries are resolved against its `fullUrl`s, never against this
+/// server or an enclosing transaction.
+pub fn is_bundle_entries(obj: &Map<String, Value>, key: &str) -> bool {
+    key == "entry" && obj.get("resourceType").and_then(Value::as_str) == Some("Bundle")
+}
+
 fn walk_object(obj: &Map<String, Value>, path: &mut String, out: &mut Vec<FoundReference>) {
     for (key, value) in obj {
+        if is_bundle_entries(obj, key) {
+            continue;
+        }
         let len = path.len();
         path.push('.');
         path.push_str(key);

@@ -155,9 +155,10 @@ pub fn is_resource_type(name: &str) -> bool {
     R4_RESOURCE_TYPES.binary_search(&name).is_ok()
 }
 
-/// Resource types that only exist inside other interactions and are not stored by the REST API.
+/// Resource types the REST API stores: every R4 type but `Parameters`, which R4 gives no
+/// RESTful endpoint (it carries the inputs and outputs of operations).
 pub fn is_storable(name: &str) -> bool {
-    is_resource_type(name) && !matches!(name, "Parameters" | "OperationOutcome")
+    is_resource_type(name) && name != "Parameters"
 }
 
 /// Whether `id` is a valid FHIR logical id: `[A-Za-z0-9\-\.]{1,64}`.
@@ -181,7 +182,8 @@ mod tests {
         assert!(is_resource_type("VisionPrescription"));
         assert!(!is_resource_type("patient"));
         assert!(!is_resource_type("Foo"));
-        assert!(!is_storable("OperationOutcome"));
+        assert!(is_storable("OperationOutcome"));
+        assert!(!is_storable("Parameters"));
     }
 
     #[test]

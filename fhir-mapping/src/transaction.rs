@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::codec::ParsedResource;
 use crate::outcome::{Issue, IssueType};
+use crate::references::is_bundle_entries;
 use crate::resource_types::{is_storable, is_valid_id};
 
 /// Whether the entries succeed or fail together.
@@ -334,6 +335,9 @@ pub fn processing_order(entries: &[RequestEntry]) -> Vec<usize> {
 
 fn collect_strings(obj: &Map<String, Value>, f: &mut dyn FnMut(&str)) {
     for (key, value) in obj {
+        if is_bundle_entries(obj, key) {
+            continue;
+        }
         if key == "reference" {
             if let Value::String(s) = value {
                 f(s);
@@ -369,8 +373,9 @@ pub fn rewrite_references(json: &mut Map<String, Value>, ids: &HashMap<String, S
 }
 
 fn rewrite_object(obj: &mut Map<String, Value>, ids: &HashMap<String, String>) {
+    let bundle = is_bundle_entries(obj, "entry");
     for (key, value) in obj.iter_mut() {
-        if IDENTIFIER_KEYS.contains(&key.as_str()) {
+        if IDENTIFIER_KEYS.contains(&key.as_str()) || (bundle && key == "entry") {
             continue;
         }
         if key == "div"
@@ -447,8 +452,7 @@ pub fn json_patch_of(resource: &ParsedResource) -> Option<Vec<u8>> {
         return None;
     }
     let data = json.get("data").and_then(Value::as_str)?;
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.decode(data).ok()
+    crate::media::decode_base64(data).ok()
 }
 
 /// The event of a referral message (HL7 v2 event I12, "patient referral").

@@ -21,7 +21,21 @@ async fn capability_statement_describes_the_server() {
         formats.contains(&"application/fhir+json") && formats.contains(&"application/fhir+xml")
     );
     let resources = cs["rest"][0]["resource"].as_array().expect("resources");
-    assert_eq!(resources.len(), 144, "every storable R4 type");
+    // every R4 type but Parameters, which R4 gives no RESTful endpoint
+    assert_eq!(resources.len(), 145, "every storable R4 type");
+    assert!(resources.iter().any(|r| r["type"] == "OperationOutcome"));
+    assert!(!resources.iter().any(|r| r["type"] == "Parameters"));
+    assert_eq!(cs["patchFormat"], json!(["application/json-patch+json"]));
+    for r in resources {
+        assert!(
+            r["operation"]
+                .as_array()
+                .is_some_and(|ops| ops.iter().any(|o| o["name"] == "validate"
+                    && o["definition"] == "http://hl7.org/fhir/OperationDefinition/Resource-validate")),
+            "$validate on {}",
+            r["type"]
+        );
+    }
     let patient = resources
         .iter()
         .find(|r| r["type"] == "Patient")

@@ -60,7 +60,15 @@ async fn every_problem_is_reported_at_once() {
     let s = start().await;
     let p = s.create(patient("rx2")).await;
     let pid = p["id"].as_str().expect("id");
-    let mut bad = quad_sets(pid, 0, "active");
+    // 0 sets is no positiveInt at all: a 400 at the value, before any rule of the profile
+    let res = s.post_json("ServiceRequest", &quad_sets(pid, 0, "active")).await;
+    let issue = outcome(res, StatusCode::BAD_REQUEST).await;
+    assert_eq!(
+        issue["expression"][0],
+        "ServiceRequest.extension[0].extension[0].value.ofType(PositiveInt)"
+    );
+    // 25 sets is a positiveInt but more than the profile allows
+    let mut bad = quad_sets(pid, 25, "active");
     bad["intent"] = json!("proposal");
     bad["occurrenceTiming"]["repeat"]["frequency"] = json!(12);
     let res = s.post_json("ServiceRequest", &bad).await;

@@ -229,7 +229,7 @@ async fn a_failing_entry_fails_the_whole_transaction() {
     // a urn that names no entry
     let bad = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
         {"resource": {"resourceType": "Observation", "status": "final", "code": {"text": "pain"},
-            "subject": {"reference": "urn:uuid:missing"}}, "request": {"method": "POST", "url": "Observation"}}
+            "subject": {"reference": "urn:uuid:5b0e1c9a-3f1d-4c2e-9a47-000000000404"}}, "request": {"method": "POST", "url": "Observation"}}
     ]});
     outcome(
         post_bundle(&s, &bad).await,
@@ -275,9 +275,9 @@ async fn a_transaction_processes_delete_post_put_patch_then_get() {
         {"resource": {"resourceType": "Binary", "contentType": "application/json-patch+json", "data": patch},
          "request": {"method": "PATCH", "url": format!("Patient/{kept_id}"), "ifMatch": "W/\"1\""}},
         {"resource": updated, "request": {"method": "PUT", "url": "Patient?identifier=urn:test:mrn|x-put"}},
-        {"fullUrl": "urn:uuid:new", "resource": patient("x-new"), "request": {"method": "POST", "url": "Patient"}},
+        {"fullUrl": "urn:uuid:5b0e1c9a-3f1d-4c2e-9a47-000000000001", "resource": patient("x-new"), "request": {"method": "POST", "url": "Patient"}},
         {"resource": {"resourceType": "Observation", "status": "final", "code": {"text": "pain"},
-            "subject": {"reference": "urn:uuid:new"}}, "request": {"method": "POST", "url": "Observation"}},
+            "subject": {"reference": "urn:uuid:5b0e1c9a-3f1d-4c2e-9a47-000000000001"}}, "request": {"method": "POST", "url": "Observation"}},
         {"request": {"method": "DELETE", "url": format!("Patient/{old_id}")}},
         {"request": {"method": "GET", "url": format!("Patient/{kept_id}")}}
     ]});

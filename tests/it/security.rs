@@ -66,6 +66,12 @@ fn routes(patient: &str, plan: &str) -> Vec<(&'static str, String, Option<Value>
             None,
         ),
         ("GET", format!("Patient/{patient}/$everything"), None),
+        ("POST", "Patient/$validate".into(), Some(fixtures::patient("v"))),
+        (
+            "POST",
+            format!("Patient/{patient}/$validate?mode=update"),
+            Some(json!({"resourceType": "Patient", "id": patient})),
+        ),
         (
             "POST",
             format!("Patient/{patient}/$invite"),

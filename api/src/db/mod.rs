@@ -53,6 +53,28 @@ pub fn savepoint<T, E: From<diesel::result::Error>>(
     conn.transaction(f)
 }
 
+/// Runs `f` in a savepoint that is always rolled back: what it would write, and whether
+/// it would fail, without a trace in the database.
+pub fn trial<T, E: From<diesel::result::Error>>(
+    conn: &mut AnyConnection,
+    f: impl FnOnce(&mut AnyConnection) -> Result<T, E>,
+) -> Result<T, E> {
+    enum End<T, E> {
+        Ran(Result<T, E>),
+        Db(diesel::result::Error),
+    }
+    impl<T, E> From<diesel::result::Error> for End<T, E> {
+        fn from(e: diesel::result::Error) -> Self {
+            End::Db(e)
+        }
+    }
+    match conn.transaction::<std::convert::Infallible, End<T, E>, _>(|c| Err(End::Ran(f(c)))) {
+        Err(End::Ran(result)) => result,
+        Err(End::Db(e)) => Err(E::from(e)),
+        Ok(never) => match never {},
+    }
+}
+
 /// A new row or resource id: a UUID whose first bits are the time (version 7), so that new
 /// rows go to the end of the tables' indexes instead of anywhere in them (far fewer
 /// pages written per commit than random ids).

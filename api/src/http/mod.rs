@@ -19,6 +19,7 @@ pub mod span;
 pub mod state;
 pub mod subscription;
 pub mod token;
+pub mod validate;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
@@ -90,6 +91,7 @@ pub fn operations() -> Vec<(&'static str, &'static str, String)> {
             "everything",
             "http://hl7.org/fhir/OperationDefinition/Patient-everything".into(),
         ),
+        ("*", "validate", validate::DEFINITION.into()),
         (
             "",
             "process-message",
@@ -314,6 +316,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 web::resource("/ActivityDefinition/{id}/$apply")
                     .route(web::get().to(operations::apply_exercise))
                     .route(web::post().to(operations::apply_exercise))
+                    .default_service(not_allowed()),
+            )
+            .service(
+                web::resource(["/{type}/$validate", "/{type}/{id}/$validate"])
+                    .route(web::post().to(validate::validate))
                     .default_service(not_allowed()),
             )
             .service(

@@ -29,13 +29,17 @@ pub(super) async fn blocking<T: Send + 'static>(
         .map_err(|e| ApiError::internal_from("blocking task failed", e))?
 }
 
-fn resource_type(req: &HttpRequest) -> Result<String, ApiError> {
+pub(super) fn resource_type(req: &HttpRequest) -> Result<String, ApiError> {
     let t = req.match_info().get("type").unwrap_or_default();
     if is_storable(t) {
         Ok(t.to_string())
+    } else if t == "Parameters" {
+        Err(ApiError::NotFound(
+            "Parameters has no RESTful endpoint in FHIR R4: it carries the inputs and outputs of operations".into(),
+        ))
     } else {
         Err(ApiError::NotFound(format!(
-            "`{t}` is not a supported resource type"
+            "`{t}` is not an R4 resource type"
         )))
     }
 }

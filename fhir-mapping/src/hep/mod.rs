@@ -25,7 +25,7 @@ pub fn canonical(kind: &str, id: &str) -> String {
 /// The UCUM code system.
 pub const UCUM: &str = "http://unitsofmeasure.org";
 
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 use crate::outcome::{Issue, IssueType};
 
@@ -184,6 +184,15 @@ pub(crate) fn collect<T>(part: Result<T, Vec<Issue>>, issues: &mut Vec<Issue>) -
 /// Whether a resource claims one of the profiles whose rules the server applies. A
 /// referral Task counts when it fulfils a ServiceRequest, claiming the PA profile or not
 /// (see [`referral::is_referral`]).
+/// The project's profiles that the server checks, with the type each constrains.
+pub fn profiles() -> Vec<(&'static str, String)> {
+    vec![
+        ("ServiceRequest", prescription::profile_url()),
+        ("CarePlan", program::profile_url()),
+        ("Task", session::profile_url()),
+    ]
+}
+
 pub fn claims_a_profile(resource_type: &str, json: &Map<String, Value>) -> bool {
     match resource_type {
         "ServiceRequest" => prescription::claims_profile(json),
@@ -205,6 +214,35 @@ pub(crate) fn claims(json: &Map<String, Value>, url: &str) -> bool {
 }
 
 /// Whether a list of CodeableConcepts has a coding `system|code`.
+/// US Core's CarePlan category (US Core CarePlan requires it).
+pub const ASSESS_PLAN: (&str, &str, &str) = (
+    "http://hl7.org/fhir/us/core/CodeSystem/careplan-category",
+    "assess-plan",
+    "Assessment and Plan of Treatment",
+);
+
+/// The HL7 Physical Activity IG's category of its CarePlans and ServiceRequests.
+pub const PHYSICAL_ACTIVITY: (&str, &str, &str) = (
+    "http://hl7.org/fhir/us/physical-activity/CodeSystem/pa-temporary-codes",
+    "PhysicalActivity",
+    "Physical Activity",
+);
+
+/// Adds a category coding, as its own CodeableConcept, when no category has it yet; the
+/// element `category` is created at the end (callers put it in canonical order).
+pub(crate) fn add_category(json: &mut Map<String, Value>, (system, code, display): (&str, &str, &str)) {
+    if has_coding(json.get("category"), system, code) {
+        return;
+    }
+    let concept = json!({"coding": [{"system": system, "code": code, "display": display}]});
+    match json.get_mut("category") {
+        Some(Value::Array(items)) => items.push(concept),
+        _ => {
+            json.insert("category".into(), Value::Array(vec![concept]));
+        }
+    }
+}
+
 pub(crate) fn has_coding(concepts: Option<&Value>, system: &str, code: &str) -> bool {
     concepts.and_then(Value::as_array).is_some_and(|cats| {
         cats.iter().any(|c| {

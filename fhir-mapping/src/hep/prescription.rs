@@ -176,6 +176,8 @@ pub fn apply_generated(json: &mut Map<String, Value>, view: &PrescriptionView) {
         );
     }
     json.insert("patientInstruction".into(), Value::String(words));
+    // apps that search by the Physical Activity IG's category find every prescription
+    super::add_category(json, super::PHYSICAL_ACTIVITY);
     reorder(json);
 }
 

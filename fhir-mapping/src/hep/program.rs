@@ -157,6 +157,9 @@ pub fn apply_generated(
         .filter(|k| json.contains_key(**k))
         .count();
     json.shift_insert(pos, "text".into(), text);
+    // apps that search by US Core's or the Physical Activity IG's category find programs
+    super::add_category(json, super::ASSESS_PLAN);
+    super::add_category(json, super::PHYSICAL_ACTIVITY);
     Ok(())
 }
 

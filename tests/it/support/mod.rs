@@ -240,7 +240,11 @@ pub async fn json(res: Response) -> Value {
 
 /// Asserts an OperationOutcome with the given status, returning its first issue.
 pub async fn outcome(res: Response, status: StatusCode) -> Value {
-    assert_eq!(res.status(), status);
+    let got = res.status();
+    if got != status {
+        let body = res.text().await.unwrap_or_default();
+        panic!("expected {status}, got {got}: {body}");
+    }
     let ct = res
         .headers()
         .get("content-type")
