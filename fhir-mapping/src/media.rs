@@ -178,11 +178,10 @@ pub fn check_binary(binary: &Map<String, Value>, max_bytes: usize) -> Vec<Issue>
 pub fn image_data_url(binary: &Map<String, Value>) -> Option<String> {
     let content_type = essence(binary.get("contentType")?.as_str()?);
     let data = binary.get("data")?.as_str()?;
-    (content_type.starts_with("image/") && ACCEPTED.contains(&content_type.as_str()))
-        .then(|| {
-            let data: String = data.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-            format!("data:{content_type};base64,{data}")
-        })
+    (content_type.starts_with("image/") && ACCEPTED.contains(&content_type.as_str())).then(|| {
+        let data: String = data.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+        format!("data:{content_type};base64,{data}")
+    })
 }
 
 #[cfg(test)]

@@ -112,7 +112,8 @@ fn example_files() -> (PathBuf, Vec<PathBuf>) {
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
             p.extension().is_some_and(|x| x == "json")
-                && p.file_name().is_some_and(|n| n != "package.json" && n != ".index.json")
+                && p.file_name()
+                    .is_some_and(|n| n != "package.json" && n != ".index.json")
         })
         .collect();
     files.sort();
@@ -126,7 +127,11 @@ fn every_valid_r4_example_passes_and_the_invalid_ones_are_refused() {
     let mut unexpected: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut refused = Vec::new();
     for path in &files {
-        let name = path.file_name().unwrap_or_default().to_string_lossy().to_string();
+        let name = path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
         let text = std::fs::read(path).unwrap_or_else(|e| panic!("{name}: {e}"));
         let doc: serde_json::Value =
             serde_json::from_slice(&text).unwrap_or_else(|e| panic!("{name}: {e}"));

@@ -37,3 +37,4 @@ mod shalls;
 mod signin;
 mod subscriptions;
 mod support;
+mod validation;

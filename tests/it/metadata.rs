@@ -31,7 +31,8 @@ async fn capability_statement_describes_the_server() {
             r["operation"]
                 .as_array()
                 .is_some_and(|ops| ops.iter().any(|o| o["name"] == "validate"
-                    && o["definition"] == "http://hl7.org/fhir/OperationDefinition/Resource-validate")),
+                    && o["definition"]
+                        == "http://hl7.org/fhir/OperationDefinition/Resource-validate")),
             "$validate on {}",
             r["type"]
         );

@@ -61,7 +61,9 @@ async fn every_problem_is_reported_at_once() {
     let p = s.create(patient("rx2")).await;
     let pid = p["id"].as_str().expect("id");
     // 0 sets is no positiveInt at all: a 400 at the value, before any rule of the profile
-    let res = s.post_json("ServiceRequest", &quad_sets(pid, 0, "active")).await;
+    let res = s
+        .post_json("ServiceRequest", &quad_sets(pid, 0, "active"))
+        .await;
     let issue = outcome(res, StatusCode::BAD_REQUEST).await;
     assert_eq!(
         issue["expression"][0],

@@ -66,7 +66,11 @@ fn routes(patient: &str, plan: &str) -> Vec<(&'static str, String, Option<Value>
             None,
         ),
         ("GET", format!("Patient/{patient}/$everything"), None),
-        ("POST", "Patient/$validate".into(), Some(fixtures::patient("v"))),
+        (
+            "POST",
+            "Patient/$validate".into(),
+            Some(fixtures::patient("v")),
+        ),
         (
             "POST",
             format!("Patient/{patient}/$validate?mode=update"),

@@ -194,6 +194,19 @@ pub fn prefer_lenient(req: &HttpRequest) -> bool {
 /// arrive within `--body-timeout-secs` is a 408 (`deadline`).
 pub async fn read_body(
     req: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+) -> Result<web::Bytes, ApiError> {
+    let body = read_body_or_nothing(req, payload, limit).await?;
+    if body.is_empty() {
+        return Err(ApiError::BadRequest("the request has no body".into()));
+    }
+    Ok(body)
+}
+
+/// [`read_body`] for a request whose body may be empty.
+pub async fn read_body_or_nothing(
+    req: &HttpRequest,
     mut payload: web::Payload,
     limit: usize,
 ) -> Result<web::Bytes, ApiError> {
@@ -216,9 +229,6 @@ pub async fn read_body(
             return Err(ApiError::PayloadTooLarge(limit));
         }
         body.extend_from_slice(&chunk);
-    }
-    if body.is_empty() {
-        return Err(ApiError::BadRequest("the request has no body".into()));
     }
     Ok(body.freeze())
 }

@@ -51,8 +51,14 @@ pub async fn validate(req: HttpRequest, payload: web::Payload, state: State) -> 
             )));
         }
         let out = negotiate::output(&req, &query)?;
-        let format = negotiate::input_format(&req)?;
-        let body = negotiate::read_body(&req, payload, state.body_limit(&res_type)).await?;
+        // a delete is validated without a body
+        let body =
+            negotiate::read_body_or_nothing(&req, payload, state.body_limit(&res_type)).await?;
+        let format = if body.is_empty() {
+            Format::Json
+        } else {
+            negotiate::input_format(&req)?
+        };
         let access = super::authn::access(&req)?;
         let st = state.clone();
         let issues = blocking(move || {
@@ -182,7 +188,11 @@ fn read_request(body: &[u8], format: Format, st: &AppState) -> Result<Request, V
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    let named = |name: &str| parameters.iter().find(|p| p.get("name").and_then(Value::as_str) == Some(name));
+    let named = |name: &str| {
+        parameters
+            .iter()
+            .find(|p| p.get("name").and_then(Value::as_str) == Some(name))
+    };
     let text = |name: &str, value: &str| {
         named(name)
             .and_then(|p| p.get(value))
@@ -224,21 +234,25 @@ fn checked(
             };
             return Err(vec![Issue::error(
                 IssueType::NotSupported,
-                format!("the profile {profile} is not one this server checks; for {res_type} it checks {which}"),
+                format!(
+                    "the profile {profile} is not one this server checks; for {res_type} it checks {which}"
+                ),
             )]);
         }
     }
     let bytes = serde_json::to_vec(&resource).unwrap_or_default();
     let parsed = parse_resource(&bytes, Format::Json, &st.limits).map_err(|e| e.issues)?;
     if parsed.resource_type() != res_type {
-        return Err(vec![Issue::error(
-            IssueType::Invalid,
-            format!(
-                "the resource is a {} but the URL is for {res_type}",
-                parsed.resource_type()
-            ),
-        )
-        .at("resourceType")]);
+        return Err(vec![
+            Issue::error(
+                IssueType::Invalid,
+                format!(
+                    "the resource is a {} but the URL is for {res_type}",
+                    parsed.resource_type()
+                ),
+            )
+            .at("resourceType"),
+        ]);
     }
     if res_type == "Binary" {
         let issues = fhir_mapping::media::check_binary(parsed.json(), st.max_binary_bytes);

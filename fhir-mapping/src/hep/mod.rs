@@ -230,7 +230,10 @@ pub const PHYSICAL_ACTIVITY: (&str, &str, &str) = (
 
 /// Adds a category coding, as its own CodeableConcept, when no category has it yet; the
 /// element `category` is created at the end (callers put it in canonical order).
-pub(crate) fn add_category(json: &mut Map<String, Value>, (system, code, display): (&str, &str, &str)) {
+pub(crate) fn add_category(
+    json: &mut Map<String, Value>,
+    (system, code, display): (&str, &str, &str),
+) {
     if has_coding(json.get("category"), system, code) {
         return;
     }

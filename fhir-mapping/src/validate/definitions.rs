@@ -185,8 +185,15 @@ mod tests {
         assert!(d.is_resource("Patient"));
         assert!(!d.is_resource("DomainResource"));
         assert!(!d.is_resource("HumanName"));
-        let resources = d.types.values().filter(|t| t.kind == Kind::Resource).count();
-        assert_eq!(resources, 148, "146 resource types and the two abstract ones");
+        let resources = d
+            .types
+            .values()
+            .filter(|t| t.kind == Kind::Resource)
+            .count();
+        assert_eq!(
+            resources, 148,
+            "146 resource types and the two abstract ones"
+        );
         let patient = &d.types["Patient"];
         let gender = patient.children[""]
             .iter()

@@ -187,10 +187,7 @@ impl Walker {
                 };
                 self.error(
                     IssueType::Structure,
-                    format!(
-                        "`{key}` is not an element of {}{hint}",
-                        element_name(place)
-                    ),
+                    format!("`{key}` is not an element of {}{hint}", element_name(place)),
                     &format!("{expr}.{key}"),
                 );
                 continue;
@@ -205,9 +202,8 @@ impl Walker {
             };
             let code = choice.or_else(|| def.types.first().map(|t| t.code));
             if companion {
-                let primitive = def.content_reference.is_none()
-                    && def.types.len() == 1
-                    || choice.is_some();
+                let primitive =
+                    def.content_reference.is_none() && def.types.len() == 1 || choice.is_some();
                 match code.filter(|c| primitive && self.is_primitive(c)) {
                     Some(_) => self.companion(def, value, obj.get(name), &here),
                     None => self.error(
@@ -334,9 +330,8 @@ impl Walker {
                     let here = format!("{at}[{i}]");
                     match item {
                         Value::Null => {
-                            let has_value = values
-                                .and_then(|v| v.get(i))
-                                .is_some_and(|v| !v.is_null());
+                            let has_value =
+                                values.and_then(|v| v.get(i)).is_some_and(|v| !v.is_null());
                             if !has_value {
                                 self.error(
                                     IssueType::Structure,
@@ -357,7 +352,10 @@ impl Walker {
             (false, Value::Object(obj)) => self.object(element, obj, at, &scope, false),
             (true, _) => self.error(
                 IssueType::Structure,
-                format!("`_{}` must be an array lined up with `{}`", def.name, def.name),
+                format!(
+                    "`_{}` must be an array lined up with `{}`",
+                    def.name, def.name
+                ),
                 at,
             ),
             (false, _) => self.error(
@@ -571,7 +569,11 @@ impl Walker {
         }
         if reference.starts_with("urn:oid:") {
             if primitives::check("oid", &Value::String(reference.into())).is_err() {
-                self.error(IssueType::Invalid, format!("`{reference}` is not an OID"), &at);
+                self.error(
+                    IssueType::Invalid,
+                    format!("`{reference}` is not an OID"),
+                    &at,
+                );
             }
             return;
         }
@@ -638,7 +640,9 @@ impl Walker {
             if !valid_id || !valid_tail {
                 self.error(
                     IssueType::Invalid,
-                    format!("`{reference}` is not Type/id: an id is 1 to 64 letters, digits, `-` or `.`"),
+                    format!(
+                        "`{reference}` is not Type/id: an id is 1 to 64 letters, digits, `-` or `.`"
+                    ),
                     &at,
                 );
                 return;
@@ -651,8 +655,7 @@ impl Walker {
     /// error: writes keep it (the server's own programs point `CarePlan.basedOn` at the
     /// referral ServiceRequest, which R4 lists only from R5 on); `$validate` reports it.
     fn target(&mut self, type_name: &str, targets: &[&str], at: &str) {
-        if !targets.is_empty() && !targets.contains(&"Resource") && !targets.contains(&type_name)
-        {
+        if !targets.is_empty() && !targets.contains(&"Resource") && !targets.contains(&type_name) {
             let message = format!(
                 "a reference to a {type_name} is not one R4 defines here: it may point to {}",
                 or_list(targets)

@@ -59,7 +59,11 @@ fn the_values_a_new_user_tried_are_all_refused_at_once() {
         ]
     );
     assert_eq!(found[0].1, IssueType::CodeInvalid);
-    assert!(found[0].2.contains("female, male, other, unknown"), "{}", found[0].2);
+    assert!(
+        found[0].2.contains("female, male, other, unknown"),
+        "{}",
+        found[0].2
+    );
     for (_, _, text) in &found {
         assert!(!text.contains("serde") && !text.contains("Error"), "{text}");
     }
@@ -153,10 +157,12 @@ fn unknown_elements_required_elements_and_extensions() {
 
 #[test]
 fn references_are_checked_by_form_type_and_target() {
-    let at = locations(json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+    let at = locations(
+        json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"},
         "subject": {"reference": "Nothing/1"},
         "performer": [{"reference": "Patient/"}, {"reference": "urn:uuid:NOT"}, {"reference": "#missing"},
-            {"reference": "Practitioner/a b"}, {"reference": "Observation/1"}]}));
+            {"reference": "Practitioner/a b"}, {"reference": "Observation/1"}]}),
+    );
     assert_eq!(
         at,
         [
@@ -194,7 +200,10 @@ fn contained_and_bundled_resources_are_checked_where_they_are() {
                       {"resourceType": "Unknown"}]}));
     assert_eq!(
         at,
-        ["Patient.contained[0].contained", "Patient.contained[1].resourceType"]
+        [
+            "Patient.contained[0].contained",
+            "Patient.contained[1].resourceType"
+        ]
     );
 }
 
@@ -205,9 +214,11 @@ fn nested_definitions_and_required_bindings_on_codings() {
         "item": [{"linkId": "1", "type": "group", "item": [{"linkId": "1.1", "type": "nonsense"}]}]}));
     assert_eq!(at, ["Questionnaire.item[0].item[0].type"]);
     // Timing.repeat is an inline element of a datatype
-    let at = locations(json!({"resourceType": "ServiceRequest", "status": "active", "intent": "order",
+    let at = locations(
+        json!({"resourceType": "ServiceRequest", "status": "active", "intent": "order",
         "subject": {"reference": "Patient/1"},
-        "occurrenceTiming": {"repeat": {"frequency": 0, "periodUnit": "fortnight"}}}));
+        "occurrenceTiming": {"repeat": {"frequency": 0, "periodUnit": "fortnight"}}}),
+    );
     assert_eq!(
         at,
         [
