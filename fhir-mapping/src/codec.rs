@@ -4,11 +4,11 @@
 
 use fhirbolt::FhirReleases;
 use fhirbolt::element::Element;
-use fhirbolt::model::r4::Resource;
 use fhirbolt::serde::{DeserializationConfig, DeserializationMode};
 use serde_json::{Map, Value};
 
 use crate::error::MappingError;
+use crate::fidelity;
 use crate::locate;
 use crate::outcome::{Issue, IssueType, Severity};
 use crate::resource_types::is_resource_type;
@@ -134,7 +134,11 @@ pub fn parse_resource(
             Format::Json => parse_json(body, limits)?,
             Format::Xml => parse_xml(body, limits)?,
         };
-        element_to_json(element)
+        let mut resource = element_to_json(element)?;
+        if format == Format::Xml {
+            source_narratives(&mut resource.json, body);
+        }
+        Ok(resource)
     });
     parsed.unwrap_or_else(|_| {
         Err(MappingError::single(Issue::error(
@@ -168,16 +172,18 @@ fn element_to_json(element: R4Element) -> Result<ParsedResource, MappingError> {
     }
 }
 
-/// Validates JSON against the R4 structs (required elements, choice types, resource
-/// types, value types, unknown elements); the typed value itself is not kept.
-fn validate_typed(json: &[u8]) -> Result<(), MappingError> {
-    match fhirbolt::json::from_slice::<Resource>(json, strict()) {
-        Ok(Resource::Invalid) => Err(MappingError::single(Issue::error(
-            IssueType::Structure,
-            "not a FHIR resource",
-        ))),
-        Ok(_) => Ok(()),
-        Err(e) => Err(json_error(json, &e)),
+/// Puts the narratives of an XML body back as the client wrote them into the JSON
+/// fhirbolt made of it (its XML reader trims their text and drops the root `div`'s
+/// attributes).
+fn source_narratives(json: &mut Map<String, Value>, body: &[u8]) {
+    let divs = fidelity::xml_narratives(body);
+    if divs.is_empty() {
+        return;
+    }
+    let mut value = Value::Object(std::mem::take(json));
+    fidelity::restore_json_narratives(&mut value, &divs);
+    if let Value::Object(map) = value {
+        *json = map;
     }
 }
 
@@ -249,14 +255,16 @@ fn serde_message(e: &serde_json::Error) -> String {
     }
 }
 
-/// JSON: validated by the typed R4 reader, then read as elements, whose serialisation
-/// gives the canonical JSON (elements in FHIR order). Only one typed (de)serialiser is
-/// instantiated in the whole server: the build cost of fhirbolt is paid once.
+/// JSON: every value checked against the R4 definitions (`crate::validate`), then read
+/// as elements (strict: unknown elements refused), whose serialisation gives the
+/// canonical JSON (elements in FHIR order). fhirbolt's typed R4 structs are not used:
+/// the validator checks all they did (names, cardinality, types, required elements,
+/// choice types) and more, with locations, and their generic code was most of the
+/// crate's build time.
 fn parse_json(body: &[u8], limits: &ParseLimits) -> Result<R4Element, MappingError> {
     check_json_depth(body, limits.max_depth)?;
     let document: Value = serde_json::from_slice(body).map_err(|e| json_error(body, &e))?;
     check_values(&document)?;
-    validate_typed(body)?;
     match fhirbolt::json::from_slice::<R4Element>(body, strict()) {
         Ok(element) => Ok(element),
         // The element reader needs `resourceType` first (in every resource, contained
@@ -418,9 +426,8 @@ fn line_col(body: &[u8], offset: usize) -> (u64, u64) {
     (line, col)
 }
 
-/// XML is read as elements (fhirbolt's tree typed by FHIR metadata: far less generated
-/// code than the R4 structs); their JSON is validated by the same typed reader as any
-/// JSON body.
+/// XML is read as elements (fhirbolt's tree typed by FHIR metadata); their JSON is
+/// checked by the same validator as any JSON body.
 fn parse_xml(body: &[u8], limits: &ParseLimits) -> Result<R4Element, MappingError> {
     check_xml(body, limits.max_depth)?;
     let element = fhirbolt::xml::from_slice::<R4Element>(body, strict()).map_err(|e| {
@@ -438,9 +445,12 @@ fn parse_xml(body: &[u8], limits: &ParseLimits) -> Result<R4Element, MappingErro
             format!("invalid FHIR XML: {e}"),
         ))
     })?;
-    let document: Value = serde_json::from_slice(&json).map_err(|e| json_error(&json, &e))?;
+    let mut document: Value = serde_json::from_slice(&json).map_err(|e| json_error(&json, &e))?;
+    // What is checked is what is kept: the narratives as the client wrote them.
+    if let Value::Object(map) = &mut document {
+        source_narratives(map, body);
+    }
     check_values(&document)?;
-    validate_typed(&json)?;
     Ok(element)
 }
 
@@ -470,9 +480,17 @@ pub fn render(json: &[u8], format: Format, pretty: bool) -> Result<Vec<u8>, Mapp
         Format::Xml => {
             let element = parse_stored(json)?;
             // fhirbolt writes the XML declaration itself.
-            fhirbolt::xml::to_vec(&element, None).map_err(|e| {
+            let xml = fhirbolt::xml::to_vec(&element, None).map_err(|e| {
                 MappingError::single(Issue::error(IssueType::Exception, e.to_string()))
-            })
+            })?;
+            // Its writer trims and indents the text of narratives: write them as stored.
+            let value: Value = serde_json::from_slice(json).map_err(|e| {
+                MappingError::single(Issue::error(IssueType::Exception, e.to_string()))
+            })?;
+            Ok(fidelity::restore_xml_narratives(
+                xml,
+                &fidelity::json_narratives(&value),
+            ))
         }
     }
 }
@@ -599,6 +617,23 @@ mod tests {
         assert!(text.contains("value=\"12.500\""));
         let back = parse_resource(&xml, Format::Xml, &ParseLimits::default()).expect("xml parses");
         assert_eq!(back, r);
+    }
+
+    #[test]
+    fn narratives_keep_their_whitespace_through_xml() {
+        let div =
+            r#"<div xmlns="http://www.w3.org/1999/xhtml"><b>Name</b> <i>Peter</i> Chalmers</div>"#;
+        let xml = format!(
+            r#"<Patient xmlns="http://hl7.org/fhir"><text><status value="generated"/>{div}</text></Patient>"#
+        );
+        let r =
+            parse_resource(xml.as_bytes(), Format::Xml, &ParseLimits::default()).expect("valid");
+        assert_eq!(r.json()["text"]["div"], div);
+        let out = render(&r.to_json_bytes(), Format::Xml, false).expect("xml");
+        assert!(String::from_utf8_lossy(&out).contains(div));
+        // the root's attributes come back, and are checked
+        let xml = xml.replace("xhtml\">", "xhtml\" onclick=\"x()\">");
+        assert!(parse_resource(xml.as_bytes(), Format::Xml, &ParseLimits::default()).is_err());
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod capability;
 pub mod codec;
 pub mod compartment_table;
 pub mod error;
+pub(crate) mod fidelity;
 pub mod hep;
 pub mod locate;
 pub mod media;
