@@ -266,26 +266,18 @@ pub(crate) fn check(div: &str) -> Vec<String> {
                 ));
                 return problems.0;
             }
-            Event::Start(element) => {
+            Event::Start(ref element) | Event::Empty(ref element) => {
                 if !is_name(element.name().as_ref()) {
                     problems.not_well_formed(&bad_name(element.name().as_ref()));
                     return problems.0;
                 }
                 let local = text(element.local_name().as_ref());
-                check_element(&element, &local, &namespace, open.is_empty(), &mut problems);
+                check_element(element, &local, &namespace, open.is_empty(), &mut problems);
                 readable |= local == "img";
                 root_seen = true;
-                open.push(text(element.name().as_ref()));
-            }
-            Event::Empty(element) => {
-                if !is_name(element.name().as_ref()) {
-                    problems.not_well_formed(&bad_name(element.name().as_ref()));
-                    return problems.0;
+                if matches!(event, Event::Start(_)) {
+                    open.push(text(element.name().as_ref()));
                 }
-                let local = text(element.local_name().as_ref());
-                check_element(&element, &local, &namespace, open.is_empty(), &mut problems);
-                readable |= local == "img";
-                root_seen = true;
             }
             Event::End(_) => {
                 open.pop();
