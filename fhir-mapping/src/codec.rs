@@ -129,16 +129,9 @@ pub fn parse_resource(
     // fhirbolt is not maintained any more and has panicked on hostile input (invalid
     // UTF-8 in an XML namespace): a panic while reading a document is a refusal of the
     // document, never a failure of the server.
-    let parsed = std::panic::catch_unwind(|| {
-        let element = match format {
-            Format::Json => parse_json(body, limits)?,
-            Format::Xml => parse_xml(body, limits)?,
-        };
-        let mut resource = element_to_json(element)?;
-        if format == Format::Xml {
-            source_narratives(&mut resource.json, body);
-        }
-        Ok(resource)
+    let parsed = std::panic::catch_unwind(|| match format {
+        Format::Json => element_to_json(parse_json(body, limits)?),
+        Format::Xml => parse_xml(body, limits),
     });
     parsed.unwrap_or_else(|_| {
         Err(MappingError::single(Issue::error(
@@ -270,8 +263,7 @@ fn parse_json(body: &[u8], limits: &ParseLimits) -> Result<R4Element, MappingErr
         // The element reader needs `resourceType` first (in every resource, contained
         // ones included), which JSON does not promise: put it first and read again.
         Err(_) => {
-            let mut value: Value =
-                serde_json::from_slice(body).map_err(|e| json_error(body, &e))?;
+            let mut value = document;
             resource_type_first(&mut value);
             let bytes = serde_json::to_vec(&value).map_err(|e| json_error(body, &e))?;
             fhirbolt::json::from_slice::<R4Element>(&bytes, strict())
@@ -426,9 +418,10 @@ fn line_col(body: &[u8], offset: usize) -> (u64, u64) {
     (line, col)
 }
 
-/// XML is read as elements (fhirbolt's tree typed by FHIR metadata); their JSON is
-/// checked by the same validator as any JSON body.
-fn parse_xml(body: &[u8], limits: &ParseLimits) -> Result<R4Element, MappingError> {
+/// XML is read as elements (fhirbolt's tree typed by FHIR metadata); their JSON, with the
+/// narratives as the client wrote them, is checked by the same validator as any JSON body
+/// and is the resource kept.
+fn parse_xml(body: &[u8], limits: &ParseLimits) -> Result<ParsedResource, MappingError> {
     check_xml(body, limits.max_depth)?;
     let element = fhirbolt::xml::from_slice::<R4Element>(body, strict()).map_err(|e| {
         let text = e.to_string();
@@ -451,7 +444,20 @@ fn parse_xml(body: &[u8], limits: &ParseLimits) -> Result<R4Element, MappingErro
         source_narratives(map, body);
     }
     check_values(&document)?;
-    Ok(element)
+    match document {
+        Value::Object(json) => Ok(ParsedResource {
+            resource_type: json
+                .get("resourceType")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            json,
+        }),
+        _ => Err(MappingError::single(Issue::error(
+            IssueType::Structure,
+            "the resource is not a JSON object",
+        ))),
+    }
 }
 
 /// Reads canonical JSON that this server wrote itself (stored resources) as elements.

@@ -394,3 +394,40 @@ async fn programs_and_prescriptions_carry_the_us_core_and_physical_activity_cate
     let found = json(s.get(&format!("ServiceRequest?category={pa}")).await).await;
     assert_eq!(found["total"], 1, "{found}");
 }
+
+#[tokio::test]
+async fn validate_tells_a_patient_or_another_clinic_nothing_they_may_not_read() {
+    let s = start().await;
+    let mut victim = patient("victim");
+    victim["name"] = json!([{"family": "Secretname"}]);
+    let victim_id = id_of(&s.create(victim).await);
+    let me = id_of(&s.create(patient("me")).await);
+    let as_patient = client_with_token(&token(&s.database_url, "patient/*.cruds", Some(&me)));
+    let other_clinic = client_of_tenant(&s, "other");
+    for (who, client) in [("patient", &as_patient), ("other clinic", &other_clinic)] {
+        for mode in ["update", "delete"] {
+            let ask = |id: String| {
+                let body = json!({"resourceType": "Patient", "id": id, "gender": "other"});
+                client
+                    .post(s.url(&format!("Patient/{id}/$validate?mode={mode}")))
+                    .header("Content-Type", FHIR_JSON)
+                    .body(body.to_string())
+                    .send()
+            };
+            let seen = ask(victim_id.clone()).await.expect("request");
+            let nowhere = ask("no-such-patient".into()).await.expect("request");
+            let (status, body) = (seen.status(), seen.text().await.unwrap_or_default());
+            let (status2, body2) = (nowhere.status(), nowhere.text().await.unwrap_or_default());
+            assert_eq!(status, status2, "{who} {mode}: {body} / {body2}");
+            assert_eq!(
+                body.replace(&victim_id, "ID"),
+                body2.replace("no-such-patient", "ID"),
+                "{who} {mode}"
+            );
+            assert!(!body.contains("Secretname"), "{who} {mode}: {body}");
+        }
+    }
+    // nothing of it was written
+    let stored = json(s.get(&format!("Patient/{victim_id}")).await).await;
+    assert_eq!(stored["meta"]["versionId"], "1");
+}

@@ -42,11 +42,6 @@ pub fn validate(document: &Value) -> Vec<Issue> {
     walker.issues
 }
 
-/// Whether `name` is a concrete R4 resource type.
-pub fn is_resource_type(name: &str) -> bool {
-    Definitions::get().is_resource(name)
-}
-
 /// The ids of the resources contained in the resource being walked, for `#id`
 /// references.
 struct Scope<'a> {
@@ -488,7 +483,7 @@ impl Walker {
         let Some(set) = self.defs.value_sets.get(vs) else {
             return;
         };
-        let in_set = |coding: &Value| {
+        let in_set = |coding: &Map<String, Value>| {
             let system = coding.get("system").and_then(Value::as_str);
             let code = coding.get("code").and_then(Value::as_str);
             match (system, code) {
@@ -498,11 +493,11 @@ impl Walker {
             }
         };
         let ok = match code {
-            "Coding" => in_set(&Value::Object(obj.clone())),
+            "Coding" => in_set(obj),
             _ => obj
                 .get("coding")
                 .and_then(Value::as_array)
-                .is_some_and(|codings| codings.iter().any(in_set)),
+                .is_some_and(|codings| codings.iter().filter_map(Value::as_object).any(in_set)),
         };
         if !ok {
             self.error(
