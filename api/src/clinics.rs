@@ -66,6 +66,13 @@ impl Clinics {
                 fhir_mapping::hep::library::all(),
                 Seed::Once,
             )?;
+            store_own(
+                &self.db,
+                tenant,
+                &self.clock,
+                fhir_mapping::hep::measures::all(),
+                Seed::Once,
+            )?;
         }
         if self.patient_app {
             let (t, now) = (tenant.clone(), crate::clock::to_micros(self.clock.now()));

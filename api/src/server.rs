@@ -221,6 +221,12 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<(Server, SocketAd
         clock.clone(),
         std::time::Duration::from_millis(config.job_interval_ms.max(10)),
     );
+    let outcome_jobs = crate::outcomes::spawn_jobs(
+        db.clone(),
+        (*sessions).clone(),
+        clock.clone(),
+        std::time::Duration::from_millis(config.job_interval_ms.max(10)),
+    );
     let origins = cors_origins(&config.cors_allowed_origins)?;
     let audit = crate::audit::AuditLog::start(db.clone());
     // the hash an unknown username is checked against, made before the first sign-in
@@ -290,6 +296,7 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<(Server, SocketAd
         cors_enabled: !origins.is_empty(),
         sessions,
         _jobs: jobs,
+        _outcome_jobs: outcome_jobs,
         _statistics: crate::db::statistics::spawn(&db, std::time::Duration::from_secs(5)),
         db,
         capability: capability(clock.as_ref()),

@@ -129,6 +129,9 @@ fn prepare(conn: &mut AnyConnection, i: &Insert<'_>) -> Result<ParsedResource, A
     {
         apply_profile_rules(conn, i, &resource_type, resource.json_mut())?;
     }
+    if resource_type == "QuestionnaireResponse" {
+        crate::outcomes::check_response(conn, i.tenant, resource.json())?;
+    }
     if resource_type == "Subscription" {
         crate::subscriptions::outbox::prepare(
             i.tenant,
@@ -424,6 +427,14 @@ fn insert(conn: &mut AnyConnection, i: Insert<'_>) -> Result<Written, ApiError> 
                 conn, i.tenant, i.id, i.current, after, i.sessions, i.now,
             )?;
         }
+    }
+    if matches!(res_type, "CarePlan" | "QuestionnaireResponse") {
+        crate::outcomes::after_write(
+            conn, i.tenant, res_type, i.id, i.current, after, i.sessions, i.now,
+        )?;
+    }
+    if crate::monitoring::concerns(res_type) {
+        crate::monitoring::after_write(conn, i.tenant, res_type, i.id, i.current, after)?;
     }
     Ok(Written {
         status: WriteStatus::Created,
@@ -1098,6 +1109,21 @@ pub fn delete_in(
             ctx.sessions,
             now,
         )?;
+    }
+    if matches!(res_type, "CarePlan" | "QuestionnaireResponse") {
+        crate::outcomes::after_write(
+            conn,
+            tenant,
+            res_type,
+            id,
+            before.as_ref(),
+            None,
+            ctx.sessions,
+            now,
+        )?;
+    }
+    if crate::monitoring::concerns(res_type) {
+        crate::monitoring::after_write(conn, tenant, res_type, id, before.as_ref(), None)?;
     }
     written.status = WriteStatus::Deleted;
     written.version = version;

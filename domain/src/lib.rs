@@ -4,8 +4,10 @@
 pub mod adherence;
 pub mod dose;
 pub mod occurrence;
+pub mod outcome;
 pub mod program;
 pub mod referral;
+pub mod rtm;
 pub mod schedule;
 pub mod tenant;
 pub mod version;

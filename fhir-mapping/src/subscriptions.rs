@@ -54,6 +54,18 @@ pub const TOPICS: &[Topic] = &[
         resource_type: "Observation",
         filters: &["patient", "careplan"],
     },
+    Topic {
+        code: "communication",
+        title: "A message (Communication) was sent, or its status or time received changed (a read receipt)",
+        resource_type: "Communication",
+        filters: &["patient", "sender", "recipient"],
+    },
+    Topic {
+        code: "outcome-score",
+        title: "An outcome measure was answered and scored (Observation)",
+        resource_type: "Observation",
+        filters: &["patient", "careplan"],
+    },
 ];
 
 impl Topic {
@@ -381,6 +393,21 @@ pub fn triggered(
             topic("referral-status")
         }
         "Observation" if is_summary(after) => topic("adherence-summary"),
+        "Observation"
+            if crate::hep::claims(
+                after,
+                &crate::hep::canonical("StructureDefinition", "hep-outcome-score"),
+            ) =>
+        {
+            topic("outcome-score")
+        }
+        "Communication" => {
+            let received =
+                |j: Option<&Map<String, Value>>| j.and_then(|j| j.get("received")).cloned();
+            (before.is_none() || changed || received(before) != received(Some(after)))
+                .then(|| topic("communication"))
+                .flatten()
+        }
         _ => None,
     };
     hit.into_iter().collect()

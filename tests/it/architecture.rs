@@ -98,7 +98,7 @@ const FLOORS: &[&[&str]] = &[
     &["http"],
     &["operations", "clinics", "transaction", "health", "metrics"],
     &["service"],
-    &["referrals"],
+    &["referrals", "outcomes", "monitoring"],
     &["sessions", "subscriptions::delivery"],
     &["commit"],
     &["subscriptions"],

@@ -323,3 +323,68 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(grants, users);
+
+diesel::table! {
+    measure_assignments (tenant, care_plan_id, questionnaire) {
+        tenant -> Text,
+        care_plan_id -> Text,
+        questionnaire -> Text,
+        patient_id -> Text,
+        started_at -> BigInt,
+        every_micros -> Nullable<BigInt>,
+        at_discharge -> Bool,
+        next_due -> Nullable<BigInt>,
+        active -> Bool,
+    }
+}
+
+diesel::table! {
+    measure_tasks (tenant, task_id) {
+        tenant -> Text,
+        task_id -> Text,
+        care_plan_id -> Text,
+        questionnaire -> Text,
+        patient_id -> Text,
+        occasion -> Text,
+        due_from -> BigInt,
+        due_until -> BigInt,
+        status -> Text,
+    }
+}
+
+diesel::table! {
+    outcome_scores (tenant, response_id) {
+        tenant -> Text,
+        response_id -> Text,
+        observation_id -> Text,
+        patient_id -> Text,
+        care_plan_id -> Nullable<Text>,
+        questionnaire -> Text,
+        scored_at -> BigInt,
+        score -> Double,
+    }
+}
+
+diesel::table! {
+    rtm_episodes (tenant, care_plan_id) {
+        tenant -> Text,
+        care_plan_id -> Text,
+        patient_id -> Text,
+        start_date -> Text,
+        end_date -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    monitoring_events (tenant, res_type, res_id) {
+        tenant -> Text,
+        res_type -> Text,
+        res_id -> Text,
+        patient_id -> Text,
+        at -> BigInt,
+        kind -> Text,
+        minutes -> BigInt,
+        who -> Nullable<Text>,
+        what -> Nullable<Text>,
+    }
+}

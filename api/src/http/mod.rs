@@ -61,6 +61,11 @@ pub fn operations() -> Vec<(&'static str, &'static str, String)> {
         ("Patient", "adherence", own("adherence")),
         ("Group", "adherence", own("adherence")),
         ("", "adherence", own("adherence")),
+        ("CarePlan", "outcomes", own("outcomes")),
+        ("Patient", "outcomes", own("outcomes")),
+        ("Patient", "rtm", own("rtm")),
+        ("Group", "rtm", own("rtm")),
+        ("", "rtm", own("rtm")),
         (
             "",
             "export",
@@ -238,6 +243,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .default_service(not_allowed()),
             )
             .service(
+                web::resource(["/$rtm", "/Group/{id}/$rtm"])
+                    .route(web::get().to(operations::clinic_rtm))
+                    .default_service(not_allowed()),
+            )
+            .service(
                 web::resource("/_history")
                     .route(web::get().to(rest::history_system))
                     .default_service(not_allowed()),
@@ -310,6 +320,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(
                 web::resource("/Patient/{id}/$adherence")
                     .route(web::get().to(operations::adherence))
+                    .default_service(not_allowed()),
+            )
+            .service(
+                web::resource(["/CarePlan/{id}/$outcomes", "/Patient/{id}/$outcomes"])
+                    .route(web::get().to(operations::outcomes))
+                    .default_service(not_allowed()),
+            )
+            .service(
+                web::resource("/Patient/{id}/$rtm")
+                    .route(web::get().to(operations::patient_rtm))
                     .default_service(not_allowed()),
             )
             .service(

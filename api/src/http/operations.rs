@@ -240,17 +240,26 @@ struct AdherenceQuery {
 }
 
 fn adherence_query(req: &HttpRequest) -> Result<AdherenceQuery, ApiError> {
+    period_query(req, "$adherence", true)
+}
+
+/// The `start`/`end` parameters (when `period`) and the format of an operation's answer.
+fn period_query(
+    req: &HttpRequest,
+    operation: &str,
+    period: bool,
+) -> Result<AdherenceQuery, ApiError> {
     let query = negotiate::query_pairs(req)?;
     let mut start = None;
     let mut end = None;
     for (k, v) in &query {
         match k.as_str() {
-            "start" if start.is_none() => start = Some(v.clone()),
-            "end" if end.is_none() => end = Some(v.clone()),
+            "start" if period && start.is_none() => start = Some(v.clone()),
+            "end" if period && end.is_none() => end = Some(v.clone()),
             "_format" | "_pretty" => {}
             other => {
                 return Err(ApiError::BadRequest(format!(
-                    "parameter `{other}` of $adherence is not supported (or is repeated)"
+                    "parameter `{other}` of {operation} is not supported (or is repeated)"
                 )));
             }
         }
@@ -420,6 +429,203 @@ pub async fn adherence(req: HttpRequest, state: web::Data<AppState>) -> HttpResp
         let bytes = serde_json::to_vec(&json)
             .map_err(|e| ApiError::internal_from("serialising JSON", e))?;
         super::negotiate::fhir_response(actix_web::http::StatusCode::OK, out, &bytes)
+    }
+    .await;
+    finish(&req, result)
+}
+
+/// `GET CarePlan/[id]/$outcomes` and `GET Patient/[id]/$outcomes`: each outcome
+/// measure's scores over time, the change from baseline and whether the minimal
+/// clinically important difference is reached, as Parameters (JSON or XML) or CSV.
+pub async fn outcomes(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let result = async {
+        let id = path_id(&req)?;
+        let program = req.path().contains("/CarePlan/");
+        let AdherenceQuery { csv, out, .. } = period_query(&req, "$outcomes", false)?;
+        let access = super::authn::access(&req)?;
+        let target_type = if program { "CarePlan" } else { "Patient" };
+        let limits = access.require(target_type, Perm::Read)?;
+        access.require("Observation", Perm::Read)?;
+        let st = state.clone();
+        let subject = format!("{target_type}/{id}");
+        let answer = state
+            .db
+            .read(move |conn| {
+                if !crate::auth::visibility::visible(
+                    conn,
+                    &access.tenant,
+                    target_type,
+                    &id,
+                    &limits,
+                )? {
+                    return Ok(Err(ApiError::NotFound(format!(
+                        "{target_type}/{id} does not exist"
+                    ))));
+                }
+                let target = if program {
+                    crate::outcomes::Target::Program(&id)
+                } else {
+                    crate::outcomes::Target::Patient(&id)
+                };
+                Ok(crate::outcomes::outcomes(
+                    conn,
+                    access.tenant.as_str(),
+                    target,
+                    &st.sessions,
+                ))
+            })
+            .await??;
+        let series: Vec<fhir_mapping::hep::measures::MeasureSeries<'_>> = answer
+            .series
+            .iter()
+            .map(
+                |(instrument, points, observations)| fhir_mapping::hep::measures::MeasureSeries {
+                    instrument,
+                    points: points.clone(),
+                    observations: observations.clone(),
+                },
+            )
+            .collect();
+        if csv {
+            return Ok(csv_response(fhir_mapping::hep::measures::outcomes_csv(
+                &series, &answer.tz,
+            )));
+        }
+        let json = fhir_mapping::hep::measures::outcomes_parameters(&subject, &series, &answer.tz);
+        let bytes = serde_json::to_vec(&json)
+            .map_err(|e| ApiError::internal_from("serialising JSON", e))?;
+        super::negotiate::fhir_response(actix_web::http::StatusCode::OK, out, &bytes)
+    }
+    .await;
+    finish(&req, result)
+}
+
+/// The answer of `$rtm` as Parameters or CSV.
+fn rtm_response(
+    answer: &crate::monitoring::RtmAnswer,
+    csv: bool,
+    out: negotiate::Output,
+) -> Result<HttpResponse, ApiError> {
+    let rows: Vec<fhir_mapping::hep::rtm::PatientPeriods<'_>> = answer
+        .episodes
+        .iter()
+        .map(|e| fhir_mapping::hep::rtm::PatientPeriods {
+            patient: &e.patient,
+            program: &e.program,
+            episode_start: e.start,
+            periods: &e.periods,
+        })
+        .collect();
+    if csv {
+        return Ok(csv_response(fhir_mapping::hep::rtm::to_csv(&rows)));
+    }
+    let json = fhir_mapping::hep::rtm::to_parameters(answer.from, answer.to, &rows);
+    let bytes =
+        serde_json::to_vec(&json).map_err(|e| ApiError::internal_from("serialising JSON", e))?;
+    super::negotiate::fhir_response(actix_web::http::StatusCode::OK, out, &bytes)
+}
+
+/// `GET Patient/[id]/$rtm`: the remote therapeutic monitoring periods of the patient's
+/// programs that overlap `start`..`end`.
+pub async fn patient_rtm(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let result = async {
+        let id = path_id(&req)?;
+        let AdherenceQuery {
+            start,
+            end,
+            csv,
+            out,
+        } = period_query(&req, "$rtm", true)?;
+        let access = super::authn::access(&req)?;
+        let limits = access.require("Patient", Perm::Read)?;
+        let now = to_micros(state.clock.now());
+        let st = state.clone();
+        let answer = state
+            .db
+            .read(move |conn| {
+                if !crate::auth::visibility::visible(conn, &access.tenant, "Patient", &id, &limits)?
+                {
+                    return Ok(Err(ApiError::NotFound(format!(
+                        "Patient/{id} does not exist"
+                    ))));
+                }
+                Ok(crate::monitoring::rtm(
+                    conn,
+                    access.tenant.as_str(),
+                    Some(std::slice::from_ref(&id)),
+                    start.as_deref(),
+                    end.as_deref(),
+                    &st.sessions,
+                    now,
+                ))
+            })
+            .await??;
+        rtm_response(&answer, csv, out)
+    }
+    .await;
+    finish(&req, result)
+}
+
+/// `GET [base]/$rtm` (every patient of the clinic) and `GET Group/[id]/$rtm`.
+pub async fn clinic_rtm(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let result = async {
+        let group = req.match_info().get("id").map(str::to_string);
+        if let Some(g) = &group
+            && !is_valid_id(g)
+        {
+            return Err(ApiError::NotFound(format!("Group/{g} does not exist")));
+        }
+        let AdherenceQuery {
+            start,
+            end,
+            csv,
+            out,
+        } = period_query(&req, "$rtm", true)?;
+        let access = super::authn::access(&req)?;
+        access.require_beyond_patient("$rtm of a clinic or a Group")?;
+        for t in [
+            "Patient",
+            "CarePlan",
+            "Task",
+            "Procedure",
+            "Communication",
+            "Group",
+        ] {
+            if !access.require(t, Perm::Read)?.is_open() {
+                return Err(ApiError::Forbidden(format!(
+                    "$rtm of a clinic or a Group needs unrestricted read scopes on {t}"
+                )));
+            }
+        }
+        let now = to_micros(state.clock.now());
+        let st = state.clone();
+        let answer = state
+            .db
+            .read(move |conn| {
+                let tenant = access.tenant.as_str();
+                let run = |conn: &mut crate::db::AnyConnection| {
+                    let members: Option<Vec<String>> = match &group {
+                        None => None,
+                        Some(g) => Some(
+                            crate::operations::group_patients(conn, tenant, g)?
+                                .into_iter()
+                                .collect(),
+                        ),
+                    };
+                    crate::monitoring::rtm(
+                        conn,
+                        tenant,
+                        members.as_deref(),
+                        start.as_deref(),
+                        end.as_deref(),
+                        &st.sessions,
+                        now,
+                    )
+                };
+                Ok(run(conn))
+            })
+            .await??;
+        rtm_response(&answer, csv, out)
     }
     .await;
     finish(&req, result)

@@ -655,6 +655,252 @@ pub fn session_day_search_parameter() -> Value {
     })
 }
 
+/// A simple extension with one value of `value_type` on `context`.
+fn simple_extension(
+    id: &str,
+    name: &str,
+    title: &str,
+    description: &str,
+    context: &str,
+    value_type: &str,
+) -> Value {
+    structure_definition(
+        Definition {
+            id,
+            name,
+            title,
+            description,
+            kind: "complex-type",
+            base: "Extension",
+            context: Some(json!([{"type": "element", "expression": context}])),
+        },
+        vec![
+            element("Extension", json!({"short": title, "max": "1"})),
+            element("Extension.extension", json!({"max": "0"})),
+            element(
+                "Extension.url",
+                json!({"fixedUri": format!("{CANONICAL_BASE}/StructureDefinition/{id}")}),
+            ),
+            element(
+                "Extension.value[x]",
+                json!({"min": 1, "type": [{"code": value_type}]}),
+            ),
+        ],
+    )
+}
+
+/// The extension asking for a measure's answer at discharge.
+pub fn at_discharge_extension() -> Value {
+    simple_extension(
+        "measure-at-discharge",
+        "MeasureAtDischarge",
+        "Outcome measure at discharge",
+        "On an outcome-measure activity of a program: the measure is also due when the program is completed.",
+        "CarePlan.activity.detail",
+        "boolean",
+    )
+}
+
+/// The extension stating a program's remote therapeutic monitoring episode.
+pub fn rtm_episode_extension() -> Value {
+    simple_extension(
+        "rtm-episode",
+        "RtmEpisode",
+        "Remote therapeutic monitoring episode",
+        "On a program: the first day (and, once ended, the last) of its remote therapeutic monitoring episode, dates in the patient's time zone; 30-day periods count from the first day.",
+        "CarePlan",
+        "Period",
+    )
+}
+
+/// The outcome-measure Task profile.
+pub fn outcome_task_profile() -> Value {
+    structure_definition(
+        Definition {
+            id: "hep-outcome-task",
+            name: "HepOutcomeTask",
+            title: "Outcome measure due",
+            description: "One due answer of an outcome measure a program assigns: made by the server (at the program's start, every N days or weeks, at discharge), completed by the server when the patient's QuestionnaireResponse arrives (outputs: the response and its score Observation), failed when its window passes, cancelled when the program stops. Clients do not write it.",
+            kind: "resource",
+            base: "Task",
+            context: None,
+        },
+        vec![
+            element(
+                "Task",
+                json!({"short": "An outcome measure to answer (made by the server)"}),
+            ),
+            element("Task.intent", json!({"fixedCode": "order"})),
+            element("Task.basedOn", json!({"min": 1, "max": "1"})),
+            element("Task.for", json!({"min": 1})),
+            element(
+                "Task.restriction.period",
+                json!({"short": "The due window", "min": 1}),
+            ),
+            element(
+                "Task.input",
+                json!({"short": "The Questionnaire (valueCanonical)", "min": 1}),
+            ),
+        ],
+    )
+}
+
+/// The outcome score Observation profile.
+pub fn outcome_score_profile() -> Value {
+    structure_definition(
+        Definition {
+            id: "hep-outcome-score",
+            name: "HepOutcomeScore",
+            title: "Outcome measure score",
+            description: "The score of one answered outcome measure, written by the server in the transaction that stores the QuestionnaireResponse: derivedFrom the response, the change from baseline as a component, and an interpretation when the change reaches the measure's minimal clinically important difference (or worsens by it).",
+            kind: "resource",
+            base: "Observation",
+            context: None,
+        },
+        vec![
+            element(
+                "Observation",
+                json!({"short": "An outcome score (made by the server)"}),
+            ),
+            element("Observation.derivedFrom", json!({"min": 1})),
+            element("Observation.subject", json!({"min": 1})),
+        ],
+    )
+}
+
+/// The outcome-measure code system.
+pub fn outcome_code_system() -> Value {
+    let mut codes: Vec<(&str, &str)> = super::measures::CODES.to_vec();
+    for c in super::outcome_task::CODES {
+        if !codes.iter().any(|(k, _)| k == &c.0) {
+            codes.push(*c);
+        }
+    }
+    code_system(
+        "outcome-measure",
+        "OutcomeMeasure",
+        "Outcome measure",
+        "Outcome measures of home exercise programs: the starter instruments' scores, the change from baseline, the minimal clinically important difference, and the codes of the due-measure Task.",
+        &codes,
+    )
+}
+
+/// The monitoring-activity code system.
+pub fn monitoring_code_system() -> Value {
+    code_system(
+        "monitoring-activity",
+        "MonitoringActivity",
+        "Monitoring activity",
+        "Remote therapeutic monitoring: a Procedure with this code logs the clinician's treatment-management time (its performedPeriod).",
+        super::monitoring::CODES,
+    )
+}
+
+fn operation(
+    id: &str,
+    name: &str,
+    title: &str,
+    description: &str,
+    resource: &[&str],
+    system: bool,
+    parameters: Vec<Value>,
+) -> Value {
+    json!({
+        "resourceType": "OperationDefinition",
+        "id": id,
+        "url": format!("{CANONICAL_BASE}/OperationDefinition/{id}"),
+        "version": VERSION,
+        "name": name,
+        "title": title,
+        "status": "draft",
+        "kind": "operation",
+        "date": DATE,
+        "publisher": PUBLISHER,
+        "description": description,
+        "affectsState": false,
+        "code": id,
+        "resource": resource,
+        "system": system,
+        "type": false,
+        "instance": true,
+        "parameter": parameters
+    })
+}
+
+fn op_param(name: &str, use_: &str, min: u32, max: &str, ty: &str, doc: &str) -> Value {
+    let mut p = json!({"name": name, "use": use_, "min": min, "max": max, "documentation": doc});
+    if !ty.is_empty() {
+        p["type"] = json!(ty);
+    }
+    p
+}
+
+/// The `$outcomes` operation of CarePlan and Patient.
+pub fn outcomes_operation() -> Value {
+    operation(
+        "outcomes",
+        "Outcomes",
+        "Outcome measure scores of a program or of a patient",
+        "Each outcome measure's scores over time (from the server's score Observations), the baseline, the latest score, the change from baseline and whether the minimal clinically important difference is reached. Answered as Parameters, or as text/csv (Accept or _format=csv).",
+        &["CarePlan", "Patient"],
+        false,
+        vec![op_param(
+            "measure",
+            "out",
+            0,
+            "*",
+            "",
+            "One per measure (parts: questionnaire, title, direction, mcid, baseline, latest, change, mcidReached, and one score part per answer: date, value, change, mcidReached, observation).",
+        )],
+    )
+}
+
+/// The `$rtm` operation of Patient, Group and the server.
+pub fn rtm_operation() -> Value {
+    operation(
+        "rtm",
+        "Rtm",
+        "Remote therapeutic monitoring periods",
+        "Per patient and program with a remote therapeutic monitoring episode (rtm-episode extension), the 30-day periods that overlap start..end: days with data (completed sessions, answered measures, device Observations, in the patient's time zone), the clinician's treatment-management minutes (Procedures with the monitoring-activity code), whether an interactive communication took place, and the CPT codes the period supports under the rules of the stated year. Answered as Parameters, or as text/csv (Accept or _format=csv).",
+        &["Patient", "Group"],
+        true,
+        vec![
+            op_param(
+                "start",
+                "in",
+                0,
+                "1",
+                "date",
+                "First day asked for; default: 29 days before end.",
+            ),
+            op_param(
+                "end",
+                "in",
+                0,
+                "1",
+                "date",
+                "Last day asked for (included); default: today.",
+            ),
+            op_param(
+                "rulesYear",
+                "out",
+                1,
+                "1",
+                "integer",
+                "The year of the CPT rules applied.",
+            ),
+            op_param(
+                "patient",
+                "out",
+                0,
+                "*",
+                "",
+                "One per patient and program (parts: patient, program, episodeStart, and one period part per period).",
+            ),
+        ],
+    )
+}
+
 /// Every conformance resource of the project, as `(resource type, id, JSON)`.
 pub fn all() -> Vec<(&'static str, &'static str, Value)> {
     vec![
@@ -671,6 +917,34 @@ pub fn all() -> Vec<(&'static str, &'static str, Value)> {
             session_profile(),
         ),
         ("StructureDefinition", "completed-late", late_extension()),
+        (
+            "StructureDefinition",
+            "measure-at-discharge",
+            at_discharge_extension(),
+        ),
+        (
+            "StructureDefinition",
+            "rtm-episode",
+            rtm_episode_extension(),
+        ),
+        (
+            "StructureDefinition",
+            "hep-outcome-task",
+            outcome_task_profile(),
+        ),
+        (
+            "StructureDefinition",
+            "hep-outcome-score",
+            outcome_score_profile(),
+        ),
+        ("CodeSystem", "outcome-measure", outcome_code_system()),
+        (
+            "CodeSystem",
+            "monitoring-activity",
+            monitoring_code_system(),
+        ),
+        ("OperationDefinition", "outcomes", outcomes_operation()),
+        ("OperationDefinition", "rtm", rtm_operation()),
         ("CodeSystem", "exercise-report", report_code_system()),
         ("CodeSystem", "session-status-reason", reason_code_system()),
         ("CodeSystem", "adherence-measure", measure_code_system()),

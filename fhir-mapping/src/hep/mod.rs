@@ -7,9 +7,13 @@ pub mod conformance;
 pub mod dosage;
 pub mod handout;
 pub mod library;
+pub mod measures;
+pub mod monitoring;
+pub mod outcome_task;
 pub mod prescription;
 pub mod program;
 pub mod referral;
+pub mod rtm;
 pub mod session;
 pub mod timing;
 
@@ -80,6 +84,12 @@ pub fn apply_rules(
             let prescriptions: Vec<Option<Map<String, Value>>> =
                 view.exercises.iter().map(|r| lookup(r)).collect();
             program::apply_generated(json, &view, &prescriptions)?;
+        }
+        "Task"
+            if outcome_task::claims_profile(json)
+                || current.is_some_and(outcome_task::claims_profile) =>
+        {
+            return Err(outcome_task::refuse_client_write());
         }
         "Task" if session::claims_profile(json) => {
             let view = session::read(json)?;
@@ -181,23 +191,28 @@ pub(crate) fn collect<T>(part: Result<T, Vec<Issue>>, issues: &mut Vec<Issue>) -
     }
 }
 
-/// Whether a resource claims one of the profiles whose rules the server applies. A
-/// referral Task counts when it fulfils a ServiceRequest, claiming the PA profile or not
-/// (see [`referral::is_referral`]).
 /// The project's profiles that the server checks, with the type each constrains.
 pub fn profiles() -> Vec<(&'static str, String)> {
     vec![
         ("ServiceRequest", prescription::profile_url()),
         ("CarePlan", program::profile_url()),
         ("Task", session::profile_url()),
+        ("Task", outcome_task::profile_url()),
     ]
 }
 
+/// Whether a resource claims one of the profiles whose rules the server applies. A
+/// referral Task counts when it fulfils a ServiceRequest, claiming the PA profile or not
+/// (see [`referral::is_referral`]).
 pub fn claims_a_profile(resource_type: &str, json: &Map<String, Value>) -> bool {
     match resource_type {
         "ServiceRequest" => prescription::claims_profile(json),
         "CarePlan" => program::claims_profile(json),
-        "Task" => session::claims_profile(json) || referral::is_referral(json),
+        "Task" => {
+            session::claims_profile(json)
+                || referral::is_referral(json)
+                || outcome_task::claims_profile(json)
+        }
         _ => false,
     }
 }

@@ -26,8 +26,162 @@ pub struct ProgramView {
     pub status: Status,
     pub patient: String,
     pub title: Option<String>,
-    /// `ServiceRequest/...` of each activity, in order.
+    /// `ServiceRequest/...` of each exercise activity, in order.
     pub exercises: Vec<String>,
+    /// The index in `activity` of each of `exercises`.
+    pub exercise_activities: Vec<usize>,
+    /// The outcome measures the program assigns (activities with a `detail`).
+    pub measures: Vec<MeasureAssignment>,
+    /// The remote therapeutic monitoring episode (`rtm-episode` extension), if any.
+    pub rtm: Option<RtmEpisode>,
+}
+
+/// An outcome measure assigned to a program: a `CarePlan.activity.detail` of kind
+/// `Task` whose `instantiatesCanonical` names the Questionnaire, answered at the
+/// program's start, then every `scheduledTiming.repeat.period` days or weeks when
+/// given, and at discharge when the `measure-at-discharge` extension says so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeasureAssignment {
+    /// The Questionnaire's canonical URL (without a version).
+    pub questionnaire: String,
+    /// Days between answers after the first; `None`: at the start only.
+    pub every_days: Option<u32>,
+    pub at_discharge: bool,
+    /// Its index in `CarePlan.activity`.
+    pub activity: usize,
+}
+
+/// A remote therapeutic monitoring episode of a program: its first day and, once it
+/// ended, its last (dates in the patient's time zone).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RtmEpisode {
+    pub start: jiff::civil::Date,
+    pub end: Option<jiff::civil::Date>,
+}
+
+/// URL of the extension asking for a measure at discharge.
+pub fn at_discharge_url() -> String {
+    canonical("StructureDefinition", "measure-at-discharge")
+}
+
+/// URL of the extension stating a program's remote therapeutic monitoring episode.
+pub fn rtm_episode_url() -> String {
+    canonical("StructureDefinition", "rtm-episode")
+}
+
+/// Reads one measure activity's detail; `None` when it is not one (stopped, cancelled).
+fn read_measure(detail: &Value, i: usize, issues: &mut Vec<Issue>) -> Option<MeasureAssignment> {
+    let at = |p: &str| format!("CarePlan.activity[{i}].detail{p}");
+    let status = detail.get("status").and_then(Value::as_str).unwrap_or("");
+    if matches!(
+        status,
+        "cancelled" | "stopped" | "entered-in-error" | "completed"
+    ) {
+        return None;
+    }
+    if detail.get("kind").and_then(Value::as_str) != Some("Task") {
+        issues.push(
+            Issue::error(
+                IssueType::Value,
+                "an outcome measure of a program is an activity detail of kind Task naming its Questionnaire in instantiatesCanonical",
+            )
+            .at(at(".kind")),
+        );
+        return None;
+    }
+    let Some(questionnaire) = detail
+        .pointer("/instantiatesCanonical/0")
+        .and_then(Value::as_str)
+        .map(|c| c.split('|').next().unwrap_or(c).to_string())
+    else {
+        issues.push(
+            Issue::error(
+                IssueType::Required,
+                "name the outcome measure's Questionnaire in instantiatesCanonical",
+            )
+            .at(at(".instantiatesCanonical")),
+        );
+        return None;
+    };
+    let mut every_days = None;
+    if let Some(timing) = detail.get("scheduledTiming") {
+        let repeat = timing.get("repeat");
+        let period = repeat
+            .and_then(|r| r.get("period"))
+            .and_then(Value::as_f64)
+            .filter(|p| p.fract() == 0.0 && *p >= 1.0 && *p <= 520.0);
+        let unit = repeat
+            .and_then(|r| r.get("periodUnit"))
+            .and_then(Value::as_str);
+        let frequency = repeat
+            .and_then(|r| r.get("frequency"))
+            .and_then(Value::as_u64)
+            .unwrap_or(1);
+        match (period, unit, frequency) {
+            (Some(p), Some("d"), 1) => every_days = Some(p as u32),
+            (Some(p), Some("wk"), 1) => every_days = Some(p as u32 * 7),
+            _ => issues.push(
+                Issue::error(
+                    IssueType::Value,
+                    "a measure's schedule is once every N days or weeks: scheduledTiming.repeat with period N (1 to 520), periodUnit d or wk, and frequency 1 if stated",
+                )
+                .at(at(".scheduledTiming")),
+            ),
+        }
+    }
+    let at_discharge = detail
+        .get("extension")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .find(|e| e.get("url").and_then(Value::as_str) == Some(at_discharge_url().as_str()))
+        .and_then(|e| e.get("valueBoolean"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    Some(MeasureAssignment {
+        questionnaire,
+        every_days,
+        at_discharge,
+        activity: i,
+    })
+}
+
+/// Reads the program's `rtm-episode` extension (a Period of dates).
+fn read_rtm(json: &Map<String, Value>, issues: &mut Vec<Issue>) -> Option<RtmEpisode> {
+    let url = rtm_episode_url();
+    let (i, ext) = json
+        .get("extension")
+        .and_then(Value::as_array)?
+        .iter()
+        .enumerate()
+        .find(|(_, e)| e.get("url").and_then(Value::as_str) == Some(url.as_str()))?;
+    let at = format!("CarePlan.extension[{i}].value.ofType(Period)");
+    let date = |k: &str| -> Result<Option<jiff::civil::Date>, ()> {
+        match ext.get("valuePeriod").and_then(|p| p.get(k)) {
+            None => Ok(None),
+            Some(v) => v
+                .as_str()
+                .and_then(|s| s.get(..10))
+                .and_then(|s| s.parse::<jiff::civil::Date>().ok())
+                .map(Some)
+                .ok_or(()),
+        }
+    };
+    match (date("start"), date("end")) {
+        (Ok(Some(start)), Ok(end)) if end.is_none_or(|e| e >= start) => {
+            Some(RtmEpisode { start, end })
+        }
+        _ => {
+            issues.push(
+                Issue::error(
+                    IssueType::Value,
+                    "a remote therapeutic monitoring episode is a valuePeriod with a start date (YYYY-MM-DD) and, once it ended, an end date on or after it",
+                )
+                .at(at),
+            );
+            None
+        }
+    }
 }
 
 /// Reads and checks a CarePlan against the profile, reporting every problem.
@@ -53,20 +207,41 @@ pub fn read(json: &Map<String, Value>) -> Result<ProgramView, Vec<Issue>> {
         "a category of SNOMED CT 229065009 (exercise therapy) is required",
     );
     let mut exercises = Vec::new();
+    let mut exercise_activities = Vec::new();
+    let mut measures = Vec::new();
     if let Some(activities) = json.get("activity").and_then(Value::as_array) {
         for (i, a) in activities.iter().enumerate() {
             match a.pointer("/reference/reference").and_then(Value::as_str) {
-                Some(r) if r.starts_with("ServiceRequest/") => exercises.push(r.to_string()),
+                Some(r) if r.starts_with("ServiceRequest/") => {
+                    exercises.push(r.to_string());
+                    exercise_activities.push(i);
+                }
+                None if a.get("detail").is_some() => {
+                    if let Some(m) = a.get("detail").and_then(|d| read_measure(d, i, &mut issues)) {
+                        if measures.iter().any(|o: &MeasureAssignment| o.questionnaire == m.questionnaire) {
+                            issues.push(
+                                Issue::error(
+                                    IssueType::BusinessRule,
+                                    "the program assigns this measure twice: one activity per measure",
+                                )
+                                .at(format!("CarePlan.activity[{i}].detail.instantiatesCanonical")),
+                            );
+                        } else {
+                            measures.push(m);
+                        }
+                    }
+                }
                 _ => issues.push(
                     Issue::error(
                         IssueType::Value,
-                        "each activity references an exercise prescription (ServiceRequest)",
+                        "each activity references an exercise prescription (ServiceRequest) or assigns an outcome measure (a detail of kind Task naming its Questionnaire)",
                     )
                     .at(format!("CarePlan.activity[{i}]")),
                 ),
             }
         }
     }
+    let rtm = read_rtm(json, &mut issues);
     match (status, patient, issues.is_empty()) {
         (Some(status), Some(patient), true) => Ok(ProgramView {
             status,
@@ -76,6 +251,9 @@ pub fn read(json: &Map<String, Value>) -> Result<ProgramView, Vec<Issue>> {
                 .and_then(Value::as_str)
                 .map(str::to_string),
             exercises,
+            exercise_activities,
+            measures,
+            rtm,
         }),
         _ => Err(issues),
     }
@@ -91,7 +269,8 @@ pub fn apply_generated(
     let mut issues = Vec::new();
     let mut read_ok: Vec<PrescriptionView> = Vec::new();
     for (i, found) in prescriptions.iter().enumerate() {
-        let at = format!("CarePlan.activity[{i}].reference");
+        let activity = view.exercise_activities.get(i).copied().unwrap_or(i);
+        let at = format!("CarePlan.activity[{activity}].reference");
         match found
             .as_ref()
             .filter(|p| prescription::claims_profile(p))
@@ -125,6 +304,27 @@ pub fn apply_generated(
             )
             .at("CarePlan.activity"),
         );
+    }
+    for m in &view.measures {
+        if super::measures::instrument(&m.questionnaire).is_none() {
+            let known: Vec<String> = super::measures::INSTRUMENTS
+                .iter()
+                .map(|i| super::measures::url(i.id))
+                .collect();
+            issues.push(
+                Issue::error(
+                    IssueType::BusinessRule,
+                    format!(
+                        "the server schedules and scores the starter outcome measures: {}",
+                        known.join(", ")
+                    ),
+                )
+                .at(format!(
+                    "CarePlan.activity[{}].detail.instantiatesCanonical",
+                    m.activity
+                )),
+            );
+        }
     }
     if !issues.is_empty() {
         return Err(issues);
