@@ -103,6 +103,37 @@ fn parse_date(v: &str, name: &str) -> Result<Date, ApiError> {
         .ok_or_else(|| ApiError::BadRequest(format!("`{name}` is a date (YYYY-MM-DD), not `{v}`")))
 }
 
+/// `Patient/[id]/$rtm`: the patient's periods (404 when the patient does not exist).
+pub fn patient_rtm(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    patient: &str,
+    start: Option<&str>,
+    end: Option<&str>,
+    settings: &SessionSettings,
+    now: i64,
+) -> Result<RtmAnswer, ApiError> {
+    let key = crate::db::store::Key {
+        tenant,
+        res_type: "Patient",
+        res_id: patient,
+    };
+    if crate::db::store::current(conn, key)?.is_none_or(|c| c.deleted) {
+        return Err(ApiError::NotFound(format!(
+            "Patient/{patient} does not exist"
+        )));
+    }
+    rtm(
+        conn,
+        tenant,
+        Some(&[patient.to_string()]),
+        start,
+        end,
+        settings,
+        now,
+    )
+}
+
 /// The periods of the episodes of a clinic's patients (of `only`, when given) that
 /// overlap `[start, end]` (dates; default: the 30 days up to today in the clinic's
 /// default time zone), as of `now`.

@@ -111,6 +111,11 @@ const TIMED: &[Timed] = &[
         target: "< 2 s",
     },
     Timed {
+        name: "clinic-rtm",
+        title: "$rtm of a clinic: 5,000 patients in remote therapeutic monitoring, one 30-day period (30 daily sessions, 3 logged times and 2 messages each)",
+        target: "< 2 s",
+    },
+    Timed {
         name: "sign-in",
         title: "People's sign-in: 20 standalone launches of a patient app (authorize, sign-in page with an Argon2 check, consent, code for tokens; the first redeems an invitation), then 8 sign-ins refreshing their rotating tokens at once for 5 s",
         target: "(none set: launch time and refreshes / s reported)",
@@ -204,6 +209,14 @@ const SCENARIOS: &[Scenario] = &[
         target: ">= 3,000 / s",
         script: include_str!("../lua/search_careplan_include.lua"),
         needs: Needs::SearchData,
+        connections: None,
+    },
+    Scenario {
+        name: "score-response",
+        title: "Answer an outcome measure: a QuestionnaireResponse of the 20-item LEFS checked against its Questionnaire and scored into an Observation in the same transaction (durable)",
+        target: ">= 1,000 / s",
+        script: include_str!("../lua/score_response.lua"),
+        needs: Needs::Patients,
         connections: None,
     },
     Scenario {
@@ -454,6 +467,7 @@ async fn run(args: Args) -> Result<PathBuf, String> {
             "export" => export(&client, &hep).await?,
             "subscriptions" => subscriptions(&client, &hep.base, &ids).await?,
             "clinic-adherence" => clinic_adherence(&client, &hep.base, &database_url, &ids).await?,
+            "clinic-rtm" => clinic_rtm(&client, &hep.base, &database_url, &ids).await?,
             "synthea-import" => synthea_import(&client, &hep.base).await?,
             "sign-in" => {
                 let (runs_ms, detail) = signin::launches(&client, &hep.base, &database_url).await?;
@@ -1090,6 +1104,149 @@ async fn subscriptions(
 struct TimedRuns {
     runs_ms: Vec<f64>,
     detail: String,
+}
+
+/// Seeds 5,000 patients in remote therapeutic monitoring straight into the database
+/// (an episode that began 29 days ago, a daily session over its 30 days, most of them
+/// done, 3 logged times and 2 messages each), then times `GET /fhir/$rtm` five times
+/// over that one period.
+async fn clinic_rtm(
+    client: &reqwest::Client,
+    base: &str,
+    database_url: &str,
+    patients: &[String],
+) -> Result<TimedRuns, String> {
+    use api::db::outcomes::{EpisodeRow, EventRow, put_episode, put_event};
+    use api::db::sessions::{SessionRow, insert};
+    const PATIENTS: usize = 5000;
+    const DAYS: i64 = 30;
+    const DAY_US: i64 = 86_400_000_000;
+    let db = api::db::Db::open(database_url, 1).map_err(|e| e.to_string())?;
+    let now = jiff::Timestamp::now();
+    let now_us = now.as_microsecond();
+    let today_us = now_us - now_us.rem_euclid(DAY_US);
+    let today = now.to_zoned(jiff::tz::TimeZone::UTC).date();
+    let start = today
+        .checked_sub(jiff::Span::new().days(DAYS - 1))
+        .map_err(|e| e.to_string())?;
+    let started = std::time::Instant::now();
+    let mut seeded = 0usize;
+    for chunk in 0..(PATIENTS / 100) {
+        let patients: Vec<String> = (chunk * 100..(chunk + 1) * 100)
+            .map(|i| {
+                patients
+                    .get(i)
+                    .cloned()
+                    .unwrap_or_else(|| format!("rtm-{i}"))
+            })
+            .collect();
+        let n = db
+            .write(move |conn| {
+                let mut n = 0usize;
+                for (pi, patient) in patients.iter().enumerate() {
+                    let plan = format!("rtm-plan-{patient}");
+                    put_episode(
+                        conn,
+                        "default",
+                        &plan,
+                        Some(&EpisodeRow {
+                            tenant: "default".into(),
+                            care_plan_id: plan.clone(),
+                            patient_id: patient.clone(),
+                            start_date: start.to_string(),
+                            end_date: None,
+                        }),
+                    )?;
+                    for d in 0..DAYS {
+                        let due_from = today_us - (DAYS - 1 - d) * DAY_US;
+                        let done = (pi + d as usize) % 10 < 7 && d < DAYS - 1;
+                        insert(
+                            conn,
+                            &SessionRow {
+                                tenant: "default".into(),
+                                task_id: format!("rtm-{patient}-{d}"),
+                                care_plan_id: plan.clone(),
+                                request_id: format!("rtm-rx-{patient}"),
+                                patient_id: patient.clone(),
+                                due_from,
+                                due_until: due_from + DAY_US,
+                                slot: 0,
+                                status: if done { "completed" } else { "requested" }.into(),
+                                completed_at: done.then_some(due_from + DAY_US / 3),
+                                done_volume: done.then_some(30),
+                                prescribed_volume: 30,
+                                prescribed_sets: 3,
+                                prescribed_reps: 10,
+                                pain: None,
+                                difficulty: None,
+                            },
+                        )?;
+                        n += 1;
+                    }
+                    let events = [
+                        ("Procedure", "time", 5, 7),
+                        ("Procedure", "time", 12, 8),
+                        ("Procedure", "time", 20, 9),
+                        ("Communication", "message-clinician", 6, 0),
+                        ("Communication", "message-patient", 7, 0),
+                    ];
+                    for (k, (res_type, kind, day, minutes)) in events.into_iter().enumerate() {
+                        let id = format!("rtm-{patient}-{k}");
+                        put_event(
+                            conn,
+                            "default",
+                            res_type,
+                            &id,
+                            Some(&EventRow {
+                                tenant: "default".into(),
+                                res_type: res_type.into(),
+                                res_id: id.clone(),
+                                patient_id: patient.clone(),
+                                at: today_us - (DAYS - 1 - day) * DAY_US + DAY_US / 2,
+                                kind: kind.into(),
+                                minutes,
+                                who: (minutes > 0).then(|| "Practitioner/bench".to_string()),
+                                what: (minutes > 0).then(|| "Reviewed the readings".to_string()),
+                            }),
+                        )?;
+                        n += 1;
+                    }
+                }
+                Ok::<_, api::error::ApiError>(n)
+            })
+            .map_err(|e| e.to_string())?;
+        seeded += n;
+    }
+    println!(
+        "seeded {seeded} sessions and events of {PATIENTS} patients in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    let mut runs_ms = Vec::new();
+    let mut detail = String::new();
+    for _ in 0..5 {
+        let started = std::time::Instant::now();
+        let res = client
+            .get(format!("{base}/$rtm?start={start}&end={today}"))
+            .header("Accept", "application/fhir+json")
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = res.status();
+        let body = res.bytes().await.map_err(|e| e.to_string())?;
+        runs_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+        if !status.is_success() {
+            return Err(format!("$rtm answered {status}"));
+        }
+        let v: Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+        let rows = v["parameter"]
+            .as_array()
+            .map_or(0, |p| p.iter().filter(|p| p["name"] == "patient").count());
+        detail = format!(
+            "{seeded} sessions and events; answer: {rows} patient periods, {} kB",
+            body.len() / 1024
+        );
+    }
+    Ok(TimedRuns { runs_ms, detail })
 }
 
 /// Seeds the sessions of 5,000 patients with 10 daily exercises over the last 28 days

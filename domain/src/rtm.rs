@@ -9,12 +9,14 @@
 //! - **device supply**: 16-30 days -> 98977, 2-15 days -> 98985, fewer -> no code;
 //! - **initial set-up and patient education** (98975): once per episode, in the first
 //!   period, when it has at least 2 days with data;
-//! - **treatment management** (clinician minutes), only when the period has an
-//!   interactive communication: 10-19 minutes -> 98979; 20 or more -> 98980, plus 98981
-//!   for each further full 20 minutes;
-//! - **interactive communication**: a synchronous contact (call, video) in the period,
-//!   or a message exchange in it (at least one message from the clinician and one from
-//!   the patient).
+//! - **treatment management** (clinician minutes), only when the period has a
+//!   real-time interactive communication (a call or a video visit: CMS reads the CPT
+//!   descriptor's "interactive communication" as real-time, synchronous audio):
+//!   10-19 minutes -> 98979; 20 or more -> 98980, plus 98981 for each further full
+//!   20 minutes;
+//! - **interactive communication** is reported too when the period has a message
+//!   exchange (at least one message from the clinician and one from the patient):
+//!   some payers accept it; the codes above do not count on it.
 //!
 //! CPT counts treatment management per calendar month; the product counts it per
 //! period of the episode, so that one figure covers both. A biller checks the calendar
@@ -164,8 +166,12 @@ pub struct PeriodFigures {
     pub minutes: u32,
     /// The treatment management entries, in time order.
     pub entries: Vec<Entry>,
-    /// Whether the period has an interactive communication.
+    /// Whether the period has an interactive communication: a real-time contact or a
+    /// message exchange.
     pub interactive: bool,
+    /// Whether the period has a real-time contact (a call or a video visit): the
+    /// treatment-management codes need one.
+    pub real_time: bool,
     /// The codes its figures support, set-up first, then device supply, then treatment
     /// management.
     pub codes: Vec<Code>,
@@ -196,7 +202,7 @@ fn period_of(bounds: &[(Date, Date)], date: Date) -> Option<usize> {
 }
 
 /// The codes of a period's figures.
-fn codes(number: u32, days: u32, minutes: u32, interactive: bool) -> Vec<Code> {
+fn codes(number: u32, days: u32, minutes: u32, real_time: bool) -> Vec<Code> {
     let mut codes = Vec::new();
     if number == 1 && days >= MIN_DATA_DAYS {
         codes.push(SET_UP);
@@ -206,7 +212,7 @@ fn codes(number: u32, days: u32, minutes: u32, interactive: bool) -> Vec<Code> {
     } else if days >= MIN_DATA_DAYS {
         codes.push(SUPPLY_2_15_DAYS);
     }
-    if interactive {
+    if real_time {
         if minutes >= MANAGEMENT_STEP_MINUTES {
             codes.push(MANAGEMENT_20_MINUTES);
             let additional = (minutes - MANAGEMENT_STEP_MINUTES) / MANAGEMENT_STEP_MINUTES;
@@ -299,6 +305,7 @@ pub fn periods(
                     .iter()
                     .fold(0u32, |sum, x| sum.saturating_add(x.minutes));
                 let interactive = sync || (clinician && patient);
+                let real_time = sync;
                 PeriodFigures {
                     number,
                     start: s,
@@ -309,7 +316,8 @@ pub fn periods(
                     minutes,
                     entries,
                     interactive,
-                    codes: codes(number, days_with_data, minutes, interactive),
+                    real_time,
+                    codes: codes(number, days_with_data, minutes, real_time),
                 }
             },
         )
@@ -545,6 +553,59 @@ mod tests {
         });
         assert_eq!(p.entries, vec![early, late]);
         assert_eq!(p.minutes, 12);
+    }
+
+    #[test]
+    fn rtm_messages_alone_bill_no_treatment_management() {
+        let start = Date::constant(2026, 1, 1);
+        let at = |d: i8, h: i8| {
+            Date::constant(2026, 1, d)
+                .at(h, 0, 0, 0)
+                .to_zoned(TimeZone::UTC)
+                .map(|z| z.timestamp())
+                .unwrap_or_default()
+        };
+        let entry = Entry {
+            at: at(3, 10),
+            minutes: 25,
+            who: "Practitioner/t".into(),
+            what: "Reviewed".into(),
+        };
+        let inputs = |contacts: Vec<Contact>| Inputs {
+            data: Vec::new(),
+            entries: vec![entry.clone()],
+            contacts,
+        };
+        let messages = vec![
+            Contact {
+                at: at(4, 10),
+                kind: ContactKind::MessageFromClinician,
+            },
+            Contact {
+                at: at(4, 12),
+                kind: ContactKind::MessageFromPatient,
+            },
+        ];
+        let p = &periods(
+            start,
+            &TimeZone::UTC,
+            start,
+            start,
+            start,
+            &inputs(messages),
+        )[0];
+        assert!(p.interactive && !p.real_time);
+        assert!(p.codes.is_empty(), "{:?}", p.codes);
+        let call = vec![Contact {
+            at: at(5, 10),
+            kind: ContactKind::Synchronous,
+        }];
+        let p = &periods(start, &TimeZone::UTC, start, start, start, &inputs(call))[0];
+        assert!(p.interactive && p.real_time);
+        assert_eq!(
+            p.codes.iter().map(|c| c.code).collect::<Vec<_>>(),
+            ["98980"]
+        );
     }
 
     #[test]

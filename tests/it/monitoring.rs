@@ -134,8 +134,8 @@ async fn rtm_periods_match_a_count_by_hand() {
     ] {
         s.create(device_reading(&ny, "d1", when)).await;
     }
-    // 12 + 9 = 21 minutes, and a message each way: >= 20 minutes with an interactive
-    // communication.
+    // 12 + 9 = 21 minutes, a message each way and a call: >= 20 minutes with a
+    // real-time interactive communication.
     s.create(time_spent(
         &ny,
         &therapist,
@@ -169,10 +169,14 @@ async fn rtm_periods_match_a_count_by_hand() {
         "Better, thanks",
     ))
     .await;
+    let mut call = message(&them, &me, &me, "2026-03-11T15:00:00Z", "Phone review");
+    call["medium"] = json!([{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationMode", "code": "PHONE"}]}]);
+    s.create(call).await;
 
     // Tokyo (UTC+9): 15 readings at 12:00 UTC on 2026-03-01..15 (local days 1..15), and
     // one at 15:30 UTC on 2026-03-15 (00:30 on the 16th in Tokyo): 16 local days, 15 UTC
-    // days. 10 minutes without any contact.
+    // days. 10 minutes, and messages both ways but no call: an interactive
+    // communication some payers accept, not the real-time one the codes need.
     for day in 1..=15 {
         s.create(device_reading(
             &tokyo,
@@ -191,6 +195,26 @@ async fn rtm_periods_match_a_count_by_hand() {
         "Reviewed readings",
     ))
     .await;
+    let (me_t, them_t) = (
+        format!("Patient/{tokyo}"),
+        format!("Practitioner/{therapist}"),
+    );
+    s.create(message(
+        &them_t,
+        &me_t,
+        &me_t,
+        "2026-03-06T01:00:00Z",
+        "Keep it up",
+    ))
+    .await;
+    s.create(message(
+        &me_t,
+        &them_t,
+        &me_t,
+        "2026-03-06T02:00:00Z",
+        "Will do",
+    ))
+    .await;
 
     let res = s.get("$rtm?start=2026-03-01&end=2026-03-21").await;
     assert_eq!(res.status(), StatusCode::OK);
@@ -204,11 +228,11 @@ async fn rtm_periods_match_a_count_by_hand() {
     // 2-15 days of data (musculoskeletal), set-up in the first period, 20 minutes with
     // an interactive communication
     for c in ["98985", "98975", "98980"] {
-        assert!(codes.contains(&c.to_string()), "{c} in {codes:?}");
+        assert!(codes.contains(&c.to_string()), "{c} in {codes:?}: {answer}");
     }
     assert!(!codes.contains(&"98977".to_string()), "{codes:?}");
     let (days, minutes, interactive, codes) = first_period(&answer, &tokyo);
-    assert_eq!((days, minutes, interactive), (16, 10, false), "{answer}");
+    assert_eq!((days, minutes, interactive), (16, 10, true), "{answer}");
     assert!(codes.contains(&"98977".to_string()), "16 days: {codes:?}");
     for c in ["98985", "98979", "98980"] {
         assert!(!codes.contains(&c.to_string()), "{c} in {codes:?}");
@@ -228,7 +252,7 @@ async fn rtm_periods_match_a_count_by_hand() {
         .lines()
         .find(|l| l.starts_with(&format!("Patient/{ny},")))
         .unwrap_or_else(|| panic!("{csv}"));
-    assert!(line.contains(",3,21,true,"), "{line}");
+    assert!(line.contains(",3,21,true,true,"), "{line}");
 
     // a patient sees their own periods, not the clinic's
     let own = client_with_token(&token_at(

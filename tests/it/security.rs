@@ -57,6 +57,10 @@ fn routes(patient: &str, plan: &str) -> Vec<(&'static str, String, Option<Value>
         ("GET", format!("CarePlan/{plan}/$adherence"), None),
         ("GET", format!("Patient/{patient}/$adherence"), None),
         ("GET", "$adherence".into(), None),
+        ("GET", format!("CarePlan/{plan}/$outcomes"), None),
+        ("GET", format!("Patient/{patient}/$outcomes"), None),
+        ("GET", format!("Patient/{patient}/$rtm"), None),
+        ("GET", "$rtm".into(), None),
         ("GET", format!("CarePlan/{plan}/$handout"), None),
         ("GET", "$export".into(), None),
         ("GET", "Patient/$export".into(), None),
@@ -391,6 +395,8 @@ async fn another_clinic_sees_nothing() {
         format!("CarePlan/{}/$adherence", d.plan_b),
         format!("CarePlan/{}/$handout", d.plan_b),
         format!("Patient/{}/$everything", d.a),
+        format!("Patient/{}/$outcomes", d.a),
+        format!("Patient/{}/$rtm", d.a),
     ] {
         refused(
             send(&other, &s, "GET", &path, None).await,
@@ -423,6 +429,7 @@ async fn another_clinic_sees_nothing() {
                     ![
                         "ActivityDefinition",
                         "PlanDefinition",
+                        "Questionnaire",
                         "CodeSystem",
                         "ValueSet",
                         "StructureDefinition",
@@ -475,6 +482,8 @@ async fn a_patient_token_opens_its_compartment_only() {
         format!("Observation/{}", d.obs_a),
         format!("Patient/{}/_history", d.a),
         format!("Patient/{}/$adherence", d.a),
+        format!("Patient/{}/$outcomes", d.a),
+        format!("Patient/{}/$rtm", d.a),
     ] {
         assert_eq!(
             send(&app, &s, "GET", &path, None).await.status(),
@@ -504,6 +513,9 @@ async fn a_patient_token_opens_its_compartment_only() {
         format!("CarePlan/{}/$handout", d.plan_b),
         format!("Patient/{}/$adherence", d.b),
         format!("Patient/{}/$everything", d.b),
+        format!("CarePlan/{}/$outcomes", d.plan_b),
+        format!("Patient/{}/$outcomes", d.b),
+        format!("Patient/{}/$rtm", d.b),
     ] {
         refused(
             send(&app, &s, "GET", &path, None).await,
@@ -618,6 +630,7 @@ async fn a_patient_token_opens_its_compartment_only() {
         ("GET", "Patient/_history".into(), None),
         ("GET", "_history".into(), None),
         ("GET", "$adherence".into(), None),
+        ("GET", "$rtm".into(), None),
         ("GET", "$export".into(), None),
         ("GET", "Patient/$export".into(), None),
         (

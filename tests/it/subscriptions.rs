@@ -613,8 +613,13 @@ async fn who_may_subscribe_and_to_which_endpoints() {
         .flatten()
         .filter_map(|e| e["valueCanonical"].as_str())
         .collect();
-    assert_eq!(topics.len(), 4);
-    assert!(topics.contains(&"https://hep-fhir.org/fhir/SubscriptionTopic/session-outcome"));
+    assert_eq!(topics.len(), 6);
+    for t in ["session-outcome", "communication", "outcome-score"] {
+        assert!(
+            topics.contains(&format!("https://hep-fhir.org/fhir/SubscriptionTopic/{t}").as_str()),
+            "{t}"
+        );
+    }
 }
 
 use reqwest::Client;

@@ -30,7 +30,7 @@ pub(crate) mod exports;
 pub(crate) mod grants;
 pub(crate) mod intake;
 pub mod outage;
-pub(crate) mod outcomes;
+pub mod outcomes;
 pub(crate) mod query;
 mod readers;
 pub(crate) mod schema;

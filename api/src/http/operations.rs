@@ -381,6 +381,8 @@ pub async fn adherence(req: HttpRequest, state: web::Data<AppState>) -> HttpResp
         let access = super::authn::access(&req)?;
         let target_type = if program { "CarePlan" } else { "Patient" };
         let limits = access.require(target_type, Perm::Read)?;
+        let read_scores = access.require("Observation", Perm::Read).is_ok();
+        let subject = format!("{target_type}/{id}");
         let now = to_micros(state.clock.now());
         let st = state.clone();
         let answer = state
@@ -402,7 +404,7 @@ pub async fn adherence(req: HttpRequest, state: web::Data<AppState>) -> HttpResp
                 } else {
                     crate::sessions::Target::Patient(&id)
                 };
-                Ok(crate::sessions::adherence(
+                let answer = match crate::sessions::adherence(
                     conn,
                     access.tenant.as_str(),
                     target,
@@ -410,9 +412,33 @@ pub async fn adherence(req: HttpRequest, state: web::Data<AppState>) -> HttpResp
                     end.as_deref(),
                     &st.sessions,
                     now,
-                ))
+                ) {
+                    Ok(a) => a,
+                    Err(e) => return Ok(Err(e)),
+                };
+                // the outcome measures' summary, for a reader of the scores only
+                let outcomes = if read_scores {
+                    let target = if program {
+                        crate::outcomes::Target::Program(&id)
+                    } else {
+                        crate::outcomes::Target::Patient(&id)
+                    };
+                    match crate::outcomes::outcomes(
+                        conn,
+                        access.tenant.as_str(),
+                        target,
+                        &st.sessions,
+                    ) {
+                        Ok(o) => Some(o),
+                        Err(e) => return Ok(Err(e)),
+                    }
+                } else {
+                    None
+                };
+                Ok(Ok((answer, outcomes)))
             })
             .await??;
+        let (answer, outcomes) = answer;
         let ctx = fhir_mapping::hep::adherence::Context {
             start: &answer.start,
             end: &answer.end,
@@ -425,7 +451,13 @@ pub async fn adherence(req: HttpRequest, state: web::Data<AppState>) -> HttpResp
                 &ctx,
             )));
         }
-        let json = fhir_mapping::hep::adherence::to_parameters(&answer.figures, &ctx);
+        let mut json = fhir_mapping::hep::adherence::to_parameters(&answer.figures, &ctx);
+        if let Some(o) = &outcomes {
+            let series = measure_series(o);
+            let summary =
+                fhir_mapping::hep::measures::outcomes_parameters(&subject, &series, &o.tz);
+            fhir_mapping::hep::adherence::add_outcomes(&mut json, &summary);
+        }
         let bytes = serde_json::to_vec(&json)
             .map_err(|e| ApiError::internal_from("serialising JSON", e))?;
         super::negotiate::fhir_response(actix_web::http::StatusCode::OK, out, &bytes)
@@ -475,17 +507,7 @@ pub async fn outcomes(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
                 ))
             })
             .await??;
-        let series: Vec<fhir_mapping::hep::measures::MeasureSeries<'_>> = answer
-            .series
-            .iter()
-            .map(
-                |(instrument, points, observations)| fhir_mapping::hep::measures::MeasureSeries {
-                    instrument,
-                    points: points.clone(),
-                    observations: observations.clone(),
-                },
-            )
-            .collect();
+        let series = measure_series(&answer);
         if csv {
             return Ok(csv_response(fhir_mapping::hep::measures::outcomes_csv(
                 &series, &answer.tz,
@@ -498,6 +520,23 @@ pub async fn outcomes(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
     }
     .await;
     finish(&req, result)
+}
+
+/// The series of an outcomes answer, as the mapping renders them.
+fn measure_series(
+    answer: &crate::outcomes::OutcomesAnswer,
+) -> Vec<fhir_mapping::hep::measures::MeasureSeries<'_>> {
+    answer
+        .series
+        .iter()
+        .map(
+            |(instrument, points, observations)| fhir_mapping::hep::measures::MeasureSeries {
+                instrument,
+                points: points.clone(),
+                observations: observations.clone(),
+            },
+        )
+        .collect()
 }
 
 /// The answer of `$rtm` as Parameters or CSV.
@@ -549,10 +588,10 @@ pub async fn patient_rtm(req: HttpRequest, state: web::Data<AppState>) -> HttpRe
                         "Patient/{id} does not exist"
                     ))));
                 }
-                Ok(crate::monitoring::rtm(
+                Ok(crate::monitoring::patient_rtm(
                     conn,
                     access.tenant.as_str(),
-                    Some(std::slice::from_ref(&id)),
+                    &id,
                     start.as_deref(),
                     end.as_deref(),
                     &st.sessions,

@@ -194,6 +194,41 @@ pub fn to_parameters(a: &Adherence, ctx: &Context<'_>) -> Value {
     json!({"resourceType": "Parameters", "parameter": params})
 }
 
+/// Adds to an `$adherence` answer one `outcome` parameter per outcome measure of an
+/// `$outcomes` answer, with its summary only (questionnaire, title, baseline, latest,
+/// change, mcidReached, worsened: no scores), so that an EHR pulling adherence sees
+/// whether the patient improves too.
+pub fn add_outcomes(adherence: &mut Value, outcomes: &Value) {
+    const SUMMARY: &[&str] = &[
+        "questionnaire",
+        "title",
+        "baseline",
+        "latest",
+        "change",
+        "mcidReached",
+        "worsened",
+    ];
+    let measures = outcomes["parameter"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["name"] == "measure");
+    let mut added = Vec::new();
+    for m in measures {
+        let parts: Vec<Value> = m["part"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| p["name"].as_str().is_some_and(|n| SUMMARY.contains(&n)))
+            .cloned()
+            .collect();
+        added.push(json!({"name": "outcome", "part": parts}));
+    }
+    if let Some(params) = adherence["parameter"].as_array_mut() {
+        params.extend(added);
+    }
+}
+
 /// The figures of many patients as a `Parameters` resource: the sum, then one
 /// `patient` parameter each (parts: the patient, `activeDays30`, the figures).
 pub fn clinic_parameters(

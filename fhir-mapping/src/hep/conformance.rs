@@ -903,6 +903,43 @@ pub fn rtm_operation() -> Value {
 
 /// Every conformance resource of the project, as `(resource type, id, JSON)`.
 pub fn all() -> Vec<(&'static str, &'static str, Value)> {
+    let mut all = own();
+    for (id, codes) in super::measures::ANSWER_CODE_SYSTEMS {
+        all.push(("CodeSystem", id, answer_code_system(id, codes)));
+    }
+    all
+}
+
+/// A code system of a starter measure's answers (each code its item's value).
+fn answer_code_system(id: &str, codes: &[(&str, &str)]) -> Value {
+    let title = match id {
+        "lefs-difficulty" => "Lower Extremity Functional Scale: difficulty",
+        "global-rating-of-change" => "Global Rating of Change",
+        other => other,
+    };
+    let name: String = title
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .unwrap_or_default()
+        })
+        .collect();
+    code_system(
+        id,
+        &name,
+        title,
+        &format!(
+            "The answers of the starter outcome measure ({title}); each code is the answer's value in the score."
+        ),
+        codes,
+    )
+}
+
+/// The project's own conformance resources but the measures' answer code systems.
+fn own() -> Vec<(&'static str, &'static str, Value)> {
     vec![
         ("StructureDefinition", "exercise-dosage", dosage_extension()),
         (

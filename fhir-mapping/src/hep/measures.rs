@@ -230,7 +230,7 @@ pub const INSTRUMENTS: &[Instrument] = &[
         ),
         unit: None,
         licence: "The 15-point global rating of change is a generic transition question with no copyright holder and no licence: free to use, reproduce and distribute. The wording of this form was written for this product.",
-        source: "Jaeschke R, Singer J, Guyatt GH. Measurement of health status: ascertaining the minimal clinically important difference. Control Clin Trials 1989;10(4):407-15 (15-point scale; ratings of 1 to 3 a small change, 4 and 5 moderate, 6 and 7 large). Kamper SJ, Maher CG, Mackay G. Global rating of change scales: a review of strengths and weaknesses and considerations for design. J Man Manip Ther 2009;17(3):163-70. Threshold used here: +3 (somewhat better) or more.",
+        source: "Jaeschke R, Singer J, Guyatt GH. Measurement of health status: ascertaining the minimal clinically important difference. Control Clin Trials 1989;10(4):407-15 (the 15-point transition scale, -7 to +7). Kamper SJ, Maher CG, Mackay G. Global rating of change scales: a review of strengths and weaknesses and considerations for design. J Man Manip Ther 2009;17(3):163-70. Threshold used here: +3 (somewhat better) or more for an important improvement, -3 (somewhat worse) or less for an important worsening.",
     },
 ];
 
@@ -382,11 +382,15 @@ fn description(i: &Instrument) -> String {
             m = r.mcid
         ),
     };
+    let max = if r.min < 0.0 {
+        format!("+{}", r.max)
+    } else {
+        r.max.to_string()
+    };
     format!(
         "{title}. Score: {scoring}; range {min} to {max}; {direction}. Minimal clinically important difference: {mcid}. Sources: {source}",
         title = i.title,
         min = r.min,
-        max = r.max,
         direction = direction_words(r.direction),
         source = i.source
     )
@@ -394,7 +398,8 @@ fn description(i: &Instrument) -> String {
 
 /// The instrument as a Questionnaire.
 pub fn questionnaire(i: &Instrument) -> Value {
-    json!({
+    let items = items(i);
+    let mut q = json!({
         "resourceType": "Questionnaire",
         "id": i.id,
         "meta": {"tag": [starter_tag()]},
@@ -407,9 +412,12 @@ pub fn questionnaire(i: &Instrument) -> Value {
         "publisher": "HEP FHIR backend",
         "description": description(i),
         "copyright": i.licence,
-        "code": [{"system": i.code.0, "code": i.code.1, "display": i.code.2}],
-        "item": items(i)
-    })
+        "code": [{"system": i.code.0, "code": i.code.1, "display": i.code.2}]
+    });
+    if !items.is_empty() {
+        q["item"] = Value::Array(items);
+    }
+    q
 }
 
 /// Every starter Questionnaire as (type, id, json), like library::all().
@@ -502,7 +510,7 @@ fn compare(a: (&str, &Value), b: (&str, &Value)) -> Option<Ordering> {
 }
 
 /// The value types an item's answers may have.
-fn answer_types<'a>(item: &'a Map<String, Value>) -> Vec<&'a str> {
+fn answer_types(item: &Map<String, Value>) -> Vec<&str> {
     let options: Vec<&str> = array(item.get("answerOption"))
         .iter()
         .filter_map(Value::as_object)
@@ -901,11 +909,10 @@ pub fn check_response(
 // Scoring
 
 /// Every answer with a value: (linkId, location of the answer, the answer).
-fn each_answer<'a>(
-    items: &'a [Value],
-    parent: &str,
-    f: &mut dyn FnMut(&'a str, &str, &'a Map<String, Value>),
-) {
+fn each_answer<'a, F>(items: &'a [Value], parent: &str, f: &mut F)
+where
+    F: FnMut(&'a str, &str, &'a Map<String, Value>),
+{
     for (i, item) in items.iter().enumerate() {
         let Some(item) = item.as_object() else {
             continue;
@@ -1339,6 +1346,15 @@ mod tests {
         )
     }
 
+    /// A case of a refused response: its name, the Questionnaire, the response, the
+    /// expressions of the issues.
+    type Case<'a> = (
+        &'a str,
+        Map<String, Value>,
+        Map<String, Value>,
+        Vec<&'a str>,
+    );
+
     /// The expressions of the issues of a refused response.
     fn refused(q: &Map<String, Value>, r: &Map<String, Value>) -> Vec<String> {
         match check_response(q, r) {
@@ -1472,7 +1488,7 @@ mod tests {
         }
         // every code of the project system an instrument uses is in CODES
         for i in INSTRUMENTS.iter().filter(|i| i.code.0 == SYSTEM) {
-            assert!(CODES.iter().any(|c| *c == (i.code.1, i.code.2)), "{}", i.id);
+            assert!(CODES.contains(&(i.code.1, i.code.2)), "{}", i.id);
         }
     }
 
@@ -1584,7 +1600,7 @@ mod tests {
     #[test]
     fn measures_each_rule_refused_with_its_expression() {
         let nprs = q("nprs");
-        let cases: Vec<(&str, Map<String, Value>, Map<String, Value>, Vec<&str>)> = vec![
+        let cases: Vec<Case<'_>> = vec![
             (
                 "unknown linkId",
                 nprs.clone(),
@@ -1848,8 +1864,8 @@ mod tests {
                 .collect()
         };
         assert_eq!(enabled(vec![int("n", 5)]), ["eq", "ge", "le"]);
-        assert_eq!(enabled(vec![int("n", 7)]), ["ne", "gt", "ge", "all"]);
-        assert_eq!(enabled(vec![int("n", 9)]), ["ne", "gt", "ge", "all", "any"]);
+        assert_eq!(enabled(vec![int("n", 7)]), ["ne", "gt", "ge"]);
+        assert_eq!(enabled(vec![int("n", 9)]), ["ne", "gt", "ge", "any"]);
         assert_eq!(enabled(vec![int("n", 0)]), ["ne", "lt", "le", "inner"]);
         assert_eq!(enabled(vec![]), ["ne", "none"]);
         let yes = json!({"linkId": "c", "answer": [{"valueCoding":

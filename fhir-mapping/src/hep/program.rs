@@ -414,19 +414,83 @@ mod tests {
     }
 
     #[test]
+    fn measures_and_the_monitoring_episode_are_read() {
+        let mut cp = careplan("active", &["ServiceRequest/a"]);
+        cp.insert(
+            "extension".into(),
+            json!([{"url": rtm_episode_url(), "valuePeriod": {"start": "2026-03-01"}}]),
+        );
+        if let Some(acts) = cp.get_mut("activity").and_then(Value::as_array_mut) {
+            acts.insert(
+                0,
+                json!({"detail": {"kind": "Task", "status": "scheduled",
+                "instantiatesCanonical": ["https://hep-fhir.org/fhir/Questionnaire/lefs|1.0.0"],
+                "scheduledTiming": {"repeat": {"period": 4, "periodUnit": "wk"}},
+                "extension": [{"url": at_discharge_url(), "valueBoolean": true}]}}),
+            );
+            acts.push(json!({"detail": {"kind": "Task", "status": "cancelled",
+                "instantiatesCanonical": ["https://hep-fhir.org/fhir/Questionnaire/nprs"]}}));
+        }
+        let view = read(&cp).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(view.exercises, ["ServiceRequest/a"]);
+        assert_eq!(view.exercise_activities, [1]);
+        assert_eq!(
+            view.measures,
+            [MeasureAssignment {
+                questionnaire: "https://hep-fhir.org/fhir/Questionnaire/lefs".into(),
+                every_days: Some(28),
+                at_discharge: true,
+                activity: 0,
+            }]
+        );
+        assert_eq!(
+            view.rtm,
+            Some(RtmEpisode {
+                start: jiff::civil::date(2026, 3, 1),
+                end: None
+            })
+        );
+        // the narrative's exercise is found at its activity; the measure is one the
+        // server scores
+        let rx = Some(prescription_json("Patient/p1"));
+        apply_generated(&mut cp, &view, &[rx]).unwrap_or_else(|e| panic!("{e:?}"));
+
+        cp.insert(
+            "extension".into(),
+            json!([{"url": rtm_episode_url(), "valuePeriod": {"start": "2026-03-01", "end": "2026-02-01"}}]),
+        );
+        let issues = read(&cp).err().unwrap_or_default();
+        assert_eq!(
+            issues[0].expression.as_deref(),
+            Some("CarePlan.extension[0].value.ofType(Period)")
+        );
+    }
+
+    #[test]
     fn refuses_what_is_not_a_program() {
         let mut cp = careplan("active", &[]);
         cp.insert("intent".into(), json!("order"));
         cp.insert(
             "activity".into(),
-            json!([{"detail": {"status": "scheduled"}}]),
+            json!([{"detail": {"status": "scheduled"}}, {"detail": {"kind": "Task", "status": "scheduled",
+                "instantiatesCanonical": ["https://hep-fhir.org/fhir/Questionnaire/nprs"],
+                "scheduledTiming": {"repeat": {"frequency": 2, "period": 1, "periodUnit": "wk"}}}},
+                {"reference": {"reference": "Goal/g1"}}]),
         );
         let issues = read(&cp).err().unwrap_or_default();
         let at: Vec<&str> = issues
             .iter()
             .filter_map(|i| i.expression.as_deref())
             .collect();
-        assert_eq!(at, ["CarePlan.intent", "CarePlan.activity[0]"]);
+        assert_eq!(
+            at,
+            [
+                "CarePlan.intent",
+                "CarePlan.activity[0].detail.kind",
+                "CarePlan.activity[1].detail.scheduledTiming",
+                "CarePlan.activity[2]"
+            ]
+        );
 
         let mut cp = careplan("active", &[]);
         let view = read(&cp).unwrap_or_else(|e| panic!("{e:?}"));

@@ -47,6 +47,7 @@ fn period_part(p: &PeriodFigures) -> Value {
         json!({"name": "daysWithData", "valueUnsignedInt": p.days_with_data}),
         json!({"name": "minutes", "valueUnsignedInt": p.minutes}),
         json!({"name": "interactiveCommunication", "valueBoolean": p.interactive}),
+        json!({"name": "realTimeContact", "valueBoolean": p.real_time}),
     ];
     parts.extend(p.codes.iter().map(code_part));
     json!({"name": "period", "part": parts})
@@ -55,7 +56,8 @@ fn period_part(p: &PeriodFigures) -> Value {
 /// `$rtm` answer: Parameters, one `patient` parameter per (patient, program) with parts `patient`
 /// (valueReference), `program` (valueReference), `episodeStart` (valueDate) and one `period` part per
 /// period: `number` (valuePositiveInt), `start`/`end` (valueDate), `complete` (valueBoolean),
-/// `daysWithData` (valueUnsignedInt), `minutes` (valueUnsignedInt), `interactiveCommunication`
+/// `daysWithData` (valueUnsignedInt), `minutes` (valueUnsignedInt), `interactiveCommunication`,
+/// `realTimeContact`
 /// (valueBoolean), one `code` part per supported code (its `coding`: valueCoding of system
 /// [`CPT`], code, display; its `units` as valuePositiveInt when > 1).
 /// Plus `rulesYear` (valueInteger) and `from`/`to` (valueDate) at the top.
@@ -93,11 +95,11 @@ fn code_label(c: &Code) -> String {
     }
 }
 
-/// CSV: header + one line per patient period: patient,program,period,start,end,complete,days_with_data,minutes,interactive,codes
+/// CSV: header + one line per patient period: patient,program,period,start,end,complete,days_with_data,minutes,interactive,real_time,codes
 /// (codes joined by space, `98981x2` for units).
 pub fn to_csv(rows: &[PatientPeriods<'_>]) -> String {
     let mut out = String::from(
-        "patient,program,period,start,end,complete,days_with_data,minutes,interactive,codes\n",
+        "patient,program,period,start,end,complete,days_with_data,minutes,interactive,real_time,codes\n",
     );
     for row in rows {
         let patient = csv_field(row.patient);
@@ -114,6 +116,7 @@ pub fn to_csv(rows: &[PatientPeriods<'_>]) -> String {
                 p.days_with_data.to_string(),
                 p.minutes.to_string(),
                 p.interactive.to_string(),
+                p.real_time.to_string(),
                 codes.join(" "),
             ];
             out.push_str(&fields.join(","));
@@ -289,9 +292,9 @@ mod tests {
         assert_eq!(
             lines,
             vec![
-                "patient,program,period,start,end,complete,days_with_data,minutes,interactive,codes",
-                "Patient/p1,CarePlan/c1,1,2026-01-01,2026-01-30,true,20,65,true,98975 98977 98980 98981x2",
-                "Patient/p1,CarePlan/c1,2,2026-01-31,2026-03-01,false,3,0,false,98985",
+                "patient,program,period,start,end,complete,days_with_data,minutes,interactive,real_time,codes",
+                "Patient/p1,CarePlan/c1,1,2026-01-01,2026-01-30,true,20,65,true,true,98975 98977 98980 98981x2",
+                "Patient/p1,CarePlan/c1,2,2026-01-31,2026-03-01,false,3,0,false,false,98985",
             ]
         );
         let quoted = to_csv(&[PatientPeriods {
