@@ -19,37 +19,16 @@ use serde_json::Value;
 use crate::clock::{from_micros, instant_string};
 use crate::commit::commit_built;
 use crate::db::outcomes::{self as sql, AssignmentRow, MeasureTaskRow, ScoreRow};
-use crate::db::store::{self, Key};
+use crate::db::store;
 use crate::db::{AnyConnection, Db};
 use crate::error::ApiError;
-use crate::sessions::{SessionSettings, patient_tz};
+use crate::sessions::{SessionSettings, load_json, patient_tz};
 
 type JsonObject = serde_json::Map<String, Value>;
 
 /// How long a due measure stays open.
 const WINDOW: SignedDuration = SignedDuration::from_hours(24 * 7);
 const DAY_MICROS: i64 = 86_400_000_000;
-
-fn load_json(
-    conn: &mut AnyConnection,
-    tenant: &str,
-    res_type: &str,
-    id: &str,
-) -> Result<Option<(i64, JsonObject)>, ApiError> {
-    let key = Key {
-        tenant,
-        res_type,
-        res_id: id,
-    };
-    Ok(store::current(conn, key)?
-        .filter(|c| !c.deleted)
-        .and_then(|c| {
-            let version = c.version;
-            c.body
-                .and_then(|b| serde_json::from_str::<JsonObject>(&b).ok())
-                .map(|j| (version, j))
-        }))
-}
 
 fn local_id<'a>(reference: Option<&'a Value>, kind: &str) -> Option<&'a str> {
     reference?
@@ -74,15 +53,47 @@ fn plan_of(json: &JsonObject) -> Option<&str> {
         .find_map(|r| local_id(Some(r), "CarePlan"))
 }
 
+/// Questionnaires read and parsed, by (tenant, id) with the version read: a response is
+/// checked against the one stored, parsed once per version.
+type Parsed = std::collections::HashMap<(String, String), (i64, std::sync::Arc<JsonObject>)>;
+static QUESTIONNAIRES: std::sync::LazyLock<std::sync::Mutex<Parsed>> =
+    std::sync::LazyLock::new(Default::default);
+/// Entries kept at most (the cache is emptied when it would hold more).
+const CACHED: usize = 1024;
+
 /// The clinic's Questionnaire a canonical names, as stored.
 fn questionnaire(
     conn: &mut AnyConnection,
     tenant: &str,
     canonical: &str,
-) -> Result<Option<JsonObject>, ApiError> {
+) -> Result<Option<std::sync::Arc<JsonObject>>, ApiError> {
     let found = store::by_canonical(conn, tenant, &["Questionnaire"], &[canonical.to_string()])?;
     for (_, id) in found {
-        if let Some((_, q)) = load_json(conn, tenant, "Questionnaire", &id)? {
+        let key = store::Key {
+            tenant,
+            res_type: "Questionnaire",
+            res_id: &id,
+        };
+        let Some(version) = store::live_version(conn, key)? else {
+            continue;
+        };
+        let cache_key = (tenant.to_string(), id.clone());
+        let cached = QUESTIONNAIRES
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&cache_key)
+            .filter(|(v, _)| *v == version)
+            .map(|(_, q)| q.clone());
+        if let Some(q) = cached {
+            return Ok(Some(q));
+        }
+        if let Some((version, q)) = load_json(conn, tenant, "Questionnaire", &id)? {
+            let q = std::sync::Arc::new(q);
+            let mut cache = QUESTIONNAIRES.lock().unwrap_or_else(|p| p.into_inner());
+            if cache.len() >= CACHED {
+                cache.clear();
+            }
+            cache.insert(cache_key, (version, q.clone()));
             return Ok(Some(q));
         }
     }
@@ -675,40 +686,27 @@ pub fn fail_missed(db: &Db, now: i64, batch: i64) -> Result<usize, ApiError> {
     Ok(n)
 }
 
-/// The background jobs of outcome measures: they stop when this is dropped.
-#[derive(Debug)]
-pub struct Jobs {
-    _stop: std::sync::mpsc::Sender<()>,
-}
-
 /// Runs the follow-up and missed-measure jobs every `every`, until the handle is dropped.
 pub fn spawn_jobs(
     db: Db,
     settings: SessionSettings,
     clock: std::sync::Arc<dyn crate::clock::Clock>,
     every: Duration,
-) -> Jobs {
-    let (stop, stopped) = std::sync::mpsc::channel::<()>();
-    let run = move || {
-        while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
-            let now = crate::clock::to_micros(clock.now());
-            if let Err(e) = extend_assignments(&db, &settings, now, 100)
-                && crate::db::IsRetryable::outage(&e).is_none()
-            {
-                tracing::warn!(error = %crate::error::chain(&e), "outcome-measure job failed; retried next round");
-            }
-            if let Err(e) = fail_missed(&db, now, 500)
-                && crate::db::IsRetryable::outage(&e).is_none()
-            {
-                tracing::warn!(error = %crate::error::chain(&e), "missed-measure job failed; retried next round");
-            }
-        }
-    };
-    if let Err(e) = std::thread::Builder::new()
-        .name("outcome-jobs".into())
-        .spawn(run)
-    {
-        tracing::error!(error = %e, "outcome-measure jobs could not start");
-    }
-    Jobs { _stop: stop }
+) -> crate::sessions::Jobs {
+    let (d1, d2) = (db.clone(), db);
+    crate::sessions::run_jobs(
+        "outcome-jobs",
+        clock,
+        every,
+        vec![
+            (
+                "outcome-follow-up",
+                Box::new(move |now| extend_assignments(&d1, &settings, now, 100)),
+            ),
+            (
+                "missed-measure",
+                Box::new(move |now| fail_missed(&d2, now, 500)),
+            ),
+        ],
+    )
 }

@@ -56,7 +56,7 @@ fn id_of<'a>(reference: &'a str, kind: &str) -> &'a str {
         .unwrap_or(reference)
 }
 
-fn load_json(
+pub(crate) fn load_json(
     conn: &mut AnyConnection,
     tenant: &str,
     res_type: &str,
@@ -674,41 +674,70 @@ pub struct Jobs {
     _stop: std::sync::mpsc::Sender<()>,
 }
 
-/// Runs the missed and horizon jobs every `every`, until the returned handle is dropped.
+/// One background job: its name (for the log) and one round of it at a time (`now`, in
+/// microseconds), answering how much it did.
+pub(crate) type Job = (
+    &'static str,
+    Box<dyn FnMut(i64) -> Result<usize, ApiError> + Send>,
+);
+
+/// Runs `jobs` in turn every `every` on a thread named `name`, until the returned
+/// handle is dropped. A job that fails (but for a database outage, which ends on its
+/// own) is logged and runs again next round.
+pub(crate) fn run_jobs(
+    name: &'static str,
+    clock: std::sync::Arc<dyn crate::clock::Clock>,
+    every: Duration,
+    mut jobs: Vec<Job>,
+) -> Jobs {
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let run = move || {
+        while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
+            let now = to_micros(clock.now());
+            for (job, round) in &mut jobs {
+                if let Err(e) = round(now)
+                    && crate::db::IsRetryable::outage(&e).is_none()
+                {
+                    tracing::warn!(error = %crate::error::chain(&e), job = *job, "background job failed; retried next round");
+                }
+            }
+        }
+    };
+    if let Err(e) = std::thread::Builder::new().name(name.into()).spawn(run) {
+        tracing::error!(error = %e, thread = name, "background jobs could not start");
+    }
+    Jobs { _stop: stop }
+}
+
+/// Runs the missed, horizon and summary jobs every `every`, until the returned handle
+/// is dropped.
 pub fn spawn_jobs(
     db: Db,
     settings: SessionSettings,
     clock: std::sync::Arc<dyn crate::clock::Clock>,
     every: Duration,
 ) -> Jobs {
-    let (stop, stopped) = std::sync::mpsc::channel::<()>();
-    let run = move || {
-        while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
-            let now = to_micros(clock.now());
-            if let Err(e) = fail_missed(&db, now, 500)
-                && crate::db::IsRetryable::outage(&e).is_none()
-            {
-                tracing::warn!(error = %crate::error::chain(&e), "missed-session job failed; retried next round");
-            }
-            if let Err(e) = extend_schedules(&db, &settings, now, 100)
-                && crate::db::IsRetryable::outage(&e).is_none()
-            {
-                tracing::warn!(error = %crate::error::chain(&e), "schedule job failed; retried next round");
-            }
-            if let Err(e) = refresh_summaries(&db, &settings, now, 1000)
-                && crate::db::IsRetryable::outage(&e).is_none()
-            {
-                tracing::warn!(error = %crate::error::chain(&e), "summary job failed; retried next round");
-            }
-        }
-    };
-    if let Err(e) = std::thread::Builder::new()
-        .name("session-jobs".into())
-        .spawn(run)
-    {
-        tracing::error!(error = %e, "session jobs could not start");
-    }
-    Jobs { _stop: stop }
+    let (d1, d2, d3) = (db.clone(), db.clone(), db);
+    let (s2, s3) = (settings.clone(), settings);
+    run_jobs(
+        "session-jobs",
+        clock,
+        every,
+        vec![
+            (
+                "missed-session",
+                Box::new(move |now| fail_missed(&d1, now, 500)),
+            ),
+            (
+                "schedule",
+                Box::new(move |now| extend_schedules(&d2, &s2, now, 100)),
+            ),
+            (
+                "summary",
+                Box::new(move |now| refresh_summaries(&d3, &s3, now, 1000)),
+            ),
+        ],
+    )
 }
 
 /// The adherence record of a session.

@@ -120,6 +120,18 @@ pub fn current(conn: &mut AnyConnection, key: Key<'_>) -> QueryResult<Option<Cur
         .optional())
 }
 
+/// The version of a live (not deleted) resource, if there is one.
+pub fn live_version(conn: &mut AnyConnection, key: Key<'_>) -> QueryResult<Option<i64>> {
+    on_backend!(conn, c => resources::table
+        .filter(resources::tenant.eq(key.tenant))
+        .filter(resources::res_type.eq(key.res_type))
+        .filter(resources::res_id.eq(key.res_id))
+        .filter(resources::deleted.eq(false))
+        .select(resources::version)
+        .first(c)
+        .optional())
+}
+
 /// Whether a live (not deleted) resource exists.
 pub fn exists(conn: &mut AnyConnection, key: Key<'_>) -> QueryResult<bool> {
     let n: i64 = on_backend!(conn, c => resources::table

@@ -33,7 +33,7 @@ pub struct AppState {
     pub sessions: Arc<crate::sessions::SessionSettings>,
     /// The background jobs run while this is alive.
     pub _jobs: crate::sessions::Jobs,
-    pub _outcome_jobs: crate::outcomes::Jobs,
+    pub _outcome_jobs: crate::sessions::Jobs,
     /// PostgreSQL: the planner statistics kept current while this is alive.
     pub _statistics: Option<crate::db::statistics::StatisticsJob>,
     /// The CapabilityStatement, built once at start from what the server implements.

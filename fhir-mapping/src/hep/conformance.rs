@@ -895,7 +895,7 @@ pub fn rtm_operation() -> Value {
                 0,
                 "*",
                 "",
-                "One per patient and program (parts: patient, program, episodeStart, and one period part per period).",
+                "One per patient and program (parts: patient, program, episodeStart, and one period part per period: number, start, end, complete, daysWithData, minutes, interactiveCommunication, realTimeContact, a code part per supported code, an entry part per logged time).",
             ),
         ],
     )

@@ -50,6 +50,20 @@ fn period_part(p: &PeriodFigures) -> Value {
         json!({"name": "realTimeContact", "valueBoolean": p.real_time}),
     ];
     parts.extend(p.codes.iter().map(code_part));
+    // each logged time, so that a biller can see who spent it, when and on what
+    for e in &p.entries {
+        let mut entry = vec![
+            json!({"name": "when", "valueInstant": e.at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()}),
+            json!({"name": "minutes", "valueUnsignedInt": e.minutes}),
+        ];
+        if !e.who.is_empty() {
+            entry.push(json!({"name": "who", "valueReference": {"reference": e.who}}));
+        }
+        if !e.what.is_empty() {
+            entry.push(json!({"name": "what", "valueString": e.what}));
+        }
+        parts.push(json!({"name": "entry", "part": entry}));
+    }
     json!({"name": "period", "part": parts})
 }
 
@@ -59,7 +73,8 @@ fn period_part(p: &PeriodFigures) -> Value {
 /// `daysWithData` (valueUnsignedInt), `minutes` (valueUnsignedInt), `interactiveCommunication`,
 /// `realTimeContact`
 /// (valueBoolean), one `code` part per supported code (its `coding`: valueCoding of system
-/// [`CPT`], code, display; its `units` as valuePositiveInt when > 1).
+/// [`CPT`], code, display; its `units` as valuePositiveInt when > 1), and one `entry`
+/// part per logged treatment-management time (`when`, `minutes`, `who`, `what`).
 /// Plus `rulesYear` (valueInteger) and `from`/`to` (valueDate) at the top.
 pub fn to_parameters(from: Date, to: Date, rows: &[PatientPeriods<'_>]) -> Value {
     let mut params = vec![
