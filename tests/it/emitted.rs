@@ -236,6 +236,107 @@ async fn every_resource_of_the_therapist_flow() {
     )
     .await;
 
+    // outcome measures, messages and monitoring: the starter Questionnaires, a measure
+    // and a monitoring episode added to the program, its due Task, the patient's answer,
+    // the score, $outcomes and $rtm, a message
+    e.keep(
+        "questionnaires",
+        s.get("Questionnaire").await,
+        StatusCode::OK,
+    )
+    .await;
+    let mut measured = json(s.get(&format!("CarePlan/{id}")).await).await;
+    if let Some(acts) = measured["activity"].as_array_mut() {
+        acts.push(json!({"detail": {"kind": "Task", "status": "scheduled",
+            "instantiatesCanonical": [format!("{BASE}/Questionnaire/nprs")],
+            "scheduledTiming": {"repeat": {"frequency": 1, "period": 2, "periodUnit": "wk"}}}}));
+    }
+    let today = jiff::Timestamp::now().strftime("%Y-%m-%d").to_string();
+    measured["extension"] = json!([{"url": format!("{BASE}/StructureDefinition/rtm-episode"),
+        "valuePeriod": {"start": today}}]);
+    e.keep(
+        "assign a measure",
+        s.put_json(&format!("CarePlan/{id}"), &measured).await,
+        StatusCode::OK,
+    )
+    .await;
+    let due = e
+        .keep(
+            "due measures",
+            s.get(&format!(
+                "Task?patient=Patient/{pid}&code={BASE}/CodeSystem/outcome-measure|answer-measure"
+            ))
+            .await,
+            StatusCode::OK,
+        )
+        .await;
+    assert!(
+        due["entry"].as_array().is_some_and(|a| !a.is_empty()),
+        "{due}"
+    );
+    let response = e
+        .keep(
+            "measure answered",
+            s.post_json(
+                "QuestionnaireResponse",
+                &json!({"resourceType": "QuestionnaireResponse", "status": "completed",
+                    "questionnaire": format!("{BASE}/Questionnaire/nprs|1.0.0"),
+                    "basedOn": [{"reference": format!("CarePlan/{id}")}],
+                    "subject": {"reference": format!("Patient/{pid}")},
+                    "authored": jiff::Timestamp::now().to_string(),
+                    "item": [{"linkId": "pain", "answer": [{"valueInteger": 5}]}]}),
+            )
+            .await,
+            StatusCode::CREATED,
+        )
+        .await;
+    e.keep(
+        "score",
+        s.get(&format!(
+            "Observation?derived-from=QuestionnaireResponse/{}",
+            response["id"].as_str().expect("id")
+        ))
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    e.keep(
+        "answered measure",
+        s.get(&format!(
+            "Task?patient=Patient/{pid}&code={BASE}/CodeSystem/outcome-measure|answer-measure&status=completed"
+        ))
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    e.keep(
+        "outcomes",
+        s.get(&format!("CarePlan/{id}/$outcomes")).await,
+        StatusCode::OK,
+    )
+    .await;
+    e.keep(
+        "message",
+        s.post_json(
+            "Communication",
+            &json!({"resourceType": "Communication", "status": "completed",
+                "subject": {"reference": format!("Patient/{pid}")},
+                "sender": {"reference": format!("Practitioner/{tid}")},
+                "recipient": [{"reference": format!("Patient/{pid}")}],
+                "sent": jiff::Timestamp::now().to_string(),
+                "payload": [{"contentString": "Well done this week"}]}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    e.keep(
+        "monitoring periods",
+        s.get(&format!("Patient/{pid}/$rtm")).await,
+        StatusCode::OK,
+    )
+    .await;
+
     if let Ok(dir) = std::env::var("HEP_EMIT_DIR") {
         std::fs::create_dir_all(&dir).expect("emit dir");
         for (i, (what, body)) in e.all.iter().enumerate() {

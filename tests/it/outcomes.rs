@@ -291,6 +291,18 @@ async fn measures_are_assigned_answered_scored_and_reported() {
             .is_some_and(|l| l.contains(",4,-3,true,")),
         "{csv}"
     );
+    // $adherence carries the measure's summary for the EHR
+    let adherence = json(s.get(&format!("CarePlan/{plan_id}/$adherence")).await).await;
+    let summary = adherence["parameter"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["name"] == "outcome"))
+        .unwrap_or_else(|| panic!("no outcome in {adherence}"));
+    assert_eq!(part(&summary["part"], "latest")["valueDecimal"], 4.0);
+    assert_eq!(part(&summary["part"], "mcidReached")["valueBoolean"], true);
+    assert!(
+        part(&summary["part"], "score").is_null(),
+        "a summary, not the scores"
+    );
     // another patient's program is not found
     let other = id_of(&s.create(patient("outcome-2")).await);
     let theirs = client_with_token(&token_at(

@@ -844,14 +844,24 @@ pub fn outcomes_operation() -> Value {
         "Each outcome measure's scores over time (from the server's score Observations), the baseline, the latest score, the change from baseline and whether the minimal clinically important difference is reached. Answered as Parameters, or as text/csv (Accept or _format=csv).",
         &["CarePlan", "Patient"],
         false,
-        vec![op_param(
-            "measure",
-            "out",
-            0,
-            "*",
-            "",
-            "One per measure (parts: questionnaire, title, direction, mcid, baseline, latest, change, mcidReached, and one score part per answer: date, value, change, mcidReached, observation).",
-        )],
+        vec![
+            op_param(
+                "subject",
+                "out",
+                1,
+                "1",
+                "Reference",
+                "The program or the patient.",
+            ),
+            op_param(
+                "measure",
+                "out",
+                0,
+                "*",
+                "",
+                "One per measure (parts: questionnaire, title, direction, mcid, baseline, latest, change, mcidReached, and one score part per answer: date, value, change, mcidReached, observation).",
+            ),
+        ],
     )
 }
 
