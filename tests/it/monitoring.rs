@@ -254,6 +254,26 @@ async fn rtm_periods_match_a_count_by_hand() {
         .unwrap_or_else(|| panic!("{csv}"));
     assert!(line.contains(",3,21,true,true,"), "{line}");
 
+    // a Group's: its members only
+    let group = s
+        .create(
+            json!({"resourceType": "Group", "type": "person", "actual": true,
+            "member": [{"entity": {"reference": format!("Patient/{tokyo}")}}]}),
+        )
+        .await;
+    let of_group = json(
+        s.get(&format!(
+            "Group/{}/$rtm?start=2026-03-01&end=2026-03-21",
+            id_of(&group)
+        ))
+        .await,
+    )
+    .await;
+    let rows = of_group["parameter"]
+        .as_array()
+        .map_or(0, |p| p.iter().filter(|p| p["name"] == "patient").count());
+    assert_eq!(rows, 1, "{of_group}");
+    assert_eq!(first_period(&of_group, &tokyo).0, 16);
     // a patient sees their own periods, not the clinic's
     let own = client_with_token(&token_at(
         &s.database_url,
