@@ -14,9 +14,18 @@
 //      first PATCH is lost on the way back (the server did commit), the app sends it
 //      again with the same Idempotency-Key, and the server still has one completion;
 //   5. could not do the third one (with a reason);
+//   5b. answers the two outcome measures the program assigns, listed on Today under "To
+//      answer": the pain scale (NPRS, a row of 0-10 radio buttons: 6), then the
+//      Patient-Specific Functional Scale (the ratings appear as their activities are
+//      named; two activities named are refused by the form, an answer the server refuses
+//      (422) shows its words at the question, and the answers sent offline wait in the
+//      outbox and show their score once sent); each with its confirmation and score, and
+//      the QuestionnaireResponse, the score Observation and the completed Task on the
+//      server;
 //   6. Week (each day's counts against the server's Tasks), 7. My program (the sheet in
 //      its frame, and "Download PDF" gives a PDF), 8. Progress (charts and tables against
-//      the server's $adherence and pain scores);
+//      the server's $adherence and pain scores, and the outcome measures against
+//      $outcomes, with a later NPRS score the clinic records: an important improvement);
 //   9. signs out: the stored sign-in and data are gone, and its tokens are revoked;
 //  10. signs in again with username and password; the clinic revokes the access and the
 //      app says so.
@@ -80,6 +89,11 @@ const PAIN = "http://loinc.org|72514-3";
 const REPORT = "https://hep-fhir.org/fhir/CodeSystem/exercise-report";
 const STATUS_REASON = "https://hep-fhir.org/fhir/CodeSystem/session-status-reason";
 const HEP = "https://hep-fhir.org/fhir";
+const QUESTIONNAIRE = `${HEP}/Questionnaire`;
+const ANSWER_MEASURE = `${HEP}/CodeSystem/outcome-measure|answer-measure`;
+const MEASURE_TASK = `${HEP}/StructureDefinition/hep-outcome-task`;
+/** The scope the app needs to send answers to questionnaires. */
+const ANSWER_SCOPE = "patient/QuestionnaireResponse.c";
 const CLIENT_ID = "hep-app.default";
 const AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"];
 const PHONE = { width: 390, height: 844, deviceScaleFactor: 2, isMobile: true, hasTouch: true };
@@ -174,10 +188,19 @@ async function fhir(method, path, body) {
 }
 
 const resources = (bundle, type) => (bundle.entry ?? []).map((e) => e.resource).filter((r) => !type || r.resourceType === type);
+/** Whether a Task is an outcome measure to answer (not an exercise session). */
+const isMeasureTask = (t) => (t.meta?.profile ?? []).includes(MEASURE_TASK);
 const tasksOfDay = async (patientId, day) =>
-  resources(await fhir("GET", `Task?patient=${patientId}&session-day=${day}&_count=100`), "Task");
+  resources(await fhir("GET", `Task?patient=${patientId}&session-day=${day}&_count=100`), "Task").filter((t) => !isMeasureTask(t));
+/** The patient's outcome-measure Tasks (all statuses), as the server has them. */
+const measureTasks = async (patientId) =>
+  resources(await fhir("GET", `Task?patient=Patient/${patientId}&code=${encodeURIComponent(ANSWER_MEASURE)}&_count=100`), "Task");
+const measureOf = (task) => task.input?.find((i) => i.valueCanonical)?.valueCanonical?.split("|")[0];
+/** The pain scores of the sessions (the NPRS's scores have the same code: left out). */
 const painScores = async (patientId) =>
-  resources(await fhir("GET", `Observation?patient=${patientId}&code=${encodeURIComponent(PAIN)}&_count=100`), "Observation");
+  resources(await fhir("GET", `Observation?patient=${patientId}&code=${encodeURIComponent(PAIN)}&_count=100`), "Observation").filter(
+    (o) => !(o.meta?.profile ?? []).includes(`${HEP}/StructureDefinition/hep-outcome-score`),
+  );
 /** A Task's outputs as { code: value }. */
 const outputsOf = (task) =>
   Object.fromEntries(
@@ -302,7 +325,22 @@ async function therapistMakesProgram() {
     title,
     subject: { reference: `Patient/${pid}` },
     period: { start, end },
-    activity: [{ reference: { reference: `ServiceRequest/${bridge.id}` } }, { reference: { reference: `ServiceRequest/${heelSlide.id}` } }],
+    activity: [
+      { reference: { reference: `ServiceRequest/${bridge.id}` } },
+      { reference: { reference: `ServiceRequest/${heelSlide.id}` } },
+      // two outcome measures: the pain scale every 2 weeks (and at discharge), and the
+      // Patient-Specific Functional Scale
+      {
+        detail: {
+          kind: "Task",
+          status: "scheduled",
+          instantiatesCanonical: [`${QUESTIONNAIRE}/nprs`],
+          scheduledTiming: { repeat: { frequency: 1, period: 2, periodUnit: "wk" } },
+          extension: [{ url: `${HEP}/StructureDefinition/measure-at-discharge`, valueBoolean: true }],
+        },
+      },
+      { detail: { kind: "Task", status: "scheduled", instantiatesCanonical: [`${QUESTIONNAIRE}/psfs`] } },
+    ],
   });
   const tasks = await serverState(() => tasksOfDay(pid, today), (t) => t.length === 3);
   expect(
@@ -313,6 +351,21 @@ async function therapistMakesProgram() {
     tasks.every((t) => t.status === "requested"),
     `today's sessions are not all requested: ${json(tasks.map((t) => t.status))}`,
   );
+
+  // the measures due now: the first answer (baseline) of each
+  const dueMeasures = await serverState(
+    () => measureTasks(pid),
+    (t) => t.filter((x) => x.status === "requested" && Date.parse(x.restriction.period.start) <= Date.now()).length === 2,
+  );
+  const due = dueMeasures.filter((x) => x.status === "requested" && Date.parse(x.restriction.period.start) <= Date.now());
+  expect(
+    json(due.map(measureOf).sort()) === json([`${QUESTIONNAIRE}/nprs`, `${QUESTIONNAIRE}/psfs`]),
+    `the program assigns NPRS and PSFS: the server should have one due measure Task of each, it has ${json(dueMeasures.map((t) => [measureOf(t), t.status, t.restriction?.period]))}`,
+  );
+  for (const id of ["nprs", "psfs"]) {
+    const q = resources(await fhir("GET", `Questionnaire?url=${encodeURIComponent(`${QUESTIONNAIRE}/${id}`)}`), "Questionnaire");
+    expect(q.length === 1, `the clinic has ${q.length} Questionnaire ${QUESTIONNAIRE}/${id} (the starter measures)`);
+  }
 
   const invite = await fhir("POST", `Patient/${pid}/$invite`, { resourceType: "Parameters" });
   const code = (invite.parameter ?? []).find((p) => p.name === "code")?.valueString;
@@ -325,7 +378,7 @@ async function therapistMakesProgram() {
     steps[id] = (await fhir("GET", `ActivityDefinition/${ad}`)).description.split("\n").filter((l) => l.trim()).length;
   }
   ok(
-    `Patient/${pid} (${patientZone}, today ${today}; the browser is in ${deviceZone}, ${localDate(deviceZone)}), CarePlan/${carePlan.id} "${title}", 3 sessions today, invitation ${code}`,
+    `Patient/${pid} (${patientZone}, today ${today}; the browser is in ${deviceZone}, ${localDate(deviceZone)}), CarePlan/${carePlan.id} "${title}", 3 sessions today, the NPRS and PSFS due, invitation ${code}`,
   );
   return {
     pid,
@@ -402,6 +455,7 @@ async function newPage(context) {
   page.log = [];
   page.cspReports = [];
   page.patches = []; // PATCH requests the page made (method, url, headers)
+  page.posts = []; // POST requests of QuestionnaireResponses the page made
   page.on("console", (m) => {
     page.log.push(`${m.type()}: ${m.text().slice(0, 300)}`);
     if (/Content Security Policy/i.test(m.text())) page.cspReports.push(`${page.url()}: ${m.text()}`);
@@ -421,6 +475,9 @@ async function newPage(context) {
   page.on("requestfailed", (r) => page.log.push(`request failed (${r.failure()?.errorText}): ${r.method()} ${r.url().slice(0, 200)}`));
   page.on("request", (r) => {
     if (r.method() === "PATCH") page.patches.push({ at: Date.now(), url: r.url(), headers: r.headers(), body: r.postData() });
+    if (r.method() === "POST" && r.url().includes("/fhir/QuestionnaireResponse")) {
+      page.posts.push({ at: Date.now(), url: r.url(), headers: r.headers(), body: r.postData() });
+    }
   });
   // When each value of body[data-ready] first appears, in ms since the navigation began;
   // and the Blob behind each blob: URL the app makes, for reading it in the test (the
@@ -813,7 +870,7 @@ async function signInWithCode(page, program) {
   check(asked.get("redirect_uri") === appUrl, `the app asked redirect_uri ${json(asked.get("redirect_uri"))}, not ${appUrl}`);
   check(asked.get("code_challenge_method") === "S256", `the app sent no S256 PKCE challenge: ${page.url()}`);
   const scope = (asked.get("scope") ?? "").split(" ").sort().join(" ");
-  const wanted = "launch/patient openid fhirUser offline_access patient/*.rs patient/Task.u".split(" ").sort().join(" ");
+  const wanted = `launch/patient openid fhirUser offline_access patient/*.rs patient/Task.u ${ANSWER_SCOPE}`.split(" ").sort().join(" ");
   check(scope === wanted, `the app asked the scope ${json(asked.get("scope"))}, not ${json(wanted)}`);
   await screen(page, "server-sign-in", { app: false });
 
@@ -1287,6 +1344,384 @@ async function couldNotDo(page, program, session) {
 }
 
 // ---------------------------------------------------------------------------------
+// Step 5b: the outcome measures (To answer on Today, their forms, the scores)
+
+/** The measures to answer on Today, as the DOM shows them. */
+function measuresInPage(page) {
+  return page.$$eval("ul#measures > li.measure", (lis) =>
+    lis.map((li) => ({
+      taskId: li.dataset.taskId,
+      questionnaire: li.dataset.questionnaire ?? null,
+      status: li.dataset.status ?? null,
+      pending: li.dataset.pending ?? null,
+      title: li.querySelector("h3")?.textContent.trim() ?? null,
+      when: li.querySelector(".when")?.textContent.trim() ?? null,
+      answer: li.querySelector("button.answer")?.textContent.trim() ?? null,
+      heading: li.closest("section")?.querySelector("h2")?.textContent.trim() ?? null,
+    })),
+  );
+}
+
+const MEASURE_TITLES = {
+  [`${QUESTIONNAIRE}/nprs`]: "Numeric Pain Rating Scale",
+  [`${QUESTIONNAIRE}/psfs`]: "Patient-Specific Functional Scale",
+};
+
+/** Today: "To answer" lists the two due measures, each with why, the last day, and "Answer". */
+async function checkMeasuresOnToday(page, program) {
+  const due = (await measureTasks(program.pid)).filter(
+    (t) => t.status === "requested" && Date.parse(t.restriction.period.start) <= Date.now(),
+  );
+  const shown = await measuresInPage(page);
+  expect(
+    shown.length === 2,
+    `Today shows ${shown.length} ul#measures > li.measure, not 2 (the NPRS and the PSFS are due: ${json(due.map((t) => t.id))}): ${await pageText(page)}`,
+  );
+  expect(
+    json(shown.map((s) => s.taskId).sort()) === json(due.map((t) => t.id).sort()),
+    `Today's li.measure[data-task-id] are ${json(shown.map((s) => s.taskId))}, the server's due measure Tasks ${json(due.map((t) => t.id))}`,
+  );
+  for (const s of shown) {
+    const task = due.find((t) => t.id === s.taskId);
+    const canonical = measureOf(task);
+    check(s.questionnaire === canonical, `Today: li.measure[data-task-id=${s.taskId}] has data-questionnaire ${json(s.questionnaire)}, not ${canonical}`);
+    check(s.title === MEASURE_TITLES[canonical], `Today: the measure ${canonical} is titled ${json(s.title)}, not the Questionnaire's title ${json(MEASURE_TITLES[canonical])}`);
+    const end = task.restriction.period.end;
+    const lastDay = end.slice(11, 19) === "00:00:00" ? addDays(end.slice(0, 10), -1) : end.slice(0, 10);
+    const [y, m, d] = lastDay.split("-").map(Number);
+    const month = new Intl.DateTimeFormat("en", { month: "long", timeZone: "UTC" }).format(Date.UTC(y, m - 1, d));
+    check(
+      /At the start of the program/.test(s.when ?? "") && new RegExp(`\\bby \\w+ ${d} ${month}\\b`).test(s.when ?? ""),
+      `Today: the measure ${canonical} says ${json(s.when)} (the occasion "At the start of the program" and "by <the day of ${end}>")`,
+    );
+    check(s.answer === "Answer", `Today: the measure ${canonical} has button.answer ${json(s.answer)}, not "Answer"`);
+    check(s.heading === "To answer", `Today: the measures are under the heading ${json(s.heading)}, not "To answer"`);
+  }
+  ok(`Today: "To answer" lists the 2 due measures (${shown.map((s) => `${s.title}: ${s.when}`).join("; ")})`);
+  return Object.fromEntries(shown.map((s) => [s.questionnaire.split("/").pop(), s.taskId]));
+}
+
+/** Whether the app's token lets it send answers (the scope the server granted it). */
+async function canAnswer(page) {
+  const granted = await page.evaluate(() => JSON.parse(localStorage.getItem("hep-app.sign-in") ?? "null")?.tokenResponse?.scope ?? "");
+  return check(
+    granted.split(" ").includes(ANSWER_SCOPE),
+    `the server granted the app the scope ${json(granted)}, without ${ANSWER_SCOPE}: the patient cannot send answers to questionnaires (the server registers its own app, hep-app.<clinic>, without it); the answering steps are skipped`,
+  );
+}
+
+async function openMeasure(page, taskId) {
+  await tap(page, `ul#measures > li.measure[data-task-id="${taskId}"] button.answer`);
+  await ready(page, "answer");
+  await waitInPage(
+    page,
+    `form#measure-form of Task ${taskId}`,
+    (id) => document.querySelector(`form#measure-form[data-task-id="${id}"]`)?.checkVisibility(),
+    taskId,
+    10000,
+  );
+  const facts = await page.evaluate(() => ({
+    hash: location.hash,
+    h1: document.querySelector("section#view-answer h1")?.textContent.trim(),
+    focus: document.activeElement?.id ?? null,
+  }));
+  check(facts.hash === `#answer/${taskId}`, `the answer screen's address is ${json(facts.hash)}, not #answer/${taskId}`);
+  check(facts.focus === "answer-title", `the answer screen opens with the focus on ${json(facts.focus)}, not its h1#answer-title`);
+  return facts;
+}
+
+/** The questions of the form, by linkId, as the DOM shows them. */
+function formQuestions(page) {
+  return page.$$eval("form#measure-form [data-link-id]", (els) =>
+    Object.fromEntries(
+      els.map((e) => {
+        const input = e.querySelector(":scope > input, :scope > textarea");
+        return [
+          e.dataset.linkId,
+          {
+            tag: e.tagName.toLowerCase(),
+            visible: e.checkVisibility(),
+            legend: e.querySelector(":scope > legend")?.textContent.trim() ?? null,
+            label: e.querySelector(":scope > label")?.textContent.trim() ?? null,
+            radios: [...e.querySelectorAll('input[type="radio"]')].map((r) => ({ labelled: r.labels?.length > 0, disabled: r.disabled })),
+            options: [...e.querySelectorAll("label")].map((l) => l.textContent.trim()),
+            input: input && { type: input.type, maxLength: input.maxLength, labelled: input.labels?.length > 0, disabled: input.disabled },
+            error: e.querySelector(".q-error:not([hidden])")?.textContent.trim() ?? null,
+            text: e.tagName === "P" ? e.textContent.trim() : null,
+          },
+        ];
+      }),
+    ),
+  );
+}
+
+/** Taps the option of a question whose label says `words`. */
+async function choose(page, linkId, words) {
+  const id = await page.$$eval(
+    `form#measure-form fieldset[data-link-id="${linkId}"] label`,
+    (labels, w) => labels.find((l) => l.textContent.trim() === w)?.getAttribute("for") ?? null,
+    String(words),
+  );
+  expect(id, `the question ${linkId} has no option labelled ${json(words)}`);
+  await tap(page, `label[for="${id}"]`);
+  const checked = await page.$eval(`#${id}`, (e) => e.checked);
+  expect(checked, `tapping the label ${json(words)} of ${linkId} did not check its radio button`);
+}
+
+/** Empties a text field as a person does (an input event follows). */
+const emptyField = (page, selector) =>
+  page.$eval(selector, (e) => {
+    e.value = "";
+    e.dispatchEvent(new Event("input", { bubbles: true }));
+  });
+
+async function send(page) {
+  const submit = "form#measure-form button[type=submit]";
+  check((await page.$eval(submit, (b) => b.textContent.trim()).catch(() => null)) === "Send", `${submit} does not say "Send"`);
+  await tap(page, submit);
+}
+
+/** Waits for the confirmation in `state` ("sent", "queued"); answers what it says. */
+async function confirmationShown(page, state, timeout = 15000) {
+  return waitInPage(
+    page,
+    `#measure-confirmation[data-state=${state}]`,
+    (state) => {
+      const c = document.querySelector("#measure-confirmation");
+      if (!c?.checkVisibility() || c.dataset.state !== state) return null;
+      return {
+        score: c.dataset.score ?? null,
+        improved: c.dataset.improved ?? null,
+        text: c.innerText.replace(/\s+/g, " ").trim(),
+        focus: c.contains(document.activeElement) ? document.activeElement.tagName.toLowerCase() : null,
+      };
+    },
+    state,
+    timeout,
+  );
+}
+
+/** The patient's QuestionnaireResponses of a measure, as stored. */
+const responsesTo = async (patientId, id) =>
+  resources(await fhir("GET", `QuestionnaireResponse?subject=Patient/${patientId}&_count=100`), "QuestionnaireResponse").filter(
+    (r) => r.questionnaire?.split("|")[0] === `${QUESTIONNAIRE}/${id}`,
+  );
+
+/** The answers of a response, by linkId (groups flattened). */
+function answersOf(response) {
+  const out = {};
+  const walk = (items) => {
+    for (const i of items ?? []) {
+      if (i.answer?.length) out[i.linkId] = i.answer[0].valueInteger ?? i.answer[0].valueString ?? i.answer[0].valueCoding?.code;
+      walk(i.item);
+    }
+  };
+  walk(response.item);
+  return out;
+}
+
+/** The server's side of an answered measure: one response, the Task completed, its score Observation. */
+async function answeredOnServer(program, id, taskId, answers, score) {
+  const responses = await responsesTo(program.pid, id);
+  expect(responses.length === 1, `after answering ${id} the server has ${responses.length} QuestionnaireResponses of it, not 1`);
+  const response = responses[0];
+  expect(
+    json(sorted(answersOf(response))) === json(sorted(answers)),
+    `the ${id} QuestionnaireResponse's answers are ${json(answersOf(response))}, the patient gave ${json(answers)}`,
+  );
+  check(
+    response.status === "completed" &&
+      response.subject?.reference === `Patient/${program.pid}` &&
+      response.basedOn?.[0]?.reference === `CarePlan/${program.carePlanId}` &&
+      Math.abs(Date.parse(response.authored) - Date.now()) < 10 * 60000,
+    `the ${id} QuestionnaireResponse is ${json({ status: response.status, subject: response.subject, basedOn: response.basedOn, authored: response.authored })} (completed, the patient, the program, authored now)`,
+  );
+  const task = await fhir("GET", `Task/${taskId}`);
+  expect(task.status === "completed", `after answering ${id} its Task/${taskId} is ${task.status}, not completed`);
+  expect(
+    task.output?.[0]?.valueReference?.reference === `QuestionnaireResponse/${response.id}`,
+    `Task/${taskId}'s output[0] is ${json(task.output?.[0])}, not QuestionnaireResponse/${response.id}`,
+  );
+  const reference = task.output?.[1]?.valueReference?.reference ?? "";
+  expect(/^Observation\//.test(reference), `Task/${taskId}'s output[1] is ${json(task.output?.[1])}, not the score Observation`);
+  const observation = await fhir("GET", reference);
+  const value = observation.valueInteger ?? observation.valueQuantity?.value;
+  expect(value === score, `the ${id} score Observation ${reference} has ${json(value)}, not ${score}`);
+  check(
+    observation.derivedFrom?.[0]?.reference === `QuestionnaireResponse/${response.id}`,
+    `${reference}'s derivedFrom is ${json(observation.derivedFrom)}, not QuestionnaireResponse/${response.id}`,
+  );
+  return { response, task, observation };
+}
+
+/** The NPRS: one question, a row of 0-10 radio buttons; the patient picks 6. */
+async function answerNprs(page, program, taskId) {
+  await openMeasure(page, taskId);
+  const qs = await formQuestions(page);
+  const pain = qs.pain;
+  expect(pain, `the NPRS form has no question [data-link-id=pain]: ${json(Object.keys(qs))}`);
+  check(pain.tag === "fieldset" && /pain/i.test(pain.legend ?? ""), `the NPRS question is ${json(pain)} (a fieldset, its legend the question)`);
+  check(/\(required\)/.test(pain.legend ?? ""), `the NPRS question's legend ${json(pain.legend)} does not say "(required)"`);
+  check(
+    pain.radios.length === 11 && pain.radios.every((r) => r.labelled) && json(pain.options) === json(Array.from({ length: 11 }, (_, i) => String(i))),
+    `the NPRS question has ${pain.radios.length} radio buttons labelled ${json(pain.options)} (11, labelled 0 to 10)`,
+  );
+  const row = await page.$$eval('fieldset[data-link-id="pain"] label', (ls) => {
+    const tops = [...new Set(ls.map((l) => Math.round(l.getBoundingClientRect().top)))];
+    const small = ls.filter((l) => l.getBoundingClientRect().width < 44 || l.getBoundingClientRect().height < 44).length;
+    return { rows: tops.length, small };
+  });
+  check(row.rows <= 2 && row.small === 0, `the NPRS options are on ${row.rows} lines, ${row.small} under 44×44 px (a row of at least 44 px boxes, two lines at most on a phone)`);
+  await choose(page, "pain", 6);
+  await screen(page, "measure-nprs");
+  page.posts.length = 0;
+  await send(page);
+  const done = await confirmationShown(page, "sent");
+  check(done.score === "6" && /Your score: 6\b/.test(done.text), `the NPRS confirmation says ${json(done.text)} (data-score ${json(done.score)}), not "Your score: 6"`);
+  check(/first score/i.test(done.text), `the NPRS confirmation of the first answer does not say it is the first score: ${json(done.text)}`);
+  check(done.improved === "false", `the first NPRS answer is shown as an important improvement (data-improved ${json(done.improved)})`);
+  check(done.focus === "h2", `after Send the focus is ${json(done.focus)}, not the confirmation's heading`);
+  await screen(page, "measure-nprs-sent");
+  const post = page.posts[0];
+  check(
+    post && /^[0-9a-f-]{36}$/i.test(post.headers["idempotency-key"] ?? "") && (post.headers["content-type"] ?? "").startsWith("application/fhir+json"),
+    `the answers' POST has ${json(post && { key: post.headers["idempotency-key"], type: post.headers["content-type"] })} (an Idempotency-Key UUID, application/fhir+json)`,
+  );
+  const server = await answeredOnServer(program, "nprs", taskId, { pain: 6 }, 6);
+  // back on Today: the NPRS is answered, the PSFS still to answer
+  await tap(page, "#measure-confirmation a[href='#today']");
+  await ready(page, "today");
+  const left = (await measuresInPage(page)).filter((m) => m.answer).map((m) => m.taskId);
+  check(!left.includes(taskId) && left.length === 1, `after answering the NPRS Today offers ${json(left)} to answer (only the PSFS)`);
+  ok(`NPRS answered (6): the confirmation ${json(done.text)}; QuestionnaireResponse/${server.response.id}, the Task completed, ${server.task.output[1].valueReference.reference} = 6`);
+}
+
+/**
+ * The PSFS: the ratings appear as their activities are named; two activities are not
+ * enough for the form; an activity the server refuses (over 200 characters, the field's
+ * limit taken off) shows the server's words at its question; sent offline, the answers
+ * wait in the outbox, then the score shows.
+ */
+async function answerPsfs(page, net, program, taskId) {
+  await openMeasure(page, taskId);
+  let qs = await formQuestions(page);
+  const ids = (prefix) => [1, 2, 3, 4, 5].map((n) => `${prefix}-${n}`);
+  check(qs.instructions?.tag === "p" && qs.instructions.visible, `the PSFS instructions are ${json(qs.instructions)} (a visible paragraph)`);
+  for (const [n, id] of ids("activity").entries()) {
+    const a = qs[id];
+    expect(a?.input, `the PSFS form has no text field for ${id}: ${json(a)}`);
+    check(a.input.type === "text" && a.input.maxLength === 200 && a.input.labelled, `the PSFS field ${id} is ${json(a.input)} (text, maxlength 200, labelled)`);
+    check(/\(required\)/.test(a.label ?? "") === n < 3, `the PSFS field ${id} is labelled ${json(a.label)} (activities 1 to 3 say "(required)", 4 and 5 do not)`);
+  }
+  const hidden = (q) => ids("rating").filter((id) => !q[id]?.visible);
+  check(json(hidden(qs)) === json(ids("rating")), `before any activity is named the shown ratings are ${json(ids("rating").filter((id) => qs[id]?.visible))} (none: enableWhen exists)`);
+
+  // two activities named: their ratings show, the others stay hidden
+  await enter(page, "#q-activity-1", "Climbing stairs");
+  await enter(page, "#q-activity-2", "Kneeling in the garden");
+  qs = await formQuestions(page);
+  check(
+    json(hidden(qs)) === json(["rating-3", "rating-4", "rating-5"]),
+    `with activities 1 and 2 named the hidden ratings are ${json(hidden(qs))}, not rating-3 to rating-5`,
+  );
+  await choose(page, "rating-1", 4);
+  await choose(page, "rating-2", 3);
+  page.posts.length = 0;
+  await send(page);
+  await waitInPage(page, "the form says activity 3 is required", () => document.querySelector('[data-link-id="activity-3"] .q-error:not([hidden])')?.textContent, undefined, 5000);
+  const refusedByForm = await page.evaluate(() => ({
+    focus: document.activeElement?.id,
+    alert: document.querySelector("form#measure-form .form-problem")?.textContent.trim(),
+    invalid: document.querySelector("#q-activity-3")?.getAttribute("aria-invalid"),
+  }));
+  check(refusedByForm.focus === "q-activity-3" && refusedByForm.invalid === "true", `after Send with two activities the focus is on ${json(refusedByForm.focus)} (aria-invalid ${json(refusedByForm.invalid)}), not #q-activity-3`);
+  check(/check the answer/i.test(refusedByForm.alert ?? ""), `the form's alert says ${json(refusedByForm.alert)}`);
+  expect(page.posts.length === 0, `with a required activity left empty the app still sent ${page.posts.length} POST`);
+
+  // an answer the server refuses: its words at the question
+  const tooLong = "Walking to the shop and back again, ".repeat(7).slice(0, 201); // 201 characters, none of them space at the ends
+  await page.$eval("#q-activity-3", (e, v) => {
+    e.removeAttribute("maxlength");
+    e.value = v;
+    e.dispatchEvent(new Event("input", { bubbles: true }));
+  }, tooLong);
+  qs = await formQuestions(page);
+  check(qs["rating-3"]?.visible && !qs["rating-4"]?.visible, `with activity 3 named rating-3 is ${qs["rating-3"]?.visible ? "shown" : "hidden"} and rating-4 ${qs["rating-4"]?.visible ? "shown" : "hidden"}`);
+  await choose(page, "rating-3", 5);
+  await send(page);
+  const refused = await waitInPage(
+    page,
+    "the server's refusal shown at activity 3",
+    () => document.querySelector('[data-link-id="activity-3"] .q-error:not([hidden])')?.textContent.match(/200/) && document.querySelector('[data-link-id="activity-3"] .q-error').textContent,
+    undefined,
+    10000,
+  );
+  expect((await responsesTo(program.pid, "psfs")).length === 0, "the server stored the PSFS answer it refused");
+  check(!(await page.$("#notice .notice")), "the refused answers also show a notice above the screen (they are shown at their question)");
+  await screen(page, "measure-psfs-refused");
+  ok(`PSFS: two activities refused by the form (activity 3 required); an activity of 201 characters refused by the server, its words at the question: ${json(refused)}`);
+
+  // the right answers; rating-4 shows only while activity 4 is named
+  await enter(page, "#q-activity-3", "Walking to the shop");
+  check(!(await formQuestions(page))["rating-4"]?.visible, "rating-4 shows before activity 4 is named");
+  await enter(page, "#q-activity-4", "Running for the bus");
+  qs = await formQuestions(page);
+  check(qs["rating-4"]?.visible && !qs["rating-5"]?.visible, `with activity 4 named rating-4 is ${qs["rating-4"]?.visible ? "shown" : "hidden"}, rating-5 ${qs["rating-5"]?.visible ? "shown" : "hidden"}`);
+  await emptyField(page, "#q-activity-4");
+  check(!(await formQuestions(page))["rating-4"]?.visible, "rating-4 stays shown after activity 4 is emptied");
+  await screen(page, "measure-psfs");
+
+  // sent offline: the answers wait on the device
+  await net.setOffline(true);
+  await send(page);
+  const queued = await confirmationShown(page, "queued", 10000);
+  const waiting = await outbox(page);
+  check(
+    waiting?.visible && waiting.count === "1" && /^1 questionnaire waiting to be sent/.test(waiting.text),
+    `offline, after Send #outbox is ${json(waiting)} (visible, "1 questionnaire waiting to be sent")`,
+  );
+  const stored = await page.evaluate((pid) => JSON.parse(localStorage.getItem(`hep-app.outbox.${pid}`) ?? "null"), program.pid);
+  check(
+    stored?.length === 1 && stored[0].kind === "answer" && stored[0].taskId === taskId && stored[0].response?.resourceType === "QuestionnaireResponse",
+    `offline, the outbox holds ${json(stored)?.slice(0, 300)} (one answer for Task ${taskId})`,
+  );
+  await screen(page, "measure-psfs-offline");
+
+  await net.setOffline(false);
+  const done = await confirmationShown(page, "sent", 60000);
+  check(done.score === "4" && /Your score: 4\b/.test(done.text), `the PSFS confirmation says ${json(done.text)} (data-score ${json(done.score)}), not "Your score: 4" (the mean of 4, 3 and 5)`);
+  check(await outboxIsEmpty(page), `after the answers were sent #outbox is ${json(await outbox(page))}`);
+  await screen(page, "measure-psfs-sent");
+  const server = await answeredOnServer(
+    program,
+    "psfs",
+    taskId,
+    { "activity-1": "Climbing stairs", "activity-2": "Kneeling in the garden", "activity-3": "Walking to the shop", "rating-1": 4, "rating-2": 3, "rating-3": 5 },
+    4,
+  );
+  ok(`PSFS answered offline and sent when back online (${json(queued.text.slice(0, 60))}…, then ${json(done.text)}); QuestionnaireResponse/${server.response.id}, ${server.task.output[1].valueReference.reference} = 4`);
+
+  // back on Today: nothing left to answer
+  await tap(page, "#measure-confirmation a[href='#today']");
+  await ready(page, "today");
+  const left = (await measuresInPage(page)).filter((m) => m.answer);
+  check(left.length === 0, `after answering both, Today still offers ${json(left)} to answer`);
+}
+
+/** The clinic records a later NPRS (3, at a visit): down 3 from the first, an important improvement. */
+async function clinicRecordsNprs(program) {
+  await fhir("POST", "QuestionnaireResponse", {
+    resourceType: "QuestionnaireResponse",
+    questionnaire: `${QUESTIONNAIRE}/nprs|1.0.0`,
+    status: "completed",
+    subject: { reference: `Patient/${program.pid}` },
+    basedOn: [{ reference: `CarePlan/${program.carePlanId}` }],
+    authored: new Date(Date.now() + 1000).toISOString(),
+    item: [{ linkId: "pain", answer: [{ valueInteger: 3 }] }],
+  });
+}
+
+// ---------------------------------------------------------------------------------
 // Steps 6 to 8: Week, My program, Progress
 
 /** Week: each day's counts are the server's Tasks of that day (done = completed, missed = failed, to do = requested). */
@@ -1301,7 +1736,8 @@ async function checkWeek(page, program) {
   const mine = days.find((d) => d.date === today);
   expect(mine, `Week: no ul#days > li.day[data-date=${today}] (days shown: ${json(days.map((d) => d.date))})`);
   const range = `session-day=ge${addDays(today, -6)}&session-day=le${addDays(today, 7)}`;
-  const tasks = resources(await fhir("GET", `Task?patient=${program.pid}&${range}&_count=100`), "Task");
+  // the measures to answer are not sessions: Week leaves them out
+  const tasks = resources(await fhir("GET", `Task?patient=${program.pid}&${range}&_count=100`), "Task").filter((t) => !isMeasureTask(t));
   const dayOf = (t) => t.restriction.period.start.slice(0, 10); // the local date, as written in the patient's offset
   for (const d of days) {
     const of = tasks.filter((t) => dayOf(t) === d.date);
@@ -1411,7 +1847,7 @@ async function checkProgram(page, program) {
 }
 
 /** Progress: the adherence per program week and the pain scores, as charts and tables. */
-async function checkProgress(page, program, painValues) {
+async function checkProgress(page, program, painValues, answered) {
   await openView(page, "progress");
   const facts = await page.evaluate(() => {
     const svg = (id) => {
@@ -1465,8 +1901,67 @@ async function checkProgress(page, program, painValues) {
       `Progress: pain row ${i + 1} is ${json(painRows[i])}, not the score ${v}`,
     );
   }
+  const measures = await checkOutcomes(page, program, answered);
   await screen(page, "progress");
-  ok(`Progress: the charts and tables (this week: ${json(row)}; pain ${json(painRows)})`);
+  ok(`Progress: the charts and tables (this week: ${json(row)}; pain ${json(painRows)}; outcome measures ${json(measures)})`);
+}
+
+/** Progress, "Outcome measures": per measure a chart and a table of $outcomes' scores. */
+async function checkOutcomes(page, program, answered) {
+  const outcomes = await fhir("GET", `CarePlan/${program.carePlanId}/$outcomes`);
+  const series = (outcomes.parameter ?? [])
+    .filter((p) => p.name === "measure")
+    .map((m) => {
+      const part = (parts, name) => parts?.find((x) => x.name === name);
+      const id = part(m.part, "questionnaire").valueCanonical.split("|")[0].split("/").pop();
+      const scores = m.part
+        .filter((x) => x.name === "score")
+        .map((x) => ({ value: part(x.part, "value")?.valueDecimal, change: part(x.part, "change")?.valueDecimal ?? null, improved: part(x.part, "mcidReached")?.valueBoolean }));
+      return { id, scores };
+    });
+  const shown = await page.evaluate(() => {
+    const section = document.querySelector("#outcomes-title");
+    const tables = [...document.querySelectorAll("table.outcome-table")].map((t) => ({
+      id: t.id,
+      caption: t.caption?.textContent.trim(),
+      rows: [...t.querySelectorAll("tbody tr")].map((r) => [...r.children].map((c) => c.textContent.trim())),
+    }));
+    const charts = [...document.querySelectorAll("svg[id^='outcome-']")].map((c) => ({ id: c.id, role: c.getAttribute("role"), label: c.getAttribute("aria-label") }));
+    return { heading: section?.textContent.trim() ?? null, tables, charts, none: document.querySelector("#no-outcomes")?.textContent.trim() ?? null };
+  });
+  check(shown.heading === "Outcome measures", `Progress: the outcome measures' heading is ${json(shown.heading)}, not "Outcome measures"`);
+  if (!answered) {
+    check(series.length === 0 && shown.tables.length === 0 && shown.none, `Progress: nothing answered, yet ${json(shown)}`);
+    return [];
+  }
+  check(
+    json(series.map((m) => m.id).sort()) === json(["nprs", "psfs"]),
+    `$outcomes of the program has the measures ${json(series.map((m) => m.id))}, not nprs and psfs`,
+  );
+  const number = (text) => Number(String(text).replace("−", "-").replace(/^\+/, ""));
+  for (const m of series) {
+    const table = shown.tables.find((t) => t.id === `outcome-${m.id}-table`);
+    if (!check(table, `Progress: no table#outcome-${m.id}-table (tables: ${json(shown.tables.map((t) => t.id))})`)) continue;
+    check(
+      table.rows.length === m.scores.length,
+      `Progress: table#outcome-${m.id}-table has ${table.rows.length} rows, $outcomes ${m.scores.length} scores: ${json(table.rows)}`,
+    );
+    for (const [i, score] of m.scores.entries()) {
+      const [, value, change] = table.rows[i] ?? [];
+      check(number(value) === score.value, `Progress: ${m.id} row ${i + 1} shows the score ${json(value)}, $outcomes ${score.value}`);
+      if (score.change === null) check(/first/i.test(change ?? ""), `Progress: ${m.id} row ${i + 1} (the first score) shows the change ${json(change)}`);
+      else check(number((change ?? "").split(":")[0]) === score.change, `Progress: ${m.id} row ${i + 1} shows the change ${json(change)}, $outcomes ${score.change}`);
+      if (score.improved) check(/important improvement/.test(change ?? ""), `Progress: ${m.id} row ${i + 1} (MCID reached) does not say "an important improvement": ${json(change)}`);
+    }
+    const chart = shown.charts.find((c) => c.id === `outcome-${m.id}-chart`);
+    check(chart?.role === "img" && chart.label, `Progress: svg#outcome-${m.id}-chart is ${json(chart)} (role="img", a label)`);
+  }
+  const nprs = series.find((m) => m.id === "nprs");
+  check(
+    json(nprs?.scores.map((s) => [s.value, s.change, s.improved])) === json([[6, null, false], [3, -3, true]]),
+    `$outcomes' NPRS scores are ${json(nprs?.scores)}, not 6 then 3 (−3, an important improvement)`,
+  );
+  return shown.tables.map((t) => ({ [t.id]: t.rows }));
 }
 
 // ---------------------------------------------------------------------------------
@@ -1619,6 +2114,7 @@ async function main(browser) {
   await appSignInScreen(page);
   Object.assign(figures, await signInWithCode(page, program));
   const sessions = await checkToday(page, program);
+  const measureTaskIds = await checkMeasuresOnToday(page, program);
   await screen(page, "today");
   await skipLink(page);
   await desktopToday(page);
@@ -1630,10 +2126,18 @@ async function main(browser) {
   figures.retry = second.retry;
   await couldNotDo(page, program, sessions[2]);
 
+  // 5b
+  const answering = await canAnswer(page);
+  if (answering) {
+    await answerNprs(page, program, measureTaskIds.nprs);
+    await answerPsfs(page, net, program, measureTaskIds.psfs);
+    await clinicRecordsNprs(program);
+  }
+
   // 6, 7, 8
   await checkWeek(page, program);
   await checkProgram(page, program);
-  await checkProgress(page, program, [first.pain, second.values.pain]);
+  await checkProgress(page, program, [first.pain, second.values.pain], answering);
 
   // 9, 10
   await signOut(page, program);

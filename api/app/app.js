@@ -1,10 +1,12 @@
-// The patient app's start: the sign-in, the four screens (chosen by the address's
-// #hash), the status lines above them, and when the outbox is sent.
+// The patient app's start: the sign-in, the four screens of the tabs and the answer
+// screen of a questionnaire (chosen by the address's #hash: #today, ..., #answer/<task
+// id>), the status lines above them, and when the outbox is sent.
 //
-// The screens are in js/: today.js, week.js, program.js, progress.js. The sign-in and
-// every request are in js/session.js, the outbox in js/outbox.js.
+// The screens are in js/: today.js, week.js, program.js, progress.js, measures.js. The
+// sign-in and every request are in js/session.js, the outbox in js/outbox.js.
 
 import { dayIn, timeZoneOf } from "./js/fhir.js";
+import { forgetMeasures, showAnswer, showsRefusal } from "./js/measures.js";
 import * as outbox from "./js/outbox.js";
 import { forgetUrls, showProgram } from "./js/program.js";
 import { showProgress } from "./js/progress.js";
@@ -19,6 +21,8 @@ const VIEWS = {
   week: { title: "Week", show: showWeek },
   program: { title: "My program", show: showProgram },
   progress: { title: "Progress", show: showProgress },
+  // a questionnaire of Today (#answer/<task id>): no tab of its own
+  answer: { title: "Questionnaire", show: showAnswer, tab: false },
 };
 
 const ACCESS_ENDED =
@@ -105,6 +109,7 @@ function leave(message, kind = "problem") {
   forgetCaches();
   forgetPictures();
   forgetUrls();
+  forgetMeasures();
   document.querySelectorAll(".view-body").forEach((body) => body.replaceChildren());
   $("#notice").replaceChildren();
   showSignIn(message, kind);
@@ -116,13 +121,14 @@ function leave(message, kind = "problem") {
 /** Shows the screen of the address's #hash (Today by default). */
 async function route(moveFocus) {
   if (!ctx) return;
-  const asked = location.hash.slice(1);
-  const name = Object.keys(VIEWS).includes(asked) ? asked : "today";
+  const [asked, arg = null] = location.hash.slice(1).split("/");
+  const name = Object.keys(VIEWS).includes(asked) && (VIEWS[asked].tab !== false || arg) ? asked : "today";
   const run = ++navigation;
   document.body.dataset.ready = "";
   for (const key of Object.keys(VIEWS)) {
     $(`#view-${key}`).hidden = key !== name;
     const link = $(`nav a[href="#${key}"]`);
+    if (!link) continue;
     if (key === name) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
@@ -131,7 +137,7 @@ async function route(moveFocus) {
   if (moveFocus) section.querySelector("h1").focus();
   drawnOn = ctx.today();
   try {
-    await VIEWS[name].show(section, ctx);
+    await VIEWS[name].show(section, ctx, arg && decodeURIComponent(arg));
   } catch (error) {
     if (error instanceof session.AccessEndedError) return;
     if (run === navigation) showProblem(section, error);
@@ -157,13 +163,19 @@ function setOffline(offline) {
   $("#app-status").textContent = offline ? OFFLINE : "";
 }
 
-/** "2 completions waiting to be sent" (hidden when none wait). */
+/** "2 completions waiting to be sent", "1 completion and 1 questionnaire ..." (hidden when none wait). */
 function updateOutbox() {
-  const count = ctx ? outbox.waiting(ctx.patientId).length : 0;
+  const items = ctx ? outbox.waiting(ctx.patientId) : [];
+  const answers = items.filter(outbox.isAnswer).length;
+  const reports = items.length - answers;
   const line = $("#outbox");
-  line.dataset.count = String(count);
-  line.hidden = count === 0;
-  line.textContent = count ? `${plural(count, "completion", "completions")} waiting to be sent` : "";
+  line.dataset.count = String(items.length);
+  line.hidden = items.length === 0;
+  const words = [
+    reports ? plural(reports, "completion", "completions") : null,
+    answers ? plural(answers, "questionnaire", "questionnaires") : null,
+  ].filter(Boolean);
+  line.textContent = items.length ? `${words.join(" and ")} waiting to be sent` : "";
 }
 
 /** A message that stays until the patient closes it (a report the server refused). */
@@ -223,6 +235,8 @@ function wireControls() {
   outbox.events.addEventListener("change", updateOutbox);
   outbox.events.addEventListener("refused", (event) => {
     const { item, message } = event.detail;
+    // answers refused while their screen is sending them: it shows why, at each question
+    if (showsRefusal(item)) return;
     showNotice(`We could not save “${item.label}”. ${message}`);
   });
 }

@@ -8,7 +8,7 @@
 // Bump VERSION whenever a file of the app changes: the new worker then fetches the
 // whole set again at install, and removes the old copies once it takes over.
 
-const VERSION = "6";
+const VERSION = "7";
 const CACHE = `hep-app-v${VERSION}`;
 
 /** Every file the page needs, relative to this worker (so, under /app/). */
@@ -18,9 +18,11 @@ const SHELL = [
   "app.js",
   "js/charts.js",
   "js/fhir.js",
+  "js/measures.js",
   "js/outbox.js",
   "js/program.js",
   "js/progress.js",
+  "js/questionnaire.js",
   "js/session.js",
   "js/store.js",
   "js/today.js",

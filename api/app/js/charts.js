@@ -1,4 +1,4 @@
-// The two charts of Progress, drawn as inline SVG. Each is role="img" with an
+// The charts of Progress, drawn as inline SVG. Each is role="img" with an
 // aria-label that says what it shows; the same numbers are in a table below it.
 // Colours come from app.css (classes), and every value is written next to its mark,
 // so nothing is told by colour alone.
@@ -61,14 +61,15 @@ export function barChart(id, label, bars, empty) {
 }
 
 /**
- * A line of scores from 0 to 10 over time. `points`: [{time (ms), score}], oldest
- * first; `first` and `last`: the labels under the first and last points (`last` null
- * when it would say the same).
+ * A line of scores over time, from 0 to 10 unless `scale` ({min, max}) says otherwise.
+ * `points`: [{time (ms), score}], oldest first; `first` and `last`: the labels under the
+ * first and last points (`last` null when it would say the same).
  */
-export function lineChart(id, label, points, first, last, empty) {
+export function lineChart(id, label, points, first, last, empty, scale = { min: 0, max: 10 }) {
   const chart = frame(id, label);
-  const y = (v) => PLOT.bottom - ((PLOT.bottom - PLOT.top) * v) / 10;
-  chart.append(...grid([0, 5, 10], y, "").flat());
+  const { min, max } = scale;
+  const y = (v) => PLOT.bottom - ((PLOT.bottom - PLOT.top) * (v - min)) / (max - min);
+  chart.append(...grid([min, (min + max) / 2, max], y, "").flat());
   if (!points.length) {
     chart.append(centredText(empty));
     return chart;

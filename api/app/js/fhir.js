@@ -286,3 +286,284 @@ export function painScores(observations) {
     .filter((p) => p.when && Number.isFinite(p.score))
     .sort((a, b) => Date.parse(a.when) - Date.parse(b.when));
 }
+
+// ---------------------------------------------------------------------------------
+// Outcome measures: the due measure Tasks, their Questionnaires, the patient's answers
+// (QuestionnaireResponse) and the scores (Observation, $outcomes)
+
+const OUTCOME = `${HEP}/CodeSystem/outcome-measure`;
+const MEASURE_TASK = `${HEP}/StructureDefinition/hep-outcome-task`;
+const OUTCOME_SCORE = `${HEP}/StructureDefinition/hep-outcome-score`;
+
+/** The code of a measure Task, for a token search: `code=<this>`. */
+export const ANSWER_MEASURE = `${OUTCOME}|answer-measure`;
+
+/**
+ * The range and direction of the starter measures' scores (for the words and the
+ * charts); a measure not listed here is shown without them. `transition`: the score is
+ * itself a change (it has no first score to compare with).
+ */
+const SCALES = {
+  [`${HEP}/Questionnaire/nprs`]: { min: 0, max: 10, better: "lower" },
+  [`${HEP}/Questionnaire/psfs`]: { min: 0, max: 10, better: "higher" },
+  [`${HEP}/Questionnaire/lefs`]: { min: 0, max: 80, better: "higher" },
+  [`${HEP}/Questionnaire/groc`]: { min: -7, max: 7, better: "higher", transition: true },
+};
+
+const profiles = (resource) => resource?.meta?.profile ?? [];
+
+/** Whether a Task is a measure to answer (not an exercise session). */
+export function isMeasureTask(task) {
+  return (
+    profiles(task).includes(MEASURE_TASK) ||
+    (task?.code?.coding ?? []).some((c) => c.system === OUTCOME && c.code === "answer-measure")
+  );
+}
+
+/** Whether an Observation is the score of an answered measure (not a session's pain). */
+export function isOutcomeScore(observation) {
+  return (
+    profiles(observation).includes(OUTCOME_SCORE) ||
+    (observation?.derivedFrom ?? []).some((r) => r.reference?.startsWith("QuestionnaireResponse/"))
+  );
+}
+
+/** A canonical URL without its "|version". */
+export function withoutVersion(canonical) {
+  return canonical?.split("|")[0] ?? null;
+}
+
+/** The Questionnaire a measure Task asks to answer (its canonical URL, no version). */
+export function measureCanonical(task) {
+  return withoutVersion((task.input ?? []).find((i) => i.valueCanonical)?.valueCanonical);
+}
+
+/** Whether a measure is open to answer now: requested, and its window has begun. */
+export function measureIsDue(task, now = Date.now()) {
+  const start = Date.parse(task.restriction?.period?.start ?? "");
+  return task.status === "requested" && !(start > now);
+}
+
+/** Why it is asked, in words: "At the start of the program". */
+export function occasionInWords(task) {
+  const coding = task.reasonCode?.coding?.[0];
+  return coding?.display ?? task.reasonCode?.text ?? coding?.code ?? null;
+}
+
+/**
+ * The last day to answer (the patient's date, as the server wrote it in their offset):
+ * the day of the window's end, or the day before when it ends at midnight.
+ */
+export function measureLastDay(task) {
+  const end = task.restriction?.period?.end;
+  if (!end) return null;
+  const day = end.slice(0, 10);
+  return end.slice(11, 19) === "00:00:00" ? addDays(day, -1) : day;
+}
+
+/** The program (CarePlan references) a measure Task belongs to. */
+export function programOf(task) {
+  return (task.basedOn ?? []).filter((r) => r.reference?.startsWith("CarePlan/"));
+}
+
+/** The score Observation a completed measure Task points to ("Observation/<id>"), if any. */
+export function scoreReference(task) {
+  const outputs = task?.output ?? [];
+  const scored = outputs.find((o) => o.type?.coding?.some((c) => c.system === OUTCOME && c.code === "score"));
+  const reference = (scored ?? outputs[1])?.valueReference?.reference;
+  return /^Observation\/[A-Za-z0-9.-]+$/.test(reference ?? "") ? reference : null;
+}
+
+/** The range of a measure's scores, when known: {min, max, better, transition}. */
+export function scaleOf(canonical) {
+  return SCALES[withoutVersion(canonical)] ?? null;
+}
+
+/** What a score Observation says: {title, score, change, improved, worsened}. */
+export function scoreOf(observation) {
+  const value = (o) => o?.valueInteger ?? o?.valueQuantity?.value ?? o?.valueDecimal ?? null;
+  const interpretation = (observation.interpretation ?? []).flatMap((i) => i.coding ?? []).map((c) => c.code);
+  const change = (observation.component ?? []).find((c) =>
+    c.code?.coding?.some((x) => x.code === "change-from-baseline"),
+  );
+  return {
+    title: observation.code?.text ?? observation.code?.coding?.[0]?.display ?? null,
+    score: value(observation),
+    change: change ? value(change) : null,
+    improved: interpretation.includes("mcid-reached"),
+    worsened: interpretation.includes("worsened"),
+  };
+}
+
+/** A change in words, with its sign: "+1.5", "−2", "0". */
+export function signed(number) {
+  if (number === null || number === undefined) return "";
+  if (number > 0) return `+${number}`;
+  if (number < 0) return `−${Math.abs(number)}`;
+  return "0";
+}
+
+/**
+ * The measures of `$outcomes`: [{canonical, title, direction, mcid, scores: [{date,
+ * value, change, improved, worsened}]}], the scores oldest first.
+ */
+export function outcomeSeries(parameters) {
+  const value = (p) =>
+    p.valueDecimal ?? p.valueInteger ?? p.valueString ?? p.valueCode ?? p.valueCanonical ?? p.valueDateTime ?? p.valueBoolean;
+  const named = (parts, name) => {
+    const p = (parts ?? []).find((x) => x.name === name);
+    return p ? value(p) : null;
+  };
+  return (parameters.parameter ?? [])
+    .filter((p) => p.name === "measure")
+    .map((m) => ({
+      canonical: withoutVersion(named(m.part, "questionnaire")),
+      title: named(m.part, "title"),
+      direction: named(m.part, "direction"),
+      mcid: named(m.part, "mcid"),
+      scores: (m.part ?? [])
+        .filter((p) => p.name === "score")
+        .map((s) => ({
+          date: named(s.part, "date"),
+          value: named(s.part, "value"),
+          change: named(s.part, "change"),
+          improved: named(s.part, "mcidReached") === true,
+          worsened: named(s.part, "worsened") === true,
+        }))
+        .filter((s) => s.date && Number.isFinite(s.value)),
+    }));
+}
+
+// ---------------------------------------------------------------------------------
+// Questionnaires: which items are enabled, and the response from the answers
+
+/** The value of an answer or of an enableWhen's answer[x] ({valueInteger: 3} → 3). */
+function answerValue(answer, prefix) {
+  const key = Object.keys(answer ?? {}).find((k) => k.startsWith(prefix) && k.length > prefix.length);
+  return key ? { type: key.slice(prefix.length), value: answer[key] } : null;
+}
+
+function compare(a, b) {
+  if (a.type === "Coding" || b.type === "Coding") {
+    const same = a.value?.code === b.value?.code && (!a.value?.system || !b.value?.system || a.value.system === b.value.system);
+    return same ? 0 : NaN;
+  }
+  if (typeof a.value === "number" && typeof b.value === "number") return a.value - b.value;
+  if (a.value === b.value) return 0;
+  return typeof a.value === "string" && typeof b.value === "string" ? a.value.localeCompare(b.value) : NaN;
+}
+
+/** One enableWhen condition, given the answer to its question (null: unanswered). */
+function conditionHolds(condition, answer) {
+  const wanted = answerValue(condition, "answer");
+  if (condition.operator === "exists") return (answer !== null) === (wanted?.value === true);
+  if (answer === null || !wanted) return condition.operator === "!=";
+  const order = compare(answerValue(answer, "value"), wanted);
+  switch (condition.operator) {
+    case "=":
+      return order === 0;
+    case "!=":
+      return order !== 0;
+    case ">":
+      return order > 0;
+    case "<":
+      return order < 0;
+    case ">=":
+      return order >= 0;
+    case "<=":
+      return order <= 0;
+    default:
+      return true;
+  }
+}
+
+/**
+ * Whether an item's own enableWhen holds (`enableBehavior` all, or any). `answerOf(linkId)`
+ * answers the current answer of an enabled question, else null.
+ */
+export function conditionsHold(item, answerOf) {
+  const conditions = item.enableWhen ?? [];
+  if (!conditions.length) return true;
+  const results = conditions.map((c) => conditionHolds(c, answerOf(c.question)));
+  return item.enableBehavior === "any" ? results.some(Boolean) : results.every(Boolean);
+}
+
+/** Every item of a Questionnaire, depth first, with its parent item (null at the top). */
+export function allItems(questionnaire) {
+  const out = [];
+  const walk = (items, parent) => {
+    for (const item of items ?? []) {
+      out.push({ item, parent });
+      walk(item.item, item);
+    }
+  };
+  walk(questionnaire.item, null);
+  return out;
+}
+
+/** The canonical a response names: `url|version` when the Questionnaire has a version. */
+export function responseCanonical(questionnaire) {
+  return questionnaire.version ? `${questionnaire.url}|${questionnaire.version}` : questionnaire.url;
+}
+
+/**
+ * The QuestionnaireResponse of a form: the items nested as in the Questionnaire (a
+ * group's items inside it, a question's items inside its answer), only enabled ones
+ * with an answer. `answerOf(linkId)`: the answer ({valueInteger: 6}) or null;
+ * `enabled(item)`: whether it is shown.
+ */
+export function questionnaireResponse(questionnaire, { patientId, basedOn, authored, answerOf, enabled }) {
+  const items = (list) => {
+    const out = [];
+    for (const item of list ?? []) {
+      if (!enabled(item) || item.type === "display") continue;
+      const inner = items(item.item);
+      if (item.type === "group") {
+        if (inner.length) out.push({ linkId: item.linkId, text: item.text, item: inner });
+        continue;
+      }
+      const answer = answerOf(item.linkId);
+      if (answer) out.push({ linkId: item.linkId, text: item.text, answer: [inner.length ? { ...answer, item: inner } : answer] });
+    }
+    return out;
+  };
+  const response = {
+    resourceType: "QuestionnaireResponse",
+    questionnaire: responseCanonical(questionnaire),
+    status: "completed",
+    subject: { reference: `Patient/${patientId}` },
+    authored,
+    item: items(questionnaire.item),
+  };
+  if (basedOn?.length) response.basedOn = basedOn;
+  return response;
+}
+
+/**
+ * The question an issue of the server is about: the linkId of the deepest item its
+ * FHIRPath `expression` reaches in the response sent ("QuestionnaireResponse.item[1].
+ * item[0].answer[0].value.ofType(Coding)"), else a linkId its words name; null when it
+ * is about the whole form.
+ */
+export function issueLinkId(issue, response, linkIds) {
+  const words = issue.diagnostics ?? issue.details?.text ?? "";
+  // the longest first, so that "lefs-1" is not found inside "lefs-10"
+  const named = [...linkIds]
+    .sort((a, b) => b.length - a.length)
+    .find((id) => new RegExp(`(^|[\\s"'(\`])${id.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}($|[\\s"'),:\`])`).test(words));
+  for (const expression of [...(issue.expression ?? []), ...(issue.location ?? [])]) {
+    let node = response;
+    let linkId = null;
+    for (const step of expression.split(".").slice(1)) {
+      const m = /^(item|answer)\[(\d+)\]$/.exec(step);
+      // "….item": an item missing inside this one: the words name it
+      if (step === "item" && named) return named;
+      if (!m) break;
+      node = node?.[m[1]]?.[Number(m[2])];
+      if (!node) break;
+      if (m[1] === "item") linkId = node.linkId ?? linkId;
+    }
+    if (linkId) return linkId;
+  }
+  return named ?? null;
+}

@@ -1,15 +1,23 @@
-// The outbox: the patient's reports ("done", "could not do it") wait here until the
-// server has them, so that nothing logged offline is lost. Kept in localStorage
-// ("hep-app.outbox.<patient id>") as [{key, taskId, ops, label, queuedAt}].
+// The outbox: the patient's reports ("done", "could not do it") and their answers to
+// outcome measures wait here until the server has them, so that nothing logged offline
+// is lost. Kept in localStorage ("hep-app.outbox.<patient id>") as [{key, taskId, ops,
+// label, queuedAt}] (a report: JSON Patch operations on the session's Task) and [{key,
+// kind: "answer", taskId, response, label, queuedAt}] (a QuestionnaireResponse to
+// create, for the measure Task `taskId`).
 //
-// Each report has its Idempotency-Key, made once when the patient taps Save and sent
-// with every try: if an answer is lost on the way, the next try gets the first answer
-// again (Idempotent-Replayed: true) and the session is never completed twice.
+// Each one has its Idempotency-Key, made once when the patient taps Save (or Send) and
+// sent with every try: if an answer is lost on the way, the next try gets the first
+// answer again (Idempotent-Replayed: true) and the session is never completed twice, nor
+// a questionnaire answered twice.
 
 import { problemOf, request } from "./session.js";
 import { readJson, writeJson } from "./store.js";
 
-/** "change" (the list changed), "sent" and "refused" (detail: {item, task?, message?}). */
+/**
+ * "change" (the list changed), "sent" (detail: {item, task?, resource?}: the server's
+ * answer) and "refused" (detail: {item, message, status, outcome?}: the server's words,
+ * its status, and its OperationOutcome when it sent one).
+ */
 export const events = new EventTarget();
 
 const key = (patientId) => `hep-app.outbox.${patientId}`;
@@ -19,17 +27,36 @@ export function waiting(patientId) {
   return readJson(key(patientId), []);
 }
 
+/** Whether a waiting item is an answer to a measure (else a session's report). */
+export const isAnswer = (item) => item.kind === "answer";
+
 /** The report waiting for this session, if any (the newest one). */
 export function waitingFor(patientId, taskId) {
-  const mine = waiting(patientId).filter((item) => item.taskId === taskId);
+  const mine = waiting(patientId).filter((item) => !isAnswer(item) && item.taskId === taskId);
   return mine[mine.length - 1] ?? null;
+}
+
+/** The answers waiting for this measure Task, if any (the newest one). */
+export function answerWaitingFor(patientId, taskId) {
+  const mine = waiting(patientId).filter((item) => isAnswer(item) && item.taskId === taskId);
+  return mine[mine.length - 1] ?? null;
+}
+
+function queue(patientId, item) {
+  const full = { key: crypto.randomUUID(), ...item, queuedAt: new Date().toISOString() };
+  writeJson(key(patientId), [...waiting(patientId), full]);
+  events.dispatchEvent(new Event("change"));
+  return full;
 }
 
 /** Queues a report: `ops` are the JSON Patch operations on Task/`taskId`. */
 export function add(patientId, taskId, ops, label) {
-  const item = { key: crypto.randomUUID(), taskId, ops, label, queuedAt: new Date().toISOString() };
-  writeJson(key(patientId), [...waiting(patientId), item]);
-  events.dispatchEvent(new Event("change"));
+  return queue(patientId, { taskId, ops, label });
+}
+
+/** Queues the answers to a measure: `response` (a QuestionnaireResponse) for Task/`taskId`. */
+export function addAnswer(patientId, taskId, response, label) {
+  return queue(patientId, { kind: "answer", taskId, response, label });
 }
 
 function remove(patientId, itemKey) {
@@ -73,11 +100,20 @@ async function sendAll(patientId) {
   for (let item = waiting(patientId)[0]; item; item = waiting(patientId)[0]) {
     let response;
     try {
-      response = await request(`Task/${item.taskId}`, {
-        method: "PATCH",
-        headers: { "Content-Type": "application/json-patch+json", "Idempotency-Key": item.key },
-        body: JSON.stringify(item.ops),
-      });
+      response = await request(
+        isAnswer(item) ? "QuestionnaireResponse" : `Task/${item.taskId}`,
+        isAnswer(item)
+          ? {
+              method: "POST",
+              headers: { "Content-Type": "application/fhir+json", "Idempotency-Key": item.key },
+              body: JSON.stringify(item.response),
+            }
+          : {
+              method: "PATCH",
+              headers: { "Content-Type": "application/json-patch+json", "Idempotency-Key": item.key },
+              body: JSON.stringify(item.ops),
+            },
+      );
     } catch {
       // offline, or the sign-in could not be renewed now: try again later; access
       // ended: kept for the next sign-in
@@ -90,14 +126,24 @@ async function sendAll(patientId) {
     }
     failedTries = 0;
     if (response.ok) {
-      const task = await response.json().catch(() => null);
+      const resource = await response.json().catch(() => null);
       remove(patientId, item.key);
-      events.dispatchEvent(new CustomEvent("sent", { detail: { item, task } }));
+      const detail = isAnswer(item) ? { item, resource } : { item, task: resource, resource };
+      events.dispatchEvent(new CustomEvent("sent", { detail }));
     } else {
-      // refused for good (the session was cancelled, the report is not valid, ...)
+      // refused for good (the session was cancelled, the report or the answers are not
+      // valid, ...)
+      const copy = response.clone();
       const { message } = await problemOf(response);
+      const outcome = await copy.json().catch(() => null);
       remove(patientId, item.key);
-      events.dispatchEvent(new CustomEvent("refused", { detail: { item, message } }));
+      const detail = {
+        item,
+        message,
+        status: response.status,
+        outcome: outcome?.resourceType === "OperationOutcome" ? outcome : null,
+      };
+      events.dispatchEvent(new CustomEvent("refused", { detail }));
     }
   }
 }

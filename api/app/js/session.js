@@ -19,7 +19,8 @@ import { nextPage } from "./fhir.js";
 
 const SIGN_IN_KEY = "hep-app.sign-in";
 const CLINIC_KEY = "hep-app.clinic";
-const SCOPE = "launch/patient openid fhirUser offline_access patient/*.rs patient/Task.u";
+const SCOPE =
+  "launch/patient openid fhirUser offline_access patient/*.rs patient/Task.u patient/QuestionnaireResponse.c";
 
 /** The network did not answer (the device is offline, or the server is out of reach). */
 export class OfflineError extends Error {

@@ -1,9 +1,11 @@
-// Today: the sessions of the patient's day, each with its exercise (name, dose, steps,
-// picture), and the two ways to log it: "Mark as done" (sets, repetitions, pain,
-// difficulty, a note) or "Could not do it" (a reason). A report goes to the outbox at
-// once, so the screen shows it at once, online or not.
+// Today: the questionnaires to answer (js/measures.js), then the sessions of the
+// patient's day, each with its exercise (name, dose, steps, picture), and the two ways
+// to log it: "Mark as done" (sets, repetitions, pain, difficulty, a note) or "Could not
+// do it" (a reason). A report goes to the outbox at once, so the screen shows it at
+// once, online or not.
 
 import * as fhir from "./fhir.js";
+import { toAnswer } from "./measures.js";
 import * as outbox from "./outbox.js";
 import { getBlob, getJson, searchPages } from "./session.js";
 import { keep, withCache } from "./store.js";
@@ -19,12 +21,10 @@ const pictures = new Map();
 export async function showToday(section, ctx) {
   const day = ctx.today();
   const body = section.querySelector(".view-body");
-  const { data, fromCache } = await withCache(
-    ctx.patientId,
-    "today",
-    () => loadDay(ctx.patientId, day),
-    (copy) => copy.day === day,
-  );
+  const [{ data, fromCache }, measures] = await Promise.all([
+    withCache(ctx.patientId, "today", () => loadDay(ctx.patientId, day), (copy) => copy.day === day),
+    toAnswer(ctx),
+  ]);
   const list = h("ul", { id: "sessions", class: "sessions" });
   // read out when it changes (after a save), not when the screen is drawn
   const summary = h("p", { class: "summary", "aria-live": "polite" });
@@ -36,6 +36,8 @@ export async function showToday(section, ctx) {
     h("h2", {}, dayInWords(day)),
     greeting(ctx.patient),
     fromCache ? h("p", { class: "note" }, "Shown as it was on your last visit.") : null,
+    measures,
+    measures?.tagName === "SECTION" ? h("h2", { id: "exercises-title" }, "Exercises") : null,
     summary,
     data.tasks.length ? list : h("p", { id: "no-sessions" }, "Nothing to do today."),
   );
@@ -62,7 +64,8 @@ async function loadDay(patientId, day) {
   );
   const tasks = pages
     .flatMap((bundle) => fhir.resourcesOf(bundle))
-    .filter((r) => r.resourceType === "Task" && r.status !== "cancelled");
+    // the questionnaires to answer are Tasks too: they are listed apart
+    .filter((r) => r.resourceType === "Task" && r.status !== "cancelled" && !fhir.isMeasureTask(r));
   const prescriptions = {};
   for (const r of pages.flatMap((bundle) => fhir.resourcesOf(bundle, "include"))) {
     if (r.resourceType === "ServiceRequest") prescriptions[r.id] = r;
@@ -328,8 +331,11 @@ function reload(taskId) {
 }
 
 outbox.events.addEventListener("sent", ({ detail }) => {
+  if (outbox.isAnswer(detail.item)) return; // js/measures.js
   if (detail.task?.id === detail.item.taskId) update(detail.task);
   else reload(detail.item.taskId);
 });
 // a refused report: show the session as the server has it
-outbox.events.addEventListener("refused", ({ detail }) => reload(detail.item.taskId));
+outbox.events.addEventListener("refused", ({ detail }) => {
+  if (!outbox.isAnswer(detail.item)) reload(detail.item.taskId);
+});

@@ -1,5 +1,6 @@
 // Week: the last 7 days and the next 7, each with how many sessions were done, missed
-// and are still to do ("Wed 2 Dec: 2 done, 1 missed, 0 to do").
+// and are still to do ("Wed 2 Dec: 2 done, 1 missed, 0 to do"). The questionnaires to
+// answer (measure Tasks) are not sessions: they are left out.
 
 import * as fhir from "./fhir.js";
 import * as outbox from "./outbox.js";
@@ -44,7 +45,7 @@ async function loadWeek(patientId, from, to) {
   );
   const tasks = pages
     .flatMap((bundle) => fhir.resourcesOf(bundle))
-    .filter((r) => r.resourceType === "Task" && r.status !== "cancelled");
+    .filter((r) => r.resourceType === "Task" && r.status !== "cancelled" && !fhir.isMeasureTask(r));
   return { from, tasks };
 }
 

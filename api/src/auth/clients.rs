@@ -121,9 +121,14 @@ pub fn own_app_id(tenant: &str) -> String {
     format!("hep-app.{tenant}")
 }
 
-/// What the patient app asks: the patient's record to read, and its sessions to complete.
-pub const OWN_APP_SCOPE: &str =
-    "launch/patient openid fhirUser offline_access patient/*.rs patient/Task.u";
+/// What the patient app asks: the patient's record to read, its sessions to complete,
+/// and its answers to outcome measures to send.
+pub const OWN_APP_SCOPE: &str = "launch/patient openid fhirUser offline_access patient/*.rs patient/Task.u patient/QuestionnaireResponse.c";
+
+/// The patient app's scope as earlier releases registered it: a registration that still
+/// has it gets the current one (a clinic's own change of it is kept).
+const EARLIER_OWN_APP_SCOPES: &[&str] =
+    &["launch/patient openid fhirUser offline_access patient/*.rs patient/Task.u"];
 
 /// Registers the patient app this server serves at `/app/` in `tenant`, once: a public
 /// client whose redirect URI is `/app/` on this server's own origin (a path only the
@@ -135,6 +140,9 @@ pub fn register_own_app(
 ) -> Result<(), ApiError> {
     let client_id = own_app_id(tenant.as_str());
     if clients::find(conn, &client_id)?.is_some() {
+        for was in EARLIER_OWN_APP_SCOPES {
+            clients::replace_scope(conn, tenant.as_str(), &client_id, was, OWN_APP_SCOPE)?;
+        }
         return Ok(());
     }
     clients::insert(
@@ -849,6 +857,36 @@ mod tests {
     use super::*;
     use base64::Engine;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    #[test]
+    fn the_own_app_registration_gets_the_current_scope_unless_the_clinic_changed_it() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let url = dir.path().join("hep.db").display().to_string();
+        let db = Db::open(&url, 1).unwrap_or_else(|e| panic!("{e}"));
+        let scope_after = |was: &'static str| {
+            db.write(move |conn| {
+                let tenant = domain::TenantId::parse("default").unwrap_or_else(|e| panic!("{e}"));
+                register_own_app(conn, &tenant, 0)?;
+                let id = own_app_id("default");
+                let current = clients::find(conn, &id)?
+                    .map(|c| c.scope)
+                    .unwrap_or_default();
+                clients::replace_scope(conn, "default", &id, &current, was)?;
+                register_own_app(conn, &tenant, 0)?;
+                Ok::<_, ApiError>(clients::find(conn, &id)?.map(|c| c.scope))
+            })
+            .unwrap_or_else(|e| panic!("{e}"))
+        };
+        assert_eq!(
+            scope_after(EARLIER_OWN_APP_SCOPES[0]).as_deref(),
+            Some(OWN_APP_SCOPE)
+        );
+        assert_eq!(
+            scope_after("launch/patient openid patient/*.rs").as_deref(),
+            Some("launch/patient openid patient/*.rs"),
+            "a clinic's own scope is kept"
+        );
+    }
 
     #[test]
     fn jwks_urls_are_https_or_loopback() {

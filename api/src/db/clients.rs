@@ -131,6 +131,25 @@ pub fn set_keys(
     Ok(n == 1)
 }
 
+/// Replaces a client's scope when it is still `was`; `false` otherwise.
+pub fn replace_scope(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    client_id: &str,
+    was: &str,
+    scope: &str,
+) -> QueryResult<bool> {
+    let n = on_backend!(conn, db => diesel::update(
+        clients::table
+            .filter(clients::tenant.eq(tenant))
+            .filter(clients::client_id.eq(client_id))
+            .filter(clients::scope.eq(was)),
+    )
+    .set(clients::scope.eq(scope))
+    .execute(db))?;
+    Ok(n == 1)
+}
+
 /// Removes a client and the assertion ids it used; `false` when the clinic has no such
 /// client.
 pub fn remove(conn: &mut AnyConnection, tenant: &str, client_id: &str) -> QueryResult<bool> {
