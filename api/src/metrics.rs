@@ -167,12 +167,12 @@ impl Default for Metrics {
         );
         registry.register(
             "job_lag_seconds",
-            "How far a background job is behind: the oldest overdue session not yet marked missed (missed_sessions), the schedule furthest short of the horizon (horizon)",
+            "How far a background job is behind: the oldest overdue session not yet marked missed (missed_sessions), the schedule furthest short of the horizon (horizon), the oldest unanswered outcome measure not yet marked missed (missed_measures), the measure follow-up furthest short of the horizon (measure_follow_ups)",
             job_lag.clone(),
         );
         registry.register(
             "job_backlog",
-            "Work waiting for a background job: overdue sessions, schedules to extend, program summaries to rewrite, export jobs not started",
+            "Work waiting for a background job: overdue sessions, schedules to extend, program summaries to rewrite, export jobs not started, overdue outcome measures, measure follow-ups to make",
             job_backlog.clone(),
         );
         registry.register(
@@ -349,10 +349,14 @@ impl Metrics {
         let lag = |job| self.job_lag.get_or_create(&JobLabels { job });
         lag("missed_sessions").set(seconds(b.backlog.oldest_overdue, b.now));
         lag("horizon").set(seconds(b.backlog.earliest_schedule_end, b.horizon_end));
+        lag("missed_measures").set(seconds(b.backlog.oldest_overdue_measure, b.now));
+        lag("measure_follow_ups").set(seconds(b.backlog.earliest_follow_up, b.horizon_end));
         let backlog = |job| self.job_backlog.get_or_create(&JobLabels { job });
         backlog("missed_sessions").set(b.backlog.overdue_sessions);
         backlog("horizon").set(b.backlog.schedules_due);
         backlog("summaries").set(b.backlog.summaries_queued);
+        backlog("missed_measures").set(b.backlog.overdue_measures);
+        backlog("measure_follow_ups").set(b.backlog.follow_ups_due);
         backlog("exports").set(b.backlog.exports_queued);
         let exports = |state| self.export_jobs.get_or_create(&StateLabels { state });
         exports("accepted").set(b.backlog.exports_queued);

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use api::clock::SystemClock;
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::support::*;
 
@@ -290,8 +290,13 @@ async fn metrics_show_how_far_the_jobs_are_behind() {
         ))
         .await,
     );
-    s.create(program(&pid, &[&rx], ("2026-03-02", "2026-03-08")))
-        .await;
+    let mut plan = program(&pid, &[&rx], ("2026-03-02", "2026-03-08"));
+    if let Some(acts) = plan["activity"].as_array_mut() {
+        // an outcome measure at the start: open for a week
+        acts.push(json!({"detail": {"kind": "Task", "status": "scheduled",
+            "instantiatesCanonical": ["https://hep-fhir.org/fhir/Questionnaire/nprs"]}}));
+    }
+    s.create(plan).await;
     // two and a half days later, the sessions of 2 and 3 March are overdue
     clock.set(at("2026-03-04T12:00:00Z"));
     let text = scrape().await;
@@ -303,6 +308,25 @@ async fn metrics_show_how_far_the_jobs_are_behind() {
     assert_eq!(
         sample(&text, "hep_job_lag_seconds{job=\"missed_sessions\"}"),
         36.0 * 3600.0
+    );
+    assert_eq!(
+        sample(&text, "hep_job_backlog{job=\"missed_measures\"}"),
+        0.0
+    );
+    // a day after its week, the unanswered measure is overdue
+    clock.set(at("2026-03-10T12:00:00Z"));
+    let text = scrape().await;
+    assert_eq!(
+        sample(&text, "hep_job_backlog{job=\"missed_measures\"}"),
+        1.0
+    );
+    assert_eq!(
+        sample(&text, "hep_job_lag_seconds{job=\"missed_measures\"}"),
+        24.0 * 3600.0
+    );
+    assert_eq!(
+        sample(&text, "hep_job_backlog{job=\"measure_follow_ups\"}"),
+        0.0
     );
     assert!(!text.contains(&pid), "no id of the clinic's data");
 }

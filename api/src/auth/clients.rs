@@ -122,13 +122,16 @@ pub fn own_app_id(tenant: &str) -> String {
 }
 
 /// What the patient app asks: the patient's record to read, its sessions to complete,
-/// and its answers to outcome measures to send.
-pub const OWN_APP_SCOPE: &str = "launch/patient openid fhirUser offline_access patient/*.rs patient/Task.u patient/QuestionnaireResponse.c";
+/// its answers to outcome measures to send, and its messages with the clinic to send
+/// and mark read.
+pub const OWN_APP_SCOPE: &str = "launch/patient openid fhirUser offline_access patient/*.rs patient/Task.u patient/QuestionnaireResponse.c patient/Communication.cu";
 
 /// The patient app's scope as earlier releases registered it: a registration that still
-/// has it gets the current one (a clinic's own change of it is kept).
-const EARLIER_OWN_APP_SCOPES: &[&str] =
-    &["launch/patient openid fhirUser offline_access patient/*.rs patient/Task.u"];
+/// has one gets the current one (a clinic's own change of it is kept).
+const EARLIER_OWN_APP_SCOPES: &[&str] = &[
+    "launch/patient openid fhirUser offline_access patient/*.rs patient/Task.u",
+    "launch/patient openid fhirUser offline_access patient/*.rs patient/Task.u patient/QuestionnaireResponse.c",
+];
 
 /// Registers the patient app this server serves at `/app/` in `tenant`, once: a public
 /// client whose redirect URI is `/app/` on this server's own origin (a path only the

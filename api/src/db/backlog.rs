@@ -6,7 +6,10 @@ use diesel::prelude::*;
 
 use super::connection::AnyConnection;
 use super::exports::{ACCEPTED, IN_PROGRESS};
-use super::schema::{export_jobs, schedules, sessions, subscriptions, summary_queue};
+use super::schema::{
+    export_jobs, measure_assignments, measure_tasks, schedules, sessions, subscriptions,
+    summary_queue,
+};
 use super::subscriptions::ACTIVE;
 
 /// What the background jobs have still to do, as of `now`.
@@ -19,6 +22,14 @@ pub struct Backlog {
     /// Schedules ending before the horizon: the horizon job's work; and the earliest end.
     pub schedules_due: i64,
     pub earliest_schedule_end: Option<i64>,
+    /// Outcome-measure Tasks whose window has closed, still `requested`: the
+    /// missed-measure job's work; and the earliest of their window ends.
+    pub overdue_measures: i64,
+    pub oldest_overdue_measure: Option<i64>,
+    /// Active assigned measures whose next follow-up starts before the horizon: the
+    /// follow-up job's work; and the earliest of those starts.
+    pub follow_ups_due: i64,
+    pub earliest_follow_up: Option<i64>,
     /// Program summaries waiting to be rewritten.
     pub summaries_queued: i64,
     /// Export jobs accepted and not started, running; the oldest accepted one's kick-off.
@@ -45,6 +56,16 @@ pub fn read(conn: &mut AnyConnection, now: i64, horizon_end: i64) -> QueryResult
         .filter(schedules::scheduled_until.lt(horizon_end))
         .select((count_star(), min(schedules::scheduled_until)))
         .first(c))?;
+    let (overdue_measures, oldest_overdue_measure): (i64, Option<i64>) = on_backend!(conn, c => measure_tasks::table
+        .filter(measure_tasks::status.eq("requested"))
+        .filter(measure_tasks::due_until.le(now))
+        .select((count_star(), min(measure_tasks::due_until)))
+        .first(c))?;
+    let (follow_ups_due, earliest_follow_up): (i64, Option<i64>) = on_backend!(conn, c => measure_assignments::table
+        .filter(measure_assignments::next_due.le(horizon_end))
+        .filter(measure_assignments::active.eq(true))
+        .select((count_star(), min(measure_assignments::next_due)))
+        .first(c))?;
     let summaries_queued: i64 =
         on_backend!(conn, c => summary_queue::table.select(count_star()).first(c))?;
     let (exports_queued, oldest_queued_export): (i64, Option<i64>) = on_backend!(conn, c => export_jobs::table
@@ -70,6 +91,10 @@ pub fn read(conn: &mut AnyConnection, now: i64, horizon_end: i64) -> QueryResult
         oldest_overdue,
         schedules_due,
         earliest_schedule_end,
+        overdue_measures,
+        oldest_overdue_measure,
+        follow_ups_due,
+        earliest_follow_up,
         summaries_queued,
         exports_queued,
         exports_running,
