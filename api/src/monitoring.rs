@@ -81,6 +81,57 @@ pub fn after_write(
     Ok(())
 }
 
+/// Records the monitoring events of the resources stored before the server kept them
+/// (a database made by an earlier release): once, at start, in batches; safe to repeat.
+/// Returns how many resources were read.
+pub fn backfill_events(db: &crate::db::Db) -> Result<usize, ApiError> {
+    const SETTING: &str = "monitoring-events-version";
+    const VERSION: &str = "1";
+    const TYPES: &[&str] = &[
+        "Communication",
+        "Observation",
+        "Procedure",
+        "QuestionnaireResponse",
+    ];
+    let current = db.write(|conn| Ok::<_, ApiError>(crate::db::store::setting(conn, SETTING)?))?;
+    if current.as_deref() == Some(VERSION) {
+        return Ok(0);
+    }
+    let mut after: Option<(String, String, String)> = None;
+    let mut n = 0;
+    loop {
+        let from = after.clone();
+        let done = db.write(move |conn| {
+            let rows = crate::db::store::live_of_types_after(
+                conn,
+                TYPES,
+                from.as_ref()
+                    .map(|(t, ty, id)| (t.as_str(), ty.as_str(), id.as_str())),
+                500,
+            )?;
+            for (tenant, res_type, res_id, body) in &rows {
+                let json: Option<JsonObject> =
+                    body.as_deref().and_then(|b| serde_json::from_str(b).ok());
+                after_write(conn, tenant, res_type, res_id, None, json.as_ref())?;
+            }
+            Ok::<_, ApiError>(
+                rows.last()
+                    .map(|(t, ty, id, _)| (t.clone(), ty.clone(), id.clone()))
+                    .map(|last| (last, rows.len())),
+            )
+        })?;
+        match done {
+            Some((last, count)) => {
+                n += count;
+                after = Some(last);
+            }
+            None => break,
+        }
+    }
+    db.write(|conn| Ok::<_, ApiError>(crate::db::store::set_setting(conn, SETTING, VERSION)?))?;
+    Ok(n)
+}
+
 /// One program's periods.
 pub struct EpisodePeriods {
     pub patient: String,

@@ -31,6 +31,8 @@ pub enum StartError {
     Config(String),
     #[error("cannot rebuild the search index: {0}")]
     Index(String),
+    #[error("cannot record the monitoring events of earlier data: {0}")]
+    Monitoring(String),
 }
 
 /// The topics a client may subscribe to, on the Subscription resource of the
@@ -180,6 +182,14 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<(Server, SocketAd
         crate::commit::rebuild_search_index(&db).map_err(|e| StartError::Index(e.to_string()))?;
     if indexed > 0 {
         tracing::info!(resources = indexed, "search index rebuilt");
+    }
+    let read = crate::monitoring::backfill_events(&db)
+        .map_err(|e| StartError::Monitoring(e.to_string()))?;
+    if read > 0 {
+        tracing::info!(
+            resources = read,
+            "monitoring events recorded for earlier data"
+        );
     }
     let token_keys = Arc::new(
         db.write(crate::auth::tokens::TokenKeys::of_database)

@@ -426,3 +426,43 @@ async fn a_message_thread_with_read_receipts_and_notices() {
     assert_eq!(comms, 2, "{everything}");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn data_stored_before_the_server_kept_monitoring_events_counts_after_a_restart() {
+    let clock = Arc::new(ManualClock::new(at("2026-03-10T12:00:00Z")));
+    let s = start_with(|_| {}, clock.clone()).await;
+    let pid = id_of(&s.create(patient_in("rtm-old", "Europe/Paris")).await);
+    s.create(monitored_program(&pid, "2026-03-01")).await;
+    let res = s
+        .put_json(
+            "Device/d9",
+            &json!({"resourceType": "Device", "id": "d9", "patient": {"reference": format!("Patient/{pid}")}}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let obs = id_of(
+        &s.create(device_reading(&pid, "d9", "2026-03-05T09:00:00+01:00"))
+            .await,
+    );
+    let days = |answer: &Value| first_period(answer, &pid).0;
+    let path = format!("Patient/{pid}/$rtm?start=2026-03-01&end=2026-03-10");
+    assert_eq!(days(&json(s.get(&path).await).await), 1);
+
+    // as a database of an earlier release holds it: the reading without its event
+    let db = api::db::Db::open(&s.database_url, 1).expect("database");
+    let id = obs.clone();
+    db.write(move |conn| {
+        api::db::outcomes::put_event(conn, "default", "Observation", &id, None)?;
+        api::db::store::set_setting(conn, "monitoring-events-version", "0")?;
+        Ok::<_, api::error::ApiError>(())
+    })
+    .expect("write");
+    assert_eq!(days(&json(s.get(&path).await).await), 0);
+
+    // a server started on it records the events of what it holds
+    let url = s.database_url.clone();
+    let again = start_with(move |c| c.database_url = url, clock.clone()).await;
+    assert_eq!(days(&json(again.get(&path).await).await), 1);
+    again.stop().await;
+    s.stop().await;
+}

@@ -641,6 +641,38 @@ pub fn live_after(
     })
 }
 
+/// Live current resources of `types` after `after` (tenant, type, id), in key order.
+pub fn live_of_types_after(
+    conn: &mut AnyConnection,
+    types: &[&str],
+    after: Option<(&str, &str, &str)>,
+    limit: i64,
+) -> QueryResult<Vec<LiveRow>> {
+    let types: Vec<String> = types.iter().map(|t| t.to_string()).collect();
+    on_backend!(conn, c => {
+        let mut q = resources::table
+            .filter(resources::deleted.eq(false))
+            .filter(resources::res_type.eq_any(types.clone()))
+            .select((resources::tenant, resources::res_type, resources::res_id, resources::body))
+            .order((resources::tenant, resources::res_type, resources::res_id))
+            .limit(limit)
+            .into_boxed();
+        if let Some((t, ty, id)) = after {
+            let (t, ty, id) = (t.to_string(), ty.to_string(), id.to_string());
+            q = q.filter(
+                resources::tenant
+                    .gt(t.clone())
+                    .or(resources::tenant.eq(t.clone()).and(resources::res_type.gt(ty.clone())))
+                    .or(resources::tenant
+                        .eq(t)
+                        .and(resources::res_type.eq(ty))
+                        .and(resources::res_id.gt(id))),
+            );
+        }
+        q.load(c)
+    })
+}
+
 /// Replaces the search index rows of one current resource.
 pub fn replace_tokens(
     conn: &mut AnyConnection,
