@@ -27,6 +27,47 @@ pub fn concerns(res_type: &str) -> bool {
     )
 }
 
+/// The writes a patient's own app may not make, because they would count for monitoring
+/// as the clinic's: logging treatment-management time, and a message in someone else's
+/// name (a read receipt keeps the sender it had).
+pub fn check_patient_write(
+    patient: Option<&str>,
+    res_type: &str,
+    json: &JsonObject,
+    current: Option<&JsonObject>,
+) -> Result<(), ApiError> {
+    let Some(patient) = patient else {
+        return Ok(());
+    };
+    let sender = |j: &JsonObject| {
+        j.get("sender")
+            .and_then(|s| s.get("reference"))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    match res_type {
+        "Procedure" if [Some(json), current].into_iter().flatten().any(events::is_time_entry) => {
+            Err(ApiError::Forbidden(
+                "treatment-management time is logged by the clinic's staff, not with a patient's token".into(),
+            ))
+        }
+        "Communication" => {
+            let allowed = match current {
+                Some(stored) => sender(json) == sender(stored),
+                None => sender(json).is_none_or(|s| s == format!("Patient/{patient}")),
+            };
+            if allowed {
+                Ok(())
+            } else {
+                Err(ApiError::Forbidden(
+                    "a patient's token sends messages as the patient (Communication.sender), and keeps the sender of a message it marks read".into(),
+                ))
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
 /// What a write means for monitoring; called in the write's transaction with the
 /// stored JSON before and after (`None`: absent or deleted).
 pub fn after_write(
@@ -38,6 +79,10 @@ pub fn after_write(
     after: Option<&JsonObject>,
 ) -> Result<(), ApiError> {
     if res_type == "CarePlan" {
+        if after.is_none() {
+            sql::put_episode(conn, tenant, id, None)?;
+            return Ok(());
+        }
         let read = |j: Option<&JsonObject>| {
             j.filter(|j| program::claims_profile(j))
                 .and_then(|j| program::read(j).ok())
@@ -59,6 +104,11 @@ pub fn after_write(
             })
         });
         sql::put_episode(conn, tenant, id, row.as_ref())?;
+        return Ok(());
+    }
+    if after.is_none() {
+        // deleted: whatever it counted for goes (its stored JSON may not have been read)
+        sql::put_event(conn, tenant, res_type, id, None)?;
         return Ok(());
     }
     let event = |j: Option<&JsonObject>| j.and_then(|j| events::event_of(res_type, j));

@@ -373,6 +373,12 @@ fn insert(conn: &mut AnyConnection, i: Insert<'_>) -> Result<Written, ApiError> 
         hidden_outside_compartment(i.patient, i.parsed.resource_type(), i.id, current)?;
     }
     check_compartment(i.patient, i.parsed.resource_type(), i.id, i.parsed.json())?;
+    crate::monitoring::check_patient_write(
+        i.patient,
+        i.parsed.resource_type(),
+        i.parsed.json(),
+        i.current,
+    )?;
     let mut prepared = prepare(conn, &i)?;
     let res_type = i.parsed.resource_type();
     // references already checked for the version replaced need no new check
@@ -1079,6 +1085,9 @@ pub fn delete_in(
         .as_deref()
         .filter(|b| ctx.agent.is_some() || b.contains(fhir_mapping::hep::CANONICAL_BASE))
         .and_then(|b| serde_json::from_str::<JsonObject>(b).ok());
+    if let Some(b) = &before {
+        crate::monitoring::check_patient_write(ctx.patient, res_type, b, Some(b))?;
+    }
     let committed = commit(
         conn,
         Change {

@@ -400,6 +400,40 @@ async fn a_message_thread_with_read_receipts_and_notices() {
         .await
         .expect("POST");
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    // nor in the clinic's name inside its own compartment, nor log the clinic's time
+    let as_therapist = message(&them, &me, &me, "2026-03-04T19:00:00Z", "Forged praise");
+    let time = time_spent(
+        &pid,
+        &therapist,
+        "2026-03-04T10:00:00Z",
+        "2026-03-04T11:00:00Z",
+        "Forged",
+    );
+    for body in [as_therapist, time] {
+        let t = body["resourceType"].as_str().unwrap_or("").to_string();
+        let res = own
+            .post(s.url(&t))
+            .header("Content-Type", "application/fhir+json")
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("POST");
+        assert_eq!(res.status(), StatusCode::FORBIDDEN, "{t}");
+    }
+    let mut resent = first.clone();
+    resent["sender"] = json!({"reference": me});
+    let res = own
+        .put(s.url(&format!("Communication/{}", id_of(&first))))
+        .header("Content-Type", "application/fhir+json")
+        .body(resent.to_string())
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(
+        res.status(),
+        StatusCode::FORBIDDEN,
+        "the sender of a message stays"
+    );
     // the message, its read receipt and the reply: three events
     let events = wait_events(&hook, 3).await;
     assert_eq!(events.len(), 3, "{events:?}");
@@ -463,6 +497,15 @@ async fn data_stored_before_the_server_kept_monitoring_events_counts_after_a_res
     let url = s.database_url.clone();
     let again = start_with(move |c| c.database_url = url, clock.clone()).await;
     assert_eq!(days(&json(again.get(&path).await).await), 1);
+    // a deleted reading no longer counts
+    let res = again
+        .client
+        .delete(again.url(&format!("Observation/{obs}")))
+        .send()
+        .await
+        .expect("DELETE");
+    assert!(res.status().is_success(), "{}", res.status());
+    assert_eq!(days(&json(again.get(&path).await).await), 0);
     again.stop().await;
     s.stop().await;
 }

@@ -116,6 +116,11 @@ fn has_code(v: Option<&Value>, system: &str, code: &str) -> bool {
         })
 }
 
+/// Whether a Procedure logs treatment-management time (the project's code).
+pub fn is_time_entry(json: &Map<String, Value>) -> bool {
+    has_code(json.get("code"), &code_system(), TREATMENT_MANAGEMENT)
+}
+
 /// The event a resource stands for, if it counts.
 pub fn event_of(resource_type: &str, json: &Map<String, Value>) -> Option<Event> {
     let event = |patient: String, at: Timestamp, kind: Kind| Event {
