@@ -282,6 +282,7 @@ pub fn rebuild_search_index(db: &Db) -> Result<usize, ApiError> {
         let done = db.write(move |conn| {
             let rows = store::live_after(
                 conn,
+                None,
                 from.as_ref()
                     .map(|(t, ty, id)| (t.as_str(), ty.as_str(), id.as_str())),
                 500,

@@ -152,9 +152,9 @@ pub fn backfill_events(db: &crate::db::Db) -> Result<usize, ApiError> {
     loop {
         let from = after.clone();
         let done = db.write(move |conn| {
-            let rows = crate::db::store::live_of_types_after(
+            let rows = crate::db::store::live_after(
                 conn,
-                TYPES,
+                Some(TYPES),
                 from.as_ref()
                     .map(|(t, ty, id)| (t.as_str(), ty.as_str(), id.as_str())),
                 500,

@@ -611,13 +611,16 @@ pub fn set_setting(conn: &mut AnyConnection, name: &str, value: &str) -> QueryRe
 /// Tenant, type, id and body of a live resource.
 pub type LiveRow = (String, String, String, Option<String>);
 
-/// Live current resources after `after` (tenant, type, id), in key order: the batches
-/// of a rebuild of the search index.
+/// Live current resources (of `types`, or of every type) after `after` (tenant, type,
+/// id), in key order: the batches of a rebuild of the search index, of the monitoring
+/// events of earlier data.
 pub fn live_after(
     conn: &mut AnyConnection,
+    types: Option<&[&str]>,
     after: Option<(&str, &str, &str)>,
     limit: i64,
 ) -> QueryResult<Vec<LiveRow>> {
+    let types: Option<Vec<String>> = types.map(|t| t.iter().map(|t| t.to_string()).collect());
     on_backend!(conn, c => {
         let mut q = resources::table
             .filter(resources::deleted.eq(false))
@@ -625,38 +628,9 @@ pub fn live_after(
             .order((resources::tenant, resources::res_type, resources::res_id))
             .limit(limit)
             .into_boxed();
-        if let Some((t, ty, id)) = after {
-            let (t, ty, id) = (t.to_string(), ty.to_string(), id.to_string());
-            q = q.filter(
-                resources::tenant
-                    .gt(t.clone())
-                    .or(resources::tenant.eq(t.clone()).and(resources::res_type.gt(ty.clone())))
-                    .or(resources::tenant
-                        .eq(t)
-                        .and(resources::res_type.eq(ty))
-                        .and(resources::res_id.gt(id))),
-            );
+        if let Some(types) = &types {
+            q = q.filter(resources::res_type.eq_any(types.clone()));
         }
-        q.load(c)
-    })
-}
-
-/// Live current resources of `types` after `after` (tenant, type, id), in key order.
-pub fn live_of_types_after(
-    conn: &mut AnyConnection,
-    types: &[&str],
-    after: Option<(&str, &str, &str)>,
-    limit: i64,
-) -> QueryResult<Vec<LiveRow>> {
-    let types: Vec<String> = types.iter().map(|t| t.to_string()).collect();
-    on_backend!(conn, c => {
-        let mut q = resources::table
-            .filter(resources::deleted.eq(false))
-            .filter(resources::res_type.eq_any(types.clone()))
-            .select((resources::tenant, resources::res_type, resources::res_id, resources::body))
-            .order((resources::tenant, resources::res_type, resources::res_id))
-            .limit(limit)
-            .into_boxed();
         if let Some((t, ty, id)) = after {
             let (t, ty, id) = (t.to_string(), ty.to_string(), id.to_string());
             q = q.filter(
